@@ -1,0 +1,49 @@
+//! The `musketeer` binary: glue between the CLI and the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use musketeer_client::{cli, commands};
+
+/// Exit status when a task was refused or failed in the sandbox (setup errors exit 1).
+const EXIT_TASK_FAILED: u8 = 3;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MUSKETEER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = cli::Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if let Some(failed) = error.downcast_ref::<commands::run::TaskRunFailed>() {
+                eprintln!("error: {failed}");
+                return ExitCode::from(EXIT_TASK_FAILED);
+            }
+            if let Some(io) = error.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
+    match cli.command {
+        cli::Command::Keys {
+            command: cli::KeysCommand::Generate { out },
+        } => commands::keys::generate(&out),
+        cli::Command::Sign(args) => commands::sign::sign(&args),
+        cli::Command::Run(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(commands::run::run(&args))
+        }
+    }
+}

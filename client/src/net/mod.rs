@@ -1,0 +1,4 @@
+//! Network access of tasks: the allowlist policy and the HTTP client behind `http-get`.
+
+pub mod fetch;
+pub mod policy;

@@ -1,0 +1,115 @@
+//! The wasmtime engine every task runs on: deterministic, metered and interruptible.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::{Config, Engine};
+
+/// How often the epoch advances; wall-clock deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Which code generator runs the tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Cranelift on x86_64 and aarch64; wasmtime's Pulley interpreter elsewhere (e.g. ARMv7).
+    #[default]
+    Auto,
+    /// Force the Pulley interpreter even where Cranelift exists (benchmarks, cross-checks).
+    Pulley,
+}
+
+/// Builds the engine. Everything that could make two hosts disagree on output bytes or fuel is
+/// pinned here: NaN canonicalisation, deterministic relaxed SIMD, no threads (the feature is
+/// not even compiled in), no copy-on-write
+/// memory init (it changes the fuel spent while instantiating).
+pub fn build_engine(backend: Backend, max_wasm_stack: usize) -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .cranelift_nan_canonicalization(true)
+        .relaxed_simd_deterministic(true)
+        .memory_init_cow(false)
+        .max_wasm_stack(max_wasm_stack)
+        .async_stack_size(max_wasm_stack + 1024 * 1024)
+        .parallel_compilation(true);
+    if backend == Backend::Pulley {
+        let target = if cfg!(target_pointer_width = "64") {
+            "pulley64"
+        } else {
+            "pulley32"
+        };
+        config.target(target)?;
+    }
+    if cfg!(target_pointer_width = "32") {
+        // 32-bit hosts have little address space: reserve only what a task may use and
+        // let memories move when they grow.
+        config.memory_reservation(64 * 1024 * 1024);
+        config.memory_guard_size(64 * 1024);
+        config.memory_reservation_for_growth(16 * 1024 * 1024);
+    }
+    Engine::new(&config)
+}
+
+/// A stable fingerprint of everything that makes compiled code valid for this engine (wasmtime
+/// version, target, settings). Part of the compiled-code cache key.
+pub fn engine_fingerprint(engine: &Engine) -> String {
+    // SipHash with the fixed keys of `DefaultHasher::new()` is stable for one build of the
+    // client, which is all the cache needs; the wasmtime version is added in clear text.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("wasmtime{}-{:016x}", wasmtime_version(), hasher.finish())
+}
+
+/// The wasmtime version this client embeds (fuel is only comparable between equal versions).
+pub fn wasmtime_version() -> &'static str {
+    "48.0.8"
+}
+
+/// Name of the backend the engine really uses.
+pub fn backend_name(engine: &Engine) -> &'static str {
+    if engine.is_pulley() {
+        "pulley"
+    } else {
+        "cranelift"
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a background thread until dropped.
+#[derive(Debug)]
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    /// Starts ticking `engine`.
+    pub fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("musketeer-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The wasmtime sandbox: verifies a signed module, compiles it once (cached), and runs it with
+//! fuel, a wall-clock deadline, memory/table/instance limits, capped output and captured stdio,
+//! deterministic WASI and no ambient authority.
+
+mod cache;
+mod determinism;
+mod engine;
+mod error;
+mod host;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use musketeer_signing_keys::{Manifest, SignedManifest, TrustStore};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap};
+
+pub use cache::CacheError;
+pub use determinism::FIXED_WALL_CLOCK;
+pub use engine::{Backend, wasmtime_version};
+pub use error::RunError;
+pub use host::ProgressSink;
+
+use crate::net::fetch::{HttpConfig, HttpFetcher};
+use crate::net::policy::Allowlist;
+use engine::{EPOCH_TICK, EpochTicker};
+use host::{HostSetup, HostState, LimitHit, Task, TaskPre};
+
+/// Fuel for instantiation, kept apart from the task's budget so that the reported fuel is the
+/// run alone (instantiation cost varies with the memory-init strategy).
+const INSTANTIATION_FUEL: u64 = 100_000_000;
+/// How often (in fuel) a guest yields to tokio, so many tasks share few cores fairly.
+const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
+
+/// Settings of the volunteer's side of the sandbox (the manifest sets the per-task limits).
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Where compiled code is cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Which code generator to use.
+    pub backend: Backend,
+    /// Limits of the HTTP import.
+    pub http: HttpConfig,
+    /// Cap of captured stdout and of captured stderr, each.
+    pub stdio_cap: usize,
+    /// Maximum wasm call-stack size in bytes.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            backend: Backend::Auto,
+            http: HttpConfig::default(),
+            stdio_cap: 64 * 1024,
+            max_wasm_stack: 512 * 1024,
+        }
+    }
+}
+
+/// Failure to set up the sandbox itself.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SandboxError {
+    /// wasmtime rejected the engine configuration.
+    #[error("cannot configure wasmtime: {0}")]
+    Engine(String),
+    /// The compiled-code cache could not be opened.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The HTTP client could not be built.
+    #[error("cannot build HTTP client: {0}")]
+    Http(String),
+    /// The epoch thread could not be started.
+    #[error("cannot start the epoch thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// A verified, compiled task, ready to run many times.
+pub struct PreparedTask {
+    manifest: Manifest,
+    allowlist: Allowlist,
+    pre: host::TaskPre<HostState>,
+    /// True when the compiled code came from the cache.
+    pub from_cache: bool,
+}
+
+impl PreparedTask {
+    /// The verified manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+}
+
+/// What a successful run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// The task's output bytes.
+    pub output: Vec<u8>,
+    /// Fuel the `run` call consumed (identical on every host for identical inputs).
+    pub fuel_consumed: u64,
+    /// Wall time of instantiation plus run.
+    pub wall_time: Duration,
+    /// Captured stdout (capped).
+    pub stdout: Vec<u8>,
+    /// Captured stderr (capped).
+    pub stderr: Vec<u8>,
+    /// Lines the task logged through the `log` import (capped).
+    pub logs: Vec<String>,
+}
+
+/// Per-run options.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Seeds the deterministic clocks and randomness; replicas of one unit share it.
+    pub run_id: String,
+    /// Receives progress reports.
+    pub progress: Option<ProgressSink>,
+}
+
+/// The sandbox: one engine, linker, HTTP client and code cache shared by all runs.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Option<cache::CodeCache>,
+    fetcher: HttpFetcher,
+    config: SandboxConfig,
+    _ticker: EpochTicker,
+}
+
+impl Sandbox {
+    /// Builds the engine and starts its epoch ticker.
+    pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let engine = engine::build_engine(config.backend, config.max_wasm_stack)
+            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        Task::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(cache::CodeCache::open(
+                dir,
+                engine::engine_fingerprint(&engine),
+            )?),
+            None => None,
+        };
+        let fetcher =
+            HttpFetcher::new(config.http.clone()).map_err(|e| SandboxError::Http(e.to_string()))?;
+        let ticker = EpochTicker::start(engine.clone())?;
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            fetcher,
+            config,
+            _ticker: ticker,
+        })
+    }
+
+    /// `cranelift` or `pulley`.
+    pub fn backend_name(&self) -> &'static str {
+        engine::backend_name(&self.engine)
+    }
+
+    /// Verifies the signed manifest and the module against `trust` (before any compilation),
+    /// then compiles the module or loads this client's own cached compilation of it.
+    pub fn prepare(
+        &self,
+        trust: &TrustStore,
+        signed: &SignedManifest,
+        module: &[u8],
+    ) -> Result<PreparedTask, RunError> {
+        let manifest = trust.verify(signed, module)?.clone();
+        let allowlist =
+            Allowlist::new(&manifest.http_allow).map_err(|e| RunError::BadManifest(e.to_string()))?;
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.load(&self.engine, &manifest.module_sha256));
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.engine, module)
+                    .map_err(|e| RunError::InvalidModule(one_line(&e)))?;
+                if let Some(cache) = &self.cache
+                    && let Err(error) = cache.store(&manifest.module_sha256, &component)
+                {
+                    tracing::warn!(%error, "could not cache compiled module");
+                }
+                component
+            }
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| RunError::UnsupportedImports(one_line(&e)))?;
+        let pre = TaskPre::new(pre).map_err(|e| RunError::UnsupportedImports(one_line(&e)))?;
+        Ok(PreparedTask {
+            manifest,
+            allowlist,
+            pre,
+            from_cache,
+        })
+    }
+
+    /// Runs a prepared task on `input` within the manifest's limits.
+    pub async fn run(
+        &self,
+        task: &PreparedTask,
+        input: &[u8],
+        options: RunOptions,
+    ) -> Result<RunOutput, RunError> {
+        let limits = &task.manifest.limits;
+        let memory_bytes = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);
+        let (state, captured) = HostState::new(HostSetup {
+            run_id: &options.run_id,
+            allowlist: task.allowlist.clone(),
+            fetcher: self.fetcher.clone(),
+            memory_bytes,
+            stdio_cap: self.config.stdio_cap,
+            progress: options.progress,
+        });
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let internal = |e: wasmtime::Error| RunError::Internal(one_line(&e));
+        store.set_fuel(INSTANTIATION_FUEL).map_err(internal)?;
+        store
+            .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
+            .map_err(internal)?;
+        let wall = Duration::from_millis(limits.wall_time_ms);
+        let ticks = limits.wall_time_ms / EPOCH_TICK.as_millis() as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+
+        let started = Instant::now();
+        // The epoch deadline interrupts wasm code; the tokio timeout also ends a task that is
+        // blocked in a host call (a sleep, a slow HTTP response), which epochs cannot reach.
+        let outcome = tokio::time::timeout(wall, async {
+            let instance = task.pre.instantiate_async(&mut store).await?;
+            store.set_fuel(limits.fuel)?;
+            let result = instance.call_run(&mut store, input).await;
+            Ok::<_, wasmtime::Error>(result)
+        })
+        .await;
+        let wall_time = started.elapsed();
+
+        let stdout = captured.stdout.contents().to_vec();
+        let stderr = captured.stderr.contents().to_vec();
+        let result = match outcome {
+            Err(_elapsed) => {
+                return Err(RunError::WallTimeout {
+                    limit_ms: limits.wall_time_ms,
+                });
+            }
+            Ok(Err(error)) | Ok(Ok(Err(error))) => {
+                return Err(self.classify(&store, &error, task, &stdout, &stderr));
+            }
+            Ok(Ok(Ok(result))) => result,
+        };
+        let remaining = store.get_fuel().map_err(internal)?;
+        let fuel_consumed = limits.fuel.saturating_sub(remaining);
+        let output = result.map_err(|message| RunError::TaskFailed(truncate(message, 4096)))?;
+        if output.len() as u64 > limits.output_bytes {
+            return Err(RunError::OutputTooLarge {
+                limit: limits.output_bytes,
+                actual: output.len() as u64,
+            });
+        }
+        Ok(RunOutput {
+            output,
+            fuel_consumed,
+            wall_time,
+            stdout,
+            stderr,
+            logs: std::mem::take(&mut store.data_mut().logs),
+        })
+    }
+
+    fn classify(
+        &self,
+        store: &Store<HostState>,
+        error: &wasmtime::Error,
+        task: &PreparedTask,
+        stdout: &[u8],
+        stderr: &[u8],
+    ) -> RunError {
+        let limits = &task.manifest.limits;
+        match store.data().limiter.hit {
+            Some(LimitHit::Memory) => {
+                return RunError::MemoryLimit {
+                    limit: limits.memory_bytes,
+                };
+            }
+            Some(LimitHit::Table) => return RunError::ResourceLimit("table elements".into()),
+            None => {}
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => return RunError::FuelExhausted { limit: limits.fuel },
+            Some(Trap::Interrupt) => {
+                return RunError::WallTimeout {
+                    limit_ms: limits.wall_time_ms,
+                };
+            }
+            Some(Trap::StackOverflow) => return RunError::StackOverflow,
+            _ => {}
+        }
+        let cap = self.config.stdio_cap;
+        // A full pipe makes the guest's print fail; Rust guests then panic and trap.
+        if stdout.len() >= cap {
+            return RunError::StdioFlood {
+                stream: "stdout",
+                cap,
+            };
+        }
+        if stderr.len() >= cap {
+            return RunError::StdioFlood {
+                stream: "stderr",
+                cap,
+            };
+        }
+        let message = one_line(error);
+        if message.contains("instance") && message.contains("limit") {
+            return RunError::ResourceLimit(message);
+        }
+        RunError::Trap(message)
+    }
+}
+
+fn one_line(error: &wasmtime::Error) -> String {
+    let text = format!("{error:#}");
+    truncate(text.lines().next().unwrap_or_default().to_owned(), 1024)
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}

@@ -1,0 +1,202 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{Base64Bytes, BatchId, UnitId};
+
+/// `POST /api/v1/batches` body (researcher or admin token).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmitBatchRequest {
+    /// The app to run.
+    pub app: String,
+    /// The app version; None: the app's current version at submission.
+    #[serde(default)]
+    pub version: Option<semver::Version>,
+    /// One work unit per input (e.g. one per JSON line of the researcher's file).
+    pub inputs: Vec<serde_json::Value>,
+    /// Replication and deadline settings; omitted fields take their defaults.
+    #[serde(default)]
+    pub replication: Replication,
+    /// Higher priorities are handed out first; default 0.
+    #[serde(default)]
+    pub priority: i32,
+    /// A note shown with the batch.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// BOINC-style replication settings of each unit of a batch. Every field is optional on submit;
+/// the server answers with the resolved values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replication {
+    /// Agreeing successful results needed for a canonical result (default 1).
+    #[serde(default)]
+    pub min_quorum: Option<u32>,
+    /// Replicas sent initially (default: `min_quorum`).
+    #[serde(default)]
+    pub target_nresults: Option<u32>,
+    /// Error results (including missed deadlines) after which the unit fails (default 3).
+    #[serde(default)]
+    pub max_error_results: Option<u32>,
+    /// Replicas ever created after which the unit fails (default `min_quorum + 5`).
+    #[serde(default)]
+    pub max_total_results: Option<u32>,
+    /// A replica's deadline after it is sent, milliseconds (default 1 hour).
+    #[serde(default)]
+    pub delay_bound_ms: Option<u64>,
+}
+
+/// `POST /api/v1/batches` answer. The batch is durable when this arrives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmitBatchResponse {
+    /// The new batch.
+    pub batch_id: BatchId,
+    /// Its units' ids are `first_unit .. first_unit + n_units`, in input order.
+    pub first_unit: UnitId,
+    /// How many units it has.
+    pub n_units: u64,
+    /// The app version it runs.
+    pub version: semver::Version,
+    /// The resolved replication settings.
+    pub replication: Replication,
+}
+
+/// A work unit's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitState {
+    /// Waiting for a host.
+    Queued,
+    /// At least one replica is running.
+    Running,
+    /// A canonical result exists.
+    Done,
+    /// Gave up (too many errors or no agreement); see the error.
+    Failed,
+    /// Its batch was cancelled before it finished.
+    Cancelled,
+}
+
+/// Work units by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitCounts {
+    /// Waiting for a host.
+    pub queued: u64,
+    /// Running.
+    pub running: u64,
+    /// Done.
+    pub done: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Cancelled.
+    pub cancelled: u64,
+}
+
+impl UnitCounts {
+    /// All units.
+    pub fn total(&self) -> u64 {
+        self.queued + self.running + self.done + self.failed + self.cancelled
+    }
+
+    /// Units in a final state.
+    pub fn finished(&self) -> u64 {
+        self.done + self.failed + self.cancelled
+    }
+
+    /// The counter of one state.
+    pub fn get_mut(&mut self, state: UnitState) -> &mut u64 {
+        match state {
+            UnitState::Queued => &mut self.queued,
+            UnitState::Running => &mut self.running,
+            UnitState::Done => &mut self.done,
+            UnitState::Failed => &mut self.failed,
+            UnitState::Cancelled => &mut self.cancelled,
+        }
+    }
+}
+
+/// A batch's overall state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchState {
+    /// Some units are not finished.
+    Running,
+    /// Every unit is done or failed.
+    Finished,
+    /// Cancelled by its owner or an admin.
+    Cancelled,
+}
+
+/// `GET /api/v1/batches/{id}` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchStatus {
+    /// The batch.
+    pub id: BatchId,
+    /// Its app.
+    pub app: String,
+    /// Its app version.
+    pub version: semver::Version,
+    /// Its note.
+    pub label: Option<String>,
+    /// Overall state.
+    pub state: BatchState,
+    /// When it was submitted.
+    pub created_ms: u64,
+    /// Its first unit id (the others follow).
+    pub first_unit: UnitId,
+    /// Units by state; `counts.total()` is the number of units.
+    pub counts: UnitCounts,
+    /// Finished units / all units, in [0, 1].
+    pub progress: f64,
+    /// Resolved replication settings.
+    pub replication: Replication,
+    /// Its priority.
+    pub priority: i32,
+}
+
+/// `GET /api/v1/batches` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchList {
+    /// Batches visible to the caller, newest first.
+    pub batches: Vec<BatchStatus>,
+}
+
+/// One line of `GET /api/v1/batches/{id}/results?format=jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRow {
+    /// The unit.
+    pub unit_id: UnitId,
+    /// Its input.
+    pub input: serde_json::Value,
+    /// Its state.
+    pub state: UnitState,
+    /// The canonical output, when it is valid JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+    /// The canonical output, when it is not valid JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_base64: Option<Base64Bytes>,
+    /// Why the unit failed (or was cancelled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Formats of the batch results download.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultsFormat {
+    /// One [`ResultRow`] JSON object per line.
+    #[default]
+    Jsonl,
+    /// RFC 4180 CSV: `unit_id`, `input`, `state`, `error`, then one column per key of JSON object
+    /// outputs (an array of objects gives one row per element), else one `output` column.
+    Csv,
+}
+
+impl ResultsFormat {
+    /// The `format` query value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jsonl => "jsonl",
+            Self::Csv => "csv",
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Wire types shared by the musketeer server and client.
+//!
+//! Every request and response body of the HTTP API under [`paths::API_PREFIX`] is a type here,
+//! serialised as JSON with serde. Times are Unix milliseconds (`*_ms`), byte strings travel as
+//! standard base64 ([`Base64Bytes`]), and every error answer has the body [`ApiErrorBody`].
+//! `docs/protocol.md` describes each endpoint.
+//!
+//! ```
+//! use musketeer_protocol::{FetchRequest, HostPlatform, Backend, paths};
+//!
+//! let request = FetchRequest {
+//!     free_slots: 2,
+//!     platform: HostPlatform {
+//!         arch: "x86_64".into(),
+//!         os: "linux".into(),
+//!         client_version: "0.1.0".into(),
+//!         wasmtime_version: "48.0.8".into(),
+//!         backend: Backend::Cranelift,
+//!         slots: 2,
+//!     },
+//!     wait_ms: Some(30_000),
+//!     in_flight: Vec::new(),
+//! };
+//! let body = serde_json::to_string(&request).unwrap();
+//! assert!(body.contains("\"free_slots\":2"));
+//! assert_eq!(paths::WORK_FETCH, "/api/v1/work/fetch");
+//! ```
+#![deny(missing_docs)]
+
+mod apps;
+mod batch;
+mod bytes;
+mod error;
+mod host;
+mod ids;
+pub mod paths;
+mod project;
+mod stats;
+mod tokens;
+mod work;
+
+pub use apps::{AppList, AppVersionInfo, PublishRequest, PublishResponse};
+pub use batch::{
+    BatchList, BatchState, BatchStatus, Replication, ResultRow, ResultsFormat, SubmitBatchRequest,
+    SubmitBatchResponse, UnitCounts, UnitState,
+};
+pub use bytes::Base64Bytes;
+pub use error::{ApiErrorBody, ErrorCode};
+pub use host::{Backend, HostList, HostPlatform, HostSummary, RegisterHostRequest, RegisterHostResponse};
+pub use ids::{BatchId, HostId, ParseIdError, ResultId, TokenId, UnitId};
+pub use project::{ProjectInfo, RegistrationPolicy, TrustedKey};
+pub use stats::{ResultCounts, Stats};
+pub use tokens::{CreateTokenRequest, CreateTokenResponse, Role};
+pub use work::{
+    Assignment, ErrorKind, FetchRequest, FetchResponse, Limits, Outcome, ReportAck, ReportRequest,
+    ReportResponse, ReportStatus, ResultReport,
+};

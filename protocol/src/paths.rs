@@ -1,0 +1,58 @@
+//! URL paths of the HTTP API. Paths with `{name}` segments are axum route patterns; the functions
+//! next to them build concrete paths.
+
+/// Every API path starts with this prefix.
+pub const API_PREFIX: &str = "/api/v1";
+/// `GET`: project name, trusted keys, rotation statements, minimum client version. Public.
+pub const PROJECT: &str = "/api/v1/project";
+/// `POST`: register a volunteer host, answered with its host token.
+pub const HOSTS_REGISTER: &str = "/api/v1/hosts/register";
+/// `GET`: every known host with its platform and counters (dashboard).
+pub const HOSTS: &str = "/api/v1/hosts";
+/// `POST` (host token): long-poll for assignments.
+pub const WORK_FETCH: &str = "/api/v1/work/fetch";
+/// `POST` (host token): report results, learn which in-flight results are cancelled.
+pub const WORK_REPORT: &str = "/api/v1/work/report";
+/// `GET`: a module's bytes by sha256 (content-addressed, immutable).
+pub const MODULE: &str = "/api/v1/modules/{sha256}";
+/// `GET`: published app versions; `POST` (publisher token): publish a signed app version.
+pub const APPS: &str = "/api/v1/apps";
+/// `GET`: the caller's batches (all batches for admin); `POST` (researcher token): submit one.
+pub const BATCHES: &str = "/api/v1/batches";
+/// `GET`: one batch's status.
+pub const BATCH: &str = "/api/v1/batches/{id}";
+/// `GET`: one batch's results, `?format=jsonl` (default) or `?format=csv`, streamed.
+pub const BATCH_RESULTS: &str = "/api/v1/batches/{id}/results";
+/// `POST`: cancel a batch.
+pub const BATCH_CANCEL: &str = "/api/v1/batches/{id}/cancel";
+/// `GET`: server-wide counters (dashboard).
+pub const STATS: &str = "/api/v1/stats";
+/// `POST` (admin token): create a user token.
+pub const TOKENS: &str = "/api/v1/tokens";
+/// `DELETE` (admin token): revoke a user token by id.
+pub const TOKEN: &str = "/api/v1/tokens/{id}";
+
+/// The download path of the module with this sha256 (lowercase hex).
+pub fn module(sha256: &str) -> String {
+    format!("{API_PREFIX}/modules/{sha256}")
+}
+
+/// The status path of a batch.
+pub fn batch(id: crate::BatchId) -> String {
+    format!("{API_PREFIX}/batches/{id}")
+}
+
+/// The results path of a batch in the given format.
+pub fn batch_results(id: crate::BatchId, format: crate::ResultsFormat) -> String {
+    format!("{API_PREFIX}/batches/{id}/results?format={}", format.as_str())
+}
+
+/// The cancel path of a batch.
+pub fn batch_cancel(id: crate::BatchId) -> String {
+    format!("{API_PREFIX}/batches/{id}/cancel")
+}
+
+/// The revoke path of a token.
+pub fn token(id: crate::TokenId) -> String {
+    format!("{API_PREFIX}/tokens/{id}")
+}

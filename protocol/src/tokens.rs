@@ -1,0 +1,40 @@
+use serde::{Deserialize, Serialize};
+
+use crate::TokenId;
+
+/// What a user token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Submits batches and reads its own batches.
+    Researcher,
+    /// Publishes app versions.
+    Publisher,
+    /// Everything, including tokens and every batch.
+    Admin,
+}
+
+/// `POST /api/v1/tokens` body (admin only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTokenRequest {
+    /// The new token's role.
+    pub role: Role,
+    /// Restrict the token to these apps (researcher: submit; publisher: publish). None: all.
+    #[serde(default)]
+    pub apps: Option<Vec<String>>,
+    /// The token stops working at this time.
+    #[serde(default)]
+    pub expires_ms: Option<u64>,
+    /// A note for the operator, e.g. who holds it.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// `POST /api/v1/tokens` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTokenResponse {
+    /// The token's id (for revoking).
+    pub id: TokenId,
+    /// The secret; shown only once, stored only as a hash.
+    pub token: String,
+}

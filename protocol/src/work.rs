@@ -1,0 +1,208 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{Base64Bytes, HostPlatform, ResultId, UnitId};
+
+/// Resource limits a task runs under (from its signed manifest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Wasm fuel units.
+    pub fuel: u64,
+    /// Linear memory, bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock time, milliseconds.
+    pub wall_time_ms: u64,
+    /// Output size, bytes.
+    pub output_bytes: u64,
+}
+
+/// `POST /api/v1/work/fetch` body (host token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchRequest {
+    /// How many assignments the host can start now (at most 64 are sent per request).
+    pub free_slots: u32,
+    /// The host's platform, recorded for the dashboard.
+    pub platform: HostPlatform,
+    /// Wait up to this long (capped at 30 s) for work when there is none. None or 0: answer now.
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+    /// Results the host is still running; the answer says which of them to abort.
+    #[serde(default)]
+    pub in_flight: Vec<ResultId>,
+}
+
+/// `POST /api/v1/work/fetch` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FetchResponse {
+    /// New work, at most `free_slots` items; empty when the wait ended without work.
+    pub assignments: Vec<Assignment>,
+    /// Results from `in_flight` that are no longer needed: abort them and do not report them.
+    pub cancelled: Vec<ResultId>,
+}
+
+/// One replica of a work unit leased to the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The replica's id, quoted in the report.
+    pub result_id: ResultId,
+    /// The work unit it computes.
+    pub unit_id: UnitId,
+    /// The app to run.
+    pub app: String,
+    /// The app version to run.
+    pub version: semver::Version,
+    /// The module's sha256 (download it from `paths::module`).
+    pub module_sha256: String,
+    /// The module's size in bytes.
+    pub module_size: u64,
+    /// The signed manifest to verify against the pinned keys before running.
+    pub signed_manifest: serde_json::Value,
+    /// The input. The task receives its compact JSON encoding (`serde_json::to_vec`) as bytes.
+    pub input: serde_json::Value,
+    /// Report before this time, or the replica is given to another host.
+    pub deadline_ms: u64,
+    /// Limits to run under (the same as the manifest's).
+    pub limits: Limits,
+}
+
+/// `POST /api/v1/work/report` body (host token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRequest {
+    /// Finished (or returned) replicas; at most 256 per request.
+    pub results: Vec<ResultReport>,
+    /// Results the host is still running; the answer says which of them to abort.
+    #[serde(default)]
+    pub in_flight: Vec<ResultId>,
+}
+
+/// The outcome of one replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultReport {
+    /// Which replica.
+    pub result_id: ResultId,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// What happened to a replica on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Outcome {
+    /// The task returned output.
+    Success {
+        /// The output bytes, compared byte for byte between replicas.
+        output: Base64Bytes,
+        /// Fuel consumed (the host's credit if the result is validated).
+        fuel_consumed: u64,
+        /// Wall-clock milliseconds.
+        wall_ms: u64,
+        /// The last lines the task logged.
+        #[serde(default)]
+        stderr_tail: String,
+    },
+    /// The task or the sandbox failed.
+    Error {
+        /// Why.
+        kind: ErrorKind,
+        /// Details, e.g. the trap message or the task's error string.
+        message: String,
+        /// Fuel consumed before the failure.
+        #[serde(default)]
+        fuel_consumed: u64,
+        /// Wall-clock milliseconds before the failure.
+        #[serde(default)]
+        wall_ms: u64,
+        /// The last lines the task logged.
+        #[serde(default)]
+        stderr_tail: String,
+    },
+    /// The host gives the replica back without running it (e.g. it is shutting down); the
+    /// replica goes back to the queue and does not count as an error.
+    Returned,
+}
+
+/// Why a replica failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The task ran out of fuel.
+    FuelExhausted,
+    /// The task exceeded its wall-clock limit.
+    WallTimeout,
+    /// The task exceeded its memory limit.
+    MemoryLimit,
+    /// The task overflowed its stack.
+    StackOverflow,
+    /// The task's output exceeded its output limit.
+    OutputTooLarge,
+    /// The host refused the module (bad signature, hash mismatch, version rollback, ...).
+    RefusedModule,
+    /// Any other trap.
+    Trap,
+    /// The task returned an error value.
+    TaskError,
+    /// The client failed for another reason (download, compile, disk).
+    ClientError,
+    /// A kind this protocol version does not know.
+    #[serde(other)]
+    Other,
+}
+
+/// `POST /api/v1/work/report` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportResponse {
+    /// One entry per reported result, in request order. Every entry is durable when this arrives.
+    pub acks: Vec<ReportAck>,
+    /// Results from `in_flight` that are no longer needed: abort them and do not report them.
+    pub cancelled: Vec<ResultId>,
+}
+
+/// What the server did with one reported result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportAck {
+    /// Which replica.
+    pub result_id: ResultId,
+    /// Accepted, duplicate or refused.
+    pub status: ReportStatus,
+    /// Why it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What the server did with one reported result. In every case the client may forget it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportStatus {
+    /// Recorded.
+    Accepted,
+    /// Already recorded by an earlier report; nothing changed.
+    Duplicate,
+    /// Not recorded: unknown replica, or not assigned to this host.
+    Refused,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_wire_shape() {
+        let success = Outcome::Success {
+            output: Base64Bytes(b"hi".to_vec()),
+            fuel_consumed: 5,
+            wall_ms: 1,
+            stderr_tail: String::new(),
+        };
+        assert_eq!(
+            serde_json::to_value(&success).unwrap(),
+            serde_json::json!({"status":"success","output":"aGk=","fuel_consumed":5,"wall_ms":1,"stderr_tail":""})
+        );
+        let error: Outcome = serde_json::from_value(
+            serde_json::json!({"status":"error","kind":"fuel-exhausted","message":"out of fuel"}),
+        )
+        .unwrap();
+        assert!(matches!(error, Outcome::Error { kind: ErrorKind::FuelExhausted, .. }));
+        let returned: Outcome = serde_json::from_str(r#"{"status":"returned"}"#).unwrap();
+        assert_eq!(returned, Outcome::Returned);
+    }
+}

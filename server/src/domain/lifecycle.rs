@@ -1,0 +1,510 @@
+//! The life of one work unit and its replicas, with BOINC semantics: replicas are leased to hosts
+//! with a deadline, missed deadlines count as errors and are replaced, successful outputs are
+//! compared byte for byte and the agreeing quorum becomes canonical. Pure: no I/O, no clock (the
+//! caller passes `now_ms`), no HTTP.
+
+use musketeer_protocol::{Base64Bytes, BatchId, ErrorKind, HostId, Replication, UnitId, UnitState};
+use serde::{Deserialize, Serialize};
+
+/// Resolved replication settings of a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// Agreeing successful results needed for a canonical result.
+    pub min_quorum: u32,
+    /// Replicas created initially.
+    pub target_nresults: u32,
+    /// Error results (including missed deadlines) tolerated; one more fails the unit.
+    pub max_error_results: u32,
+    /// Replicas ever created; when they are used up without agreement the unit fails.
+    pub max_total_results: u32,
+    /// A replica's deadline after it is sent, milliseconds.
+    pub delay_bound_ms: u64,
+}
+
+/// Largest accepted `max_total_results` (and so quorum and target).
+pub const MAX_REPLICAS: u32 = 64;
+/// Default replica deadline: one hour.
+pub const DEFAULT_DELAY_BOUND_MS: u64 = 60 * 60 * 1000;
+const MIN_DELAY_BOUND_MS: u64 = 100;
+const MAX_DELAY_BOUND_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+
+/// Replication settings that cannot work together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParamsError {
+    /// A field is outside its allowed range.
+    #[error("{field} must be between {min} and {max}, got {value}")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The given value.
+        value: u64,
+        /// Smallest allowed.
+        min: u64,
+        /// Largest allowed.
+        max: u64,
+    },
+}
+
+impl Params {
+    /// Fill in defaults and check that the settings can work.
+    pub fn resolve(r: &Replication) -> Result<Params, ParamsError> {
+        let check = |field, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(ParamsError::OutOfRange { field, value, min, max })
+            }
+        };
+        let min_quorum = r.min_quorum.unwrap_or(1);
+        check("min_quorum", min_quorum.into(), 1, MAX_REPLICAS.into())?;
+        let target_nresults = r.target_nresults.unwrap_or(min_quorum);
+        check("target_nresults", target_nresults.into(), min_quorum.into(), MAX_REPLICAS.into())?;
+        let max_error_results = r.max_error_results.unwrap_or(3);
+        check("max_error_results", max_error_results.into(), 0, MAX_REPLICAS.into())?;
+        let max_total_results =
+            r.max_total_results.unwrap_or((target_nresults.max(min_quorum) + 5).min(MAX_REPLICAS));
+        check("max_total_results", max_total_results.into(), target_nresults.into(), MAX_REPLICAS.into())?;
+        let delay_bound_ms = r.delay_bound_ms.unwrap_or(DEFAULT_DELAY_BOUND_MS);
+        check("delay_bound_ms", delay_bound_ms, MIN_DELAY_BOUND_MS, MAX_DELAY_BOUND_MS)?;
+        Ok(Params { min_quorum, target_nresults, max_error_results, max_total_results, delay_bound_ms })
+    }
+
+    /// The settings in wire form.
+    pub fn to_wire(self) -> Replication {
+        Replication {
+            min_quorum: Some(self.min_quorum),
+            target_nresults: Some(self.target_nresults),
+            max_error_results: Some(self.max_error_results),
+            max_total_results: Some(self.max_total_results),
+            delay_bound_ms: Some(self.delay_bound_ms),
+        }
+    }
+}
+
+/// Where a unit is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum UnitStatus {
+    /// Still needs results.
+    Active,
+    /// Replica `canonical` holds the agreed output.
+    Done {
+        /// Index of the canonical replica.
+        canonical: u32,
+    },
+    /// Gave up.
+    Failed {
+        /// Why, for the researcher.
+        reason: String,
+    },
+    /// Its batch was cancelled.
+    Cancelled,
+}
+
+/// Whether a successful result agrees with the canonical one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Validation {
+    /// Not compared yet (no canonical result, or the unit ended without one).
+    Pending,
+    /// Equal to the canonical output.
+    Valid,
+    /// Different from the canonical output.
+    Invalid,
+}
+
+/// One replica's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ReplicaState {
+    /// Waiting for a host.
+    Unsent,
+    /// Leased to `Replica::host` until `Replica::deadline_ms`.
+    InProgress,
+    /// The deadline passed without a report; counts as an error unless a late success arrives.
+    TimedOut,
+    /// The host returned output.
+    Success {
+        /// The output bytes.
+        output: Base64Bytes,
+        /// Fuel consumed.
+        fuel: u64,
+        /// Wall-clock milliseconds.
+        wall_ms: u64,
+        /// Agreement with the canonical output.
+        validation: Validation,
+    },
+    /// The host reported an error.
+    Error {
+        /// Why.
+        kind: ErrorKind,
+        /// Details.
+        message: String,
+    },
+    /// The unit ended before this replica was sent.
+    NotNeeded,
+}
+
+/// One replica ("result") of a unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replica {
+    /// The host it is or was leased to.
+    pub host: Option<HostId>,
+    /// When it was sent.
+    pub sent_ms: u64,
+    /// Report before this time.
+    pub deadline_ms: u64,
+    /// The host's last lines of log, if it reported.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stderr_tail: String,
+    /// Its state.
+    #[serde(flatten)]
+    pub state: ReplicaState,
+}
+
+impl Replica {
+    fn unsent() -> Self {
+        Self { host: None, sent_ms: 0, deadline_ms: 0, stderr_tail: String::new(), state: ReplicaState::Unsent }
+    }
+
+    fn is_live(&self) -> bool {
+        matches!(self.state, ReplicaState::Unsent | ReplicaState::InProgress)
+    }
+
+    fn is_error(&self) -> bool {
+        matches!(self.state, ReplicaState::Error { .. } | ReplicaState::TimedOut)
+    }
+
+    fn output(&self) -> Option<&[u8]> {
+        match &self.state {
+            ReplicaState::Success { output, .. } => Some(output.as_slice()),
+            _ => None,
+        }
+    }
+}
+
+/// A host's report on one replica, as the lifecycle sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reported {
+    /// Output returned.
+    Success {
+        /// The output bytes.
+        output: Vec<u8>,
+        /// Fuel consumed.
+        fuel: u64,
+        /// Wall-clock milliseconds.
+        wall_ms: u64,
+        /// Last log lines.
+        stderr_tail: String,
+    },
+    /// The task or sandbox failed.
+    Error {
+        /// Why.
+        kind: ErrorKind,
+        /// Details.
+        message: String,
+        /// Last log lines.
+        stderr_tail: String,
+    },
+    /// Given back unstarted.
+    Returned,
+}
+
+/// Something that happened to a host's result, for its counters and credit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The result agreed with the canonical one; `fuel` is the host's credit.
+    Validated {
+        /// Whose result.
+        host: HostId,
+        /// Its fuel.
+        fuel: u64,
+    },
+    /// The result disagreed with the canonical one.
+    Invalidated {
+        /// Whose result.
+        host: HostId,
+    },
+    /// The host missed the deadline.
+    TimedOut {
+        /// Whose replica.
+        host: HostId,
+    },
+}
+
+/// What a report did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportEffect {
+    /// Recorded, with the events it caused.
+    Accepted(Vec<Event>),
+    /// Recorded earlier; nothing changed.
+    Duplicate,
+    /// Not recorded.
+    Refused(&'static str),
+}
+
+/// A work unit: one input, its replicas and its status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unit {
+    /// Its id.
+    pub id: UnitId,
+    /// Its batch.
+    pub batch: BatchId,
+    /// Replication settings.
+    pub params: Params,
+    /// The input.
+    pub input: serde_json::Value,
+    /// Where it is in its life.
+    pub status: UnitStatus,
+    /// Replicas created so far, never more than `params.max_total_results`.
+    pub replicas: Vec<Replica>,
+}
+
+impl Unit {
+    /// A new unit with `target_nresults` unsent replicas.
+    pub fn new(id: UnitId, batch: BatchId, params: Params, input: serde_json::Value) -> Self {
+        let replicas = (0..params.target_nresults).map(|_| Replica::unsent()).collect();
+        Self { id, batch, params, input, status: UnitStatus::Active, replicas }
+    }
+
+    /// The unit's state as researchers see it.
+    pub fn state(&self) -> UnitState {
+        match self.status {
+            UnitStatus::Done { .. } => UnitState::Done,
+            UnitStatus::Failed { .. } => UnitState::Failed,
+            UnitStatus::Cancelled => UnitState::Cancelled,
+            UnitStatus::Active if self.replicas.iter().any(|r| r.state == ReplicaState::InProgress) => {
+                UnitState::Running
+            }
+            UnitStatus::Active => UnitState::Queued,
+        }
+    }
+
+    /// Whether the unit still needs results.
+    pub fn is_active(&self) -> bool {
+        self.status == UnitStatus::Active
+    }
+
+    /// Whether a replica waits for a host.
+    pub fn has_unsent(&self) -> bool {
+        self.is_active() && self.replicas.iter().any(|r| r.state == ReplicaState::Unsent)
+    }
+
+    /// Whether `host` holds or held a replica of this unit.
+    pub fn has_host(&self, host: HostId) -> bool {
+        self.replicas.iter().any(|r| r.host == Some(host))
+    }
+
+    /// The canonical output, when the unit is done.
+    pub fn canonical_output(&self) -> Option<&[u8]> {
+        match self.status {
+            UnitStatus::Done { canonical } => self.replicas.get(canonical as usize)?.output(),
+            _ => None,
+        }
+    }
+
+    /// Hosts running a replica now, with the replica index and deadline.
+    pub fn leases(&self) -> impl Iterator<Item = (u32, HostId, u64)> + '_ {
+        self.replicas.iter().enumerate().filter_map(|(idx, r)| match (&r.state, r.host) {
+            (ReplicaState::InProgress, Some(host)) => Some((idx as u32, host, r.deadline_ms)),
+            _ => None,
+        })
+    }
+
+    /// Lease an unsent replica to `host`, unless the host already has one of this unit.
+    pub fn assign(&mut self, host: HostId, now_ms: u64) -> Option<u32> {
+        if !self.is_active() || self.has_host(host) {
+            return None;
+        }
+        let idx = self.replicas.iter().position(|r| r.state == ReplicaState::Unsent)?;
+        let replica = &mut self.replicas[idx];
+        replica.host = Some(host);
+        replica.sent_ms = now_ms;
+        replica.deadline_ms = now_ms.saturating_add(self.params.delay_bound_ms);
+        replica.state = ReplicaState::InProgress;
+        Some(idx as u32)
+    }
+
+    /// Whether `host`'s replica `idx` should still be computed.
+    pub fn still_wanted(&self, idx: u32, host: HostId) -> bool {
+        self.is_active()
+            && self.replicas.get(idx as usize).is_some_and(|r| {
+                r.host == Some(host) && matches!(r.state, ReplicaState::InProgress | ReplicaState::TimedOut)
+            })
+    }
+
+    /// Record `host`'s report on replica `idx`. Idempotent: a second report changes nothing.
+    pub fn report(&mut self, idx: u32, host: HostId, reported: Reported) -> ReportEffect {
+        let Some(replica) = self.replicas.get_mut(idx as usize) else {
+            return ReportEffect::Refused("no such result");
+        };
+        if replica.host != Some(host) {
+            return ReportEffect::Refused("result not assigned to this host");
+        }
+        match replica.state {
+            ReplicaState::InProgress | ReplicaState::TimedOut => {}
+            ReplicaState::Unsent => return ReportEffect::Refused("result not assigned to this host"),
+            _ => return ReportEffect::Duplicate,
+        }
+        let mut events = Vec::new();
+        match reported {
+            Reported::Returned if replica.state == ReplicaState::InProgress => {
+                *replica = Replica::unsent();
+            }
+            // A replica given back after its deadline already counted as an error; keep that.
+            Reported::Returned => return ReportEffect::Duplicate,
+            Reported::Error { kind, message, stderr_tail } => {
+                replica.stderr_tail = stderr_tail;
+                replica.state = ReplicaState::Error { kind, message };
+            }
+            Reported::Success { output, fuel, wall_ms, stderr_tail } => {
+                replica.stderr_tail = stderr_tail;
+                let validation = match self.status {
+                    UnitStatus::Done { canonical } => {
+                        let canonical = self.replicas[canonical as usize].output();
+                        if canonical == Some(output.as_slice()) {
+                            events.push(Event::Validated { host, fuel });
+                            Validation::Valid
+                        } else {
+                            events.push(Event::Invalidated { host });
+                            Validation::Invalid
+                        }
+                    }
+                    _ => Validation::Pending,
+                };
+                self.replicas[idx as usize].state =
+                    ReplicaState::Success { output: Base64Bytes(output), fuel, wall_ms, validation };
+            }
+        }
+        self.transition(&mut events);
+        ReportEffect::Accepted(events)
+    }
+
+    /// Time out replicas whose deadline is at or before `now_ms`.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<Event> {
+        let mut events = Vec::new();
+        for replica in &mut self.replicas {
+            if replica.state == ReplicaState::InProgress && replica.deadline_ms <= now_ms {
+                replica.state = ReplicaState::TimedOut;
+                if let Some(host) = replica.host {
+                    events.push(Event::TimedOut { host });
+                }
+            }
+        }
+        if !events.is_empty() {
+            self.transition(&mut events);
+        }
+        events
+    }
+
+    /// Stop the unit: unsent replicas are dropped, running ones are told to abort.
+    pub fn cancel(&mut self) {
+        if self.is_active() {
+            self.status = UnitStatus::Cancelled;
+            self.drop_unsent();
+        }
+    }
+
+    fn drop_unsent(&mut self) {
+        for replica in &mut self.replicas {
+            if replica.state == ReplicaState::Unsent {
+                replica.state = ReplicaState::NotNeeded;
+            }
+        }
+    }
+
+    /// Validate, then create replicas or fail the unit as needed (BOINC's validator and
+    /// transitioner in one step).
+    fn transition(&mut self, events: &mut Vec<Event>) {
+        if !self.is_active() {
+            return;
+        }
+        // Largest group of byte-identical outputs; ties go to the earliest replica.
+        let successes: Vec<usize> = (0..self.replicas.len()).filter(|&i| self.replicas[i].output().is_some()).collect();
+        let mut best: Option<(usize, usize)> = None; // (first index, size)
+        for &i in &successes {
+            let output = self.replicas[i].output();
+            let size = successes.iter().filter(|&&j| self.replicas[j].output() == output).count();
+            if best.is_none_or(|(_, b)| size > b) {
+                best = Some((i, size));
+            }
+        }
+        let best_size = best.map_or(0, |(_, size)| size) as u32;
+        if let Some((canonical, size)) = best
+            && size as u32 >= self.params.min_quorum
+        {
+            self.accept_canonical(canonical, events);
+            return;
+        }
+        let n_errors = self.replicas.iter().filter(|r| r.is_error()).count() as u32;
+        if n_errors > self.params.max_error_results {
+            let last = self.replicas.iter().rev().find_map(|r| match &r.state {
+                ReplicaState::Error { kind, message } => Some(format!("{}: {message}", kind_name(*kind))),
+                _ => None,
+            });
+            let reason = format!(
+                "too many errors: {n_errors} (at most {} allowed); last error: {}",
+                self.params.max_error_results,
+                last.unwrap_or_else(|| "deadline missed".into())
+            );
+            self.fail(reason);
+            return;
+        }
+        let live = self.replicas.iter().filter(|r| r.is_live()).count() as u32;
+        let n_success = successes.len() as u32;
+        let need = self
+            .params
+            .target_nresults
+            .saturating_sub(live + n_success)
+            .max((self.params.min_quorum - best_size).saturating_sub(live));
+        let room = self.params.max_total_results.saturating_sub(self.replicas.len() as u32);
+        let n_new = need.min(room);
+        self.replicas.extend((0..n_new).map(|_| Replica::unsent()));
+        if live + n_new == 0 {
+            let reason = if n_success > 0 {
+                format!(
+                    "no agreement: {n_success} successful results but at most {best_size} agree \
+                     (quorum {}); all {} replicas used",
+                    self.params.min_quorum, self.params.max_total_results
+                )
+            } else {
+                format!("all {} replicas used without a successful result", self.params.max_total_results)
+            };
+            self.fail(reason);
+        }
+    }
+
+    fn accept_canonical(&mut self, canonical: usize, events: &mut Vec<Event>) {
+        let canonical_output = self.replicas[canonical].output().map(<[u8]>::to_vec);
+        for replica in &mut self.replicas {
+            let host = replica.host;
+            if let ReplicaState::Success { output, fuel, validation, .. } = &mut replica.state
+                && let Some(host) = host
+            {
+                if Some(output.as_slice()) == canonical_output.as_deref() {
+                    *validation = Validation::Valid;
+                    events.push(Event::Validated { host, fuel: *fuel });
+                } else {
+                    *validation = Validation::Invalid;
+                    events.push(Event::Invalidated { host });
+                }
+            }
+        }
+        self.status = UnitStatus::Done { canonical: canonical as u32 };
+        self.drop_unsent();
+    }
+
+    fn fail(&mut self, reason: String) {
+        self.status = UnitStatus::Failed { reason };
+        self.drop_unsent();
+    }
+}
+
+/// The wire name of an error kind.
+pub fn kind_name(kind: ErrorKind) -> String {
+    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "other".into())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,6 @@
+//! Integration tests of the public API: signing, verification, tampering and rotation.
+
+mod fixtures;
+mod rotation;
+mod round_trip;
+mod tamper;

@@ -1,0 +1,1 @@
+//! Paths of the built task modules.
