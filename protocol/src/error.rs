@@ -70,7 +70,10 @@ mod tests {
 
     #[test]
     fn error_body_shape() {
-        let body = ApiErrorBody { error: ErrorCode::NotFound, message: "no batch 7".into() };
+        let body = ApiErrorBody {
+            error: ErrorCode::NotFound,
+            message: "no batch 7".into(),
+        };
         assert_eq!(
             serde_json::to_string(&body).unwrap(),
             r#"{"error":"not_found","message":"no batch 7"}"#

@@ -76,7 +76,10 @@ impl fmt::Display for ResultId {
 impl FromStr for ResultId {
     type Err = ParseIdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseIdError { text: s.to_owned(), what: "ResultId (UNIT.N)" };
+        let err = || ParseIdError {
+            text: s.to_owned(),
+            what: "ResultId (UNIT.N)",
+        };
         let (unit, replica) = s.split_once('.').ok_or_else(err)?;
         Ok(Self {
             unit: UnitId(unit.parse().map_err(|_| err())?),
@@ -117,6 +120,12 @@ mod tests {
         for text in ["", "1", "1.", ".1", "a.b", "1.2.3", "-1.0"] {
             assert!(text.parse::<ResultId>().is_err(), "{text} parsed");
         }
-        assert_eq!("7.2".parse::<ResultId>().unwrap(), ResultId { unit: UnitId(7), replica: 2 });
+        assert_eq!(
+            "7.2".parse::<ResultId>().unwrap(),
+            ResultId {
+                unit: UnitId(7),
+                replica: 2
+            }
+        );
     }
 }

@@ -46,7 +46,9 @@ pub use batch::{
 };
 pub use bytes::Base64Bytes;
 pub use error::{ApiErrorBody, ErrorCode};
-pub use host::{Backend, HostList, HostPlatform, HostSummary, RegisterHostRequest, RegisterHostResponse};
+pub use host::{
+    Backend, HostList, HostPlatform, HostSummary, RegisterHostRequest, RegisterHostResponse,
+};
 pub use ids::{BatchId, HostId, ParseIdError, ResultId, TokenId, UnitId};
 pub use project::{ProjectInfo, RegistrationPolicy, TrustedKey};
 pub use stats::{ResultCounts, Stats};

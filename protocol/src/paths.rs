@@ -44,7 +44,10 @@ pub fn batch(id: crate::BatchId) -> String {
 
 /// The results path of a batch in the given format.
 pub fn batch_results(id: crate::BatchId, format: crate::ResultsFormat) -> String {
-    format!("{API_PREFIX}/batches/{id}/results?format={}", format.as_str())
+    format!(
+        "{API_PREFIX}/batches/{id}/results?format={}",
+        format.as_str()
+    )
 }
 
 /// The cancel path of a batch.

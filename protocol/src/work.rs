@@ -201,7 +201,13 @@ mod tests {
             serde_json::json!({"status":"error","kind":"fuel-exhausted","message":"out of fuel"}),
         )
         .unwrap();
-        assert!(matches!(error, Outcome::Error { kind: ErrorKind::FuelExhausted, .. }));
+        assert!(matches!(
+            error,
+            Outcome::Error {
+                kind: ErrorKind::FuelExhausted,
+                ..
+            }
+        ));
         let returned: Outcome = serde_json::from_str(r#"{"status":"returned"}"#).unwrap();
         assert_eq!(returned, Outcome::Returned);
     }

@@ -83,7 +83,8 @@ mod tests {
             output_bytes: Limits::MAX_OUTPUT_BYTES,
         };
         max.validate().unwrap();
-        let setters: [(&str, fn(&mut Limits, u64)); 4] = [
+        type Setter = fn(&mut Limits, u64);
+        let setters: [(&str, Setter); 4] = [
             ("fuel", |l, v| l.fuel = v),
             ("memory_bytes", |l, v| l.memory_bytes = v),
             ("wall_time_ms", |l, v| l.wall_time_ms = v),

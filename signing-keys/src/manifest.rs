@@ -205,8 +205,17 @@ fn validate_http_allow(entry: &str) -> Result<(), ManifestError> {
             url.scheme()
         )));
     }
-    if url.host().is_none() {
-        return Err(refuse("must name a host".into()));
+    // The parser also repairs `https:///host`, `https:host` and backslashes; require the plain
+    // spelling so the host a person reads is the host that is allowed.
+    let lower = entry.to_ascii_lowercase();
+    let authority = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    let spelled_plainly = authority.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if url.host().is_none() || !spelled_plainly || entry.contains('\\') {
+        return Err(refuse(
+            "must be written as http(s)://host[:port][/path] with a host".into(),
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(refuse("must not contain a user name or password".into()));
@@ -385,7 +394,10 @@ mod tests {
             ("https://exa\tmple.com/", "whitespace"),
             (" https://example.com/", "whitespace"),
             ("https://example.com/\n", "whitespace"),
-            ("https:///path", "absolute URL"),
+            ("https:///path", "with a host"),
+            ("https:example.com/", "with a host"),
+            ("https:\\\\example.com\\", "with a host"),
+            ("https://example.com\\@evil.com/", "with a host"),
             ("http://", "absolute URL"),
         ] {
             m.http_allow = vec!["https://ok.example/".into(), bad.into()];

@@ -154,6 +154,9 @@ mod tests {
     fn native_build_has_no_host() {
         let err = http_get("https://example.org/", &[]).unwrap_err();
         assert!(matches!(err, HttpError::Failed(_)));
-        assert!(err.to_string().starts_with("request failed: no musketeer host"));
+        assert!(
+            err.to_string()
+                .starts_with("request failed: no musketeer host")
+        );
     }
 }

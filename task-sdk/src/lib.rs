@@ -115,7 +115,7 @@ macro_rules! task {
                 }
             }
 
-            $crate::__musketeer_export_task_world!(
+            $crate::__private::bindings::__musketeer_export_task_world!(
                 MusketeerTask with_types_in $crate::__private::bindings
             );
         };

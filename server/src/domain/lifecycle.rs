@@ -53,21 +53,53 @@ impl Params {
             if (min..=max).contains(&value) {
                 Ok(())
             } else {
-                Err(ParamsError::OutOfRange { field, value, min, max })
+                Err(ParamsError::OutOfRange {
+                    field,
+                    value,
+                    min,
+                    max,
+                })
             }
         };
         let min_quorum = r.min_quorum.unwrap_or(1);
         check("min_quorum", min_quorum.into(), 1, MAX_REPLICAS.into())?;
         let target_nresults = r.target_nresults.unwrap_or(min_quorum);
-        check("target_nresults", target_nresults.into(), min_quorum.into(), MAX_REPLICAS.into())?;
+        check(
+            "target_nresults",
+            target_nresults.into(),
+            min_quorum.into(),
+            MAX_REPLICAS.into(),
+        )?;
         let max_error_results = r.max_error_results.unwrap_or(3);
-        check("max_error_results", max_error_results.into(), 0, MAX_REPLICAS.into())?;
-        let max_total_results =
-            r.max_total_results.unwrap_or((target_nresults.max(min_quorum) + 5).min(MAX_REPLICAS));
-        check("max_total_results", max_total_results.into(), target_nresults.into(), MAX_REPLICAS.into())?;
+        check(
+            "max_error_results",
+            max_error_results.into(),
+            0,
+            MAX_REPLICAS.into(),
+        )?;
+        let max_total_results = r
+            .max_total_results
+            .unwrap_or((target_nresults.max(min_quorum) + 5).min(MAX_REPLICAS));
+        check(
+            "max_total_results",
+            max_total_results.into(),
+            target_nresults.into(),
+            MAX_REPLICAS.into(),
+        )?;
         let delay_bound_ms = r.delay_bound_ms.unwrap_or(DEFAULT_DELAY_BOUND_MS);
-        check("delay_bound_ms", delay_bound_ms, MIN_DELAY_BOUND_MS, MAX_DELAY_BOUND_MS)?;
-        Ok(Params { min_quorum, target_nresults, max_error_results, max_total_results, delay_bound_ms })
+        check(
+            "delay_bound_ms",
+            delay_bound_ms,
+            MIN_DELAY_BOUND_MS,
+            MAX_DELAY_BOUND_MS,
+        )?;
+        Ok(Params {
+            min_quorum,
+            target_nresults,
+            max_error_results,
+            max_total_results,
+            delay_bound_ms,
+        })
     }
 
     /// The settings in wire form.
@@ -165,7 +197,13 @@ pub struct Replica {
 
 impl Replica {
     fn unsent() -> Self {
-        Self { host: None, sent_ms: 0, deadline_ms: 0, stderr_tail: String::new(), state: ReplicaState::Unsent }
+        Self {
+            host: None,
+            sent_ms: 0,
+            deadline_ms: 0,
+            stderr_tail: String::new(),
+            state: ReplicaState::Unsent,
+        }
     }
 
     fn is_live(&self) -> bool {
@@ -173,7 +211,10 @@ impl Replica {
     }
 
     fn is_error(&self) -> bool {
-        matches!(self.state, ReplicaState::Error { .. } | ReplicaState::TimedOut)
+        matches!(
+            self.state,
+            ReplicaState::Error { .. } | ReplicaState::TimedOut
+        )
     }
 
     fn output(&self) -> Option<&[u8]> {
@@ -264,8 +305,17 @@ pub struct Unit {
 impl Unit {
     /// A new unit with `target_nresults` unsent replicas.
     pub fn new(id: UnitId, batch: BatchId, params: Params, input: serde_json::Value) -> Self {
-        let replicas = (0..params.target_nresults).map(|_| Replica::unsent()).collect();
-        Self { id, batch, params, input, status: UnitStatus::Active, replicas }
+        let replicas = (0..params.target_nresults)
+            .map(|_| Replica::unsent())
+            .collect();
+        Self {
+            id,
+            batch,
+            params,
+            input,
+            status: UnitStatus::Active,
+            replicas,
+        }
     }
 
     /// The unit's state as researchers see it.
@@ -274,7 +324,12 @@ impl Unit {
             UnitStatus::Done { .. } => UnitState::Done,
             UnitStatus::Failed { .. } => UnitState::Failed,
             UnitStatus::Cancelled => UnitState::Cancelled,
-            UnitStatus::Active if self.replicas.iter().any(|r| r.state == ReplicaState::InProgress) => {
+            UnitStatus::Active
+                if self
+                    .replicas
+                    .iter()
+                    .any(|r| r.state == ReplicaState::InProgress) =>
+            {
                 UnitState::Running
             }
             UnitStatus::Active => UnitState::Queued,
@@ -288,7 +343,11 @@ impl Unit {
 
     /// Whether a replica waits for a host.
     pub fn has_unsent(&self) -> bool {
-        self.is_active() && self.replicas.iter().any(|r| r.state == ReplicaState::Unsent)
+        self.is_active()
+            && self
+                .replicas
+                .iter()
+                .any(|r| r.state == ReplicaState::Unsent)
     }
 
     /// Whether `host` holds or held a replica of this unit.
@@ -306,10 +365,13 @@ impl Unit {
 
     /// Hosts running a replica now, with the replica index and deadline.
     pub fn leases(&self) -> impl Iterator<Item = (u32, HostId, u64)> + '_ {
-        self.replicas.iter().enumerate().filter_map(|(idx, r)| match (&r.state, r.host) {
-            (ReplicaState::InProgress, Some(host)) => Some((idx as u32, host, r.deadline_ms)),
-            _ => None,
-        })
+        self.replicas
+            .iter()
+            .enumerate()
+            .filter_map(|(idx, r)| match (&r.state, r.host) {
+                (ReplicaState::InProgress, Some(host)) => Some((idx as u32, host, r.deadline_ms)),
+                _ => None,
+            })
     }
 
     /// Lease an unsent replica to `host`, unless the host already has one of this unit.
@@ -317,7 +379,10 @@ impl Unit {
         if !self.is_active() || self.has_host(host) {
             return None;
         }
-        let idx = self.replicas.iter().position(|r| r.state == ReplicaState::Unsent)?;
+        let idx = self
+            .replicas
+            .iter()
+            .position(|r| r.state == ReplicaState::Unsent)?;
         let replica = &mut self.replicas[idx];
         replica.host = Some(host);
         replica.sent_ms = now_ms;
@@ -330,7 +395,8 @@ impl Unit {
     pub fn still_wanted(&self, idx: u32, host: HostId) -> bool {
         self.is_active()
             && self.replicas.get(idx as usize).is_some_and(|r| {
-                r.host == Some(host) && matches!(r.state, ReplicaState::InProgress | ReplicaState::TimedOut)
+                r.host == Some(host)
+                    && matches!(r.state, ReplicaState::InProgress | ReplicaState::TimedOut)
             })
     }
 
@@ -344,21 +410,35 @@ impl Unit {
         }
         match replica.state {
             ReplicaState::InProgress | ReplicaState::TimedOut => {}
-            ReplicaState::Unsent => return ReportEffect::Refused("result not assigned to this host"),
+            ReplicaState::Unsent => {
+                return ReportEffect::Refused("result not assigned to this host");
+            }
             _ => return ReportEffect::Duplicate,
         }
         let mut events = Vec::new();
         match reported {
             Reported::Returned if replica.state == ReplicaState::InProgress => {
                 *replica = Replica::unsent();
+                if self.status != UnitStatus::Active {
+                    self.replicas[idx as usize].state = ReplicaState::NotNeeded;
+                }
             }
             // A replica given back after its deadline already counted as an error; keep that.
             Reported::Returned => return ReportEffect::Duplicate,
-            Reported::Error { kind, message, stderr_tail } => {
+            Reported::Error {
+                kind,
+                message,
+                stderr_tail,
+            } => {
                 replica.stderr_tail = stderr_tail;
                 replica.state = ReplicaState::Error { kind, message };
             }
-            Reported::Success { output, fuel, wall_ms, stderr_tail } => {
+            Reported::Success {
+                output,
+                fuel,
+                wall_ms,
+                stderr_tail,
+            } => {
                 replica.stderr_tail = stderr_tail;
                 let validation = match self.status {
                     UnitStatus::Done { canonical } => {
@@ -373,8 +453,12 @@ impl Unit {
                     }
                     _ => Validation::Pending,
                 };
-                self.replicas[idx as usize].state =
-                    ReplicaState::Success { output: Base64Bytes(output), fuel, wall_ms, validation };
+                self.replicas[idx as usize].state = ReplicaState::Success {
+                    output: Base64Bytes(output),
+                    fuel,
+                    wall_ms,
+                    validation,
+                };
             }
         }
         self.transition(&mut events);
@@ -421,11 +505,16 @@ impl Unit {
             return;
         }
         // Largest group of byte-identical outputs; ties go to the earliest replica.
-        let successes: Vec<usize> = (0..self.replicas.len()).filter(|&i| self.replicas[i].output().is_some()).collect();
+        let successes: Vec<usize> = (0..self.replicas.len())
+            .filter(|&i| self.replicas[i].output().is_some())
+            .collect();
         let mut best: Option<(usize, usize)> = None; // (first index, size)
         for &i in &successes {
             let output = self.replicas[i].output();
-            let size = successes.iter().filter(|&&j| self.replicas[j].output() == output).count();
+            let size = successes
+                .iter()
+                .filter(|&&j| self.replicas[j].output() == output)
+                .count();
             if best.is_none_or(|(_, b)| size > b) {
                 best = Some((i, size));
             }
@@ -440,7 +529,9 @@ impl Unit {
         let n_errors = self.replicas.iter().filter(|r| r.is_error()).count() as u32;
         if n_errors > self.params.max_error_results {
             let last = self.replicas.iter().rev().find_map(|r| match &r.state {
-                ReplicaState::Error { kind, message } => Some(format!("{}: {message}", kind_name(*kind))),
+                ReplicaState::Error { kind, message } => {
+                    Some(format!("{}: {message}", kind_name(*kind)))
+                }
                 _ => None,
             });
             let reason = format!(
@@ -458,7 +549,10 @@ impl Unit {
             .target_nresults
             .saturating_sub(live + n_success)
             .max((self.params.min_quorum - best_size).saturating_sub(live));
-        let room = self.params.max_total_results.saturating_sub(self.replicas.len() as u32);
+        let room = self
+            .params
+            .max_total_results
+            .saturating_sub(self.replicas.len() as u32);
         let n_new = need.min(room);
         self.replicas.extend((0..n_new).map(|_| Replica::unsent()));
         if live + n_new == 0 {
@@ -469,7 +563,10 @@ impl Unit {
                     self.params.min_quorum, self.params.max_total_results
                 )
             } else {
-                format!("all {} replicas used without a successful result", self.params.max_total_results)
+                format!(
+                    "all {} replicas used without a successful result",
+                    self.params.max_total_results
+                )
             };
             self.fail(reason);
         }
@@ -479,7 +576,12 @@ impl Unit {
         let canonical_output = self.replicas[canonical].output().map(<[u8]>::to_vec);
         for replica in &mut self.replicas {
             let host = replica.host;
-            if let ReplicaState::Success { output, fuel, validation, .. } = &mut replica.state
+            if let ReplicaState::Success {
+                output,
+                fuel,
+                validation,
+                ..
+            } = &mut replica.state
                 && let Some(host) = host
             {
                 if Some(output.as_slice()) == canonical_output.as_deref() {
@@ -491,7 +593,9 @@ impl Unit {
                 }
             }
         }
-        self.status = UnitStatus::Done { canonical: canonical as u32 };
+        self.status = UnitStatus::Done {
+            canonical: canonical as u32,
+        };
         self.drop_unsent();
     }
 
@@ -503,7 +607,10 @@ impl Unit {
 
 /// The wire name of an error kind.
 pub fn kind_name(kind: ErrorKind) -> String {
-    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "other".into())
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "other".into())
 }
 
 #[cfg(test)]

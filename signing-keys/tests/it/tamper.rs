@@ -14,8 +14,9 @@ fn assert_bad_signature(trust: &TrustStore, signed: &SignedManifest, what: &str)
 
 #[test]
 fn any_changed_manifest_field_breaks_the_signature() {
+    type Edit = fn(&mut SignedManifest);
     let (_, original, trust) = signed();
-    let edits: Vec<(&str, fn(&mut SignedManifest))> = vec![
+    let edits: Vec<(&str, Edit)> = vec![
         ("app", |s| s.manifest.app.push('x')),
         ("version", |s| s.manifest.version.patch += 1),
         ("version pre", |s| {

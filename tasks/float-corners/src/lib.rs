@@ -10,10 +10,16 @@
 
 mod cases;
 
-use serde_json::json;
-
 musketeer_task_sdk::task!(run);
 
+/// A struct rather than `json!`, so each case keeps its field order (`name`, `bits`, `value`).
+#[derive(serde::Serialize)]
+struct Output {
+    cases: Vec<cases::Case>,
+}
+
 fn run(_input: &[u8]) -> Result<Vec<u8>, String> {
-    musketeer_task_sdk::to_json(&json!({ "cases": cases::all() }))
+    musketeer_task_sdk::to_json(&Output {
+        cases: cases::all(),
+    })
 }

@@ -117,7 +117,10 @@ mod tests {
     use super::*;
 
     fn is_prime(n: u64) -> bool {
-        n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+        n >= 2
+            && (2..)
+                .take_while(|d| d * d <= n)
+                .all(|d| !n.is_multiple_of(d))
     }
 
     fn brute(from: u64, to: u64) -> PrimeSummary {
@@ -130,18 +133,66 @@ mod tests {
 
     #[test]
     fn small_ranges() {
-        assert_eq!(count_primes(1, 100), PrimeSummary { count: 25, last: Some(97) });
-        assert_eq!(count_primes(0, 1), PrimeSummary { count: 0, last: None });
-        assert_eq!(count_primes(2, 2), PrimeSummary { count: 1, last: Some(2) });
-        assert_eq!(count_primes(3, 3), PrimeSummary { count: 1, last: Some(3) });
-        assert_eq!(count_primes(4, 4), PrimeSummary { count: 0, last: None });
-        assert_eq!(count_primes(10, 9), PrimeSummary { count: 0, last: None });
-        assert_eq!(count_primes(24, 28), PrimeSummary { count: 0, last: None });
+        assert_eq!(
+            count_primes(1, 100),
+            PrimeSummary {
+                count: 25,
+                last: Some(97)
+            }
+        );
+        assert_eq!(
+            count_primes(0, 1),
+            PrimeSummary {
+                count: 0,
+                last: None
+            }
+        );
+        assert_eq!(
+            count_primes(2, 2),
+            PrimeSummary {
+                count: 1,
+                last: Some(2)
+            }
+        );
+        assert_eq!(
+            count_primes(3, 3),
+            PrimeSummary {
+                count: 1,
+                last: Some(3)
+            }
+        );
+        assert_eq!(
+            count_primes(4, 4),
+            PrimeSummary {
+                count: 0,
+                last: None
+            }
+        );
+        assert_eq!(
+            count_primes(10, 9),
+            PrimeSummary {
+                count: 0,
+                last: None
+            }
+        );
+        assert_eq!(
+            count_primes(24, 28),
+            PrimeSummary {
+                count: 0,
+                last: None
+            }
+        );
     }
 
     #[test]
     fn known_prime_counts() {
-        assert_eq!(count_primes(0, 1_000_000), PrimeSummary { count: 78_498, last: Some(999_983) });
+        assert_eq!(
+            count_primes(0, 1_000_000),
+            PrimeSummary {
+                count: 78_498,
+                last: Some(999_983)
+            }
+        );
         assert_eq!(count_primes(1, 10_000_000).count, 664_579);
     }
 
@@ -164,7 +215,10 @@ mod tests {
     fn isqrt_is_exact() {
         for n in [0, 1, 3, 4, 15, 16, 17, MAX_TO, u64::MAX, (1 << 52) + 1] {
             let r = isqrt(n);
-            assert!(r * r <= n && (r + 1).checked_mul(r + 1).is_none_or(|s| s > n), "{n}");
+            assert!(
+                r * r <= n && (r + 1).checked_mul(r + 1).is_none_or(|s| s > n),
+                "{n}"
+            );
         }
     }
 }

@@ -54,10 +54,20 @@ mod tests {
     #[test]
     fn output_and_input_errors() {
         let out = run(Range { from: 1, to: 100 }).unwrap();
-        assert_eq!(serde_json::to_string(&out).unwrap(), r#"{"count":25,"last":97}"#);
+        assert_eq!(
+            serde_json::to_string(&out).unwrap(),
+            r#"{"count":25,"last":97}"#
+        );
         let none = run(Range { from: 90, to: 96 }).unwrap();
-        assert_eq!(serde_json::to_string(&none).unwrap(), r#"{"count":0,"last":null}"#);
-        let err = run(Range { from: 0, to: kernel::MAX_TO + 1 }).unwrap_err();
+        assert_eq!(
+            serde_json::to_string(&none).unwrap(),
+            r#"{"count":0,"last":null}"#
+        );
+        let err = run(Range {
+            from: 0,
+            to: kernel::MAX_TO + 1,
+        })
+        .unwrap_err();
         assert!(err.starts_with("invalid input: to = "), "{err}");
         let err = run(Range { from: 5, to: 4 }).unwrap_err();
         assert!(err.starts_with("invalid input: from = 5"), "{err}");

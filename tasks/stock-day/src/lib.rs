@@ -126,7 +126,10 @@ mod tests {
             })
         })
         .unwrap_err();
-        assert!(err.starts_with("HTTP 503 from https://www.twse.com.tw/"), "{err}");
+        assert!(
+            err.starts_with("HTTP 503 from https://www.twse.com.tw/"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -113,9 +113,18 @@ mod tests {
             (r#"{"stock_id":"2356","year":16,"month":5}"#, "year"),
             (r#"{"stock_id":"2356","year":2016,"month":13}"#, "month"),
             (r#"{"stock_id":"2356","year":2016,"month":0}"#, "month"),
-            (r#"{"stock_id":"2356","year":2016,"month":5,"source":"ftp://x"}"#, "source"),
-            (r#"{"stock_id":"2356","year":2016,"month":5,"source":"http://x/?a"}"#, "source"),
-            (r#"{"stock_id":"2356","year":2016,"month":5,"source":"https://"}"#, "source"),
+            (
+                r#"{"stock_id":"2356","year":2016,"month":5,"source":"ftp://x"}"#,
+                "source",
+            ),
+            (
+                r#"{"stock_id":"2356","year":2016,"month":5,"source":"http://x/?a"}"#,
+                "source",
+            ),
+            (
+                r#"{"stock_id":"2356","year":2016,"month":5,"source":"https://"}"#,
+                "source",
+            ),
         ] {
             let err = request(json).unwrap_err();
             assert!(

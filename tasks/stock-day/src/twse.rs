@@ -111,10 +111,7 @@ fn parse_row(
 ) -> Result<DayRow, String> {
     let needed = index.iter().max().map_or(0, |m| m + 1);
     if row.len() < needed || row.len() > needed.max(10) {
-        return Err(format!(
-            "TWSE answer: row {number} has {} cells",
-            row.len()
-        ));
+        return Err(format!("TWSE answer: row {number} has {} cells", row.len()));
     }
     let cell = |column: usize| row[index[column]].as_str();
     let date = cell(0).trim().to_owned();
@@ -197,8 +194,7 @@ fn parse_decimal(text: &str) -> Option<f64> {
     let plain: String = text.chars().filter(|&c| c != ',').collect();
     let (int, frac) = plain.split_once('.').unwrap_or((&plain, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if int.is_empty() || !digits(int) || !digits(frac) || (plain.contains('.') && frac.is_empty())
-    {
+    if int.is_empty() || !digits(int) || !digits(frac) || (plain.contains('.') && frac.is_empty()) {
         return None;
     }
     // Correctly rounded on every platform, so the output is the same everywhere.
@@ -262,7 +258,10 @@ mod tests {
         assert_eq!(rows[0].change, Some(0.0));
         assert_eq!(rows[0].turnover, Some(27_302_391_112));
         let quiet = &rows[1];
-        assert_eq!((quiet.open, quiet.high, quiet.low, quiet.close), (None, None, None, None));
+        assert_eq!(
+            (quiet.open, quiet.high, quiet.low, quiet.close),
+            (None, None, None, None)
+        );
         assert_eq!(quiet.change, Some(0.0));
         assert_eq!(quiet.shares, Some(0));
         assert_eq!(

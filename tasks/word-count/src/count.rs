@@ -117,14 +117,27 @@ mod tests {
         let f = count_words("Ünïcode ünïcode 2016 個股代號 2016-05-12");
         assert_eq!(
             pairs(&f),
-            [("2016", 2), ("ünïcode", 2), ("05", 1), ("12", 1), ("個股代號", 1)]
+            [
+                ("2016", 2),
+                ("ünïcode", 2),
+                ("05", 1),
+                ("12", 1),
+                ("個股代號", 1)
+            ]
         );
     }
 
     #[test]
     fn empty_text() {
         let f = count_words("  \n\t ... ");
-        assert_eq!(f, Frequencies { total: 0, unique: 0, words: vec![] });
+        assert_eq!(
+            f,
+            Frequencies {
+                total: 0,
+                unique: 0,
+                words: vec![]
+            }
+        );
         assert_eq!(
             serde_json::to_string(&f).unwrap(),
             r#"{"total":0,"unique":0,"words":[]}"#

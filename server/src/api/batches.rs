@@ -1,0 +1,228 @@
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use musketeer_protocol::{
+    BatchId, BatchList, BatchStatus, ResultsFormat, Role, SubmitBatchRequest, SubmitBatchResponse,
+    UnitId,
+};
+use serde::Deserialize;
+
+use super::check_len;
+use super::error::ApiError;
+use super::extract::{Caller, JsonBody, PathParam, QueryParam};
+use crate::domain::lifecycle::Params;
+use crate::domain::results::{CsvColumns, jsonl_line, result_row};
+use crate::domain::tokens::TokenRecord;
+use crate::domain::world::{Batch, NewBatch, World};
+use crate::state::AppState;
+
+/// Most units per batch.
+pub const MAX_UNITS: usize = 1_000_000;
+/// Units rendered per lock acquisition while streaming results.
+const CHUNK: u64 = 512;
+
+/// `POST /api/v1/batches`: researcher (or admin) token.
+pub async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<SubmitBatchRequest>,
+) -> Result<(StatusCode, Json<SubmitBatchResponse>), ApiError> {
+    let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
+    if !user.allows_app(&request.app) {
+        return Err(ApiError::forbidden(format!(
+            "this token may not submit work for app {:?}",
+            request.app
+        )));
+    }
+    if request.inputs.is_empty() || request.inputs.len() > MAX_UNITS {
+        return Err(ApiError::invalid(format!(
+            "a batch needs 1 to {MAX_UNITS} inputs"
+        )));
+    }
+    if let Some(label) = &request.label {
+        check_len("label", label, 200)?;
+    }
+    let params = Params::resolve(&request.replication)?;
+    let (response, pending) = {
+        let mut world = state.world();
+        let version = match &request.version {
+            Some(v) => world
+                .app_version(&request.app, v)
+                .map(|a| a.version.clone()),
+            None => world
+                .current_version(&request.app)
+                .map(|a| a.version.clone()),
+        }
+        .ok_or_else(|| match &request.version {
+            Some(v) => ApiError::not_found(format!(
+                "app {:?} has no published version {v}",
+                request.app
+            )),
+            None => ApiError::not_found(format!("app {:?} has no published version", request.app)),
+        })?;
+        let batch = world.submit(
+            NewBatch {
+                owner: user.id,
+                app: request.app,
+                version: version.clone(),
+                inputs: request.inputs,
+                params,
+                priority: request.priority,
+                label: request.label,
+            },
+            AppState::now_ms(),
+        );
+        let response = SubmitBatchResponse {
+            batch_id: batch.id,
+            first_unit: batch.first_unit,
+            n_units: batch.n_units,
+            version,
+            replication: params.to_wire(),
+        };
+        (response, state.persist(&mut world, Vec::new()))
+    };
+    pending.durable().await?;
+    tracing::info!(batch = %response.batch_id, units = response.n_units, "batch submitted");
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+/// `GET /api/v1/batches`: the caller's batches (every batch for admin).
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<BatchList>, ApiError> {
+    let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
+    let world = state.world();
+    let batches = world
+        .batches()
+        .filter(|b| can_see(user, b))
+        .map(Batch::status)
+        .collect();
+    Ok(Json(BatchList { batches }))
+}
+
+/// `GET /api/v1/batches/{id}`.
+pub async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<BatchId>,
+) -> Result<Json<BatchStatus>, ApiError> {
+    let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
+    let world = state.world();
+    Ok(Json(visible(&world, user, id)?.status()))
+}
+
+/// `POST /api/v1/batches/{id}/cancel`.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<BatchId>,
+) -> Result<Json<BatchStatus>, ApiError> {
+    let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
+    let (status, pending) = {
+        let mut world = state.world();
+        visible(&world, user, id)?;
+        let status = world
+            .cancel_batch(id, AppState::now_ms())
+            .map(Batch::status);
+        (status, state.persist(&mut world, Vec::new()))
+    };
+    pending.durable().await?;
+    tracing::info!(batch = %id, "batch cancelled");
+    status
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no batch {id}")))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResultsQuery {
+    #[serde(default)]
+    format: ResultsFormat,
+}
+
+/// `GET /api/v1/batches/{id}/results?format=jsonl|csv`: streamed, one row per unit.
+pub async fn results(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<BatchId>,
+    QueryParam(query): QueryParam<ResultsQuery>,
+) -> Result<Response, ApiError> {
+    let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
+    let (first, end) = {
+        let world = state.world();
+        let batch = visible(&world, user, id)?;
+        (batch.first_unit.0, batch.first_unit.0 + batch.n_units)
+    };
+    let format = query.format;
+    let columns = match format {
+        ResultsFormat::Csv => {
+            let mut columns = CsvColumns::default();
+            for start in (first..end).step_by(CHUNK as usize) {
+                let world = state.world();
+                for unit in units(&world, start, end) {
+                    columns.observe(&result_row(unit));
+                }
+            }
+            Some(columns)
+        }
+        ResultsFormat::Jsonl => None,
+    };
+    let header = columns.as_ref().map(CsvColumns::header).unwrap_or_default();
+    let chunks = futures_util::stream::unfold(Some(first), move |next| {
+        let state = state.clone();
+        let columns = columns.clone();
+        async move {
+            let start = next?;
+            let mut text = String::new();
+            {
+                let world = state.world();
+                for unit in units(&world, start, end) {
+                    let row = result_row(unit);
+                    match &columns {
+                        Some(columns) => text.push_str(&columns.lines(&row)),
+                        None => text.push_str(&jsonl_line(&row)),
+                    }
+                }
+            }
+            let next = (start + CHUNK < end).then_some(start + CHUNK);
+            Some((Ok::<_, std::convert::Infallible>(Bytes::from(text)), next))
+        }
+    });
+    let head = futures_util::stream::once(async move { Ok(Bytes::from(header)) });
+    let body = Body::from_stream(futures_util::StreamExt::chain(head, chunks));
+    let (content_type, extension) = match format {
+        ResultsFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+        ResultsFormat::Jsonl => ("application/x-ndjson", "jsonl"),
+    };
+    let disposition = format!("attachment; filename=\"batch-{id}.{extension}\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn units(
+    world: &World,
+    start: u64,
+    end: u64,
+) -> impl Iterator<Item = &crate::domain::lifecycle::Unit> {
+    (start..end.min(start + CHUNK)).filter_map(|id| world.unit(UnitId(id)))
+}
+
+fn can_see(user: &TokenRecord, batch: &Batch) -> bool {
+    user.role == Role::Admin || batch.owner == user.id
+}
+
+/// The batch, if the caller may see it; others' batches look absent.
+fn visible<'w>(world: &'w World, user: &TokenRecord, id: BatchId) -> Result<&'w Batch, ApiError> {
+    world
+        .batch(id)
+        .filter(|b| can_see(user, b))
+        .ok_or_else(|| ApiError::not_found(format!("no batch {id} for this token")))
+}

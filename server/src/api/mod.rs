@@ -1,0 +1,96 @@
+//! The HTTP API under `/api/v1`: thin handlers that extract, call the domain and map results.
+
+mod apps;
+mod batches;
+pub mod error;
+mod extract;
+mod hosts;
+mod modules;
+mod project;
+mod tokens;
+mod work;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use musketeer_protocol::paths;
+
+use crate::state::AppState;
+use error::ApiError;
+
+/// Body limit of endpoints without a larger one.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// Body limit of work reports (many outputs).
+pub const REPORT_BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// Body limit of batch submissions (many inputs).
+pub const SUBMIT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// Body limit of publish (a module of up to 64 MiB, base64-encoded).
+pub const PUBLISH_BODY_LIMIT: usize = 90 * 1024 * 1024;
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route(paths::PROJECT, get(project::info))
+        .route(paths::HOSTS_REGISTER, post(hosts::register))
+        .route(paths::HOSTS, get(hosts::list))
+        .route(paths::STATS, get(hosts::stats))
+        .route(paths::WORK_FETCH, post(work::fetch))
+        .route(
+            paths::WORK_REPORT,
+            post(work::report).layer(DefaultBodyLimit::max(REPORT_BODY_LIMIT)),
+        )
+        .route(paths::MODULE, get(modules::download))
+        .route(
+            paths::APPS,
+            get(apps::list)
+                .post(apps::publish)
+                .layer(DefaultBodyLimit::max(PUBLISH_BODY_LIMIT)),
+        )
+        .route(
+            paths::BATCHES,
+            get(batches::list)
+                .post(batches::submit)
+                .layer(DefaultBodyLimit::max(SUBMIT_BODY_LIMIT)),
+        )
+        .route(paths::BATCH, get(batches::status))
+        .route(paths::BATCH_RESULTS, get(batches::results))
+        .route(paths::BATCH_CANCEL, post(batches::cancel))
+        .route(paths::TOKENS, post(tokens::create))
+        .route(paths::TOKEN, delete(tokens::revoke))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(middleware::from_fn(trace))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see docs/protocol.md")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+async fn trace(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(%method, %path, status = response.status().as_u16(), elapsed_us = start.elapsed().as_micros() as u64, "request");
+    response
+}
+
+/// Check a free-text field's length.
+fn check_len(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.chars().count() > max {
+        return Err(ApiError::invalid(format!(
+            "{field} is longer than {max} characters"
+        )));
+    }
+    Ok(())
+}

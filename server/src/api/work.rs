@@ -1,0 +1,175 @@
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use musketeer_protocol::{
+    FetchRequest, FetchResponse, Outcome, ReportAck, ReportRequest, ReportResponse, ResultId,
+};
+
+use super::error::ApiError;
+use super::extract::{Caller, JsonBody};
+use super::hosts::check_platform;
+use crate::domain::lifecycle::Reported;
+use crate::state::AppState;
+
+/// Most assignments per fetch.
+pub const MAX_ASSIGNMENTS: u32 = 64;
+/// Most results per report, and in-flight ids per request.
+pub const MAX_RESULTS: usize = 1024;
+const MAX_STDERR_TAIL: usize = 8 * 1024;
+
+/// `POST /api/v1/work/fetch`: host token; long-polls when there is no work.
+pub async fn fetch(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<FetchRequest>,
+) -> Result<Json<FetchResponse>, ApiError> {
+    let host = caller.host()?;
+    check_platform(&request.platform)?;
+    check_in_flight(&request.in_flight)?;
+    let version = semver::Version::parse(&request.platform.client_version).map_err(|e| {
+        ApiError::invalid(format!(
+            "platform.client_version is not a semver version: {e}"
+        ))
+    })?;
+    let minimum = state.project().min_client_version.clone();
+    if version < minimum {
+        return Err(ApiError::forbidden(format!(
+            "client {version} is older than this project's minimum {minimum}; upgrade musketeer"
+        )));
+    }
+    let wanted = request.free_slots.min(MAX_ASSIGNMENTS) as usize;
+    let wait = Duration::from_millis(request.wait_ms.unwrap_or(0).min(state.options.max_wait_ms));
+    let give_up = tokio::time::Instant::now() + wait;
+    let mut shutdown = state.shutdown_signal();
+    loop {
+        let notified = state.work_available.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (response, pending) = {
+            let now = AppState::now_ms();
+            let mut world = state.world();
+            world.touch_host(host, Some(&request.platform), now);
+            let ids = if wanted > 0 {
+                world.fetch(host, wanted, now)
+            } else {
+                Vec::new()
+            };
+            let assignments = ids
+                .into_iter()
+                .filter_map(|id| world.assignment(id))
+                .collect();
+            let cancelled = world.cancelled_among(host, &request.in_flight);
+            let pending = state.persist(&mut world, Vec::new());
+            (
+                FetchResponse {
+                    assignments,
+                    cancelled,
+                },
+                pending,
+            )
+        };
+        pending.durable().await?;
+        let done_waiting = tokio::time::Instant::now() >= give_up || *shutdown.borrow();
+        if !response.assignments.is_empty()
+            || !response.cancelled.is_empty()
+            || wanted == 0
+            || done_waiting
+        {
+            return Ok(Json(response));
+        }
+        tokio::select! {
+            () = &mut notified => {}
+            () = tokio::time::sleep_until(give_up) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// `POST /api/v1/work/report`: host token; idempotent; acknowledged once durable.
+pub async fn report(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<ReportRequest>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    let host = caller.host()?;
+    if request.results.len() > MAX_RESULTS {
+        return Err(ApiError::invalid(format!(
+            "at most {MAX_RESULTS} results per report"
+        )));
+    }
+    check_in_flight(&request.in_flight)?;
+    let (response, pending) = {
+        let now = AppState::now_ms();
+        let mut world = state.world();
+        world.touch_host(host, None, now);
+        let acks = request
+            .results
+            .into_iter()
+            .map(|result| {
+                let (status, reason) =
+                    world.report(host, result.result_id, reported(result.outcome), now);
+                ReportAck {
+                    result_id: result.result_id,
+                    status,
+                    reason: reason.map(str::to_owned),
+                }
+            })
+            .collect();
+        let cancelled = world.cancelled_among(host, &request.in_flight);
+        (
+            ReportResponse { acks, cancelled },
+            state.persist(&mut world, Vec::new()),
+        )
+    };
+    pending.durable().await?;
+    Ok(Json(response))
+}
+
+fn check_in_flight(in_flight: &[ResultId]) -> Result<(), ApiError> {
+    if in_flight.len() > MAX_RESULTS {
+        return Err(ApiError::invalid(format!(
+            "at most {MAX_RESULTS} in_flight ids per request"
+        )));
+    }
+    Ok(())
+}
+
+fn reported(outcome: Outcome) -> Reported {
+    match outcome {
+        Outcome::Success {
+            output,
+            fuel_consumed,
+            wall_ms,
+            stderr_tail,
+        } => Reported::Success {
+            output: output.into_inner(),
+            fuel: fuel_consumed,
+            wall_ms,
+            stderr_tail: tail(stderr_tail),
+        },
+        Outcome::Error {
+            kind,
+            message,
+            stderr_tail,
+            ..
+        } => Reported::Error {
+            kind,
+            message: tail(message),
+            stderr_tail: tail(stderr_tail),
+        },
+        Outcome::Returned => Reported::Returned,
+    }
+}
+
+/// Keep the end of a long text (the last lines matter most).
+fn tail(mut text: String) -> String {
+    if text.len() > MAX_STDERR_TAIL {
+        let mut start = text.len() - MAX_STDERR_TAIL;
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        text.drain(..start);
+    }
+    text
+}

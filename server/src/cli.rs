@@ -1,0 +1,126 @@
+//! Command-line flags (clap derive only; checked in `commands`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// The musketeer server.
+#[derive(Debug, Parser)]
+#[command(name = "musketeer-server", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "MUSKETEER_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the store, record trusted keys and print the first admin token.
+    Init(InitArgs),
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
+    /// Create or revoke user tokens (with the server stopped; while it runs, use the admin API).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `init` flags.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Directory for the store.
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// The project's display name.
+    #[arg(long)]
+    pub project_name: String,
+    /// A public key file whose signatures on app manifests are trusted (repeatable).
+    #[arg(long = "trust-key", required = true)]
+    pub trust_keys: Vec<PathBuf>,
+    /// Clients older than this get no work.
+    #[arg(long, default_value = "0.1.0")]
+    pub min_client_version: semver::Version,
+}
+
+/// `serve` flags.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Directory of the store.
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "MUSKETEER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Require this code to register hosts.
+    #[arg(long, env = "MUSKETEER_INVITE_CODE", hide_env_values = true)]
+    pub invite_code: Option<String>,
+    /// Let anyone read hosts, apps and stats (the dashboard views).
+    #[arg(long, env = "MUSKETEER_PUBLIC_DASHBOARD")]
+    pub public_dashboard: bool,
+    /// Host registrations allowed per source address per minute.
+    #[arg(long, env = "MUSKETEER_REGISTER_PER_MINUTE", default_value_t = 10)]
+    pub register_per_minute: u32,
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it.
+    Create(TokenCreateArgs),
+    /// Revoke a token by id.
+    Revoke(TokenRevokeArgs),
+}
+
+/// Roles a token can have.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// Submits and reads its own batches.
+    Researcher,
+    /// Publishes app versions.
+    Publisher,
+    /// Everything.
+    Admin,
+}
+
+/// `token create` flags.
+#[derive(Debug, clap::Args)]
+pub struct TokenCreateArgs {
+    /// Directory of the store.
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// The token's role.
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// Limit the token to these apps (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub apps: Option<Vec<String>>,
+    /// Expiry: a duration from now such as `30d`, `12h`, `90m`.
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// A note, e.g. who holds the token.
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+/// `token revoke` flags.
+#[derive(Debug, clap::Args)]
+pub struct TokenRevokeArgs {
+    /// Directory of the store.
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// The token id printed by `token create`.
+    pub id: u64,
+}

@@ -1,0 +1,56 @@
+use anyhow::Context as _;
+use musketeer_server::state::{AppState, ServeOptions};
+use musketeer_server::store::Store;
+
+use crate::cli::ServeArgs;
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let store = Store::open(&args.data_dir)?;
+    let options = ServeOptions {
+        invite_code: args.invite_code.filter(|c| !c.is_empty()),
+        public_dashboard: args.public_dashboard,
+        register_per_minute: args.register_per_minute,
+        ..ServeOptions::default()
+    };
+    let state = AppState::load(store, options).context("loading the store")?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listening address")?;
+    tracing::info!(%addr, "serving");
+    // Tests and scripts read this line to find the port when listening on port 0.
+    println!("musketeer-server listening on http://{addr}");
+    musketeer_server::run(listener, state, shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,9 @@
+//! Domain logic with no HTTP and no storage: the work-unit lifecycle, the scheduler's in-memory
+//! world, tokens and roles, publish checks and result formatting.
+
+pub mod lifecycle;
+pub mod publish;
+pub mod ratelimit;
+pub mod results;
+pub mod tokens;
+pub mod world;

@@ -1,0 +1,696 @@
+//! The scheduler's in-memory world: every unit, batch, host and app version, with the indexes
+//! that make fetch, expiry and counters cheap. The store persists the rows this module marks
+//! dirty; on start the world is rebuilt from them. Pure: callers pass the time.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+
+use musketeer_protocol::{
+    Assignment, BatchId, BatchState, BatchStatus, HostId, HostPlatform, HostSummary, Limits,
+    ReportStatus, ResultCounts, ResultId, Stats, TokenId, UnitCounts, UnitId, UnitState,
+};
+use semver::Version;
+use serde::{Deserialize, Serialize};
+
+use super::lifecycle::{Event, Params, ReplicaState, ReportEffect, Reported, Unit, Validation};
+
+/// A host counts as online if it made contact within this time.
+pub const ONLINE_WINDOW_MS: u64 = 2 * 60 * 1000;
+/// Cap on queue entries scanned for one fetch (hosts that already hold many queued units).
+const MAX_SCAN: usize = 10_000;
+const MINUTES_KEPT: usize = 60;
+
+/// A submitted batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Its id.
+    pub id: BatchId,
+    /// The token that submitted it.
+    pub owner: TokenId,
+    /// Its app.
+    pub app: String,
+    /// Its app version.
+    pub version: Version,
+    /// A note.
+    pub label: Option<String>,
+    /// When it was submitted.
+    pub created_ms: u64,
+    /// Its first unit; the others follow without gaps.
+    pub first_unit: UnitId,
+    /// How many units it has.
+    pub n_units: u64,
+    /// Replication settings of its units.
+    pub params: Params,
+    /// Higher first.
+    pub priority: i32,
+    /// Cancelled by its owner or an admin.
+    pub cancelled: bool,
+    /// Units by state (derived, not stored).
+    #[serde(skip)]
+    pub counts: UnitCounts,
+}
+
+impl Batch {
+    /// Its units' ids.
+    pub fn unit_ids(&self) -> impl Iterator<Item = UnitId> + use<> {
+        (self.first_unit.0..self.first_unit.0 + self.n_units).map(UnitId)
+    }
+
+    /// Its status in wire form.
+    pub fn status(&self) -> BatchStatus {
+        let state = if self.cancelled {
+            BatchState::Cancelled
+        } else if self.counts.finished() == self.n_units {
+            BatchState::Finished
+        } else {
+            BatchState::Running
+        };
+        BatchStatus {
+            id: self.id,
+            app: self.app.clone(),
+            version: self.version.clone(),
+            label: self.label.clone(),
+            state,
+            created_ms: self.created_ms,
+            first_unit: self.first_unit,
+            counts: self.counts,
+            progress: if self.n_units == 0 {
+                1.0
+            } else {
+                self.counts.finished() as f64 / self.n_units as f64
+            },
+            replication: self.params.to_wire(),
+            priority: self.priority,
+        }
+    }
+}
+
+/// A registered volunteer host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    /// Its id.
+    pub id: HostId,
+    /// Display name.
+    pub name: String,
+    /// sha256 of its token, hex.
+    pub token_hash: String,
+    /// Platform as last reported.
+    pub platform: Option<HostPlatform>,
+    /// When it registered.
+    pub registered_ms: u64,
+    /// Last fetch or report (stored at most once a minute).
+    pub last_contact_ms: u64,
+    /// Successful results returned.
+    pub succeeded: u64,
+    /// Errors and missed deadlines.
+    pub failed: u64,
+    /// Results that disagreed with the canonical one.
+    pub invalid: u64,
+    /// Fuel of validated results.
+    pub credit: u64,
+    /// Replicas running now (derived, not stored).
+    #[serde(skip)]
+    pub running: u64,
+}
+
+/// A published app version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppVersion {
+    /// The app.
+    pub app: String,
+    /// The version.
+    pub version: Version,
+    /// The signing key.
+    pub key_id: String,
+    /// Module sha256, hex.
+    pub module_sha256: String,
+    /// Module size.
+    pub module_size: u64,
+    /// Allowed HTTP targets.
+    pub http_allow: Vec<String>,
+    /// Limits.
+    pub limits: Limits,
+    /// The signed manifest document.
+    pub signed_manifest: serde_json::Value,
+    /// When it was published.
+    pub published_ms: u64,
+}
+
+impl AppVersion {
+    /// Wire form.
+    pub fn info(&self) -> musketeer_protocol::AppVersionInfo {
+        musketeer_protocol::AppVersionInfo {
+            app: self.app.clone(),
+            version: self.version.clone(),
+            key_id: self.key_id.clone(),
+            module_sha256: self.module_sha256.clone(),
+            module_size: self.module_size,
+            http_allow: self.http_allow.clone(),
+            limits: self.limits,
+            published_ms: self.published_ms,
+        }
+    }
+}
+
+/// Rows changed since the last `take_dirty`, to be persisted.
+#[derive(Debug, Default)]
+pub struct Dirty {
+    /// Changed units.
+    pub units: BTreeSet<UnitId>,
+    /// Changed batches.
+    pub batches: BTreeSet<BatchId>,
+    /// Changed hosts.
+    pub hosts: BTreeSet<HostId>,
+    /// Newly published app versions.
+    pub apps: Vec<(String, Version)>,
+}
+
+impl Dirty {
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty()
+            && self.batches.is_empty()
+            && self.hosts.is_empty()
+            && self.apps.is_empty()
+    }
+}
+
+/// A new batch as validated by the caller.
+#[derive(Debug, Clone)]
+pub struct NewBatch {
+    /// Submitting token.
+    pub owner: TokenId,
+    /// App.
+    pub app: String,
+    /// App version (must be published).
+    pub version: Version,
+    /// Inputs, one unit each.
+    pub inputs: Vec<serde_json::Value>,
+    /// Replication settings.
+    pub params: Params,
+    /// Priority.
+    pub priority: i32,
+    /// Note.
+    pub label: Option<String>,
+}
+
+/// Everything the scheduler knows.
+#[derive(Debug, Default)]
+pub struct World {
+    units: BTreeMap<UnitId, Unit>,
+    batches: BTreeMap<BatchId, Batch>,
+    hosts: BTreeMap<HostId, Host>,
+    apps: BTreeMap<String, BTreeMap<Version, AppVersion>>,
+    /// Units with an unsent replica, highest priority and oldest first.
+    queue: BTreeSet<(Reverse<i32>, UnitId)>,
+    /// Running replicas by deadline.
+    deadlines: BTreeSet<(u64, ResultId)>,
+    counts: UnitCounts,
+    results: ResultCounts,
+    unsent_replicas: u64,
+    /// (minute since epoch, units done in it), last hour.
+    done_per_minute: Vec<(u64, u64)>,
+    dirty: Dirty,
+}
+
+impl World {
+    /// Rebuild the world from stored rows.
+    pub fn restore(
+        units: impl IntoIterator<Item = Unit>,
+        batches: impl IntoIterator<Item = Batch>,
+        hosts: impl IntoIterator<Item = Host>,
+        apps: impl IntoIterator<Item = AppVersion>,
+    ) -> Self {
+        let mut world = World::default();
+        for app in apps {
+            world
+                .apps
+                .entry(app.app.clone())
+                .or_default()
+                .insert(app.version.clone(), app);
+        }
+        // Derived fields are recomputed by `index`, whatever the rows carried.
+        world.batches = batches
+            .into_iter()
+            .map(|b| {
+                (
+                    b.id,
+                    Batch {
+                        counts: UnitCounts::default(),
+                        ..b
+                    },
+                )
+            })
+            .collect();
+        world.hosts = hosts
+            .into_iter()
+            .map(|h| (h.id, Host { running: 0, ..h }))
+            .collect();
+        world.units = units.into_iter().map(|u| (u.id, u)).collect();
+        let ids: Vec<UnitId> = world.units.keys().copied().collect();
+        for id in ids {
+            world.index(id, true);
+        }
+        world
+    }
+
+    /// The rows changed since the last call.
+    pub fn take_dirty(&mut self) -> Dirty {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// A unit.
+    pub fn unit(&self, id: UnitId) -> Option<&Unit> {
+        self.units.get(&id)
+    }
+
+    /// A batch.
+    pub fn batch(&self, id: BatchId) -> Option<&Batch> {
+        self.batches.get(&id)
+    }
+
+    /// Every batch, newest first.
+    pub fn batches(&self) -> impl Iterator<Item = &Batch> {
+        self.batches.values().rev()
+    }
+
+    /// A host.
+    pub fn host(&self, id: HostId) -> Option<&Host> {
+        self.hosts.get(&id)
+    }
+
+    /// Every host.
+    pub fn hosts(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.values()
+    }
+
+    /// An app version.
+    pub fn app_version(&self, app: &str, version: &Version) -> Option<&AppVersion> {
+        self.apps.get(app)?.get(version)
+    }
+
+    /// The highest published version of an app.
+    pub fn current_version(&self, app: &str) -> Option<&AppVersion> {
+        self.apps.get(app)?.values().next_back()
+    }
+
+    /// Every app version, by app then version.
+    pub fn app_versions(&self) -> impl Iterator<Item = &AppVersion> {
+        self.apps.values().flat_map(BTreeMap::values)
+    }
+
+    /// Record a published version. The caller checked that it is higher than the current one.
+    pub fn publish(&mut self, app: AppVersion) {
+        self.dirty.apps.push((app.app.clone(), app.version.clone()));
+        self.apps
+            .entry(app.app.clone())
+            .or_default()
+            .insert(app.version.clone(), app);
+    }
+
+    /// Register a host.
+    pub fn register_host(
+        &mut self,
+        name: String,
+        token_hash: String,
+        platform: Option<HostPlatform>,
+        now_ms: u64,
+    ) -> HostId {
+        let id = HostId(self.hosts.keys().next_back().map_or(1, |h| h.0 + 1));
+        let host = Host {
+            id,
+            name,
+            token_hash,
+            platform,
+            registered_ms: now_ms,
+            last_contact_ms: now_ms,
+            succeeded: 0,
+            failed: 0,
+            invalid: 0,
+            credit: 0,
+            running: 0,
+        };
+        self.hosts.insert(id, host);
+        self.dirty.hosts.insert(id);
+        id
+    }
+
+    /// Note that a host made contact, with its current platform.
+    pub fn touch_host(&mut self, id: HostId, platform: Option<&HostPlatform>, now_ms: u64) {
+        let Some(host) = self.hosts.get_mut(&id) else {
+            return;
+        };
+        let changed = platform.is_some_and(|p| host.platform.as_ref() != Some(p));
+        if changed {
+            host.platform = platform.cloned();
+        }
+        // Contact times are stored coarsely so that polling does not rewrite the row each time.
+        if changed || now_ms >= host.last_contact_ms + 60_000 {
+            self.dirty.hosts.insert(id);
+        }
+        host.last_contact_ms = host.last_contact_ms.max(now_ms);
+    }
+
+    /// Create a batch and its units.
+    pub fn submit(&mut self, new: NewBatch, now_ms: u64) -> &Batch {
+        let id = BatchId(self.batches.keys().next_back().map_or(1, |b| b.0 + 1));
+        let first_unit = UnitId(self.units.keys().next_back().map_or(1, |u| u.0 + 1));
+        let batch = Batch {
+            id,
+            owner: new.owner,
+            app: new.app,
+            version: new.version,
+            label: new.label,
+            created_ms: now_ms,
+            first_unit,
+            n_units: new.inputs.len() as u64,
+            params: new.params,
+            priority: new.priority,
+            cancelled: false,
+            counts: UnitCounts::default(),
+        };
+        self.batches.insert(id, batch);
+        self.dirty.batches.insert(id);
+        for (offset, input) in new.inputs.into_iter().enumerate() {
+            let unit_id = UnitId(first_unit.0 + offset as u64);
+            self.units
+                .insert(unit_id, Unit::new(unit_id, id, new.params, input));
+            self.index(unit_id, true);
+            self.dirty.units.insert(unit_id);
+        }
+        &self.batches[&id]
+    }
+
+    /// Lease up to `max` replicas to `host`.
+    pub fn fetch(&mut self, host: HostId, max: usize, now_ms: u64) -> Vec<ResultId> {
+        let candidates: Vec<UnitId> = self
+            .queue
+            .iter()
+            .take(MAX_SCAN)
+            .map(|&(_, id)| id)
+            .filter(|id| self.units.get(id).is_some_and(|u| !u.has_host(host)))
+            .take(max)
+            .collect();
+        candidates
+            .into_iter()
+            .filter_map(|unit| {
+                let replica = self.update_unit(unit, now_ms, |u| u.assign(host, now_ms))??;
+                Some(ResultId { unit, replica })
+            })
+            .collect()
+    }
+
+    /// The assignment for a leased replica.
+    pub fn assignment(&self, id: ResultId) -> Option<Assignment> {
+        let unit = self.units.get(&id.unit)?;
+        let replica = unit.replicas.get(id.replica as usize)?;
+        let batch = self.batches.get(&unit.batch)?;
+        let app = self.app_version(&batch.app, &batch.version)?;
+        Some(Assignment {
+            result_id: id,
+            unit_id: id.unit,
+            app: app.app.clone(),
+            version: app.version.clone(),
+            module_sha256: app.module_sha256.clone(),
+            module_size: app.module_size,
+            signed_manifest: app.signed_manifest.clone(),
+            input: unit.input.clone(),
+            deadline_ms: replica.deadline_ms,
+            limits: app.limits,
+        })
+    }
+
+    /// Record a host's report on one replica.
+    pub fn report(
+        &mut self,
+        host: HostId,
+        id: ResultId,
+        reported: Reported,
+        now_ms: u64,
+    ) -> (ReportStatus, Option<&'static str>) {
+        let counter = match &reported {
+            Reported::Success { .. } => Some(true),
+            Reported::Error { .. } => Some(false),
+            Reported::Returned => None,
+        };
+        let Some(effect) =
+            self.update_unit(id.unit, now_ms, |u| u.report(id.replica, host, reported))
+        else {
+            return (ReportStatus::Refused, Some("no such result"));
+        };
+        match effect {
+            ReportEffect::Accepted(events) => {
+                if let Some(h) = self.hosts.get_mut(&host) {
+                    match counter {
+                        Some(true) => h.succeeded += 1,
+                        Some(false) => h.failed += 1,
+                        None => {}
+                    }
+                    self.dirty.hosts.insert(host);
+                }
+                self.apply_events(&events);
+                (ReportStatus::Accepted, None)
+            }
+            ReportEffect::Duplicate => (ReportStatus::Duplicate, None),
+            ReportEffect::Refused(reason) => (ReportStatus::Refused, Some(reason)),
+        }
+    }
+
+    /// Which of `in_flight` the host should abort.
+    pub fn cancelled_among(&self, host: HostId, in_flight: &[ResultId]) -> Vec<ResultId> {
+        in_flight
+            .iter()
+            .copied()
+            .filter(|id| {
+                !self
+                    .units
+                    .get(&id.unit)
+                    .is_some_and(|u| u.still_wanted(id.replica, host))
+            })
+            .collect()
+    }
+
+    /// Time out leases whose deadline passed. Returns whether replicas were queued.
+    pub fn expire(&mut self, now_ms: u64) -> bool {
+        let before = self.unsent_replicas;
+        let due: Vec<UnitId> = self
+            .deadlines
+            .iter()
+            .take_while(|(d, _)| *d <= now_ms)
+            .map(|(_, r)| r.unit)
+            .collect();
+        for unit in due {
+            if let Some(events) = self.update_unit(unit, now_ms, |u| u.expire(now_ms)) {
+                self.apply_events(&events);
+            }
+        }
+        self.unsent_replicas > before
+    }
+
+    /// The earliest lease deadline.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.deadlines.first().map(|(d, _)| *d)
+    }
+
+    /// Cancel a batch's unfinished units.
+    pub fn cancel_batch(&mut self, id: BatchId, now_ms: u64) -> Option<&Batch> {
+        let batch = self.batches.get_mut(&id)?;
+        batch.cancelled = true;
+        self.dirty.batches.insert(id);
+        let ids: Vec<UnitId> = batch.unit_ids().collect();
+        for unit in ids {
+            self.update_unit(unit, now_ms, Unit::cancel);
+        }
+        self.batches.get(&id)
+    }
+
+    /// Whether a replica waits for a host.
+    pub fn has_queued_work(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Server-wide counters.
+    pub fn stats(&self, now_ms: u64) -> Stats {
+        let online = self
+            .hosts
+            .values()
+            .filter(|h| h.last_contact_ms + ONLINE_WINDOW_MS > now_ms);
+        let (hosts_online, slots_total) = online.fold((0, 0), |(n, s), h| {
+            (
+                n + 1,
+                s + h.platform.as_ref().map_or(0, |p| u64::from(p.slots)),
+            )
+        });
+        let minute_now = now_ms / 60_000;
+        let done_per_minute = (0..MINUTES_KEPT as u64)
+            .rev()
+            .map(|ago| {
+                let minute = minute_now.saturating_sub(ago);
+                self.done_per_minute
+                    .iter()
+                    .find(|(m, _)| *m == minute)
+                    .map_or(0, |(_, n)| *n)
+            })
+            .collect();
+        Stats {
+            now_ms,
+            hosts_known: self.hosts.len() as u64,
+            hosts_online,
+            slots_total,
+            slots_busy: self.deadlines.len() as u64,
+            queue_depth: self.unsent_replicas,
+            units: self.counts,
+            results: self.results.clone(),
+            batches_active: self
+                .batches
+                .values()
+                .filter(|b| !b.cancelled && b.counts.finished() < b.n_units)
+                .count() as u64,
+            done_per_minute,
+        }
+    }
+
+    /// A host in wire form.
+    pub fn host_summary(&self, host: &Host, now_ms: u64) -> HostSummary {
+        HostSummary {
+            id: host.id,
+            name: host.name.clone(),
+            platform: host.platform.clone(),
+            registered_ms: host.registered_ms,
+            last_contact_ms: host.last_contact_ms,
+            online: host.last_contact_ms + ONLINE_WINDOW_MS > now_ms,
+            running: host.running,
+            succeeded: host.succeeded,
+            failed: host.failed,
+            invalid: host.invalid,
+            credit: host.credit,
+        }
+    }
+
+    /// Mutate a unit, keeping every index and counter in step and marking it dirty.
+    fn update_unit<R>(
+        &mut self,
+        id: UnitId,
+        now_ms: u64,
+        f: impl FnOnce(&mut Unit) -> R,
+    ) -> Option<R> {
+        if !self.units.contains_key(&id) {
+            return None;
+        }
+        let was_done = self.units[&id].state() == UnitState::Done;
+        self.index(id, false);
+        let unit = self.units.get_mut(&id)?;
+        let result = f(unit);
+        let now_done = unit.state() == UnitState::Done;
+        self.index(id, true);
+        self.dirty.units.insert(id);
+        if now_done && !was_done {
+            self.count_done(now_ms);
+        }
+        Some(result)
+    }
+
+    /// Add (or remove) a unit's contribution to the indexes and counters.
+    fn index(&mut self, id: UnitId, add: bool) {
+        let Self {
+            units,
+            batches,
+            hosts,
+            queue,
+            deadlines,
+            counts,
+            results,
+            unsent_replicas,
+            ..
+        } = self;
+        let Some(unit) = units.get(&id) else { return };
+        let adjust = |n: &mut u64| {
+            if add {
+                *n += 1
+            } else {
+                *n = n.saturating_sub(1)
+            }
+        };
+        let state = unit.state();
+        adjust(counts.get_mut(state));
+        let batch = batches.get_mut(&unit.batch);
+        let priority = batch.as_ref().map_or(0, |b| b.priority);
+        if let Some(batch) = batch {
+            adjust(batch.counts.get_mut(state));
+        }
+        if unit.has_unsent() {
+            let n = unit
+                .replicas
+                .iter()
+                .filter(|r| r.state == ReplicaState::Unsent)
+                .count() as u64;
+            if add {
+                queue.insert((Reverse(priority), id));
+                *unsent_replicas += n;
+            } else {
+                queue.remove(&(Reverse(priority), id));
+                *unsent_replicas = unsent_replicas.saturating_sub(n);
+            }
+        }
+        for replica in &unit.replicas {
+            match &replica.state {
+                ReplicaState::Success {
+                    validation: Validation::Valid,
+                    ..
+                } => adjust(&mut results.valid),
+                ReplicaState::Success {
+                    validation: Validation::Invalid,
+                    ..
+                } => adjust(&mut results.invalid),
+                ReplicaState::Error { .. } => adjust(&mut results.errors),
+                ReplicaState::TimedOut => adjust(&mut results.timed_out),
+                _ => {}
+            }
+        }
+        for (replica, host, deadline) in unit.leases() {
+            let key = (deadline, ResultId { unit: id, replica });
+            if add {
+                deadlines.insert(key);
+            } else {
+                deadlines.remove(&key);
+            }
+            if let Some(h) = hosts.get_mut(&host) {
+                adjust(&mut h.running);
+            }
+        }
+    }
+
+    fn apply_events(&mut self, events: &[Event]) {
+        for event in events {
+            let host = match *event {
+                Event::Validated { host, .. }
+                | Event::Invalidated { host }
+                | Event::TimedOut { host } => host,
+            };
+            let Some(h) = self.hosts.get_mut(&host) else {
+                continue;
+            };
+            match *event {
+                Event::Validated { fuel, .. } => h.credit += fuel,
+                Event::Invalidated { .. } => h.invalid += 1,
+                Event::TimedOut { .. } => h.failed += 1,
+            }
+            self.dirty.hosts.insert(host);
+        }
+    }
+
+    fn count_done(&mut self, now_ms: u64) {
+        let minute = now_ms / 60_000;
+        match self.done_per_minute.iter_mut().find(|(m, _)| *m == minute) {
+            Some((_, n)) => *n += 1,
+            None => {
+                self.done_per_minute.push((minute, 1));
+                self.done_per_minute
+                    .retain(|(m, _)| m + MINUTES_KEPT as u64 > minute);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

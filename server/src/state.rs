@@ -1,0 +1,222 @@
+//! Shared server state: the in-memory world behind one lock, the token table, the project
+//! settings, and the writer that makes changes durable before handlers answer.
+
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, oneshot, watch};
+
+use crate::api::error::ApiError;
+use crate::domain::ratelimit::RateLimiter;
+use crate::domain::tokens::TokenTable;
+use crate::domain::world::World;
+use crate::store::{ProjectConfig, Store, StoreError, Write, Writer, encode};
+
+/// Serve-time settings (flags and environment).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Hosts must present this code to register.
+    pub invite_code: Option<String>,
+    /// Hosts, apps and stats are readable without a token.
+    pub public_dashboard: bool,
+    /// Host registrations allowed per source address per minute.
+    pub register_per_minute: u32,
+    /// Longest long-poll wait, milliseconds.
+    pub max_wait_ms: u64,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            invite_code: None,
+            public_dashboard: false,
+            register_per_minute: 10,
+            max_wait_ms: 30_000,
+        }
+    }
+}
+
+/// Cheaply cloneable handle to the server state.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The server state.
+#[derive(Debug)]
+pub struct Inner {
+    world: Mutex<World>,
+    tokens: RwLock<TokenTable>,
+    project: RwLock<ProjectConfig>,
+    /// The store, for reads (modules).
+    pub store: Store,
+    writer: Writer,
+    /// Signalled when replicas are queued, to wake long-polling fetches.
+    pub work_available: Notify,
+    shutdown: watch::Sender<bool>,
+    /// Serve-time settings.
+    pub options: ServeOptions,
+    /// Host registration limiter.
+    pub register_limiter: Mutex<RateLimiter>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// A pending durable commit; await it before answering 2xx.
+#[must_use = "await the commit before acknowledging"]
+pub struct Pending(Option<oneshot::Receiver<Result<(), ()>>>);
+
+impl Pending {
+    /// Nothing to wait for.
+    pub fn none() -> Self {
+        Pending(None)
+    }
+
+    /// Wait until the rows are durable.
+    pub async fn durable(self) -> Result<(), ApiError> {
+        match self.0 {
+            None => Ok(()),
+            Some(rx) => match rx.await {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(ApiError::from(StoreError::WriterStopped)),
+            },
+        }
+    }
+}
+
+impl AppState {
+    /// Load the store into memory and start its writer.
+    pub fn load(store: Store, options: ServeOptions) -> Result<AppState, StoreError> {
+        let loaded = store.load()?;
+        let mut tokens = TokenTable::default();
+        for record in loaded.tokens {
+            tokens.put_user(record);
+        }
+        for host in &loaded.hosts {
+            tokens.put_host(&host.token_hash, host.id);
+        }
+        let world = World::restore(loaded.units, loaded.batches, loaded.hosts, loaded.apps);
+        let writer = store.writer();
+        let register_limiter = Mutex::new(RateLimiter::new(options.register_per_minute));
+        Ok(AppState(Arc::new(Inner {
+            world: Mutex::new(world),
+            tokens: RwLock::new(tokens),
+            project: RwLock::new(loaded.project),
+            store,
+            writer,
+            work_available: Notify::new(),
+            shutdown: watch::channel(false).0,
+            options,
+            register_limiter,
+        })))
+    }
+
+    /// Now, in Unix milliseconds.
+    pub fn now_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// The world, locked. Never hold it across an await.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The token table, for reading.
+    pub fn tokens(&self) -> RwLockReadGuard<'_, TokenTable> {
+        self.tokens
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The token table, for writing.
+    pub fn tokens_mut(&self) -> RwLockWriteGuard<'_, TokenTable> {
+        self.tokens
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The project settings.
+    pub fn project(&self) -> RwLockReadGuard<'_, ProjectConfig> {
+        self.project
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queue the world's dirty rows (plus `extra`, written first) for a durable commit. Call with
+    /// the world lock held, so that commits happen in the order of the changes.
+    pub fn persist(&self, world: &mut World, extra: Vec<Write>) -> Pending {
+        let dirty = world.take_dirty();
+        if dirty.is_empty() && extra.is_empty() {
+            return Pending::none();
+        }
+        let mut writes = extra;
+        writes.reserve(
+            dirty.units.len() + dirty.hosts.len() + dirty.batches.len() + dirty.apps.len(),
+        );
+        for (app, version) in &dirty.apps {
+            if let Some(row) = world.app_version(app, version) {
+                writes.push(Write::App(format!("{app}@{version}"), encode(row)));
+            }
+        }
+        for id in dirty.batches {
+            if let Some(row) = world.batch(id) {
+                writes.push(Write::Batch(id.0, encode(row)));
+            }
+        }
+        for id in dirty.hosts {
+            if let Some(row) = world.host(id) {
+                writes.push(Write::Host(id.0, encode(row)));
+            }
+        }
+        for id in dirty.units {
+            if let Some(row) = world.unit(id) {
+                writes.push(Write::Unit(id.0, encode(row)));
+            }
+        }
+        if world.has_queued_work() {
+            self.work_available.notify_waiters();
+        }
+        Pending(Some(self.writer.submit(writes)))
+    }
+
+    /// Queue rows that are not part of the world (tokens, project settings).
+    pub fn persist_rows(&self, writes: Vec<Write>) -> Pending {
+        Pending(Some(self.writer.submit(writes)))
+    }
+
+    /// A receiver that turns true when the server is shutting down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Start shutting down: long polls return.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Wait until every queued write is durable and stop the writer.
+    pub fn close(&self) {
+        self.writer.close();
+    }
+
+    /// Time out expired leases and persist the changes.
+    pub async fn expire_leases(&self) -> Result<(), ApiError> {
+        let now = Self::now_ms();
+        let pending = {
+            let mut world = self.world();
+            if world.next_deadline().is_none_or(|d| d > now) {
+                return Ok(());
+            }
+            world.expire(now);
+            self.persist(&mut world, Vec::new())
+        };
+        pending.durable().await
+    }
+}

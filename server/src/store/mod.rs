@@ -1,0 +1,249 @@
+//! Durable storage in one redb file. Only this module touches redb. Rows are JSON; the layout is
+//! described in docs/operator.md. Reads happen anywhere; all writes go through the [`Writer`]
+//! thread, which group-commits.
+
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::lifecycle::Unit;
+use crate::domain::tokens::TokenRecord;
+use crate::domain::world::{AppVersion, Batch, Host};
+pub use writer::{Write, Writer};
+
+/// The store file inside the data directory.
+pub const DB_FILE: &str = "musketeer.redb";
+/// Schema version written at init.
+const SCHEMA_VERSION: u64 = 1;
+
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("tokens");
+pub(crate) const HOSTS: TableDefinition<u64, &[u8]> = TableDefinition::new("hosts");
+pub(crate) const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
+pub(crate) const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
+pub(crate) const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
+pub(crate) const UNITS: TableDefinition<u64, &[u8]> = TableDefinition::new("units");
+
+const PROJECT_KEY: &str = "project";
+const SCHEMA_KEY: &str = "schema_version";
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// `init` found an existing store.
+    #[error("{} already exists; refusing to overwrite an existing store", .0.display())]
+    AlreadyExists(PathBuf),
+    /// `serve` found no store.
+    #[error("no store at {}; run `musketeer-server init` first", .0.display())]
+    Missing(PathBuf),
+    /// Another process (probably a running server) has the store open.
+    #[error("the store {} is in use by another process (a running server?); stop it or use the admin API", .0.display())]
+    InUse(PathBuf),
+    /// redb failed.
+    #[error("storage error: {0}")]
+    Redb(#[from] redb::Error),
+    /// A stored row does not decode.
+    #[error("corrupt {table} row {key}: {error}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The row key.
+        key: String,
+        /// The decoding error.
+        error: serde_json::Error,
+    },
+    /// The writer thread stopped after a failed commit; restart the server.
+    #[error("storage is unavailable after a failed commit; restart the server")]
+    WriterStopped,
+    /// The data directory could not be created.
+    #[error("could not create data directory {}: {error}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+}
+
+/// Converts any of redb's error types with `?`.
+pub(crate) trait RedbResult<T> {
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T, E: Into<redb::Error>> RedbResult<T> for Result<T, E> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::Redb(e.into()))
+    }
+}
+
+/// Project settings fixed at init (and by key rotations).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectConfig {
+    /// Display name.
+    pub name: String,
+    /// Keys trusted for app manifests.
+    pub trust: musketeer_signing_keys::TrustStore,
+    /// Applied rotation statements, oldest first.
+    pub rotations: Vec<musketeer_signing_keys::RotationStatement>,
+    /// Oldest client version that gets work.
+    pub min_client_version: semver::Version,
+    /// When the store was created.
+    pub created_ms: u64,
+}
+
+/// Everything stored, as loaded at start.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Project settings.
+    pub project: ProjectConfig,
+    /// User tokens (including revoked ones).
+    pub tokens: Vec<TokenRecord>,
+    /// Hosts.
+    pub hosts: Vec<Host>,
+    /// App versions.
+    pub apps: Vec<AppVersion>,
+    /// Batches.
+    pub batches: Vec<Batch>,
+    /// Units.
+    pub units: Vec<Unit>,
+}
+
+/// The open store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Create a new store in `data_dir` with the project settings. Fails if one exists.
+    pub fn create(data_dir: &Path, project: &ProjectConfig) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|error| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            error,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        if path.exists() {
+            return Err(StoreError::AlreadyExists(path));
+        }
+        let db = Database::create(&path).map_err(|e| open_error(e, &path))?;
+        let txn = db.begin_write().db()?;
+        {
+            let mut meta = txn.open_table(META).db()?;
+            meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())
+                .db()?;
+            meta.insert(PROJECT_KEY, encode(project).as_slice()).db()?;
+            // Create every table so that readers never meet a missing one.
+            txn.open_table(TOKENS).db()?;
+            txn.open_table(HOSTS).db()?;
+            txn.open_table(APPS).db()?;
+            txn.open_table(MODULES).db()?;
+            txn.open_table(BATCHES).db()?;
+            txn.open_table(UNITS).db()?;
+        }
+        txn.commit().db()?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    /// Open the existing store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Missing(path));
+        }
+        let db = Database::create(&path).map_err(|e| open_error(e, &path))?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    /// Read everything.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        let txn = self.db.begin_read().db()?;
+        let meta = txn.open_table(META).db()?;
+        let project = meta
+            .get(PROJECT_KEY)
+            .db()?
+            .map(|v| decode::<ProjectConfig>("meta", PROJECT_KEY, v.value()))
+            .transpose()?
+            .ok_or_else(|| StoreError::Corrupt {
+                table: "meta",
+                key: PROJECT_KEY.into(),
+                error: serde::de::Error::custom("missing"),
+            })?;
+        Ok(Loaded {
+            project,
+            tokens: read_all(&txn.open_table(TOKENS).db()?, "tokens")?,
+            hosts: read_all(&txn.open_table(HOSTS).db()?, "hosts")?,
+            apps: read_all(&txn.open_table(APPS).db()?, "apps")?,
+            batches: read_all(&txn.open_table(BATCHES).db()?, "batches")?,
+            units: read_all(&txn.open_table(UNITS).db()?, "units")?,
+        })
+    }
+
+    /// A module's bytes.
+    pub fn module(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().db()?;
+        let table = txn.open_table(MODULES).db()?;
+        Ok(table.get(sha256).db()?.map(|v| v.value().to_vec()))
+    }
+
+    /// Write rows in one durable transaction, from the calling thread (CLI commands; the server
+    /// uses the [`Writer`]).
+    pub fn write_now(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        writer::commit(&self.db, &writes)
+    }
+
+    /// Start the group-committing writer thread.
+    pub fn writer(&self) -> Writer {
+        Writer::start(self.db.clone())
+    }
+}
+
+/// The meta row holding the project settings.
+pub fn project_write(project: &ProjectConfig) -> Write {
+    Write::Meta(PROJECT_KEY.into(), encode(project))
+}
+
+fn open_error(e: redb::DatabaseError, path: &Path) -> StoreError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_owned()),
+        other => StoreError::Redb(other.into()),
+    }
+}
+
+/// Encode a row.
+pub fn encode<T: Serialize>(row: &T) -> Vec<u8> {
+    // Rows are plain data with string keys; encoding cannot fail.
+    serde_json::to_vec(row).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::Corrupt {
+        table,
+        key: key.to_owned(),
+        error,
+    })
+}
+
+fn read_all<K: redb::Key + 'static, T: DeserializeOwned>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    name: &'static str,
+) -> Result<Vec<T>, StoreError>
+where
+    for<'a> K::SelfType<'a>: std::fmt::Debug,
+{
+    let mut rows = Vec::new();
+    for entry in table.iter().db()? {
+        let (key, value) = entry.db()?;
+        rows.push(decode(name, &format!("{:?}", key.value()), value.value())?);
+    }
+    Ok(rows)
+}

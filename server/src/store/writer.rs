@@ -1,0 +1,149 @@
+//! The single writer: handlers queue rows, the thread commits everything queued in one durable
+//! transaction and then acknowledges every request in it (group commit).
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use redb::Database;
+use tokio::sync::oneshot;
+
+use super::{APPS, BATCHES, HOSTS, META, MODULES, RedbResult, StoreError, TOKENS, UNITS};
+
+/// One row to write.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// A meta row.
+    Meta(String, Vec<u8>),
+    /// A user token.
+    Token(u64, Vec<u8>),
+    /// A host.
+    Host(u64, Vec<u8>),
+    /// An app version, keyed `app@version`.
+    App(String, Vec<u8>),
+    /// A module, keyed by sha256.
+    Module(String, Vec<u8>),
+    /// A batch.
+    Batch(u64, Vec<u8>),
+    /// A unit.
+    Unit(u64, Vec<u8>),
+}
+
+struct Request {
+    writes: Vec<Write>,
+    done: oneshot::Sender<Result<(), ()>>,
+}
+
+enum Message {
+    Write(Request),
+    /// Commit what is queued before this, then stop.
+    Stop,
+}
+
+/// Most requests merged into one transaction; bounds the latency of the first one.
+const MAX_GROUP: usize = 4096;
+
+/// Handle to the writer thread. Dropping every handle stops the thread after it drains.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Message>,
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl Writer {
+    pub(super) fn start(db: Arc<Database>) -> Writer {
+        let (tx, rx) = mpsc::channel::<Message>();
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(&db, &rx))
+            .ok();
+        Writer {
+            tx,
+            thread: Arc::new(std::sync::Mutex::new(thread)),
+        }
+    }
+
+    /// Queue rows; the receiver resolves once they are durable. Call in the order the in-memory
+    /// changes were made (the queue is FIFO and commits are ordered).
+    pub fn submit(&self, writes: Vec<Write>) -> oneshot::Receiver<Result<(), ()>> {
+        let (done, rx) = oneshot::channel();
+        // If the thread is gone the sender is dropped and the receiver reports the failure.
+        let _ = self.tx.send(Message::Write(Request { writes, done }));
+        rx
+    }
+
+    /// Wait until everything queued so far is durable and stop the thread (on shutdown).
+    pub fn close(&self) {
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        let _ = self.tx.send(Message::Stop);
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(db: &Database, rx: &mpsc::Receiver<Message>) {
+    let mut failed = false;
+    let mut stop = false;
+    while !stop {
+        let mut group = match rx.recv() {
+            Ok(Message::Write(first)) => vec![first],
+            Ok(Message::Stop) | Err(_) => break,
+        };
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(Message::Write(request)) => group.push(request),
+                Ok(Message::Stop) => {
+                    stop = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let result = if failed {
+            Err(())
+        } else {
+            let writes: Vec<&Write> = group.iter().flat_map(|r| &r.writes).collect();
+            commit_refs(db, &writes).map_err(|e| {
+                // The in-memory world is now ahead of the disk; refuse everything from here on
+                // so that nothing is acknowledged that a restart would not show.
+                tracing::error!(error = %e, "commit failed; storage is now read-only until restart");
+                failed = true;
+            })
+        };
+        for request in group {
+            let _ = request.done.send(result);
+        }
+    }
+}
+
+pub(super) fn commit(db: &Database, writes: &[Write]) -> Result<(), StoreError> {
+    commit_refs(db, &writes.iter().collect::<Vec<_>>())
+}
+
+fn commit_refs(db: &Database, writes: &[&Write]) -> Result<(), StoreError> {
+    let txn = db.begin_write().db()?;
+    {
+        let mut meta = txn.open_table(META).db()?;
+        let mut tokens = txn.open_table(TOKENS).db()?;
+        let mut hosts = txn.open_table(HOSTS).db()?;
+        let mut apps = txn.open_table(APPS).db()?;
+        let mut modules = txn.open_table(MODULES).db()?;
+        let mut batches = txn.open_table(BATCHES).db()?;
+        let mut units = txn.open_table(UNITS).db()?;
+        for write in writes {
+            match write {
+                Write::Meta(k, v) => meta.insert(k.as_str(), v.as_slice()).map(drop),
+                Write::Token(k, v) => tokens.insert(k, v.as_slice()).map(drop),
+                Write::Host(k, v) => hosts.insert(k, v.as_slice()).map(drop),
+                Write::App(k, v) => apps.insert(k.as_str(), v.as_slice()).map(drop),
+                Write::Module(k, v) => modules.insert(k.as_str(), v.as_slice()).map(drop),
+                Write::Batch(k, v) => batches.insert(k, v.as_slice()).map(drop),
+                Write::Unit(k, v) => units.insert(k, v.as_slice()).map(drop),
+            }
+            .db()?;
+        }
+    }
+    // Durability::Immediate is redb's default: commit returns after fsync.
+    txn.commit().db()?;
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! The `musketeer-server` binary's init and token commands.
+
+use std::process::{Command, Output};
+
+fn server() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Run `init` in a new directory; (dir, data dir, admin token).
+pub fn init() -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, public) = musketeer_signing_keys::generate_key_files(&dir.path().join("keys")).unwrap();
+    let data = dir.path().join("data");
+    let output = server()
+        .args(["init", "--project-name", "Musketeers", "--data-dir"])
+        .arg(&data)
+        .arg("--trust-key")
+        .arg(&public)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("Musketeers") && stdout.contains("fingerprint"),
+        "{stdout}"
+    );
+    let token = stdout.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("mku_"), "{stdout}");
+    (dir, data, token)
+}
+
+#[test]
+fn init_refuses_to_overwrite_and_serve_needs_a_store() {
+    let (dir, data, _) = init();
+    let again = server()
+        .args(["init", "--project-name", "x", "--data-dir"])
+        .arg(&data)
+        .arg("--trust-key")
+        .arg(dir.path().join("keys/musketeer.pub"))
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        text(&again).1.contains("already exists"),
+        "{:?}",
+        text(&again)
+    );
+    let serve = server()
+        .args(["serve", "--data-dir"])
+        .arg(dir.path().join("nowhere"))
+        .output()
+        .unwrap();
+    assert!(!serve.status.success());
+    assert!(
+        text(&serve).1.contains("musketeer-server init"),
+        "{:?}",
+        text(&serve)
+    );
+    let bad_key = server()
+        .args(["init", "--project-name", "x", "--data-dir"])
+        .arg(dir.path().join("other"))
+        .arg("--trust-key")
+        .arg(dir.path().join("missing.pub"))
+        .output()
+        .unwrap();
+    assert!(!bad_key.status.success());
+    assert!(
+        text(&bad_key).1.contains("missing.pub"),
+        "{:?}",
+        text(&bad_key)
+    );
+}
+
+#[test]
+fn token_create_and_revoke() {
+    let (_dir, data, _) = init();
+    let created = server()
+        .args([
+            "token",
+            "create",
+            "--role",
+            "researcher",
+            "--apps",
+            "a,b",
+            "--expires",
+            "30d",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&created);
+    assert!(created.status.success(), "{stderr}");
+    assert!(
+        stdout.trim().starts_with("mku_") && stderr.contains("Token id 2"),
+        "{stdout}{stderr}"
+    );
+    let store = musketeer_server::store::Store::open(&data).unwrap();
+    let loaded = store.load().unwrap();
+    let record = loaded.tokens.iter().find(|t| t.id.0 == 2).unwrap();
+    assert_eq!(
+        record.apps.as_deref(),
+        Some(&["a".to_owned(), "b".to_owned()][..])
+    );
+    assert!(record.expires_ms.is_some());
+    drop(store);
+    let revoked = server()
+        .args(["token", "revoke", "2", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(revoked.status.success(), "{:?}", text(&revoked));
+    let unknown = server()
+        .args(["token", "revoke", "77", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(text(&unknown).1.contains("no token with id 77"));
+    let loaded = musketeer_server::store::Store::open(&data)
+        .unwrap()
+        .load()
+        .unwrap();
+    assert!(loaded.tokens.iter().find(|t| t.id.0 == 2).unwrap().revoked);
+}

@@ -1,0 +1,284 @@
+//! SIGKILL the real server while hosts report; every acknowledged result survives and the batch
+//! still completes.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{base64_encode, platform, publish_body};
+
+/// The server process; killed (SIGKILL) and reaped when dropped, pass or fail.
+struct ServerProcess {
+    child: Child,
+    url: String,
+}
+
+impl ServerProcess {
+    fn start(data: &Path) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--register-per-minute",
+                "1000",
+                "--data-dir",
+            ])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut process = ServerProcess {
+            child,
+            url: String::new(),
+        };
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server printed its address");
+        process.url = line.rsplit(' ').next().unwrap().to_owned();
+        assert!(process.url.starts_with("http://127.0.0.1:"), "{line}");
+        process
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn output_for(result_id: &Value) -> Vec<u8> {
+    let unit = result_id.as_str().unwrap().split('.').next().unwrap();
+    format!("{{\"unit\":{unit}}}").into_bytes()
+}
+
+/// A host that fetches and reports in a loop, recording what the server acknowledged.
+async fn host_loop(
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    acked: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    held: Arc<Mutex<Vec<Value>>>,
+) {
+    loop {
+        let fetched = http
+            .post(format!("{url}/api/v1/work/fetch"))
+            .bearer_auth(&token)
+            .json(&json!({"free_slots": 8, "platform": platform()}))
+            .send()
+            .await;
+        let Ok(fetched) = fetched else { return };
+        let Ok(body) = fetched.json::<Value>().await else {
+            return;
+        };
+        let mut batch: Vec<Value> = body["assignments"].as_array().cloned().unwrap_or_default();
+        // Results computed before a crash are reported again after it, like a real client does.
+        batch.extend(held.lock().unwrap().drain(..));
+        if batch.is_empty() {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let results: Vec<Value> = batch
+            .iter()
+            .map(|a| json!({"result_id": a["result_id"], "outcome": {"status": "success", "output": base64_encode(&output_for(&a["result_id"])), "fuel_consumed": 1, "wall_ms": 1}}))
+            .collect();
+        let report = http
+            .post(format!("{url}/api/v1/work/report"))
+            .bearer_auth(&token)
+            .json(&json!({"results": results}))
+            .send()
+            .await;
+        let body = match report {
+            Ok(r) if r.status() == 200 => r.json::<Value>().await.ok(),
+            _ => None,
+        };
+        let Some(body) = body else {
+            held.lock().unwrap().extend(batch);
+            return;
+        };
+        let mut acked = acked.lock().unwrap();
+        for ack in body["acks"].as_array().unwrap() {
+            assert_ne!(ack["status"], "refused", "{ack}");
+            let id = ack["result_id"].as_str().unwrap().to_owned();
+            acked.insert(id.clone(), output_for(&ack["result_id"]));
+        }
+    }
+}
+
+async fn wait_for(what: &str, deadline: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !condition().await {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn results(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    batch: u64,
+) -> BTreeMap<u64, Value> {
+    let text = http
+        .get(format!("{url}/api/v1/batches/{batch}/results"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|row| (row["unit_id"].as_u64().unwrap(), row))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_acknowledged_result() {
+    const UNITS: u64 = 400;
+    let (dir, data, admin) = crate::cli::init();
+    let key =
+        musketeer_signing_keys::read_secret_key(&dir.path().join("keys/musketeer.key")).unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut server = ServerProcess::start(&data);
+    let url = server.url.clone();
+    let published = http
+        .post(format!("{url}/api/v1/apps"))
+        .bearer_auth(&admin)
+        .json(&publish_body(&key, "noop", "1.0.0", b"m"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), 201);
+    let inputs: Vec<u64> = (0..UNITS).collect();
+    // Short deadlines so that replicas leased in a response lost to the crash are reissued.
+    let submitted: Value = http
+        .post(format!("{url}/api/v1/batches"))
+        .bearer_auth(&admin)
+        .json(&json!({"app": "noop", "inputs": inputs, "replication": {"delay_bound_ms": 3000}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let batch = submitted["batch_id"].as_u64().unwrap();
+    let mut hosts = Vec::new();
+    for _ in 0..3 {
+        let registered: Value = http
+            .post(format!("{url}/api/v1/hosts/register"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        hosts.push(registered["host_token"].as_str().unwrap().to_owned());
+    }
+    let acked: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
+    let held: Vec<Arc<Mutex<Vec<Value>>>> = hosts.iter().map(|_| Arc::default()).collect();
+    for round in 1..=3 {
+        let target = acked.lock().unwrap().len() + 60;
+        let tasks: Vec<_> = hosts
+            .iter()
+            .zip(&held)
+            .map(|(token, held)| {
+                tokio::spawn(host_loop(
+                    http.clone(),
+                    server.url.clone(),
+                    token.clone(),
+                    acked.clone(),
+                    held.clone(),
+                ))
+            })
+            .collect();
+        wait_for(
+            "acknowledged reports",
+            Duration::from_secs(60),
+            async || acked.lock().unwrap().len() >= target.min(UNITS as usize),
+        )
+        .await;
+        // Kill while the hosts are still fetching and reporting.
+        server.kill();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        server = ServerProcess::start(&data);
+        let rows = results(&http, &server.url, &admin, batch).await;
+        for (result_id, output) in acked.lock().unwrap().iter() {
+            let unit: u64 = result_id.split('.').next().unwrap().parse().unwrap();
+            let row = &rows[&unit];
+            assert_eq!(
+                row["state"], "done",
+                "round {round}: acknowledged {result_id} lost: {row}"
+            );
+            assert_eq!(
+                serde_json::to_vec(&row["output"]).unwrap(),
+                *output,
+                "round {round}: {row}"
+            );
+        }
+    }
+    // After the last restart, the hosts finish the batch.
+    let tasks: Vec<_> = hosts
+        .iter()
+        .zip(&held)
+        .map(|(token, held)| {
+            tokio::spawn(host_loop(
+                http.clone(),
+                server.url.clone(),
+                token.clone(),
+                acked.clone(),
+                held.clone(),
+            ))
+        })
+        .collect();
+    let status_url = format!("{}/api/v1/batches/{batch}", server.url);
+    wait_for("the batch to finish", Duration::from_secs(90), async || {
+        let status: Value = http
+            .get(&status_url)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        status["state"] == "finished"
+    })
+    .await;
+    let rows = results(&http, &server.url, &admin, batch).await;
+    assert_eq!(rows.len() as u64, UNITS);
+    assert!(
+        rows.values().all(|r| r["state"] == "done"),
+        "every unit done"
+    );
+    server.kill();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}

@@ -1,0 +1,258 @@
+//! Fixtures: a fresh project store, tokens of every role, a published app, request helpers.
+
+use std::path::Path;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use musketeer_protocol::{Backend, HostPlatform, Role, TokenId};
+use musketeer_server::domain::tokens::{self, TokenRecord};
+use musketeer_server::state::{AppState, ServeOptions};
+use musketeer_server::store::{ProjectConfig, Store, Write, encode};
+use musketeer_signing_keys::{Limits, Manifest, SecretKey, TrustStore};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+/// A project with a trusted key and one token per role.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub key: SecretKey,
+    pub admin: String,
+    pub researcher: String,
+    pub publisher: String,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::generate();
+        let project = ProjectConfig {
+            name: "test project".into(),
+            trust: TrustStore::from(vec![key.public_key()]),
+            rotations: vec![],
+            min_client_version: "0.1.0".parse().unwrap(),
+            created_ms: 0,
+        };
+        let store = Store::create(dir.path(), &project).unwrap();
+        let mut writes = Vec::new();
+        let mut token = |id: u64, role: Role| {
+            let token = tokens::generate(tokens::USER_PREFIX);
+            let record = TokenRecord {
+                id: TokenId(id),
+                hash: hex::encode(tokens::hash(&token)),
+                role,
+                apps: None,
+                expires_ms: None,
+                label: None,
+                created_ms: 0,
+                revoked: false,
+            };
+            writes.push(Write::Token(id, encode(&record)));
+            token
+        };
+        let admin = token(1, Role::Admin);
+        let researcher = token(2, Role::Researcher);
+        let publisher = token(3, Role::Publisher);
+        store.write_now(writes).unwrap();
+        drop(store);
+        Project {
+            dir,
+            key,
+            admin,
+            researcher,
+            publisher,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Load the store into a state with the given options.
+    pub fn state(&self, options: ServeOptions) -> AppState {
+        AppState::load(Store::open(self.path()).unwrap(), options).unwrap()
+    }
+
+    /// A publish request body for `app` at `version` with module `module`.
+    pub fn publish_body(&self, app: &str, version: &str, module: &[u8]) -> Value {
+        publish_body(&self.key, app, version, module)
+    }
+}
+
+pub fn publish_body(key: &SecretKey, app: &str, version: &str, module: &[u8]) -> Value {
+    let manifest = Manifest::for_module(
+        app,
+        version.parse().unwrap(),
+        module,
+        vec![],
+        Limits::default(),
+    )
+    .unwrap();
+    let signed: Value = serde_json::from_str(&manifest.sign(key).to_json()).unwrap();
+    json!({ "signed_manifest": signed, "module": base64_encode(module) })
+}
+
+pub fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn platform() -> HostPlatform {
+    HostPlatform {
+        arch: "x86_64".into(),
+        os: "linux".into(),
+        client_version: "0.1.0".into(),
+        wasmtime_version: "48.0.8".into(),
+        backend: Backend::Cranelift,
+        slots: 2,
+    }
+}
+
+/// An in-process server: requests go through `oneshot` on the router.
+#[derive(Clone)]
+pub struct Api {
+    pub router: Router,
+}
+
+impl Api {
+    pub fn new(project: &Project) -> Api {
+        Self::with_options(
+            project,
+            ServeOptions {
+                register_per_minute: 1000,
+                ..ServeOptions::default()
+            },
+        )
+    }
+
+    pub fn with_options(project: &Project, options: ServeOptions) -> Api {
+        Api {
+            router: musketeer_server::app(project.state(options)),
+        }
+    }
+
+    /// Send a request; the body is JSON unless `raw` is given.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Body>,
+        content_type: Option<&str>,
+    ) -> (StatusCode, Vec<u8>, axum::http::HeaderMap) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let request = request.body(body.unwrap_or_else(Body::empty)).unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, bytes.to_vec(), headers)
+    }
+
+    /// A JSON request; the answer parsed as JSON (Null if empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let body = body.map(|b| Body::from(serde_json::to_vec(&b).unwrap()));
+        let content_type = body.as_ref().map(|_| "application/json");
+        let (status, bytes, _) = self.send(method, path, token, body, content_type).await;
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Publish, asserting success.
+    pub async fn publish(&self, project: &Project, app: &str, version: &str, module: &[u8]) {
+        let (status, body) = self
+            .post(
+                "/api/v1/apps",
+                Some(&project.publisher),
+                project.publish_body(app, version, module),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// Register a host; its token.
+    pub async fn register(&self, name: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/v1/hosts/register",
+                None,
+                json!({"name": name, "platform": platform()}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["host_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Submit a batch, asserting success; its id.
+    pub async fn submit(&self, token: &str, app: &str, inputs: Value, replication: Value) -> u64 {
+        let (status, body) = self
+            .post(
+                "/api/v1/batches",
+                Some(token),
+                json!({"app": app, "inputs": inputs, "replication": replication}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["batch_id"].as_u64().unwrap()
+    }
+
+    /// Fetch without waiting; the assignments.
+    pub async fn fetch(&self, host: &str, slots: u32) -> Vec<Value> {
+        let (status, body) = self
+            .post(
+                "/api/v1/work/fetch",
+                Some(host),
+                json!({"free_slots": slots, "platform": platform()}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["assignments"].as_array().unwrap().clone()
+    }
+
+    /// Report one success; the ack status.
+    pub async fn report_success(&self, host: &str, result_id: &Value, output: &[u8]) -> String {
+        let body = json!({"results": [{"result_id": result_id, "outcome": {"status": "success", "output": base64_encode(output), "fuel_consumed": 7, "wall_ms": 1}}]});
+        let (status, body) = self.post("/api/v1/work/report", Some(host), body).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["acks"][0]["status"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Assert an error answer's status and code.
+#[track_caller]
+pub fn assert_error(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    assert_eq!(answer.1["error"], code, "{}", answer.1);
+    assert!(
+        answer.1["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        answer.1
+    );
+}
