@@ -31,7 +31,7 @@ pub struct FetchRequest {
 }
 
 /// `POST /api/v1/work/fetch` answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FetchResponse {
     /// New work, at most `free_slots` items; empty when the wait ended without work.
     pub assignments: Vec<Assignment>,
@@ -40,7 +40,7 @@ pub struct FetchResponse {
 }
 
 /// One replica of a work unit leased to the host.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Assignment {
     /// The replica's id, quoted in the report.
     pub result_id: ResultId,
@@ -54,8 +54,9 @@ pub struct Assignment {
     pub module_sha256: String,
     /// The module's size in bytes.
     pub module_size: u64,
-    /// The signed manifest to verify against the pinned keys before running.
-    pub signed_manifest: serde_json::Value,
+    /// The signed manifest to verify against the pinned keys before running, exactly as
+    /// published (parse it with `SignedManifest::from_json(signed_manifest.get())`).
+    pub signed_manifest: Box<serde_json::value::RawValue>,
     /// The input. The task receives its compact JSON encoding (`serde_json::to_vec`) as bytes.
     pub input: serde_json::Value,
     /// Report before this time, or the replica is given to another host.

@@ -172,17 +172,34 @@ fn load_or_create_secret(path: &Path) -> Result<Vec<u8>, CacheError> {
         return Ok(secret);
     }
     let mut secret = vec![0u8; 32];
-    rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, &mut secret).map_err(|e| CacheError::Io {
-        path: path.to_owned(),
-        source: std::io::Error::other(e.to_string()),
+    rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, &mut secret).map_err(|e| {
+        CacheError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        }
     })?;
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut file = private_file(&tmp)?;
         file.write_all(&secret)?;
         file.sync_all()?;
-        fs::rename(&tmp, path)
+        // A hard link never replaces an existing file: when two clients start at once, the
+        // first secret wins and both read it back below.
+        match fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
     };
-    write().map_err(io(path))?;
+    let written = write();
+    let _ = fs::remove_file(&tmp);
+    written.map_err(io(path))?;
+    let secret = fs::read(path).map_err(io(path))?;
+    if secret.len() != 32 {
+        return Err(CacheError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other("cache secret has the wrong length; delete it"),
+        });
+    }
     Ok(secret)
 }

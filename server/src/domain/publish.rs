@@ -68,7 +68,8 @@ pub fn check_publish(
             wall_time_ms: limits.wall_time_ms,
             output_bytes: limits.output_bytes,
         },
-        signed_manifest: signed_manifest.clone(),
+        signed_manifest: serde_json::value::RawValue::from_string(text)
+            .map_err(ManifestError::Json)?,
         published_ms: now_ms,
     })
 }

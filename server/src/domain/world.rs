@@ -114,7 +114,7 @@ pub struct Host {
 }
 
 /// A published app version.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppVersion {
     /// The app.
     pub app: String,
@@ -130,8 +130,8 @@ pub struct AppVersion {
     pub http_allow: Vec<String>,
     /// Limits.
     pub limits: Limits,
-    /// The signed manifest document.
-    pub signed_manifest: serde_json::Value,
+    /// The signed manifest document, as published.
+    pub signed_manifest: Box<serde_json::value::RawValue>,
     /// When it was published.
     pub published_ms: u64,
 }

@@ -69,6 +69,8 @@ pub fn read(path: &str) -> Vec<u8> {
     })
 }
 
+pub mod twse;
+
 #[cfg(test)]
 mod tests {
     use super::*;

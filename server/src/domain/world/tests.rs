@@ -27,7 +27,7 @@ fn app() -> AppVersion {
             wall_time_ms: 1,
             output_bytes: 1,
         },
-        signed_manifest: json!({}),
+        signed_manifest: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
         published_ms: 0,
     }
 }

@@ -1,0 +1,301 @@
+//! A typed HTTP client of the musketeer server API (`/api/v1`, types from `musketeer-protocol`).
+//!
+//! Every call returns [`ApiError`], which keeps the server's `{"error","message"}` answer apart
+//! from transport failures, so callers can retry the latter and report the former.
+
+use std::time::Duration;
+
+use musketeer_protocol::{
+    ApiErrorBody, BatchId, BatchStatus, ErrorCode, FetchRequest, FetchResponse, ProjectInfo,
+    PublishRequest, PublishResponse, RegisterHostRequest, RegisterHostResponse, ReportRequest,
+    ReportResponse, ResultsFormat, SubmitBatchRequest, SubmitBatchResponse, paths,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Timeout of ordinary requests (long polls add their wait to it).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time to open a TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The server answered with an error status and (usually) a JSON error body.
+    #[error("server refused ({status}, {code}): {message}", code = code.as_str())]
+    Server {
+        /// The HTTP status.
+        status: u16,
+        /// The machine-readable code (`Unknown` when the body was not the JSON error shape).
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The server could not be reached, or the connection broke.
+    #[error("cannot reach the server at {url}: {source}")]
+    Transport {
+        /// The URL requested.
+        url: String,
+        /// The underlying error.
+        source: reqwest::Error,
+    },
+    /// The server answered 2xx with a body this client cannot read.
+    #[error("unexpected answer from {url}: {message}")]
+    Decode {
+        /// The URL requested.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The server URL is not a valid http(s) URL.
+    #[error("invalid server URL {0:?}: expected e.g. http://127.0.0.1:8080")]
+    BadUrl(String),
+}
+
+impl ApiError {
+    /// True when trying again later may succeed (server unreachable, overloaded, restarting).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Transport { .. } => true,
+            ApiError::Server { status, code, .. } => {
+                *status >= 500 || matches!(code, ErrorCode::RateLimited | ErrorCode::Unavailable)
+            }
+            ApiError::Decode { .. } | ApiError::BadUrl(_) => false,
+        }
+    }
+}
+
+/// A client of one server, optionally with a bearer token.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    base: String,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl ApiClient {
+    /// A client of the server at `base_url` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base_url: &str, token: Option<String>) -> Result<Self, ApiError> {
+        let parsed =
+            url::Url::parse(base_url).map_err(|_| ApiError::BadUrl(base_url.to_owned()))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(ApiError::BadUrl(base_url.to_owned()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("musketeer/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| ApiError::Transport {
+                url: base_url.to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            base: base_url.trim_end_matches('/').to_owned(),
+            http,
+            token,
+        })
+    }
+
+    /// The same server with another token.
+    pub fn with_token(&self, token: String) -> Self {
+        Self {
+            token: Some(token),
+            ..self.clone()
+        }
+    }
+
+    /// The server's base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /api/v1/project`.
+    pub async fn project(&self) -> Result<ProjectInfo, ApiError> {
+        self.get_json(paths::PROJECT).await
+    }
+
+    /// `POST /api/v1/hosts/register`.
+    pub async fn register(
+        &self,
+        request: &RegisterHostRequest,
+    ) -> Result<RegisterHostResponse, ApiError> {
+        self.post_json(paths::HOSTS_REGISTER, request, REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// `POST /api/v1/work/fetch`; waits up to `request.wait_ms` for work.
+    pub async fn fetch(&self, request: &FetchRequest) -> Result<FetchResponse, ApiError> {
+        let wait = Duration::from_millis(request.wait_ms.unwrap_or(0));
+        self.post_json(paths::WORK_FETCH, request, REQUEST_TIMEOUT + wait)
+            .await
+    }
+
+    /// `POST /api/v1/work/report`.
+    pub async fn report(&self, request: &ReportRequest) -> Result<ReportResponse, ApiError> {
+        self.post_json(paths::WORK_REPORT, request, REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// `GET /api/v1/modules/{sha256}`: the module's bytes.
+    pub async fn module(&self, sha256: &str) -> Result<Vec<u8>, ApiError> {
+        let url = self.url(&paths::module(sha256));
+        let response = self.send(self.http.get(&url), &url, Duration::from_secs(300)).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ApiError::Transport { url, source })?;
+        Ok(bytes.to_vec())
+    }
+
+    /// `POST /api/v1/apps`.
+    pub async fn publish(&self, request: &PublishRequest) -> Result<PublishResponse, ApiError> {
+        self.post_json(paths::APPS, request, Duration::from_secs(300))
+            .await
+    }
+
+    /// `POST /api/v1/batches`.
+    pub async fn submit(
+        &self,
+        request: &SubmitBatchRequest,
+    ) -> Result<SubmitBatchResponse, ApiError> {
+        self.post_json(paths::BATCHES, request, Duration::from_secs(300))
+            .await
+    }
+
+    /// `GET /api/v1/batches/{id}`.
+    pub async fn batch_status(&self, id: BatchId) -> Result<BatchStatus, ApiError> {
+        self.get_json(&paths::batch(id)).await
+    }
+
+    /// `POST /api/v1/batches/{id}/cancel`.
+    pub async fn cancel_batch(&self, id: BatchId) -> Result<BatchStatus, ApiError> {
+        self.post_json(&paths::batch_cancel(id), &serde_json::json!({}), REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// `GET /api/v1/batches/{id}/results?format=..`: the whole download.
+    pub async fn batch_results(
+        &self,
+        id: BatchId,
+        format: ResultsFormat,
+    ) -> Result<Vec<u8>, ApiError> {
+        let url = self.url(&paths::batch_results(id, format));
+        let response = self
+            .send(self.http.get(&url), &url, Duration::from_secs(600))
+            .await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ApiError::Transport { url, source })?;
+        Ok(bytes.to_vec())
+    }
+
+    /// `GET` a JSON document at an API path (also for dashboard views such as `/api/v1/hosts`).
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        let url = self.url(path);
+        let response = self.send(self.http.get(&url), &url, REQUEST_TIMEOUT).await?;
+        decode(response, url).await
+    }
+
+    async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<T, ApiError> {
+        let url = self.url(path);
+        let response = self
+            .send(self.http.post(&url).json(body), &url, timeout)
+            .await?;
+        decode(response, url).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, ApiError> {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|source| ApiError::Transport {
+                url: url.to_owned(),
+                source,
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ApiErrorBody>(&text) {
+            Ok(body) => ApiError::Server {
+                status: status.as_u16(),
+                code: body.error,
+                message: body.message,
+            },
+            Err(_) => ApiError::Server {
+                status: status.as_u16(),
+                code: ErrorCode::Unknown,
+                message: format!(
+                    "{status}: {}",
+                    text.chars().take(200).collect::<String>().trim()
+                ),
+            },
+        })
+    }
+}
+
+async fn decode<T: DeserializeOwned>(response: reqwest::Response, url: String) -> Result<T, ApiError> {
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|source| ApiError::Transport {
+            url: url.clone(),
+            source,
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
+        url,
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_urls() {
+        for bad in ["", "localhost:8080", "ftp://x", "http://"] {
+            assert!(
+                matches!(ApiClient::new(bad, None), Err(ApiError::BadUrl(_))),
+                "{bad}"
+            );
+        }
+        let client = ApiClient::new("http://127.0.0.1:9/", None).unwrap();
+        assert_eq!(client.base_url(), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn retryable_errors() {
+        let server = |status, code| ApiError::Server {
+            status,
+            code,
+            message: String::new(),
+        };
+        assert!(server(503, ErrorCode::Unavailable).is_retryable());
+        assert!(server(429, ErrorCode::RateLimited).is_retryable());
+        assert!(!server(401, ErrorCode::Unauthorized).is_retryable());
+        assert!(!server(400, ErrorCode::InvalidJson).is_retryable());
+    }
+}
