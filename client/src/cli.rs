@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// musketeer: lend your CPU to science, safely. Runs signed WebAssembly tasks in a sandbox.
 #[derive(Debug, Parser)]
-#[command(name = "musketeer", version, about, propagate_version = true)]
+#[command(name = "musketeer", version, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -23,6 +23,17 @@ pub enum Command {
     Sign(SignArgs),
     /// Verify and run a signed task module locally, in the same sandbox volunteers use.
     Run(RunArgs),
+    /// Volunteer: join a project and run its work until stopped (Ctrl-C).
+    Join(JoinArgs),
+    /// Researcher: submit a batch of inputs to an app; prints the batch id.
+    Submit(SubmitArgs),
+    /// Researcher: watch, collect or cancel a batch.
+    Batch {
+        #[command(subcommand)]
+        command: BatchCommand,
+    },
+    /// Task author: publish a signed app version (manifest from `musketeer sign`).
+    Publish(PublishArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,4 +117,152 @@ pub struct RunArgs {
     /// Code generator.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The project's server, e.g. http://192.168.1.10:8080.
+    pub server: String,
+    /// Tasks run at once (default: the number of CPU cores).
+    #[arg(long)]
+    pub slots: Option<usize>,
+    /// Name shown on the project's dashboard (default: this machine's host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where credentials, pinned keys, modules and unreported results live
+    /// (default: ~/.local/share/musketeer/<server>).
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Public key file the project must use (checked on first contact instead of trusting the
+    /// keys the server shows); repeatable.
+    #[arg(long = "trust-key", value_name = "PUBFILE")]
+    pub trust_keys: Vec<PathBuf>,
+    /// The project's invite code, if it requires one.
+    #[arg(long, env = "MUSKETEER_INVITE_CODE", hide_env_values = true)]
+    pub invite_code: Option<String>,
+    /// Output format of the status lines.
+    #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
+    pub log_format: LogFormatArg,
+    /// How long one request waits on the server for work, in milliseconds.
+    #[arg(long, default_value_t = 20_000, hide = true)]
+    pub poll_wait_ms: u64,
+    /// Longest pause between retries while the server is unreachable, in milliseconds.
+    #[arg(long, default_value_t = 10_000, hide = true)]
+    pub max_backoff_ms: u64,
+}
+
+/// Where a researcher or author command finds the server and its token.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The project's server (or MUSKETEER_SERVER, or "server" in the config file).
+    #[arg(long, env = "MUSKETEER_SERVER")]
+    pub server: Option<String>,
+    /// Your researcher/publisher token (or MUSKETEER_TOKEN, or "token" in the config file).
+    #[arg(long, env = "MUSKETEER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// JSON config file with "server" and "token" (default: ~/.config/musketeer/config.json).
+    #[arg(long, env = "MUSKETEER_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The app to run (as published).
+    #[arg(long)]
+    pub app: String,
+    /// A specific app version (default: the current one).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Inputs, one per line: JSON values, or plain text with --input-template; `-` for stdin.
+    #[arg(long)]
+    pub inputs: PathBuf,
+    /// Turn each plain line into JSON: `{}` is replaced by the line as a JSON string, e.g.
+    /// '{"stock_id":{},"year":2016,"month":5}'.
+    #[arg(long)]
+    pub input_template: Option<String>,
+    /// Hosts that must return identical outputs before a result is accepted.
+    #[arg(long)]
+    pub quorum: Option<u32>,
+    /// How long a host has for one unit before it is given to another, e.g. 90s, 10m, 1h.
+    #[arg(long)]
+    pub deadline: Option<String>,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0)]
+    pub priority: i32,
+    /// A note shown with the batch.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Show progress until the batch ends, then write the results.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: write the results here (.csv or .jsonl; default: JSON lines on stdout).
+    #[arg(long, requires = "wait")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// Show a batch's progress.
+    Status {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The batch id printed by `musketeer submit`.
+        id: u64,
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Keep showing progress until the batch ends.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Download a batch's results: one row per input with its output or error.
+    Results {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The batch id.
+        id: u64,
+        /// Write here (.csv or .jsonl) instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Format on stdout (a file's extension decides otherwise).
+        #[arg(long, value_enum, default_value_t = ResultsFormatArg::Jsonl)]
+        format: ResultsFormatArg,
+    },
+    /// Stop handing out a batch's remaining units.
+    Cancel {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The batch id.
+        id: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResultsFormatArg {
+    /// One JSON object per line.
+    Jsonl,
+    /// CSV with one column per output field (pandas.read_csv reads it directly).
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Signed manifest (from `musketeer sign`).
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// The task component it describes.
+    #[arg(long)]
+    pub module: PathBuf,
 }

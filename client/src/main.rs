@@ -45,5 +45,9 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(commands::run::run(&args))
         }
+        cli::Command::Join(args) => commands::join::join(args),
+        cli::Command::Submit(args) => commands::submit::submit(args),
+        cli::Command::Batch { command } => commands::batch::batch(command),
+        cli::Command::Publish(args) => commands::publish::publish(args),
     }
 }

@@ -36,6 +36,19 @@ pub enum Command {
     /// Create or revoke user tokens (with the server stopped; while it runs, use the admin API).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Apply a key-rotation statement signed by a trusted key (with the server stopped).
+    RotateKey(RotateKeyArgs),
+}
+
+/// `rotate-key` flags.
+#[derive(Debug, clap::Args)]
+pub struct RotateKeyArgs {
+    /// Directory of the store.
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// The rotation statement (JSON) signed by the old key.
+    #[arg(long)]
+    pub statement: PathBuf,
 }
 
 /// `init` flags.

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Init(args) => commands::init::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Token(command) => commands::token::run(command),
+        Command::RotateKey(args) => commands::rotate_key::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

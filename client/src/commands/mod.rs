@@ -1,8 +1,13 @@
 //! One module per subcommand.
 
+pub mod batch;
+pub mod connection;
+pub mod join;
 pub mod keys;
+pub mod publish;
 pub mod run;
 pub mod sign;
+pub mod submit;
 
 use std::path::PathBuf;
 

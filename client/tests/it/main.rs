@@ -2,6 +2,8 @@
 
 mod cache;
 mod determinism;
+mod cli;
 mod hostile;
+mod stock_day;
 mod support;
 mod tamper;

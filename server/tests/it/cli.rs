@@ -130,3 +130,44 @@ fn token_create_and_revoke() {
         .unwrap();
     assert!(loaded.tokens.iter().find(|t| t.id.0 == 2).unwrap().revoked);
 }
+
+#[test]
+fn rotate_key_publishes_the_statement_and_trusts_the_new_key() {
+    let (dir, data, _) = init();
+    let old =
+        musketeer_signing_keys::read_secret_key(&dir.path().join("keys/musketeer.key")).unwrap();
+    let new = musketeer_signing_keys::SecretKey::generate();
+    let statement = musketeer_signing_keys::RotationStatement::sign(&old, &new.public_key(), true);
+    let path = dir.path().join("rotation.json");
+    std::fs::write(&path, serde_json::to_string(&statement).unwrap()).unwrap();
+    let output = server()
+        .args(["rotate-key", "--data-dir"])
+        .arg(&data)
+        .arg("--statement")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{:?}", text(&output));
+    let project = musketeer_server::store::Store::open(&data)
+        .unwrap()
+        .load()
+        .unwrap()
+        .project;
+    assert!(project.trust.contains(&new.public_key().key_id()));
+    assert!(!project.trust.contains(&old.public_key().key_id()));
+    assert_eq!(project.rotations, vec![statement]);
+    // A statement signed by an untrusted key is refused.
+    let stranger = musketeer_signing_keys::SecretKey::generate();
+    let forged =
+        musketeer_signing_keys::RotationStatement::sign(&stranger, &stranger.public_key(), false);
+    std::fs::write(&path, serde_json::to_string(&forged).unwrap()).unwrap();
+    let output = server()
+        .args(["rotate-key", "--data-dir"])
+        .arg(&data)
+        .arg("--statement")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(text(&output).1.contains("refused"), "{:?}", text(&output));
+}

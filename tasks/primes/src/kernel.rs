@@ -42,13 +42,14 @@ pub fn count_primes(from: u64, to: u64) -> PrimeSummary {
         return summary;
     }
     let base = odd_primes_up_to(isqrt(to));
-    let mut composite = vec![false; SEGMENT];
+    // One byte per odd number, 1 = composite: bytes (not bools) so they can be summed 8 at a time.
+    let mut composite = vec![0u8; SEGMENT];
     while start <= to {
         // This segment holds start, start + 2, ..., start + 2 * (len - 1) <= to.
         let len = SEGMENT.min(((to - start) / 2 + 1) as usize);
         let end = start + 2 * (len as u64 - 1);
         let flags = &mut composite[..len];
-        flags.fill(false);
+        flags.fill(0);
         for &p in &base {
             let square = p * p;
             if square > end {
@@ -64,20 +65,45 @@ pub fn count_primes(from: u64, to: u64) -> PrimeSummary {
             if multiple % 2 == 0 {
                 multiple += p;
             }
-            let mut i = ((multiple - start) / 2) as usize;
-            let step = p as usize;
-            while i < len {
-                flags[i] = true;
-                i += step;
-            }
+            cross_off(flags, ((multiple - start) / 2) as usize, p as usize);
         }
-        if let Some(last) = flags.iter().rposition(|&c| !c) {
-            summary.count += flags.iter().filter(|&&c| !c).count() as u64;
+        if let Some(last) = flags.iter().rposition(|&c| c == 0) {
+            summary.count += (len - count_ones(flags)) as u64;
             summary.last = Some(start + 2 * last as u64);
         }
         start = end + 2;
     }
     summary
+}
+
+/// Sets `flags[first]`, `flags[first + step]`, ... to 1. Four stores per loop trip: the loop
+/// back-edge is where a sandbox meters fuel, so fewer trips cost less there, and native code
+/// does not mind.
+fn cross_off(flags: &mut [u8], first: usize, step: usize) {
+    let mut i = first;
+    let len = flags.len();
+    while i + 3 * step < len {
+        flags[i] = 1;
+        flags[i + step] = 1;
+        flags[i + 2 * step] = 1;
+        flags[i + 3 * step] = 1;
+        i += 4 * step;
+    }
+    while i < len {
+        flags[i] = 1;
+        i += step;
+    }
+}
+
+/// Number of 1 bytes in `flags` (every byte is 0 or 1), eight bytes per step.
+fn count_ones(flags: &[u8]) -> usize {
+    let (words, rest) = flags.as_chunks::<8>();
+    let mut total = 0;
+    for word in words {
+        // Multiplying by 0x0101.. adds all eight bytes into the top byte (at most 8: no carry).
+        total += (u64::from_le_bytes(*word).wrapping_mul(0x0101_0101_0101_0101) >> 56) as usize;
+    }
+    total + rest.iter().map(|&b| usize::from(b)).sum::<usize>()
 }
 
 /// Odd primes up to `limit` (inclusive), by a plain sieve; `limit` is at most 10^6 here.

@@ -1,0 +1,186 @@
+//! `musketeer batch status|results|cancel`, and the progress display `submit --wait` shares.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use musketeer_protocol::{BatchId, BatchState, BatchStatus, ResultsFormat};
+
+use crate::api_client::ApiClient;
+use crate::cli::{BatchCommand, ResultsFormatArg};
+
+/// How often progress is polled.
+const POLL: Duration = Duration::from_millis(500);
+
+pub fn batch(command: BatchCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        match command {
+            BatchCommand::Status {
+                server,
+                id,
+                json,
+                wait: keep_waiting,
+            } => {
+                let api = super::connection::client(&server)?;
+                let status = if keep_waiting {
+                    wait(&api, BatchId(id)).await?
+                } else {
+                    api.batch_status(BatchId(id))
+                        .await
+                        .with_context(|| format!("cannot read batch {id}"))?
+                };
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&status)?);
+                } else {
+                    println!("{}", describe(&status));
+                }
+                Ok(())
+            }
+            BatchCommand::Results {
+                server,
+                id,
+                output,
+                format,
+            } => {
+                let api = super::connection::client(&server)?;
+                let format = match format {
+                    ResultsFormatArg::Jsonl => ResultsFormat::Jsonl,
+                    ResultsFormatArg::Csv => ResultsFormat::Csv,
+                };
+                write_results(&api, BatchId(id), output.as_deref(), Some(format)).await
+            }
+            BatchCommand::Cancel { server, id } => {
+                let api = super::connection::client(&server)?;
+                let status = api
+                    .cancel_batch(BatchId(id))
+                    .await
+                    .with_context(|| format!("cannot cancel batch {id}"))?;
+                println!("{}", describe(&status));
+                Ok(())
+            }
+        }
+    })
+}
+
+/// One line: state, counts, progress.
+pub fn describe(status: &BatchStatus) -> String {
+    let c = &status.counts;
+    format!(
+        "batch {} ({} {}): {:?}, {}/{} done, {} failed, {} running, {} queued, {} cancelled",
+        status.id,
+        status.app,
+        status.version,
+        status.state,
+        c.done,
+        c.total(),
+        c.failed,
+        c.running,
+        c.queued,
+        c.cancelled
+    )
+    .replace("Running,", "running,")
+    .replace("Finished,", "finished,")
+    .replace("Cancelled,", "cancelled,")
+}
+
+/// Shows a progress bar on stderr until the batch is finished or cancelled.
+pub async fn wait(api: &ApiClient, id: BatchId) -> anyhow::Result<BatchStatus> {
+    let started = Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let mut last_line = String::new();
+    let mut last_print = Instant::now();
+    let mut errors = 0u32;
+    loop {
+        let status = match api.batch_status(id).await {
+            Ok(status) => {
+                errors = 0;
+                status
+            }
+            Err(error) if error.is_retryable() && errors < 120 => {
+                // The server may be restarting; keep waiting a while.
+                errors += 1;
+                tokio::time::sleep(POLL * 2).await;
+                continue;
+            }
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot read batch {id}"));
+            }
+        };
+        let line = progress_line(&status, started.elapsed());
+        let finished = status.state != BatchState::Running;
+        if terminal {
+            eprint!("\r{line}\x1b[K");
+        } else if finished || (line != last_line && last_print.elapsed() >= Duration::from_secs(2)) {
+            eprintln!("{line}");
+            last_print = Instant::now();
+        }
+        last_line = line;
+        if finished {
+            if terminal {
+                eprintln!();
+            }
+            return Ok(status);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `[#####-----] 12/30 done, 0 failed, 3.1/s, ETA 6 s`
+pub fn progress_line(status: &BatchStatus, elapsed: Duration) -> String {
+    const WIDTH: usize = 24;
+    let c = &status.counts;
+    let total = c.total().max(1);
+    let finished = c.finished();
+    let filled = (finished as usize * WIDTH) / total as usize;
+    let rate = finished as f64 / elapsed.as_secs_f64().max(0.001);
+    let eta = if finished == 0 || finished >= total {
+        String::from("--")
+    } else {
+        format!("{:.0} s", (total - finished) as f64 / rate)
+    };
+    format!(
+        "[{}{}] {}/{} done, {} failed, {} running, {:.1}/s, ETA {eta}",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled),
+        c.done,
+        c.total(),
+        c.failed,
+        c.running,
+        rate
+    )
+}
+
+/// Downloads the results to `output` (format from its extension) or stdout.
+pub async fn write_results(
+    api: &ApiClient,
+    id: BatchId,
+    output: Option<&Path>,
+    stdout_format: Option<ResultsFormat>,
+) -> anyhow::Result<()> {
+    let format = match output {
+        Some(path) => match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") => ResultsFormat::Csv,
+            Some("jsonl" | "json" | "ndjson") => ResultsFormat::Jsonl,
+            _ => anyhow::bail!(
+                "--output {}: name the file .csv or .jsonl so the format is clear",
+                path.display()
+            ),
+        },
+        None => stdout_format.unwrap_or(ResultsFormat::Jsonl),
+    };
+    let bytes = api
+        .batch_results(id, format)
+        .await
+        .with_context(|| format!("cannot download the results of batch {id}"))?;
+    match output {
+        Some(path) => {
+            std::fs::write(path, &bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("results written to {}", path.display());
+        }
+        None => std::io::stdout().lock().write_all(&bytes)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! Server URL and token of researcher and author commands: flags, then environment (both via
+//! clap), then a JSON config file.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+use crate::api_client::ApiClient;
+use crate::cli::ServerArgs;
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct ConfigFile {
+    server: Option<String>,
+    token: Option<String>,
+}
+
+/// The default config file: `$XDG_CONFIG_HOME/musketeer/config.json` or
+/// `~/.config/musketeer/config.json`.
+pub fn default_config_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
+    Some(base.join("musketeer").join("config.json"))
+}
+
+/// A client of the server named by `args`, with its token.
+pub fn client(args: &ServerArgs) -> anyhow::Result<ApiClient> {
+    let file = match args.config.clone() {
+        Some(path) => Some(read(&path)?),
+        None => match default_config_file() {
+            Some(path) if path.exists() => Some(read(&path)?),
+            _ => None,
+        },
+    }
+    .unwrap_or_default();
+    let Some(server) = args.server.clone().or(file.server) else {
+        bail!("no server given: pass --server URL, set MUSKETEER_SERVER, or put \"server\" in the config file");
+    };
+    let Some(token) = args.token.clone().or(file.token) else {
+        bail!("no token given: pass --token TOKEN (from the project's operator), set MUSKETEER_TOKEN, or put \"token\" in the config file");
+    };
+    ApiClient::new(&server, Some(token)).context("cannot use the server URL")
+}
+
+fn read(path: &PathBuf) -> anyhow::Result<ConfigFile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "config file {} is not JSON like {{\"server\": \"http://...\", \"token\": \"...\"}}",
+            path.display()
+        )
+    })
+}

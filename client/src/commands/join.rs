@@ -1,0 +1,109 @@
+//! `musketeer join`: the volunteer's one command.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::cli::{JoinArgs, LogFormatArg};
+use crate::volunteer::events::LogFormat;
+use crate::volunteer::{JoinConfig, join as join_project};
+
+/// How long running tasks may finish after Ctrl-C (the issue promises exit within 10 s).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(7);
+
+pub fn join(args: JoinArgs) -> anyhow::Result<()> {
+    let slots = args.slots.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    anyhow::ensure!(
+        (1..=4096).contains(&slots),
+        "--slots must be between 1 and 4096"
+    );
+    let name = args.name.clone().unwrap_or_else(default_name);
+    let data_dir = match args.data_dir.clone() {
+        Some(dir) => dir,
+        None => default_data_dir(&args.server).context(
+            "cannot find a home directory for the data directory; pass --data-dir DIR",
+        )?,
+    };
+    let mut trust_keys = Vec::new();
+    for path in &args.trust_keys {
+        trust_keys.push(
+            musketeer_signing_keys::read_public_key(path)
+                .with_context(|| format!("cannot read public key {}", path.display()))?,
+        );
+    }
+    let config = JoinConfig {
+        server: args.server.clone(),
+        slots,
+        name,
+        data_dir,
+        trust_keys,
+        invite_code: args.invite_code.clone(),
+        log_format: match args.log_format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        },
+        poll_wait: Duration::from_millis(args.poll_wait_ms),
+        max_backoff: Duration::from_millis(args.max_backoff_ms.max(100)),
+        shutdown_grace: SHUTDOWN_GRACE,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime
+        .block_on(join_project(config, shutdown_signal()))
+        .with_context(|| format!("cannot work for {}", args.server))
+}
+
+fn default_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "volunteer".to_owned())
+        .chars()
+        .take(64)
+        .collect()
+}
+
+/// `~/.local/share/musketeer/<host_port>` (or under `$XDG_DATA_HOME`).
+fn default_data_dir(server: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local").join("share"))
+        })?;
+    let project: String = server
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .collect();
+    Some(base.join("musketeer").join(project))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

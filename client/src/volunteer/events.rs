@@ -1,0 +1,49 @@
+//! What the volunteer sees: one human-readable line per event, or one JSON object per line.
+
+use std::io::Write as _;
+
+/// Output format of `musketeer join`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (`{"event": ..., ...}`), for machines.
+    Json,
+}
+
+/// Writes events to stdout.
+#[derive(Debug, Clone)]
+pub struct Events {
+    format: LogFormat,
+    name: String,
+}
+
+impl Events {
+    /// Events of the host called `name`.
+    pub fn new(format: LogFormat, name: &str) -> Self {
+        Self {
+            format,
+            name: name.to_owned(),
+        }
+    }
+
+    /// Emits `event` with `fields` (JSON) or `text` (human).
+    pub fn emit(&self, event: &str, fields: serde_json::Value, text: impl AsRef<str>) {
+        let line = match self.format {
+            LogFormat::Text => format!("[{}] {}", self.name, text.as_ref()),
+            LogFormat::Json => {
+                let mut object = serde_json::Map::new();
+                object.insert("event".into(), event.into());
+                object.insert("host".into(), self.name.clone().into());
+                if let serde_json::Value::Object(extra) = fields {
+                    object.extend(extra);
+                }
+                serde_json::Value::Object(object).to_string()
+            }
+        };
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout must not stop the volunteer's work.
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    }
+}
