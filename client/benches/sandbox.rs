@@ -30,9 +30,15 @@ fn sign(path: &str) -> Signed {
         wall_time_ms: 600_000,
         ..Limits::default()
     };
-    let manifest = Manifest::for_module("bench", semver::Version::new(1, 0, 0), &module, vec![], limits)
-        .expect("manifest")
-        .sign(&key);
+    let manifest = Manifest::for_module(
+        "bench",
+        semver::Version::new(1, 0, 0),
+        &module,
+        vec![],
+        limits,
+    )
+    .expect("manifest")
+    .sign(&key);
     let mut trust = TrustStore::default();
     trust.add(key.public_key());
     Signed {
@@ -87,7 +93,9 @@ async fn bench() {
 
     // 1. Per-task overhead.
     let noop = sign(musketeer_task_artifacts::NOOP);
-    let task = warm.prepare(&noop.trust, &noop.manifest, &noop.module).expect("prepare");
+    let task = warm
+        .prepare(&noop.trust, &noop.manifest, &noop.module)
+        .expect("prepare");
     for _ in 0..200 {
         run(&warm, &task, b"").await;
     }
@@ -104,7 +112,9 @@ async fn bench() {
 
     // 2. wasm vs native, interleaved rounds.
     let primes = sign(musketeer_task_artifacts::PRIMES);
-    let task = warm.prepare(&primes.trust, &primes.manifest, &primes.module).expect("prepare");
+    let task = warm
+        .prepare(&primes.trust, &primes.manifest, &primes.module)
+        .expect("prepare");
     let (from, to) = (1u64, 30_000_000u64);
     let input = format!(r#"{{"from":{from},"to":{to}}}"#);
     let expected = kernel::count_primes(from, to);
@@ -131,15 +141,20 @@ async fn bench() {
     // 3. Compile cold vs cached, interleaved, for the largest example module.
     let stock = sign(musketeer_task_artifacts::STOCK_DAY);
     let cold = sandbox(None, Backend::Auto);
-    warm.prepare(&stock.trust, &stock.manifest, &stock.module).expect("prime the cache");
+    warm.prepare(&stock.trust, &stock.manifest, &stock.module)
+        .expect("prime the cache");
     let (mut compile, mut cached) = (Vec::new(), Vec::new());
     for _ in 0..9 {
         let started = Instant::now();
-        let task = cold.prepare(&stock.trust, &stock.manifest, &stock.module).expect("compile");
+        let task = cold
+            .prepare(&stock.trust, &stock.manifest, &stock.module)
+            .expect("compile");
         compile.push(started.elapsed());
         assert!(!task.from_cache);
         let started = Instant::now();
-        let task = warm.prepare(&stock.trust, &stock.manifest, &stock.module).expect("cached");
+        let task = warm
+            .prepare(&stock.trust, &stock.manifest, &stock.module)
+            .expect("cached");
         cached.push(started.elapsed());
         assert!(task.from_cache);
     }

@@ -140,7 +140,9 @@ impl ApiClient {
     /// `GET /api/v1/modules/{sha256}`: the module's bytes.
     pub async fn module(&self, sha256: &str) -> Result<Vec<u8>, ApiError> {
         let url = self.url(&paths::module(sha256));
-        let response = self.send(self.http.get(&url), &url, Duration::from_secs(300)).await?;
+        let response = self
+            .send(self.http.get(&url), &url, Duration::from_secs(300))
+            .await?;
         let bytes = response
             .bytes()
             .await
@@ -170,8 +172,12 @@ impl ApiClient {
 
     /// `POST /api/v1/batches/{id}/cancel`.
     pub async fn cancel_batch(&self, id: BatchId) -> Result<BatchStatus, ApiError> {
-        self.post_json(&paths::batch_cancel(id), &serde_json::json!({}), REQUEST_TIMEOUT)
-            .await
+        self.post_json(
+            &paths::batch_cancel(id),
+            &serde_json::json!({}),
+            REQUEST_TIMEOUT,
+        )
+        .await
     }
 
     /// `GET /api/v1/batches/{id}/results?format=..`: the whole download.
@@ -194,7 +200,9 @@ impl ApiClient {
     /// `GET` a JSON document at an API path (also for dashboard views such as `/api/v1/hosts`).
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
         let url = self.url(path);
-        let response = self.send(self.http.get(&url), &url, REQUEST_TIMEOUT).await?;
+        let response = self
+            .send(self.http.get(&url), &url, REQUEST_TIMEOUT)
+            .await?;
         decode(response, url).await
     }
 
@@ -225,14 +233,15 @@ impl ApiClient {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
-        let response = request
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|source| ApiError::Transport {
-                url: url.to_owned(),
-                source,
-            })?;
+        let response =
+            request
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(|source| ApiError::Transport {
+                    url: url.to_owned(),
+                    source,
+                })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -256,7 +265,10 @@ impl ApiClient {
     }
 }
 
-async fn decode<T: DeserializeOwned>(response: reqwest::Response, url: String) -> Result<T, ApiError> {
+async fn decode<T: DeserializeOwned>(
+    response: reqwest::Response,
+    url: String,
+) -> Result<T, ApiError> {
     let bytes = response
         .bytes()
         .await

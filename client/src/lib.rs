@@ -2,8 +2,8 @@
 //! machine, the network policy of tasks, and the commands of the `musketeer` binary.
 
 pub mod api_client;
-pub mod net;
-pub mod sandbox;
 pub mod cli;
 pub mod commands;
+pub mod net;
+pub mod sandbox;
 pub mod volunteer;

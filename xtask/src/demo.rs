@@ -10,7 +10,16 @@ use musketeer_task_artifacts::twse::{FeedServer, ORIGINAL_STOCK_IDS};
 use crate::{cargo, root};
 
 const COLUMNS: [&str; 10] = [
-    "個股代號", "日期", "成交股數", "成交金額", "開盤價", "最高價", "最低價", "收盤價", "漲跌價差", "成交筆數",
+    "個股代號",
+    "日期",
+    "成交股數",
+    "成交金額",
+    "開盤價",
+    "最高價",
+    "最低價",
+    "收盤價",
+    "漲跌價差",
+    "成交筆數",
 ];
 
 pub fn run(_args: &[String]) -> Result<(), String> {
@@ -26,7 +35,10 @@ pub fn run(_args: &[String]) -> Result<(), String> {
 
 fn demo(musketeer: &PathBuf, work: &std::path::Path) -> Result<(), String> {
     let feed = FeedServer::start().map_err(|e| format!("cannot start the local feed: {e}"))?;
-    eprintln!("== local TWSE-format feed (synthetic May 2016 data) at {} ==", feed.base_url());
+    eprintln!(
+        "== local TWSE-format feed (synthetic May 2016 data) at {} ==",
+        feed.base_url()
+    );
     let keys = work.join("keys");
     let manifest = work.join("stock-day.manifest.json");
     let module = musketeer_task_artifacts::STOCK_DAY;
@@ -35,16 +47,36 @@ fn demo(musketeer: &PathBuf, work: &std::path::Path) -> Result<(), String> {
     let public = keys.join("musketeer.pub");
     let key_s = key.to_string_lossy().into_owned();
     let manifest_s = manifest.to_string_lossy().into_owned();
-    run_tool(musketeer, &["keys", "generate", "--out", &keys.to_string_lossy()])?;
-    eprintln!("== signing stock-day, allowed to reach only {} ==", feed.allow_prefix());
+    run_tool(
+        musketeer,
+        &["keys", "generate", "--out", &keys.to_string_lossy()],
+    )?;
+    eprintln!(
+        "== signing stock-day, allowed to reach only {} ==",
+        feed.allow_prefix()
+    );
     run_tool(
         musketeer,
         &[
-            "sign", "--key", &key_s, "--module", module, "--app", "stock-day", "--version", "1.0.0",
-            "--allow-http", &feed.allow_prefix(), "--out", &manifest_s,
+            "sign",
+            "--key",
+            &key_s,
+            "--module",
+            module,
+            "--app",
+            "stock-day",
+            "--version",
+            "1.0.0",
+            "--allow-http",
+            &feed.allow_prefix(),
+            "--out",
+            &manifest_s,
         ],
     )?;
-    eprintln!("== crawling {} stocks in the sandbox ==", ORIGINAL_STOCK_IDS.len());
+    eprintln!(
+        "== crawling {} stocks in the sandbox ==",
+        ORIGINAL_STOCK_IDS.len()
+    );
     let started = Instant::now();
     let mut rows = Vec::new();
     for (done, stock_id) in ORIGINAL_STOCK_IDS.iter().enumerate() {
@@ -55,7 +87,12 @@ fn demo(musketeer: &PathBuf, work: &std::path::Path) -> Result<(), String> {
         let output = Command::new(musketeer)
             .args(["run", "--manifest", &manifest_s, "--module", module])
             .args(["--trust", &public.to_string_lossy(), "--input", &input])
-            .args(["--cache-dir", &cache.to_string_lossy(), "--run-id", stock_id])
+            .args([
+                "--cache-dir",
+                &cache.to_string_lossy(),
+                "--run-id",
+                stock_id,
+            ])
             .output()
             .map_err(|e| format!("cannot run musketeer: {e}"))?;
         if !output.status.success() {
@@ -65,7 +102,11 @@ fn demo(musketeer: &PathBuf, work: &std::path::Path) -> Result<(), String> {
             ));
         }
         rows.push(String::from_utf8_lossy(&output.stdout).trim().to_owned());
-        eprint!("\r[{:>2}/{}] {stock_id}", done + 1, ORIGINAL_STOCK_IDS.len());
+        eprint!(
+            "\r[{:>2}/{}] {stock_id}",
+            done + 1,
+            ORIGINAL_STOCK_IDS.len()
+        );
     }
     eprintln!();
     println!("{}", COLUMNS.join("\t"));
@@ -87,7 +128,10 @@ fn tabulate(json: &str) -> String {
     let inner = json.trim().trim_start_matches('{').trim_end_matches('}');
     inner
         .split(',')
-        .filter_map(|pair| pair.split_once(':').map(|(_, v)| v.trim_matches('"').to_owned()))
+        .filter_map(|pair| {
+            pair.split_once(':')
+                .map(|(_, v)| v.trim_matches('"').to_owned())
+        })
         .collect::<Vec<_>>()
         .join("\t")
 }

@@ -58,8 +58,24 @@ fn test() -> Result<(), String> {
     let tasks = "tasks/Cargo.toml";
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&["fmt", "--manifest-path", tasks, "--all", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    cargo(&["clippy", "--manifest-path", tasks, "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&[
+        "clippy",
+        "--manifest-path",
+        tasks,
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     // Unit tests of the tasks' plain logic, natively; the modules themselves are exercised
     // through the sandbox by the workspace tests below.
     cargo(&["test", "--manifest-path", tasks, "--workspace"])?;

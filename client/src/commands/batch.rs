@@ -112,7 +112,8 @@ pub async fn wait(api: &ApiClient, id: BatchId) -> anyhow::Result<BatchStatus> {
         let finished = status.state != BatchState::Running;
         if terminal {
             eprint!("\r{line}\x1b[K");
-        } else if finished || (line != last_line && last_print.elapsed() >= Duration::from_secs(2)) {
+        } else if finished || (line != last_line && last_print.elapsed() >= Duration::from_secs(2))
+        {
             eprintln!("{line}");
             last_print = Instant::now();
         }

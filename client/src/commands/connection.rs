@@ -35,10 +35,14 @@ pub fn client(args: &ServerArgs) -> anyhow::Result<ApiClient> {
     }
     .unwrap_or_default();
     let Some(server) = args.server.clone().or(file.server) else {
-        bail!("no server given: pass --server URL, set MUSKETEER_SERVER, or put \"server\" in the config file");
+        bail!(
+            "no server given: pass --server URL, set MUSKETEER_SERVER, or put \"server\" in the config file"
+        );
     };
     let Some(token) = args.token.clone().or(file.token) else {
-        bail!("no token given: pass --token TOKEN (from the project's operator), set MUSKETEER_TOKEN, or put \"token\" in the config file");
+        bail!(
+            "no token given: pass --token TOKEN (from the project's operator), set MUSKETEER_TOKEN, or put \"token\" in the config file"
+        );
     };
     ApiClient::new(&server, Some(token)).context("cannot use the server URL")
 }

@@ -25,9 +25,8 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
     let name = args.name.clone().unwrap_or_else(default_name);
     let data_dir = match args.data_dir.clone() {
         Some(dir) => dir,
-        None => default_data_dir(&args.server).context(
-            "cannot find a home directory for the data directory; pass --data-dir DIR",
-        )?,
+        None => default_data_dir(&args.server)
+            .context("cannot find a home directory for the data directory; pass --data-dir DIR")?,
     };
     let mut trust_keys = Vec::new();
     for path in &args.trust_keys {
@@ -82,7 +81,13 @@ fn default_data_dir(server: &str) -> Option<PathBuf> {
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     Some(base.join("musketeer").join(project))
 }

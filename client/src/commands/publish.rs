@@ -9,12 +9,13 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let api = super::connection::client(&args.server)?;
     let manifest_text = std::fs::read_to_string(&args.manifest)
         .with_context(|| format!("cannot read manifest {}", args.manifest.display()))?;
-    let signed_manifest: serde_json::Value = serde_json::from_str(&manifest_text).with_context(|| {
-        format!(
-            "{} is not a signed manifest (JSON from `musketeer sign`)",
-            args.manifest.display()
-        )
-    })?;
+    let signed_manifest: serde_json::Value =
+        serde_json::from_str(&manifest_text).with_context(|| {
+            format!(
+                "{} is not a signed manifest (JSON from `musketeer sign`)",
+                args.manifest.display()
+            )
+        })?;
     let module = std::fs::read(&args.module)
         .with_context(|| format!("cannot read module {}", args.module.display()))?;
     let request = PublishRequest {

@@ -34,7 +34,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         trust.add(key);
     }
     let input = match args.input.strip_prefix('@') {
-        Some(path) => std::fs::read(path).with_context(|| format!("cannot read input file {path}"))?,
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read input file {path}"))?
+        }
         None => args.input.clone().into_bytes(),
     };
     let config = SandboxConfig {

@@ -25,8 +25,9 @@ pub fn sign(args: &SignArgs) -> anyhow::Result<()> {
             .map_or(defaults.wall_time_ms, |secs| secs.saturating_mul(1000)),
         output_bytes: args.max_output.unwrap_or(defaults.output_bytes),
     };
-    let manifest = Manifest::for_module(&args.app, version, &module, args.allow_http.clone(), limits)
-        .context("cannot build the manifest")?;
+    let manifest =
+        Manifest::for_module(&args.app, version, &module, args.allow_http.clone(), limits)
+            .context("cannot build the manifest")?;
     let signed = manifest.sign(&key);
     std::fs::write(&args.out, signed.to_json())
         .with_context(|| format!("cannot write manifest {}", args.out.display()))?;

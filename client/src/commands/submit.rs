@@ -42,7 +42,10 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let response = api.submit(&request).await.context("submitting the batch failed")?;
+        let response = api
+            .submit(&request)
+            .await
+            .context("submitting the batch failed")?;
         eprintln!(
             "submitted batch {} to {}: {} unit(s) of {} {}",
             response.batch_id,
@@ -139,9 +142,15 @@ mod tests {
     #[test]
     fn json_lines_and_templates() {
         let inputs = parse_inputs("{\"a\":1}\n\n[2]\n", None).unwrap();
-        assert_eq!(inputs, vec![serde_json::json!({"a":1}), serde_json::json!([2])]);
+        assert_eq!(
+            inputs,
+            vec![serde_json::json!({"a":1}), serde_json::json!([2])]
+        );
         let inputs = parse_inputs("1101\n1102 \n", Some(r#"{"stock_id":{},"year":2016}"#)).unwrap();
-        assert_eq!(inputs[1], serde_json::json!({"stock_id":"1102","year":2016}));
+        assert_eq!(
+            inputs[1],
+            serde_json::json!({"stock_id":"1102","year":2016})
+        );
         let err = parse_inputs("1101\n", None).unwrap_err();
         assert!(format!("{err:#}").contains("--input-template"), "{err:#}");
         assert!(parse_inputs("x", Some("no placeholder")).is_err());

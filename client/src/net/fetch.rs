@@ -102,7 +102,9 @@ pub struct HttpFetcher {
 
 impl std::fmt::Debug for HttpFetcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpFetcher").field("config", &self.config).finish()
+        f.debug_struct("HttpFetcher")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -231,16 +233,19 @@ enum Hop {
 fn request_headers(pairs: &[(String, String)]) -> Result<HeaderMap, FetchError> {
     let total: usize = pairs.iter().map(|(n, v)| n.len() + v.len()).sum();
     if pairs.len() > MAX_REQUEST_HEADERS || total > MAX_REQUEST_HEADER_BYTES {
-        return Err(FetchError::Failed("too many or too large request headers".into()));
+        return Err(FetchError::Failed(
+            "too many or too large request headers".into(),
+        ));
     }
     let mut map = HeaderMap::new();
     for (name, value) in pairs {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| FetchError::Failed(format!("invalid header name `{name}`")))?;
-        if FORBIDDEN_REQUEST_HEADERS.contains(&name.as_str())
-            || name.as_str().starts_with("proxy-")
+        if FORBIDDEN_REQUEST_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("proxy-")
         {
-            return Err(FetchError::Denied(format!("header `{name}` may not be set by a task")));
+            return Err(FetchError::Denied(format!(
+                "header `{name}` may not be set by a task"
+            )));
         }
         let value = HeaderValue::from_str(value)
             .map_err(|_| FetchError::Failed(format!("invalid value for header `{name}`")))?;
@@ -298,4 +303,3 @@ fn describe(error: reqwest::Error) -> FetchError {
     }
     FetchError::Failed(text)
 }
-

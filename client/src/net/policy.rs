@@ -184,7 +184,12 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         return Some(tail); // NAT64
     }
     if s[0] == 0x2002 {
-        return Some(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
+        return Some(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ));
     }
     None
 }
@@ -212,11 +217,11 @@ mod tests {
         }
         for bad in [
             "http://www.twse.com.tw/rwd/x",             // scheme
-            "https://www.twse.com.tw:8443/rwd/x",        // port
-            "https://www.twse.com.tw/other",             // path prefix
-            "https://www.twse.com.tw/rwd/../other",      // dot segments resolved first
-            "https://www.twse.com.tw/rwd/%2e%2e/other",  // encoded dot segments too
-            "https://www.twse.com.tw./rwd/x",            // trailing dot is another name
+            "https://www.twse.com.tw:8443/rwd/x",       // port
+            "https://www.twse.com.tw/other",            // path prefix
+            "https://www.twse.com.tw/rwd/../other",     // dot segments resolved first
+            "https://www.twse.com.tw/rwd/%2e%2e/other", // encoded dot segments too
+            "https://www.twse.com.tw./rwd/x",           // trailing dot is another name
             "https://evil.twse.com.tw/rwd/x",
             "https://www.twse.com.tw.evil.example/rwd/x",
             "http://127.0.0.1:8081/",
@@ -225,7 +230,10 @@ mod tests {
             "http://169.254.169.254/latest/meta-data/",
             "http://localhost:8080/",
         ] {
-            assert!(matches!(list.check(bad), Err(Denied::NotAllowed(_))), "{bad} should be denied");
+            assert!(
+                matches!(list.check(bad), Err(Denied::NotAllowed(_))),
+                "{bad} should be denied"
+            );
         }
     }
 
@@ -236,9 +244,18 @@ mod tests {
             list.check("http://127.0.0.1:8080@169.254.169.254/"),
             Err(Denied::UserInfo)
         );
-        assert_eq!(list.check("http://user@127.0.0.1:8080/"), Err(Denied::UserInfo));
-        assert_eq!(list.check("file:///etc/passwd"), Err(Denied::Scheme("file".into())));
-        assert!(matches!(list.check("not a url"), Err(Denied::InvalidUrl(_))));
+        assert_eq!(
+            list.check("http://user@127.0.0.1:8080/"),
+            Err(Denied::UserInfo)
+        );
+        assert_eq!(
+            list.check("file:///etc/passwd"),
+            Err(Denied::Scheme("file".into()))
+        );
+        assert!(matches!(
+            list.check("not a url"),
+            Err(Denied::InvalidUrl(_))
+        ));
     }
 
     #[test]
@@ -246,20 +263,42 @@ mod tests {
         let list = allow(&["http://127.0.0.1:8080/", "https://example.org/"]);
         let ip = list.check("http://127.0.0.1:8080/x").unwrap();
         assert_eq!(ip.literal_ip, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        assert_eq!(list.check("https://example.org/x").unwrap().literal_ip, None);
+        assert_eq!(
+            list.check("https://example.org/x").unwrap().literal_ip,
+            None
+        );
     }
 
     #[test]
     fn non_public_addresses() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-            "100.100.100.200", "224.0.0.1", "255.255.255.255", "::1", "::", "fe80::1",
-            "fd00:ec2::254", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a00:1",
-            "2002:c0a8:0101::1", "ff02::1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.100.100.200",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a00:1",
+            "2002:c0a8:0101::1",
+            "ff02::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} must not be public");
         }
-        for ip in ["8.8.8.8", "210.69.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "8.8.8.8",
+            "210.69.1.1",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip} is public");
         }
     }

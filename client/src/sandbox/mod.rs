@@ -173,8 +173,8 @@ impl Sandbox {
         module: &[u8],
     ) -> Result<PreparedTask, RunError> {
         let manifest = trust.verify(signed, module)?.clone();
-        let allowlist =
-            Allowlist::new(&manifest.http_allow).map_err(|e| RunError::BadManifest(e.to_string()))?;
+        let allowlist = Allowlist::new(&manifest.http_allow)
+            .map_err(|e| RunError::BadManifest(e.to_string()))?;
         let cached = self
             .cache
             .as_ref()

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use musketeer_protocol::HostId;
 use musketeer_signing_keys::TrustStore;
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// Why a data-directory file could not be read or written.
 #[derive(Debug, thiserror::Error)]

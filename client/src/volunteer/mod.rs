@@ -72,9 +72,7 @@ pub enum JoinError {
     #[error("cannot start the sandbox: {0}")]
     Sandbox(String),
     /// The data directory belongs to another server.
-    #[error(
-        "the data directory {dir} belongs to {other}; use another --data-dir for {server}"
-    )]
+    #[error("the data directory {dir} belongs to {other}; use another --data-dir for {server}")]
     OtherServer {
         /// The directory.
         dir: PathBuf,

@@ -124,7 +124,8 @@ impl Modules {
                 actual,
             });
         }
-        write_atomic(&self.path(sha256), &bytes, false).map_err(|e| ModuleError::Disk(e.to_string()))?;
+        write_atomic(&self.path(sha256), &bytes, false)
+            .map_err(|e| ModuleError::Disk(e.to_string()))?;
         Ok(bytes)
     }
 

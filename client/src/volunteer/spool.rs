@@ -37,7 +37,9 @@ impl Spool {
                 Some(report) => {
                     entries.insert(report.result_id, report);
                 }
-                None => tracing::warn!(path = %path.display(), "skipping unreadable spooled result"),
+                None => {
+                    tracing::warn!(path = %path.display(), "skipping unreadable spooled result")
+                }
             }
         }
         Ok(Self {

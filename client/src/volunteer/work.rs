@@ -91,18 +91,28 @@ impl Worker {
         })
     }
 
-    pub async fn run(self, shutdown: Pin<Box<impl Future<Output = ()> + Send>>) -> Result<(), JoinError> {
+    pub async fn run(
+        self,
+        shutdown: Pin<Box<impl Future<Output = ()> + Send>>,
+    ) -> Result<(), JoinError> {
         let shared = self.shared.clone();
         let slots = shared.config.slots.max(1);
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<SlotDone>();
         let (cancel_tx, mut cancel_rx) = mpsc::unbounded_channel::<Vec<ResultId>>();
         let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<ApiError>();
-        let reporter = tokio::spawn(report_loop(shared.clone(), cancel_tx.clone(), fatal_tx.clone()));
+        let reporter = tokio::spawn(report_loop(
+            shared.clone(),
+            cancel_tx.clone(),
+            fatal_tx.clone(),
+        ));
         if !shared.spool.is_empty() {
             shared.events.emit(
                 "spool",
                 serde_json::json!({"results": shared.spool.len()}),
-                format!("{} finished result(s) from an earlier run wait to be reported", shared.spool.len()),
+                format!(
+                    "{} finished result(s) from an earlier run wait to be reported",
+                    shared.spool.len()
+                ),
             );
             shared.spooled.notify_one();
         }
@@ -122,7 +132,11 @@ impl Worker {
             if stopping && running.is_empty() {
                 break;
             }
-            if fetch.is_none() && !stopping && !free.is_empty() && tokio::time::Instant::now() >= retry_at {
+            if fetch.is_none()
+                && !stopping
+                && !free.is_empty()
+                && tokio::time::Instant::now() >= retry_at
+            {
                 let request = FetchRequest {
                     free_slots: u32::try_from(free.len()).unwrap_or(u32::MAX),
                     platform: self.platform.clone(),
@@ -214,7 +228,10 @@ impl Worker {
         shared.events.emit(
             "stopped",
             serde_json::json!({"unreported": shared.spool.len()}),
-            format!("stopped ({} result(s) kept on disk to report next time)", shared.spool.len()),
+            format!(
+                "stopped ({} result(s) kept on disk to report next time)",
+                shared.spool.len()
+            ),
         );
         match fatal {
             Some(error) => Err(error.into()),
@@ -261,7 +278,12 @@ fn hand_back(shared: &Shared, result_id: ResultId) {
     shared.spooled.notify_one();
 }
 
-async fn run_slot(shared: Arc<Shared>, assignment: Assignment, slot: usize, done: mpsc::UnboundedSender<SlotDone>) {
+async fn run_slot(
+    shared: Arc<Shared>,
+    assignment: Assignment,
+    slot: usize,
+    done: mpsc::UnboundedSender<SlotDone>,
+) {
     let result_id = assignment.result_id;
     let unit_id = assignment.unit_id;
     let app = format!("{} {}", assignment.app, assignment.version);
@@ -272,7 +294,11 @@ async fn run_slot(shared: Arc<Shared>, assignment: Assignment, slot: usize, done
     );
     let outcome = execute(&shared, assignment, slot).await;
     let (event, text, fields) = match &outcome {
-        Outcome::Success { fuel_consumed, wall_ms, .. } => (
+        Outcome::Success {
+            fuel_consumed,
+            wall_ms,
+            ..
+        } => (
             "finished",
             format!("slot {slot}: unit {unit_id} done in {wall_ms} ms ({fuel_consumed} fuel)"),
             serde_json::json!({"slot": slot, "result_id": result_id, "unit_id": unit_id, "fuel": fuel_consumed, "wall_ms": wall_ms}),
@@ -315,13 +341,23 @@ async fn execute(shared: &Shared, assignment: Assignment, slot: usize) -> Outcom
         .and_then(|text| SignedManifest::from_json(&text).map_err(|e| e.to_string()))
     {
         Ok(signed) => signed,
-        Err(error) => return refuse(format!("refused module: unreadable signed manifest: {error}")),
+        Err(error) => {
+            return refuse(format!(
+                "refused module: unreadable signed manifest: {error}"
+            ));
+        }
     };
     let (app, version) = (signed.manifest.app.clone(), signed.manifest.version.clone());
-    if app != assignment.app || version != assignment.version || signed.manifest.module_sha256 != assignment.module_sha256 {
+    if app != assignment.app
+        || version != assignment.version
+        || signed.manifest.module_sha256 != assignment.module_sha256
+    {
         return refuse(format!(
             "refused module: the assignment ({} {}, {}) does not match its signed manifest ({app} {version}, {})",
-            assignment.app, assignment.version, assignment.module_sha256, signed.manifest.module_sha256
+            assignment.app,
+            assignment.version,
+            assignment.module_sha256,
+            signed.manifest.module_sha256
         ));
     }
     if let Some(highest) = lock(&shared.versions).get(&app)
@@ -333,7 +369,12 @@ async fn execute(shared: &Shared, assignment: Assignment, slot: usize) -> Outcom
     }
     let task = match shared
         .modules
-        .prepare(&shared.api, &shared.trust, signed, &assignment.module_sha256)
+        .prepare(
+            &shared.api,
+            &shared.trust,
+            signed,
+            &assignment.module_sha256,
+        )
         .await
     {
         Ok(task) => task,
@@ -346,7 +387,9 @@ async fn execute(shared: &Shared, assignment: Assignment, slot: usize) -> Outcom
                 stderr_tail: String::new(),
             };
         }
-        Err(error @ ModuleError::WrongBytes { .. }) => return refuse(format!("refused module: {error}")),
+        Err(error @ ModuleError::WrongBytes { .. }) => {
+            return refuse(format!("refused module: {error}"));
+        }
         Err(error) => {
             return Outcome::Error {
                 kind: ErrorKind::ClientError,
@@ -412,7 +455,9 @@ fn tail(bytes: &[u8]) -> String {
 /// The wire kind of a sandbox error.
 pub fn error_kind(error: &RunError) -> ErrorKind {
     match error.kind() {
-        "refused-module" | "bad-manifest" | "invalid-module" | "unsupported-imports" => ErrorKind::RefusedModule,
+        "refused-module" | "bad-manifest" | "invalid-module" | "unsupported-imports" => {
+            ErrorKind::RefusedModule
+        }
         "fuel-exhausted" => ErrorKind::FuelExhausted,
         "wall-timeout" => ErrorKind::WallTimeout,
         "memory-limit" | "resource-limit" => ErrorKind::MemoryLimit,
@@ -460,7 +505,13 @@ async fn report_loop(
                 tokio::time::sleep(delay).await;
             }
             Err(error) => {
-                let refused_token = matches!(&error, ApiError::Server { code: ErrorCode::Unauthorized, .. });
+                let refused_token = matches!(
+                    &error,
+                    ApiError::Server {
+                        code: ErrorCode::Unauthorized,
+                        ..
+                    }
+                );
                 let _ = fatal.send(error);
                 if refused_token {
                     return;
@@ -481,10 +532,7 @@ async fn report_once(shared: &Shared) -> Result<(Vec<ResultId>, usize), ApiError
     let in_flight = lock(&shared.in_flight).iter().copied().collect();
     let response = shared
         .api
-        .report(&ReportRequest {
-            results,
-            in_flight,
-        })
+        .report(&ReportRequest { results, in_flight })
         .await?;
     for ack in &response.acks {
         if let Some(reason) = &ack.reason {

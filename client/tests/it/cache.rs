@@ -4,7 +4,9 @@ use musketeer_client::sandbox::{Sandbox, SandboxConfig};
 
 use crate::support::{sign, test_limits};
 
-fn cached_sandbox(dir: &std::path::Path) -> Result<Sandbox, musketeer_client::sandbox::SandboxError> {
+fn cached_sandbox(
+    dir: &std::path::Path,
+) -> Result<Sandbox, musketeer_client::sandbox::SandboxError> {
     Sandbox::new(SandboxConfig {
         cache_dir: Some(dir.to_owned()),
         ..SandboxConfig::default()
@@ -17,13 +19,19 @@ async fn second_prepare_comes_from_the_cache() {
     let cache = dir.path().join("compiled");
     let signed = sign(musketeer_task_artifacts::NOOP, &[], test_limits());
     let first = cached_sandbox(&cache).unwrap();
-    let task = first.prepare(&signed.trust, &signed.manifest, &signed.module).unwrap();
+    let task = first
+        .prepare(&signed.trust, &signed.manifest, &signed.module)
+        .unwrap();
     assert!(!task.from_cache);
     // A new sandbox (as after a restart) finds the artifact.
     let second = cached_sandbox(&cache).unwrap();
-    let task = second.prepare(&signed.trust, &signed.manifest, &signed.module).unwrap();
+    let task = second
+        .prepare(&signed.trust, &signed.manifest, &signed.module)
+        .unwrap();
     assert!(task.from_cache);
-    let out = crate::support::run_once(&second, &signed, b"cached").await.unwrap();
+    let out = crate::support::run_once(&second, &signed, b"cached")
+        .await
+        .unwrap();
     assert_eq!(out.output, b"cached");
 
     #[cfg(unix)]
@@ -40,7 +48,9 @@ fn artifacts_this_client_did_not_write_are_never_loaded() {
     let cache = dir.path().join("compiled");
     let signed = sign(musketeer_task_artifacts::NOOP, &[], test_limits());
     let sandbox = cached_sandbox(&cache).unwrap();
-    sandbox.prepare(&signed.trust, &signed.manifest, &signed.module).unwrap();
+    sandbox
+        .prepare(&signed.trust, &signed.manifest, &signed.module)
+        .unwrap();
     let artifact = std::fs::read_dir(&cache)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -51,8 +61,13 @@ fn artifacts_this_client_did_not_write_are_never_loaded() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&artifact, &bytes).unwrap();
-    let task = sandbox.prepare(&signed.trust, &signed.manifest, &signed.module).unwrap();
-    assert!(!task.from_cache, "a modified artifact must not be deserialized");
+    let task = sandbox
+        .prepare(&signed.trust, &signed.manifest, &signed.module)
+        .unwrap();
+    assert!(
+        !task.from_cache,
+        "a modified artifact must not be deserialized"
+    );
 
     // An artifact written by another client (another secret) is not loaded either.
     let other_dir = tempfile::tempdir().unwrap();
@@ -63,8 +78,13 @@ fn artifacts_this_client_did_not_write_are_never_loaded() {
         .unwrap();
     let name = artifact.file_name().unwrap();
     std::fs::copy(other_cache.join(name), &artifact).unwrap();
-    let task = sandbox.prepare(&signed.trust, &signed.manifest, &signed.module).unwrap();
-    assert!(!task.from_cache, "a foreign artifact must not be deserialized");
+    let task = sandbox
+        .prepare(&signed.trust, &signed.manifest, &signed.module)
+        .unwrap();
+    assert!(
+        !task.from_cache,
+        "a foreign artifact must not be deserialized"
+    );
 }
 
 #[cfg(unix)]

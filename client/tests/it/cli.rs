@@ -36,8 +36,17 @@ impl Author {
 
     fn sign(&self, module: &str, extra: &[&str]) -> Output {
         let mut args = vec![
-            "sign", "--key", "keys/musketeer.key", "--module", module, "--app", "demo", "--version",
-            "1.0.0", "--out", "task.manifest.json",
+            "sign",
+            "--key",
+            "keys/musketeer.key",
+            "--module",
+            module,
+            "--app",
+            "demo",
+            "--version",
+            "1.0.0",
+            "--out",
+            "task.manifest.json",
         ];
         args.extend_from_slice(extra);
         self.cmd(&args)
@@ -45,8 +54,15 @@ impl Author {
 
     fn run(&self, module: &str, input: &str, extra: &[&str]) -> Output {
         let mut args = vec![
-            "run", "--manifest", "task.manifest.json", "--module", module, "--trust",
-            "keys/musketeer.pub", "--input", input,
+            "run",
+            "--manifest",
+            "task.manifest.json",
+            "--module",
+            module,
+            "--trust",
+            "keys/musketeer.pub",
+            "--input",
+            input,
         ];
         args.extend_from_slice(extra);
         self.cmd(&args)
@@ -71,10 +87,17 @@ fn generate_sign_and_run_with_json_report() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["fuel_consumed"].as_u64().unwrap() > 0, "{report}");
     assert!(report["wall_time_ms"].as_f64().unwrap() > 0.0, "{report}");
-    assert!(report["output"].is_object() || report["output"].is_array(), "{report}");
+    assert!(
+        report["output"].is_object() || report["output"].is_array(),
+        "{report}"
+    );
 
     // Plain mode prints just the output; @FILE reads the input from a file.
-    std::fs::write(author.dir.path().join("input.txt"), "all for one, one for all").unwrap();
+    std::fs::write(
+        author.dir.path().join("input.txt"),
+        "all for one, one for all",
+    )
+    .unwrap();
     let plain = author.run(module, "@input.txt", &[]);
     assert!(plain.status.success(), "{}", stderr(&plain));
     let plain: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
@@ -85,7 +108,12 @@ fn generate_sign_and_run_with_json_report() {
 fn refusals_and_traps_exit_3_with_a_one_line_reason() {
     let author = Author::new();
     let hostile = musketeer_task_artifacts::HOSTILE;
-    assert!(author.sign(hostile, &["--fuel", "10000000"]).status.success());
+    assert!(
+        author
+            .sign(hostile, &["--fuel", "10000000"])
+            .status
+            .success()
+    );
 
     let out = author.run(hostile, r#"{"mode":"loop"}"#, &[]);
     assert_eq!(out.status.code(), Some(3));
@@ -102,7 +130,11 @@ fn refusals_and_traps_exit_3_with_a_one_line_reason() {
     .unwrap();
     let out = stranger.run(hostile, r#"{"mode":"ok"}"#, &[]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).starts_with("error: refused-module:"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: refused-module:"),
+        "{}",
+        stderr(&out)
+    );
 
     // A module that is not the signed one.
     let out = author.run(musketeer_task_artifacts::NOOP, "x", &[]);
@@ -120,11 +152,21 @@ fn user_errors_say_what_to_do() {
     let out = author.sign(musketeer_task_artifacts::NOOP, &[]);
     assert!(out.status.success());
     let mut args = vec!["sign", "--key", "keys/musketeer.key", "--module"];
-    args.extend([musketeer_task_artifacts::NOOP, "--app", "demo", "--version", "one"]);
+    args.extend([
+        musketeer_task_artifacts::NOOP,
+        "--app",
+        "demo",
+        "--version",
+        "one",
+    ]);
     args.extend(["--out", "x.json"]);
     let out = author.cmd(&args);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("semantic version"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("semantic version"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = author.run(musketeer_task_artifacts::NOOP, "@missing.txt", &[]);
     assert_eq!(out.status.code(), Some(1));

@@ -31,8 +31,14 @@ async fn same_input_same_bytes_and_fuel_on_both_backends() {
     let pulley = sandbox(Backend::Pulley);
     assert_eq!(pulley.backend_name(), "pulley");
     let cases: [(&str, &[u8]); 4] = [
-        (musketeer_task_artifacts::PRIMES, br#"{"from":1,"to":20000}"#),
-        (musketeer_task_artifacts::WORD_COUNT, b"one for all, all for one"),
+        (
+            musketeer_task_artifacts::PRIMES,
+            br#"{"from":1,"to":20000}"#,
+        ),
+        (
+            musketeer_task_artifacts::WORD_COUNT,
+            b"one for all, all for one",
+        ),
         (musketeer_task_artifacts::FLOAT_CORNERS, b"{}"),
         (musketeer_task_artifacts::HOSTILE, br#"{"mode":"clock"}"#),
     ];
@@ -44,7 +50,10 @@ async fn same_input_same_bytes_and_fuel_on_both_backends() {
         assert!(first.fuel_consumed > 0);
         for other in [&second, &interpreted] {
             assert_eq!(first.output, other.output, "{module}: output differs");
-            assert_eq!(first.fuel_consumed, other.fuel_consumed, "{module}: fuel differs");
+            assert_eq!(
+                first.fuel_consumed, other.fuel_consumed,
+                "{module}: fuel differs"
+            );
         }
     }
 }

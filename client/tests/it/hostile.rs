@@ -13,7 +13,11 @@ fn hostile(limits: Limits, allow: &[String]) -> Signed {
 }
 
 /// Runs `input`, returns the error kind and message, then proves the sandbox still works.
-async fn contained(sandbox: &Sandbox, signed: &Signed, input: serde_json::Value) -> (String, String) {
+async fn contained(
+    sandbox: &Sandbox,
+    signed: &Signed,
+    input: serde_json::Value,
+) -> (String, String) {
     let result = run_once(sandbox, signed, input.to_string().as_bytes()).await;
     let kind = kind(&result).to_owned();
     let message = match &result {
@@ -42,7 +46,12 @@ async fn infinite_loop_runs_out_of_fuel() {
         fuel: 50_000_000,
         ..test_limits()
     };
-    let (kind, message) = contained(&crate::support::sandbox(), &hostile(limits, &[]), json!({"mode":"loop"})).await;
+    let (kind, message) = contained(
+        &crate::support::sandbox(),
+        &hostile(limits, &[]),
+        json!({"mode":"loop"}),
+    )
+    .await;
     assert_eq!(kind, "fuel-exhausted", "{message}");
 }
 
@@ -53,7 +62,12 @@ async fn infinite_loop_with_huge_fuel_hits_the_wall_clock() {
         wall_time_ms: 500,
         ..test_limits()
     };
-    let (kind, message) = contained(&crate::support::sandbox(), &hostile(limits, &[]), json!({"mode":"loop"})).await;
+    let (kind, message) = contained(
+        &crate::support::sandbox(),
+        &hostile(limits, &[]),
+        json!({"mode":"loop"}),
+    )
+    .await;
     assert_eq!(kind, "wall-timeout", "{message}");
 }
 
@@ -160,9 +174,13 @@ async fn files_are_out_of_reach() {
     let sandbox = crate::support::sandbox();
     let signed = hostile(test_limits(), &[]);
     for path in ["/etc/passwd", "/", ".", "../../etc/hostname"] {
-        let (kind, message) = contained(&sandbox, &signed, json!({"mode":"file","path":path})).await;
+        let (kind, message) =
+            contained(&sandbox, &signed, json!({"mode":"file","path":path})).await;
         assert_eq!(kind, "task-error", "{path}: {message}");
-        assert!(message.starts_with("task error: file: "), "{path}: {message}");
+        assert!(
+            message.starts_with("task error: file: "),
+            "{path}: {message}"
+        );
     }
 }
 
@@ -194,23 +212,31 @@ async fn http_only_reaches_the_allowlist() {
     assert_eq!(kind, "ok");
     assert_eq!(output, r#"{"body_len":5,"requests":1,"status":200}"#);
     // Another spelling of the same allowed IP is the same host.
-    let (kind, _) = http_result(&sandbox, &signed, &format!("http://0x7f.0.0.1:{port}/hello")).await;
+    let (kind, _) = http_result(
+        &sandbox,
+        &signed,
+        &format!("http://0x7f.0.0.1:{port}/hello"),
+    )
+    .await;
     assert_eq!(kind, "ok");
 
     for url in [
-        other.url("/hello"),                                         // another port
-        format!("https://127.0.0.1:{port}/hello"),                   // another scheme
-        "http://example.com/".to_owned(),                            // another host
-        "http://169.254.169.254/latest/meta-data/".to_owned(),       // cloud metadata
-        format!("http://[::1]:{port}/hello"),                        // IPv6 loopback
-        format!("http://[::ffff:127.0.0.1]:{port}/hello"),           // mapped loopback
-        format!("http://127.0.0.1:{port}@169.254.169.254/"),         // userinfo disguise
-        format!("http://localhost:{port}/hello"),                    // a name, not the literal
+        other.url("/hello"),                                   // another port
+        format!("https://127.0.0.1:{port}/hello"),             // another scheme
+        "http://example.com/".to_owned(),                      // another host
+        "http://169.254.169.254/latest/meta-data/".to_owned(), // cloud metadata
+        format!("http://[::1]:{port}/hello"),                  // IPv6 loopback
+        format!("http://[::ffff:127.0.0.1]:{port}/hello"),     // mapped loopback
+        format!("http://127.0.0.1:{port}@169.254.169.254/"),   // userinfo disguise
+        format!("http://localhost:{port}/hello"),              // a name, not the literal
         "file:///etc/passwd".to_owned(),
     ] {
         let (kind, message) = http_result(&sandbox, &signed, &url).await;
         assert_eq!(kind, "task-error", "{url}: {message}");
-        assert!(message.starts_with("task error: Denied("), "{url}: {message}");
+        assert!(
+            message.starts_with("task error: Denied("),
+            "{url}: {message}"
+        );
     }
 }
 
@@ -220,8 +246,12 @@ async fn names_resolving_to_private_addresses_are_refused() {
     let port = fixture.addr.port();
     // The allowlist names `localhost`, which resolves to loopback: refused after resolution.
     let signed = hostile(test_limits(), &[format!("http://localhost:{port}/")]);
-    let (kind, message) =
-        http_result(&crate::support::sandbox(), &signed, &format!("http://localhost:{port}/hello")).await;
+    let (kind, message) = http_result(
+        &crate::support::sandbox(),
+        &signed,
+        &format!("http://localhost:{port}/hello"),
+    )
+    .await;
     assert_eq!(kind, "task-error");
     assert!(message.contains("non-public address"), "{message}");
 }
@@ -245,7 +275,10 @@ async fn redirects_are_rechecked() {
     ] {
         let (kind, message) = http_result(&sandbox, &signed, &redirect(&escape)).await;
         assert_eq!(kind, "task-error", "{escape}: {message}");
-        assert!(message.starts_with("task error: Denied("), "{escape}: {message}");
+        assert!(
+            message.starts_with("task error: Denied("),
+            "{escape}: {message}"
+        );
     }
 }
 
@@ -272,7 +305,8 @@ async fn oversized_responses_and_request_floods_are_capped() {
 async fn tasks_cannot_set_framing_or_host_headers() {
     let fixture = serve(network_routes()).await;
     let signed = hostile(test_limits(), &[fixture.allow()]);
-    let input = json!({"mode":"http","url":fixture.url("/hello"),"headers":[["Host","169.254.169.254"]]});
+    let input =
+        json!({"mode":"http","url":fixture.url("/hello"),"headers":[["Host","169.254.169.254"]]});
     let (kind, message) = contained(&crate::support::sandbox(), &signed, input).await;
     assert_eq!(kind, "task-error");
     assert!(message.starts_with("task error: Denied("), "{message}");
@@ -281,7 +315,9 @@ async fn tasks_cannot_set_framing_or_host_headers() {
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -49,7 +49,12 @@ fn twse_routes() -> Router {
     )
 }
 
-async fn crawl(signed: &Signed, source: &str, stock: &str, all_days: bool) -> Result<String, String> {
+async fn crawl(
+    signed: &Signed,
+    source: &str,
+    stock: &str,
+    all_days: bool,
+) -> Result<String, String> {
     let input = json!({"stock_id": stock, "year": 2016, "month": 5, "source": source, "all_days": all_days});
     let result = run_once(&sandbox(), signed, input.to_string().as_bytes()).await;
     match result {
@@ -61,7 +66,11 @@ async fn crawl(signed: &Signed, source: &str, stock: &str, all_days: bool) -> Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_trading_day_in_original_column_order() {
     let feed = serve(twse_routes()).await;
-    let signed = sign(musketeer_task_artifacts::STOCK_DAY, &[feed.allow()], test_limits());
+    let signed = sign(
+        musketeer_task_artifacts::STOCK_DAY,
+        &[feed.allow()],
+        test_limits(),
+    );
     let source = feed.url("");
     assert_eq!(
         crawl(&signed, &source, "2356", false).await.unwrap(),
@@ -82,7 +91,11 @@ async fn last_trading_day_in_original_column_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_days_and_twse_refusals() {
     let feed = serve(twse_routes()).await;
-    let signed = sign(musketeer_task_artifacts::STOCK_DAY, &[feed.allow()], test_limits());
+    let signed = sign(
+        musketeer_task_artifacts::STOCK_DAY,
+        &[feed.allow()],
+        test_limits(),
+    );
     let source = feed.url("");
     let days: serde_json::Value =
         serde_json::from_str(&crawl(&signed, &source, "2356", true).await.unwrap()).unwrap();
@@ -93,7 +106,10 @@ async fn all_days_and_twse_refusals() {
     assert_eq!(days[0]["漲跌價差"], 0.1);
 
     let refused = crawl(&signed, &source, "9999", false).await.unwrap_err();
-    assert_eq!(refused, "task-error|task error: TWSE: 很抱歉，沒有符合條件的資料!");
+    assert_eq!(
+        refused,
+        "task-error|task error: TWSE: 很抱歉，沒有符合條件的資料!"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,10 +117,19 @@ async fn crawler_cannot_leave_its_allowlist() {
     let feed = serve(twse_routes()).await;
     let elsewhere = serve(twse_routes()).await;
     // Signed for `feed` only; asked to crawl `elsewhere`.
-    let signed = sign(musketeer_task_artifacts::STOCK_DAY, &[feed.allow()], test_limits());
-    let error = crawl(&signed, &elsewhere.url(""), "2356", false).await.unwrap_err();
+    let signed = sign(
+        musketeer_task_artifacts::STOCK_DAY,
+        &[feed.allow()],
+        test_limits(),
+    );
+    let error = crawl(&signed, &elsewhere.url(""), "2356", false)
+        .await
+        .unwrap_err();
     assert!(error.contains("task-error|task error: fetching"), "{error}");
-    assert!(error.contains("not in the manifest's HTTP allowlist"), "{error}");
+    assert!(
+        error.contains("not in the manifest's HTTP allowlist"),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,10 +138,18 @@ async fn the_demo_feed_answers_all_thirty_original_stocks() {
         .await
         .unwrap()
         .expect("feed");
-    let signed = sign(musketeer_task_artifacts::STOCK_DAY, &[feed.allow_prefix()], test_limits());
+    let signed = sign(
+        musketeer_task_artifacts::STOCK_DAY,
+        &[feed.allow_prefix()],
+        test_limits(),
+    );
     for stock in ORIGINAL_STOCK_IDS {
-        let row: serde_json::Value =
-            serde_json::from_str(&crawl(&signed, &feed.base_url(), stock, false).await.unwrap()).unwrap();
+        let row: serde_json::Value = serde_json::from_str(
+            &crawl(&signed, &feed.base_url(), stock, false)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(row["個股代號"], stock);
         assert_eq!(row["日期"], "105/05/31");
     }

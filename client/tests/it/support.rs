@@ -148,4 +148,3 @@ pub fn kind(result: &Result<RunOutput, RunError>) -> &'static str {
         Err(error) => error.kind(),
     }
 }
-

@@ -30,16 +30,25 @@ fn flipped_byte_in_module_is_refused() {
     let mut signed = noop();
     let middle = signed.module.len() / 2;
     signed.module[middle] ^= 0x01;
-    assert!(matches!(refusal(&signed), VerifyError::ModuleHashMismatch { .. }));
+    assert!(matches!(
+        refusal(&signed),
+        VerifyError::ModuleHashMismatch { .. }
+    ));
 }
 
 #[test]
 fn module_of_other_size_is_refused() {
     let mut signed = noop();
     signed.module.push(0);
-    assert!(matches!(refusal(&signed), VerifyError::ModuleSizeMismatch { .. }));
+    assert!(matches!(
+        refusal(&signed),
+        VerifyError::ModuleSizeMismatch { .. }
+    ));
     signed.module.truncate(signed.module.len() - 2);
-    assert!(matches!(refusal(&signed), VerifyError::ModuleSizeMismatch { .. }));
+    assert!(matches!(
+        refusal(&signed),
+        VerifyError::ModuleSizeMismatch { .. }
+    ));
 }
 
 #[test]
@@ -57,14 +66,31 @@ fn flipped_byte_in_signature_is_refused() {
 fn every_manifest_field_is_covered_by_the_signature() {
     let edits: Vec<(&str, Box<dyn Fn(&mut Signed)>)> = vec![
         ("app", Box::new(|s| s.manifest.manifest.app.push('x'))),
-        ("version", Box::new(|s| s.manifest.manifest.version.patch += 1)),
+        (
+            "version",
+            Box::new(|s| s.manifest.manifest.version.patch += 1),
+        ),
         ("fuel", Box::new(|s| s.manifest.manifest.limits.fuel += 1)),
-        ("memory", Box::new(|s| s.manifest.manifest.limits.memory_bytes *= 2)),
-        ("wall", Box::new(|s| s.manifest.manifest.limits.wall_time_ms += 1)),
-        ("output", Box::new(|s| s.manifest.manifest.limits.output_bytes += 1)),
+        (
+            "memory",
+            Box::new(|s| s.manifest.manifest.limits.memory_bytes *= 2),
+        ),
+        (
+            "wall",
+            Box::new(|s| s.manifest.manifest.limits.wall_time_ms += 1),
+        ),
+        (
+            "output",
+            Box::new(|s| s.manifest.manifest.limits.output_bytes += 1),
+        ),
         (
             "allowlist",
-            Box::new(|s| s.manifest.manifest.http_allow.push("http://10.0.0.1/".into())),
+            Box::new(|s| {
+                s.manifest
+                    .manifest
+                    .http_allow
+                    .push("http://10.0.0.1/".into())
+            }),
         ),
     ];
     for (field, edit) in edits {

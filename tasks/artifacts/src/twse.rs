@@ -26,12 +26,31 @@ pub const NO_DATA_STAT: &str = "很抱歉，沒有符合條件的資料!";
 /// Trading days of May 2016 in the fixture (ROC calendar): the weekdays from 5/3 (5/2 was the
 /// Labour Day holiday).
 const MAY_2016_DAYS: [&str; 21] = [
-    "105/05/03", "105/05/04", "105/05/05", "105/05/06", "105/05/09", "105/05/10", "105/05/11",
-    "105/05/12", "105/05/13", "105/05/16", "105/05/17", "105/05/18", "105/05/19", "105/05/20",
-    "105/05/23", "105/05/24", "105/05/25", "105/05/26", "105/05/27", "105/05/30", "105/05/31",
+    "105/05/03",
+    "105/05/04",
+    "105/05/05",
+    "105/05/06",
+    "105/05/09",
+    "105/05/10",
+    "105/05/11",
+    "105/05/12",
+    "105/05/13",
+    "105/05/16",
+    "105/05/17",
+    "105/05/18",
+    "105/05/19",
+    "105/05/20",
+    "105/05/23",
+    "105/05/24",
+    "105/05/25",
+    "105/05/26",
+    "105/05/27",
+    "105/05/30",
+    "105/05/31",
 ];
 
-const FIELDS_9: &str = r#"["日期","成交股數","成交金額","開盤價","最高價","最低價","收盤價","漲跌價差","成交筆數"]"#;
+const FIELDS_9: &str =
+    r#"["日期","成交股數","成交金額","開盤價","最高價","最低價","收盤價","漲跌價差","成交筆數"]"#;
 const FIELDS_10: &str = r#"["日期","成交股數","成交金額","開盤價","最高價","最低價","收盤價","漲跌價差","成交筆數","註記"]"#;
 
 /// The JSON body TWSE would answer for `stockNo=stock_id&date=date` (`YYYYMMDD`).
@@ -42,10 +61,10 @@ pub fn stock_day_answer(stock_id: &str, date: &str) -> String {
     if !date.starts_with("201605") || date.len() != 8 {
         return no_data();
     }
-    let ten_fields = index % 3 == 2;
-    let mut seed = stock_id
-        .bytes()
-        .fold(0x9E37_79B9_u64, |acc, b| acc.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let ten_fields = index % 3 == 2; // every third stock answers with the newer 10 fields
+    let mut seed = stock_id.bytes().fold(0x9E37_79B9_u64, |acc, b| {
+        acc.wrapping_mul(31).wrapping_add(u64::from(b))
+    });
     let mut next = move || {
         // xorshift: deterministic noise per stock.
         seed ^= seed << 13;
@@ -137,7 +156,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -238,7 +257,10 @@ fn handle(stream: TcpStream) -> std::io::Result<()> {
             .unwrap_or_default()
     };
     let (status, body) = if path == "/rwd/zh/afterTrading/STOCK_DAY" {
-        ("200 OK", stock_day_answer(&param("stockNo"), &param("date")))
+        (
+            "200 OK",
+            stock_day_answer(&param("stockNo"), &param("date")),
+        )
     } else {
         ("404 Not Found", r#"{"stat":"not found"}"#.to_owned())
     };

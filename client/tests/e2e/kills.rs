@@ -1,0 +1,1 @@
+//! Killing clients and the server mid-batch.

@@ -1,0 +1,8 @@
+//! End-to-end tests: a real `musketeer-server` and real `musketeer join` processes on loopback.
+//! See `support.rs` for how the server binary is built and how processes are cleaned up.
+
+mod demo;
+mod kills;
+mod quorum;
+mod refusals;
+mod support;

@@ -1,0 +1,1 @@
+//! Quorum with a lying host.

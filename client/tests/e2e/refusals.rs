@@ -1,0 +1,1 @@
+//! Tampered and rolled-back modules.
