@@ -7,7 +7,16 @@ use musketeer_task_artifacts::twse::{FeedServer, ORIGINAL_STOCK_IDS, stock_day_a
 use crate::support::{Project, musketeer_ok, path, wait_idle};
 
 const COLUMNS: [&str; 10] = [
-    "個股代號", "日期", "成交股數", "成交金額", "開盤價", "最高價", "最低價", "收盤價", "漲跌價差", "成交筆數",
+    "個股代號",
+    "日期",
+    "成交股數",
+    "成交金額",
+    "開盤價",
+    "最高價",
+    "最低價",
+    "收盤價",
+    "漲跌價差",
+    "成交筆數",
 ];
 
 #[test]
@@ -29,12 +38,28 @@ fn thirty_stocks_on_four_slots() {
     let csv = project.dir.path().join("table.csv");
     let out = musketeer_ok(
         &[
-            "submit", "--server", &project.url, "--app", "stock-day", "--inputs", path(&ids),
-            "--input-template", &template, "--wait", "--output", path(&csv),
+            "submit",
+            "--server",
+            &project.url,
+            "--app",
+            "stock-day",
+            "--inputs",
+            path(&ids),
+            "--input-template",
+            &template,
+            "--wait",
+            "--output",
+            path(&csv),
         ],
         &[("MUSKETEER_TOKEN", &project.researcher)],
     );
-    let batch: u64 = out.lines().next().unwrap().trim().parse().expect("batch id on stdout");
+    let batch: u64 = out
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("batch id on stdout");
 
     let rows = project.http().results(&project.researcher, BatchId(batch));
     assert_eq!(rows.len(), 30);
@@ -56,13 +81,20 @@ fn thirty_stocks_on_four_slots() {
         .unwrap();
     for line in raw.lines() {
         let positions: Vec<usize> = COLUMNS.iter().map(|c| line.find(c).unwrap()).collect();
-        assert!(positions.windows(2).all(|p| p[0] < p[1]), "column order in {line}");
+        assert!(
+            positions.windows(2).all(|p| p[0] < p[1]),
+            "column order in {line}"
+        );
     }
 
     // pandas-ready CSV: the input and unit id first, then the original columns in order.
     let table = std::fs::read_to_string(&csv).unwrap();
     let header = table.lines().next().unwrap();
-    let position = |name: &str| header.find(name).unwrap_or_else(|| panic!("{name} in {header}"));
+    let position = |name: &str| {
+        header
+            .find(name)
+            .unwrap_or_else(|| panic!("{name} in {header}"))
+    };
     assert!(position("unit_id") < position("input"));
     for pair in COLUMNS.windows(2) {
         assert!(position(pair[0]) < position(pair[1]), "{header}");
@@ -79,7 +111,10 @@ fn thirty_stocks_on_four_slots() {
             );
         }
     }
-    let done: usize = [&a, &b].iter().map(|c| c.stdout.events("finished").len()).sum();
+    let done: usize = [&a, &b]
+        .iter()
+        .map(|c| c.stdout.events("finished").len())
+        .sum();
     assert_eq!(done, 30, "each unit ran exactly once with quorum 1");
 }
 
@@ -89,7 +124,13 @@ fn check_against_feed(id: &str, output: &serde_json::Value) {
     let answer: serde_json::Value =
         serde_json::from_str(&stock_day_answer(id, "20160501")).unwrap();
     let fields = answer["fields"].as_array().unwrap();
-    let last = answer["data"].as_array().unwrap().last().unwrap().as_array().unwrap();
+    let last = answer["data"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_array()
+        .unwrap();
     assert_eq!(output["個股代號"], id);
     for (field, cell) in fields.iter().zip(last).take(9) {
         let field = field.as_str().unwrap();
@@ -100,8 +141,17 @@ fn check_against_feed(id: &str, output: &serde_json::Value) {
         } else if cell.trim() == "--" {
             assert!(got.is_null(), "{id} {field}: {got}");
         } else {
-            let expected: f64 = cell.trim().trim_start_matches('X').replace(',', "").parse().unwrap();
-            assert_eq!(got.as_f64(), Some(expected), "{id} {field}: {cell:?} vs {got}");
+            let expected: f64 = cell
+                .trim()
+                .trim_start_matches('X')
+                .replace(',', "")
+                .parse()
+                .unwrap();
+            assert_eq!(
+                got.as_f64(),
+                Some(expected),
+                "{id} {field}: {cell:?} vs {got}"
+            );
         }
     }
 }

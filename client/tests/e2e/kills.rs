@@ -1,1 +1,142 @@
-//! Killing clients and the server mid-batch.
+//! Killing clients and the server mid-batch loses nothing and duplicates nothing.
+
+use std::collections::BTreeSet;
+
+use musketeer_protocol::{BatchId, Replication, ResultRow, SubmitBatchRequest, UnitState};
+use musketeer_task_artifacts::HOSTILE;
+
+use crate::support::{Project, wait_for, wait_idle};
+
+/// Units that take about a second of real time each (the test-only module sleeps).
+fn sleepers(project: &Project, n: usize, deadline_ms: u64) -> BatchId {
+    project.publish(HOSTILE, "sleeper", "1.0.0", &[]);
+    let request = SubmitBatchRequest {
+        app: "sleeper".into(),
+        version: None,
+        inputs: vec![serde_json::json!({"mode": "sleep", "secs": 1}); n],
+        replication: Replication {
+            delay_bound_ms: Some(deadline_ms),
+            ..Replication::default()
+        },
+        priority: 0,
+        label: Some("kill test".into()),
+    };
+    project
+        .http()
+        .submit(&project.researcher, &request)
+        .batch_id
+}
+
+fn assert_complete(rows: &[ResultRow], n: usize) {
+    assert_eq!(rows.len(), n, "one row per unit");
+    let ids: BTreeSet<_> = rows.iter().map(|r| r.unit_id).collect();
+    assert_eq!(ids.len(), n, "no duplicate rows");
+    for row in rows {
+        assert_eq!(row.state, UnitState::Done, "{row:?}");
+        let output = row
+            .output_base64
+            .as_ref()
+            .expect("the sleeper's text output");
+        assert_eq!(output.as_slice(), b"slept 1 s");
+    }
+}
+
+fn unit_ids(events: &[serde_json::Value]) -> BTreeSet<u64> {
+    events
+        .iter()
+        .filter_map(|e| e["unit_id"].as_u64())
+        .collect()
+}
+
+#[test]
+fn killed_client_units_are_reissued_after_their_deadline() {
+    let project = Project::start();
+    let mut a = project.join("doomed", 2);
+    wait_idle(&a);
+    let batch = sleepers(&project, 8, 3_000);
+    let taken = wait_for("the first client to start two units", || {
+        let started = unit_ids(&a.stdout.events("started"));
+        (started.len() >= 2).then_some(started)
+    });
+    a.kill();
+    let finished_by_a = unit_ids(&a.stdout.events("finished"));
+
+    let b = project.join("survivor", 2);
+    let http = project.http();
+    http.wait_finished(&project.researcher, batch);
+    assert_complete(&http.results(&project.researcher, batch), 8);
+    let finished_by_b = unit_ids(&b.stdout.events("finished"));
+    for unit in taken.difference(&finished_by_a) {
+        assert!(
+            finished_by_b.contains(unit),
+            "unit {unit} of the killed client was not reissued"
+        );
+    }
+}
+
+#[test]
+fn killed_server_restarts_and_the_batch_completes() {
+    let mut project = Project::start();
+    let a = project.join("athos", 2);
+    let b = project.join("porthos", 2);
+    wait_idle(&a);
+    wait_idle(&b);
+    let n = 16;
+    let batch = sleepers(&project, n, 60_000);
+    let http = project.http();
+    let before = wait_for("some units to be acknowledged", || {
+        http.status(&project.researcher, batch)
+            .ok()
+            .filter(|s| s.counts.done >= 4)
+    });
+    let finished = |p: &crate::support::Proc| p.stdout.events("finished").len();
+    let finished_before_kill = finished(&a) + finished(&b);
+    project.server.kill();
+    // Results computed while the server is away stay in the clients' spools.
+    wait_for("a unit to finish while the server is down", || {
+        (finished(&a) + finished(&b) > finished_before_kill).then_some(())
+    });
+    project.restart_server();
+    let after = wait_for("the restarted server to answer", || {
+        http.status(&project.researcher, batch).ok()
+    });
+    assert!(
+        after.counts.done >= before.counts.done,
+        "acknowledged results lost: {} done before the kill, {} after",
+        before.counts.done,
+        after.counts.done
+    );
+    http.wait_finished(&project.researcher, batch);
+    assert_complete(&http.results(&project.researcher, batch), n);
+    assert!(
+        !a.stdout.events("retry").is_empty() || !b.stdout.events("retry").is_empty(),
+        "the clients never noticed the server was gone"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_hands_work_back_and_exits_zero() {
+    let project = Project::start();
+    let mut a = project.join("leaving", 2);
+    wait_idle(&a);
+    let batch = sleepers(&project, 4, 60_000);
+    wait_for("the client to start work", || {
+        (!a.stdout.events("started").is_empty()).then_some(())
+    });
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &a.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let exit = a.wait_exit();
+    assert!(exit.success(), "{exit:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(!a.stdout.events("stopped").is_empty());
+    // What it finished was reported; what it never started is still there for others.
+    let b = project.join("staying", 2);
+    project.http().wait_finished(&project.researcher, batch);
+    assert_complete(&project.http().results(&project.researcher, batch), 4);
+    drop(b);
+}

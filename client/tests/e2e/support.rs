@@ -36,17 +36,31 @@ pub fn server_binary() -> PathBuf {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut command = Command::new(cargo);
             command
-                .args(["build", "--quiet", "-p", "musketeer-server", "--bin", "musketeer-server"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "musketeer-server",
+                    "--bin",
+                    "musketeer-server",
+                ])
                 .arg("--target-dir")
                 .arg(&target_dir)
                 .current_dir(env!("CARGO_MANIFEST_DIR"));
             if profile_dir.file_name().is_some_and(|n| n == "release") {
                 command.arg("--release");
             }
-            let status = command.status().expect("run cargo to build musketeer-server");
+            let status = command
+                .status()
+                .expect("run cargo to build musketeer-server");
             assert!(status.success(), "building musketeer-server failed");
-            let server = profile_dir.join(format!("musketeer-server{}", std::env::consts::EXE_SUFFIX));
-            assert!(server.exists(), "{} missing after the build", server.display());
+            let server =
+                profile_dir.join(format!("musketeer-server{}", std::env::consts::EXE_SUFFIX));
+            assert!(
+                server.exists(),
+                "{} missing after the build",
+                server.display()
+            );
             server
         })
         .clone()
@@ -97,6 +111,7 @@ impl Lines {
 pub struct Proc {
     child: Option<Child>,
     pub stdout: Lines,
+    #[allow(dead_code, reason = "kept for debugging failed tests")]
     pub stderr: Lines,
 }
 
@@ -189,14 +204,22 @@ impl Project {
             .args(["--trust-key", path(&keys.join("musketeer.pub"))])
             .output()
             .expect("run musketeer-server init");
-        assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
         let admin = last_line(&init.stdout);
         let token = |role: &str| {
             let out = Command::new(&server)
                 .args(["token", "create", "--data-dir", path(&data), "--role", role])
                 .output()
                 .expect("run musketeer-server token create");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             last_line(&out.stdout)
         };
         let researcher = token("researcher");
@@ -245,18 +268,38 @@ impl Project {
     /// Signs `module` as `app` `version` and publishes it with the publisher token; returns the
     /// manifest path.
     pub fn publish(&self, module: &str, app: &str, version: &str, allow: &[String]) -> PathBuf {
-        let manifest = self.dir.path().join(format!("{app}-{version}.manifest.json"));
+        let manifest = self
+            .dir
+            .path()
+            .join(format!("{app}-{version}.manifest.json"));
         let key = self.keys_dir().join("musketeer.key");
         let mut args = vec![
-            "sign", "--key", path(&key), "--module", module, "--app", app, "--version", version,
-            "--out", path(&manifest),
+            "sign",
+            "--key",
+            path(&key),
+            "--module",
+            module,
+            "--app",
+            app,
+            "--version",
+            version,
+            "--out",
+            path(&manifest),
         ];
         for prefix in allow {
             args.extend(["--allow-http", prefix.as_str()]);
         }
         musketeer_ok(&args, &[]);
         let out = musketeer_ok(
-            &["publish", "--server", &self.url, "--manifest", path(&manifest), "--module", module],
+            &[
+                "publish",
+                "--server",
+                &self.url,
+                "--manifest",
+                path(&manifest),
+                "--module",
+                module,
+            ],
             &[("MUSKETEER_TOKEN", &self.publisher)],
         );
         assert!(out.contains("published"), "{out}");
@@ -272,7 +315,14 @@ impl Project {
         let data = self.client_dir(name);
         let mut command = Command::new(musketeer());
         command
-            .args(["join", &self.url, "--name", name, "--slots", &slots.to_string()])
+            .args([
+                "join",
+                &self.url,
+                "--name",
+                name,
+                "--slots",
+                &slots.to_string(),
+            ])
             .args(["--data-dir", path(&data), "--log-format", "json"])
             .args(["--poll-wait-ms", "2000", "--max-backoff-ms", "1000"])
             .args(extra)
@@ -333,10 +383,18 @@ impl Http {
     }
 
     pub fn get_text(&self, path: &str, token: &str) -> Result<String, String> {
-        self.send(self.client.get(format!("{}{path}", self.base)).bearer_auth(token))
+        self.send(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(token),
+        )
     }
 
-    pub fn get<T: serde::de::DeserializeOwned>(&self, path: &str, token: &str) -> Result<T, String> {
+    pub fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> Result<T, String> {
         let text = self.get_text(path, token)?;
         serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))
     }

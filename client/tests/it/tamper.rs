@@ -64,7 +64,8 @@ fn flipped_byte_in_signature_is_refused() {
 
 #[test]
 fn every_manifest_field_is_covered_by_the_signature() {
-    let edits: Vec<(&str, Box<dyn Fn(&mut Signed)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Signed)>;
+    let edits: Vec<(&str, Edit)> = vec![
         ("app", Box::new(|s| s.manifest.manifest.app.push('x'))),
         (
             "version",
