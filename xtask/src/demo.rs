@@ -1,149 +1,370 @@
-//! `cargo xtask demo`: crawl the 30 stocks of the original experiment from a local TWSE-format
-//! feed, each in the musketeer sandbox, and print the table.
+//! `cargo xtask demo`: the 2016 crawler cluster, reproduced on loopback.
+//!
+//! Builds `musketeer` and `musketeer-server` (release), then: generates a dev signing key, creates
+//! a project trusting it, serves it on a free port with its store in a temp dir, starts a local
+//! TWSE-format feed, joins two volunteers with 2 slots each (the four musketeers), signs and
+//! publishes `stock-day` allowed to reach only the feed, submits the 30 stock ids of the original
+//! experiment, shows the progress, and prints the table and the wall time.
+//!
+//! Every child process is held by a [`Child`] guard that kills it on drop, so an error stops
+//! everything. Ctrl-C in a terminal reaches the whole foreground process group: the server and
+//! the volunteers get it too and shut down by themselves.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::Instant;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use musketeer_task_artifacts::twse::{FeedServer, ORIGINAL_STOCK_IDS};
 
 use crate::{cargo, root};
 
 const COLUMNS: [&str; 10] = [
-    "個股代號",
-    "日期",
-    "成交股數",
-    "成交金額",
-    "開盤價",
-    "最高價",
-    "最低價",
-    "收盤價",
-    "漲跌價差",
-    "成交筆數",
+    "個股代號", "日期", "成交股數", "成交金額", "開盤價", "最高價", "最低價", "收盤價", "漲跌價差", "成交筆數",
 ];
+/// How long a child may take to come up.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub fn run(_args: &[String]) -> Result<(), String> {
-    eprintln!("== building the musketeer client (release) ==");
-    cargo(&["build", "--release", "--quiet", "-p", "musketeer-client"])?;
-    let musketeer = root().join("target/release/musketeer");
-    let work = std::env::temp_dir().join(format!("musketeer-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
-    let result = demo(&musketeer, &work);
-    let _ = std::fs::remove_dir_all(&work);
-    result
+pub fn run(args: &[String]) -> Result<(), String> {
+    if let Some(unknown) = args.first() {
+        return Err(format!("`cargo xtask demo` takes no arguments (got {unknown:?})"));
+    }
+    step("Building musketeer and musketeer-server (release; the first build takes a few minutes)");
+    cargo(&["build", "--release", "--quiet", "-p", "musketeer-client", "-p", "musketeer-server"])?;
+    let bin = root().join("target").join("release");
+    let tools = Tools {
+        musketeer: bin.join(format!("musketeer{}", std::env::consts::EXE_SUFFIX)),
+        server: bin.join(format!("musketeer-server{}", std::env::consts::EXE_SUFFIX)),
+    };
+    let work = TempDir::create()?;
+    demo(&tools, work.path())
 }
 
-fn demo(musketeer: &PathBuf, work: &std::path::Path) -> Result<(), String> {
-    let feed = FeedServer::start().map_err(|e| format!("cannot start the local feed: {e}"))?;
-    eprintln!(
-        "== local TWSE-format feed (synthetic May 2016 data) at {} ==",
-        feed.base_url()
-    );
+struct Tools {
+    musketeer: PathBuf,
+    server: PathBuf,
+}
+
+fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
+    step("Generating a dev signing key (an app author's key; the private half never leaves you)");
     let keys = work.join("keys");
+    output(&tools.musketeer, &["keys", "generate", "--out", &s(&keys)])?;
+    let public = keys.join("musketeer.pub");
+
+    step("Creating the project (embedded store, trusts only that key)");
+    let data = work.join("server");
+    output(
+        &tools.server,
+        &["init", "--data-dir", &s(&data), "--project-name", "musketeer demo", "--trust-key", &s(&public)],
+    )?;
+    let token = |role: &str| -> Result<String, String> {
+        let out = output(&tools.server, &["token", "create", "--data-dir", &s(&data), "--role", role])?;
+        Ok(out.trim().to_owned())
+    };
+    let researcher = token("researcher")?;
+    let publisher = token("publisher")?;
+
+    let mut server_cmd = Command::new(&tools.server);
+    server_cmd
+        .args(["serve", "--data-dir", &s(&data), "--listen", "127.0.0.1:0", "--public-dashboard"])
+        .env("MUSKETEER_LOG", "warn");
+    let mut server = Child::spawn(server_cmd, "server", false)?;
+    let url = server
+        .wait_line(|l| l.contains("listening on"))?
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    step(&format!("Server up at {url}"));
+
+    let feed = FeedServer::start().map_err(|e| format!("cannot start the local feed: {e}"))?;
+    step(&format!(
+        "Local TWSE-format feed at {} (synthetic May 2016 answers; nothing reaches the internet)",
+        feed.base_url()
+    ));
+
+    step(&format!("Signing stock-day 1.0.0, allowed to reach only {}", feed.allow_prefix()));
     let manifest = work.join("stock-day.manifest.json");
     let module = musketeer_task_artifacts::STOCK_DAY;
-    let cache = work.join("cache");
-    let key = keys.join("musketeer.key");
-    let public = keys.join("musketeer.pub");
-    let key_s = key.to_string_lossy().into_owned();
-    let manifest_s = manifest.to_string_lossy().into_owned();
-    run_tool(
-        musketeer,
-        &["keys", "generate", "--out", &keys.to_string_lossy()],
-    )?;
-    eprintln!(
-        "== signing stock-day, allowed to reach only {} ==",
-        feed.allow_prefix()
-    );
-    run_tool(
-        musketeer,
+    output(
+        &tools.musketeer,
         &[
-            "sign",
-            "--key",
-            &key_s,
-            "--module",
-            module,
-            "--app",
-            "stock-day",
-            "--version",
-            "1.0.0",
-            "--allow-http",
-            &feed.allow_prefix(),
-            "--out",
-            &manifest_s,
+            "sign", "--key", &s(&keys.join("musketeer.key")), "--module", module, "--app",
+            "stock-day", "--version", "1.0.0", "--allow-http", &feed.allow_prefix(), "--out",
+            &s(&manifest),
         ],
     )?;
-    eprintln!(
-        "== crawling {} stocks in the sandbox ==",
-        ORIGINAL_STOCK_IDS.len()
-    );
+    let published = output_env(
+        &tools.musketeer,
+        &["publish", "--server", &url, "--manifest", &s(&manifest), "--module", module],
+        &[("MUSKETEER_TOKEN", &publisher)],
+    )?;
+    step(published.trim());
+
+    step("Two volunteers join with 2 slots each: the four musketeers");
+    let mut volunteers = Vec::new();
+    for name in ["musketeer-1", "musketeer-2"] {
+        let mut join = Command::new(&tools.musketeer);
+        join.args(["join", &url, "--slots", "2", "--name", name])
+            .args(["--data-dir", &s(&work.join(name))]);
+        let mut child = Child::spawn(join, name, true)?;
+        child.wait_line(|l| l.contains("waiting for work"))?;
+        volunteers.push(child);
+    }
+
+    step("Submitting the 30 stock ids of the original experiment (May 2016)");
+    let ids = work.join("stock-ids.txt");
+    std::fs::write(&ids, ORIGINAL_STOCK_IDS.join("\n")).map_err(|e| format!("cannot write {}: {e}", ids.display()))?;
+    let template = format!(r#"{{"stock_id":{{}},"year":2016,"month":5,"source":"{}"}}"#, feed.base_url());
+    let table = work.join("table.csv");
     let started = Instant::now();
-    let mut rows = Vec::new();
-    for (done, stock_id) in ORIGINAL_STOCK_IDS.iter().enumerate() {
-        let input = format!(
-            r#"{{"stock_id":"{stock_id}","year":2016,"month":5,"source":"{}"}}"#,
-            feed.base_url()
-        );
-        let output = Command::new(musketeer)
-            .args(["run", "--manifest", &manifest_s, "--module", module])
-            .args(["--trust", &public.to_string_lossy(), "--input", &input])
-            .args([
-                "--cache-dir",
-                &cache.to_string_lossy(),
-                "--run-id",
-                stock_id,
-            ])
-            .output()
-            .map_err(|e| format!("cannot run musketeer: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "stock {stock_id} failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
-        rows.push(String::from_utf8_lossy(&output.stdout).trim().to_owned());
-        eprint!(
-            "\r[{:>2}/{}] {stock_id}",
-            done + 1,
-            ORIGINAL_STOCK_IDS.len()
-        );
+    let status = Command::new(&tools.musketeer)
+        .args(["submit", "--server", &url, "--app", "stock-day", "--inputs", &s(&ids)])
+        .args(["--input-template", &template, "--wait", "--output", &s(&table)])
+        .env("MUSKETEER_TOKEN", &researcher)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run musketeer submit: {e}"))?;
+    let wall = started.elapsed();
+    if !status.success() {
+        return Err("musketeer submit failed (see above)".into());
     }
-    eprintln!();
+
+    let csv = std::fs::read_to_string(&table).map_err(|e| format!("cannot read {}: {e}", table.display()))?;
+    let rows = parse_csv(&csv);
+    let header = rows.first().ok_or("the results are empty")?;
+    let index: Vec<usize> = COLUMNS
+        .iter()
+        .map(|c| header.iter().position(|h| h == c).ok_or(format!("column {c} missing from the results")))
+        .collect::<Result<_, _>>()?;
+    println!();
     println!("{}", COLUMNS.join("\t"));
-    for row in &rows {
-        println!("{}", tabulate(row));
+    for row in &rows[1..] {
+        let cells: Vec<&str> = index.iter().map(|&i| row.get(i).map_or("", String::as_str)).collect();
+        println!("{}", cells.join("\t"));
     }
-    eprintln!(
-        "== {} rows in {:.1} s; try `{} run --help` ==",
-        rows.len(),
-        started.elapsed().as_secs_f64(),
-        musketeer.display()
-    );
+    println!();
+    step(&format!(
+        "{} rows in {:.1} s wall time (the 2016 Celery cluster: 30 rows in 19.2 s)",
+        rows.len() - 1,
+        wall.as_secs_f64()
+    ));
+    let shares: Vec<String> = volunteers.iter().map(|v| format!("{}: {} units", v.name, v.count_lines("done in"))).collect();
+    step(&format!("Work shares: {}", shares.join(", ")));
+
+    println!();
+    println!("Dashboard views (JSON, public in this demo):");
+    if http_ok(&url, "/") {
+        println!("  {url}/");
+    }
+    println!("  {url}/api/v1/stats   {url}/api/v1/hosts   {url}/api/v1/apps");
+    println!();
+    println!("What to try next:");
+    println!("  * docs/volunteer.md: `musketeer join URL` on another machine (any CPU, any OS).");
+    println!("  * docs/researcher.md: `musketeer submit`, `musketeer batch status|results|cancel`;");
+    println!("    the CSV of this run ({}) reads straight into pandas.read_csv.", table.display());
+    println!("  * docs/task-author.md: write a task, `musketeer sign`, `musketeer publish`.");
+    println!("  * `cargo test -p musketeer-client --test e2e`: killed clients, a killed server,");
+    println!("    a lying host outvoted by quorum, tampered and rolled-back modules refused.");
+    println!();
+    step("Stopping the volunteers and the server");
+    for volunteer in &mut volunteers {
+        volunteer.terminate();
+    }
+    server.terminate();
     Ok(())
 }
 
-/// One output object as tab-separated values in the original column order. The task writes
-/// the keys in that order already, so the values are taken in sequence.
-fn tabulate(json: &str) -> String {
-    let inner = json.trim().trim_start_matches('{').trim_end_matches('}');
-    inner
-        .split(',')
-        .filter_map(|pair| {
-            pair.split_once(':')
-                .map(|(_, v)| v.trim_matches('"').to_owned())
-        })
-        .collect::<Vec<_>>()
-        .join("\t")
+fn step(text: &str) {
+    eprintln!("==> {text}");
 }
 
-fn run_tool(program: &PathBuf, args: &[&str]) -> Result<(), String> {
-    let status = Command::new(program)
+fn s(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn output(program: &Path, args: &[&str]) -> Result<String, String> {
+    output_env(program, args, &[])
+}
+
+fn output_env(program: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<String, String> {
+    let out = Command::new(program)
         .args(args)
-        .status()
+        .envs(envs.iter().copied())
+        .output()
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`musketeer {}` failed", args.join(" ")))
+    if !out.status.success() {
+        return Err(format!(
+            "`{} {}` failed: {}",
+            program.display(),
+            args.first().copied().unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A child process that is killed when dropped. Its stdout lines arrive on a channel (and are
+/// echoed, indented, when `echo` is set).
+struct Child {
+    name: String,
+    child: Option<std::process::Child>,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Child {
+    fn spawn(mut command: Command, name: &str, echo: bool) -> Result<Child, String> {
+        command.stdout(Stdio::piped());
+        let mut child = command.spawn().map_err(|e| format!("cannot start {name}: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("    {line}");
+                }
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Child {
+            name: name.to_owned(),
+            child: Some(child),
+            lines: rx,
+            seen: Vec::new(),
+        })
+    }
+
+    /// The first line matching `wanted`, within [`START_TIMEOUT`].
+    fn wait_line(&mut self, wanted: impl Fn(&str) -> bool) -> Result<String, String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if wanted(&line) {
+                        return Ok(line);
+                    }
+                }
+                Err(_) => return Err(format!("{} did not start (see its output above)", self.name)),
+            }
+        }
+    }
+
+    fn count_lines(&mut self, needle: &str) -> usize {
+        self.seen.extend(self.lines.try_iter());
+        self.seen.iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Asks the process to stop (SIGTERM via `kill` on unix), then kills it if it lingers.
+    fn terminate(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        #[cfg(unix)]
+        {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A temp directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn create() -> Result<TempDir, String> {
+        let path = std::env::temp_dir().join(format!("musketeer-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        Ok(TempDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether `GET path` answers 200 (std only: xtask keeps its dependencies minimal).
+fn http_ok(base: &str, path: &str) -> bool {
+    let Some(addr) = base.strip_prefix("http://") else { return false };
+    let Ok(mut stream) = TcpStream::connect(addr) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+/// RFC 4180 CSV: quoted fields may hold commas, quotes (doubled) and newlines.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_csv;
+
+    #[test]
+    fn csv_with_quotes_commas_and_newlines() {
+        let rows = parse_csv("a,b,c\r\n1,\"x, \"\"y\"\"\",\"multi\nline\"\n");
+        assert_eq!(rows, vec![vec!["a", "b", "c"], vec!["1", "x, \"y\"", "multi\nline"]]);
     }
 }

@@ -471,7 +471,7 @@ pub fn primes_answer(from: u64, to: u64) -> serde_json::Value {
         }
         let mut d = 2;
         while d * d <= n {
-            if n % d == 0 {
+            if n.is_multiple_of(d) {
                 return false;
             }
             d += 1;
