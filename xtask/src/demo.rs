@@ -22,17 +22,36 @@ use musketeer_task_artifacts::twse::{FeedServer, ORIGINAL_STOCK_IDS};
 use crate::{cargo, root};
 
 const COLUMNS: [&str; 10] = [
-    "個股代號", "日期", "成交股數", "成交金額", "開盤價", "最高價", "最低價", "收盤價", "漲跌價差", "成交筆數",
+    "個股代號",
+    "日期",
+    "成交股數",
+    "成交金額",
+    "開盤價",
+    "最高價",
+    "最低價",
+    "收盤價",
+    "漲跌價差",
+    "成交筆數",
 ];
 /// How long a child may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(unknown) = args.first() {
-        return Err(format!("`cargo xtask demo` takes no arguments (got {unknown:?})"));
+        return Err(format!(
+            "`cargo xtask demo` takes no arguments (got {unknown:?})"
+        ));
     }
     step("Building musketeer and musketeer-server (release; the first build takes a few minutes)");
-    cargo(&["build", "--release", "--quiet", "-p", "musketeer-client", "-p", "musketeer-server"])?;
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "musketeer-client",
+        "-p",
+        "musketeer-server",
+    ])?;
     let bin = root().join("target").join("release");
     let tools = Tools {
         musketeer: bin.join(format!("musketeer{}", std::env::consts::EXE_SUFFIX)),
@@ -57,10 +76,21 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
     let data = work.join("server");
     output(
         &tools.server,
-        &["init", "--data-dir", &s(&data), "--project-name", "musketeer demo", "--trust-key", &s(&public)],
+        &[
+            "init",
+            "--data-dir",
+            &s(&data),
+            "--project-name",
+            "musketeer demo",
+            "--trust-key",
+            &s(&public),
+        ],
     )?;
     let token = |role: &str| -> Result<String, String> {
-        let out = output(&tools.server, &["token", "create", "--data-dir", &s(&data), "--role", role])?;
+        let out = output(
+            &tools.server,
+            &["token", "create", "--data-dir", &s(&data), "--role", role],
+        )?;
         Ok(out.trim().to_owned())
     };
     let researcher = token("researcher")?;
@@ -68,7 +98,14 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
 
     let mut server_cmd = Command::new(&tools.server);
     server_cmd
-        .args(["serve", "--data-dir", &s(&data), "--listen", "127.0.0.1:0", "--public-dashboard"])
+        .args([
+            "serve",
+            "--data-dir",
+            &s(&data),
+            "--listen",
+            "127.0.0.1:0",
+            "--public-dashboard",
+        ])
         .env("MUSKETEER_LOG", "warn");
     let mut server = Child::spawn(server_cmd, "server", false)?;
     let url = server
@@ -85,20 +122,41 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
         feed.base_url()
     ));
 
-    step(&format!("Signing stock-day 1.0.0, allowed to reach only {}", feed.allow_prefix()));
+    step(&format!(
+        "Signing stock-day 1.0.0, allowed to reach only {}",
+        feed.allow_prefix()
+    ));
     let manifest = work.join("stock-day.manifest.json");
     let module = musketeer_task_artifacts::STOCK_DAY;
     output(
         &tools.musketeer,
         &[
-            "sign", "--key", &s(&keys.join("musketeer.key")), "--module", module, "--app",
-            "stock-day", "--version", "1.0.0", "--allow-http", &feed.allow_prefix(), "--out",
+            "sign",
+            "--key",
+            &s(&keys.join("musketeer.key")),
+            "--module",
+            module,
+            "--app",
+            "stock-day",
+            "--version",
+            "1.0.0",
+            "--allow-http",
+            &feed.allow_prefix(),
+            "--out",
             &s(&manifest),
         ],
     )?;
     let published = output_env(
         &tools.musketeer,
-        &["publish", "--server", &url, "--manifest", &s(&manifest), "--module", module],
+        &[
+            "publish",
+            "--server",
+            &url,
+            "--manifest",
+            &s(&manifest),
+            "--module",
+            module,
+        ],
         &[("MUSKETEER_TOKEN", &publisher)],
     )?;
     step(published.trim());
@@ -116,13 +174,31 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
 
     step("Submitting the 30 stock ids of the original experiment (May 2016)");
     let ids = work.join("stock-ids.txt");
-    std::fs::write(&ids, ORIGINAL_STOCK_IDS.join("\n")).map_err(|e| format!("cannot write {}: {e}", ids.display()))?;
-    let template = format!(r#"{{"stock_id":{{}},"year":2016,"month":5,"source":"{}"}}"#, feed.base_url());
+    std::fs::write(&ids, ORIGINAL_STOCK_IDS.join("\n"))
+        .map_err(|e| format!("cannot write {}: {e}", ids.display()))?;
+    let template = format!(
+        r#"{{"stock_id":{{}},"year":2016,"month":5,"source":"{}"}}"#,
+        feed.base_url()
+    );
     let table = work.join("table.csv");
     let started = Instant::now();
     let status = Command::new(&tools.musketeer)
-        .args(["submit", "--server", &url, "--app", "stock-day", "--inputs", &s(&ids)])
-        .args(["--input-template", &template, "--wait", "--output", &s(&table)])
+        .args([
+            "submit",
+            "--server",
+            &url,
+            "--app",
+            "stock-day",
+            "--inputs",
+            &s(&ids),
+        ])
+        .args([
+            "--input-template",
+            &template,
+            "--wait",
+            "--output",
+            &s(&table),
+        ])
         .env("MUSKETEER_TOKEN", &researcher)
         .stdout(Stdio::null())
         .status()
@@ -132,17 +208,26 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
         return Err("musketeer submit failed (see above)".into());
     }
 
-    let csv = std::fs::read_to_string(&table).map_err(|e| format!("cannot read {}: {e}", table.display()))?;
+    let csv = std::fs::read_to_string(&table)
+        .map_err(|e| format!("cannot read {}: {e}", table.display()))?;
     let rows = parse_csv(&csv);
     let header = rows.first().ok_or("the results are empty")?;
     let index: Vec<usize> = COLUMNS
         .iter()
-        .map(|c| header.iter().position(|h| h == c).ok_or(format!("column {c} missing from the results")))
+        .map(|c| {
+            header
+                .iter()
+                .position(|h| h == c)
+                .ok_or(format!("column {c} missing from the results"))
+        })
         .collect::<Result<_, _>>()?;
     println!();
     println!("{}", COLUMNS.join("\t"));
     for row in &rows[1..] {
-        let cells: Vec<&str> = index.iter().map(|&i| row.get(i).map_or("", String::as_str)).collect();
+        let cells: Vec<&str> = index
+            .iter()
+            .map(|&i| row.get(i).map_or("", String::as_str))
+            .collect();
         println!("{}", cells.join("\t"));
     }
     println!();
@@ -151,7 +236,10 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
         rows.len() - 1,
         wall.as_secs_f64()
     ));
-    let shares: Vec<String> = volunteers.iter().map(|v| format!("{}: {} units", v.name, v.count_lines("done in"))).collect();
+    let shares: Vec<String> = volunteers
+        .iter()
+        .map(|v| format!("{}: {} units", v.name, v.count_lines("done in")))
+        .collect();
     step(&format!("Work shares: {}", shares.join(", ")));
 
     println!();
@@ -163,8 +251,13 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
     println!();
     println!("What to try next:");
     println!("  * docs/volunteer.md: `musketeer join URL` on another machine (any CPU, any OS).");
-    println!("  * docs/researcher.md: `musketeer submit`, `musketeer batch status|results|cancel`;");
-    println!("    the CSV of this run ({}) reads straight into pandas.read_csv.", table.display());
+    println!(
+        "  * docs/researcher.md: `musketeer submit`, `musketeer batch status|results|cancel`;"
+    );
+    println!(
+        "    the CSV of this run ({}) reads straight into pandas.read_csv.",
+        table.display()
+    );
     println!("  * docs/task-author.md: write a task, `musketeer sign`, `musketeer publish`.");
     println!("  * `cargo test -p musketeer-client --test e2e`: killed clients, a killed server,");
     println!("    a lying host outvoted by quorum, tampered and rolled-back modules refused.");
@@ -207,7 +300,7 @@ fn output_env(program: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<St
 }
 
 /// A child process that is killed when dropped. Its stdout lines arrive on a channel (and are
-/// echoed, indented, when `echo` is set).
+/// first-contact lines are echoed, indented, when `echo` is set).
 struct Child {
     name: String,
     child: Option<std::process::Child>,
@@ -218,12 +311,16 @@ struct Child {
 impl Child {
     fn spawn(mut command: Command, name: &str, echo: bool) -> Result<Child, String> {
         command.stdout(Stdio::piped());
-        let mut child = command.spawn().map_err(|e| format!("cannot start {name}: {e}"))?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if echo {
+                // Only the volunteer's first-contact lines (project, pinned key); the progress
+                // bar shows the rest.
+                if echo && (line.contains("joined") || line.contains("pinned")) {
                     eprintln!("    {line}");
                 }
                 if tx.send(line).is_err() {
@@ -251,7 +348,12 @@ impl Child {
                         return Ok(line);
                     }
                 }
-                Err(_) => return Err(format!("{} did not start (see its output above)", self.name)),
+                Err(_) => {
+                    return Err(format!(
+                        "{} did not start (see its output above)",
+                        self.name
+                    ));
+                }
             }
         }
     }
@@ -263,7 +365,9 @@ impl Child {
 
     /// Asks the process to stop (SIGTERM via `kill` on unix), then kills it if it lingers.
     fn terminate(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         #[cfg(unix)]
         {
             let _ = Command::new("kill")
@@ -298,7 +402,8 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn create() -> Result<TempDir, String> {
         let path = std::env::temp_dir().join(format!("musketeer-demo-{}", std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        std::fs::create_dir_all(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         Ok(TempDir(path))
     }
 
@@ -315,8 +420,12 @@ impl Drop for TempDir {
 
 /// Whether `GET path` answers 200 (std only: xtask keeps its dependencies minimal).
 fn http_ok(base: &str, path: &str) -> bool {
-    let Some(addr) = base.strip_prefix("http://") else { return false };
-    let Ok(mut stream) = TcpStream::connect(addr) else { return false };
+    let Some(addr) = base.strip_prefix("http://") else {
+        return false;
+    };
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return false;
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
@@ -365,6 +474,9 @@ mod tests {
     #[test]
     fn csv_with_quotes_commas_and_newlines() {
         let rows = parse_csv("a,b,c\r\n1,\"x, \"\"y\"\"\",\"multi\nline\"\n");
-        assert_eq!(rows, vec![vec!["a", "b", "c"], vec!["1", "x, \"y\"", "multi\nline"]]);
+        assert_eq!(
+            rows,
+            vec![vec!["a", "b", "c"], vec!["1", "x, \"y\"", "multi\nline"]]
+        );
     }
 }
