@@ -30,6 +30,7 @@
 mod apps;
 mod batch;
 mod bytes;
+mod dashboard;
 mod error;
 mod host;
 mod ids;
@@ -45,6 +46,7 @@ pub use batch::{
     SubmitBatchResponse, UnitCounts, UnitState,
 };
 pub use bytes::Base64Bytes;
+pub use dashboard::{HostDetail, ReplicaOutcome, ReplicaView, UnitDetail, UnitList, UnitSummary};
 pub use error::{ApiErrorBody, ErrorCode};
 pub use host::{
     Backend, HostList, HostPlatform, HostSummary, RegisterHostRequest, RegisterHostResponse,

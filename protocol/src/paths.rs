@@ -32,6 +32,40 @@ pub const TOKENS: &str = "/api/v1/tokens";
 /// `DELETE` (admin token): revoke a user token by id.
 pub const TOKEN: &str = "/api/v1/tokens/{id}";
 
+/// `GET`: one host with its recent replicas (dashboard).
+pub const HOST: &str = "/api/v1/hosts/{id}";
+/// `GET`: one unit with its replicas (owner or admin).
+pub const UNIT: &str = "/api/v1/units/{id}";
+/// `GET`: a batch's units, `?state=failed&limit=100` (owner or admin).
+pub const BATCH_UNITS: &str = "/api/v1/batches/{id}/units";
+/// `GET`: the OpenAPI document of this API.
+pub const OPENAPI: &str = "/api/v1/openapi.json";
+/// `GET`: Prometheus metrics (outside the API prefix, where scrapers look).
+pub const METRICS: &str = "/metrics";
+
+/// Every path above, for checks that documentation and routes agree.
+pub const ALL: &[&str] = &[
+    PROJECT,
+    HOSTS_REGISTER,
+    HOSTS,
+    HOST,
+    WORK_FETCH,
+    WORK_REPORT,
+    MODULE,
+    APPS,
+    BATCHES,
+    BATCH,
+    BATCH_RESULTS,
+    BATCH_CANCEL,
+    BATCH_UNITS,
+    UNIT,
+    STATS,
+    TOKENS,
+    TOKEN,
+    OPENAPI,
+    METRICS,
+];
+
 /// The download path of the module with this sha256 (lowercase hex).
 pub fn module(sha256: &str) -> String {
     format!("{API_PREFIX}/modules/{sha256}")

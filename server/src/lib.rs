@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod dashboard;
 pub mod domain;
 pub mod state;
 pub mod store;

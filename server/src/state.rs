@@ -23,6 +23,8 @@ pub struct ServeOptions {
     pub register_per_minute: u32,
     /// Longest long-poll wait, milliseconds.
     pub max_wait_ms: u64,
+    /// The store's file, whose size `/metrics` reports (None: not reported).
+    pub store_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeOptions {
@@ -32,6 +34,7 @@ impl Default for ServeOptions {
             public_dashboard: false,
             register_per_minute: 10,
             max_wait_ms: 30_000,
+            store_file: None,
         }
     }
 }

@@ -237,17 +237,19 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
         wall.as_secs_f64()
     ));
     let shares: Vec<String> = volunteers
-        .iter()
-        .map(|v| format!("{}: {} units", v.name, v.count_lines("done in")))
+        .iter_mut()
+        .map(|v| {
+            let units = v.count_lines("done in");
+            format!("{}: {units} units", v.name)
+        })
         .collect();
     step(&format!("Work shares: {}", shares.join(", ")));
 
     println!();
-    println!("Dashboard views (JSON, public in this demo):");
     if http_ok(&url, "/") {
-        println!("  {url}/");
+        println!("Dashboard: {url}/  (open it while a batch runs; it stops with this demo)");
     }
-    println!("  {url}/api/v1/stats   {url}/api/v1/hosts   {url}/api/v1/apps");
+    println!("JSON views (public in this demo): {url}/api/v1/stats  {url}/api/v1/hosts");
     println!();
     println!("What to try next:");
     println!("  * docs/volunteer.md: `musketeer join URL` on another machine (any CPU, any OS).");

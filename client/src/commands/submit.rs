@@ -151,7 +151,7 @@ mod tests {
             inputs[1],
             serde_json::json!({"stock_id":"1102","year":2016})
         );
-        let err = parse_inputs("1101\n", None).unwrap_err();
+        let err = parse_inputs("AAPL\n", None).unwrap_err();
         assert!(format!("{err:#}").contains("--input-template"), "{err:#}");
         assert!(parse_inputs("x", Some("no placeholder")).is_err());
     }

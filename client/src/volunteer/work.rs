@@ -292,7 +292,7 @@ async fn run_slot(
         serde_json::json!({"slot": slot, "result_id": result_id, "unit_id": unit_id, "app": assignment.app, "version": assignment.version.to_string()}),
         format!("slot {slot}: running unit {unit_id} ({app})"),
     );
-    let outcome = execute(&shared, assignment, slot).await;
+    let outcome = execute(&shared, assignment).await;
     let (event, text, fields) = match &outcome {
         Outcome::Success {
             fuel_consumed,
@@ -328,7 +328,7 @@ async fn run_slot(
 }
 
 /// Verifies, prepares and runs one assignment.
-async fn execute(shared: &Shared, assignment: Assignment, slot: usize) -> Outcome {
+async fn execute(shared: &Shared, assignment: Assignment) -> Outcome {
     let refuse = |message: String| Outcome::Error {
         kind: ErrorKind::RefusedModule,
         message,
@@ -418,7 +418,6 @@ async fn execute(shared: &Shared, assignment: Assignment, slot: usize) -> Outcom
         run_id: assignment.unit_id.to_string(),
         progress: None,
     };
-    let _ = slot;
     match shared.modules.sandbox().run(&task, &input, options).await {
         Ok(output) => Outcome::Success {
             output: Base64Bytes(output.output),

@@ -3,11 +3,12 @@
 mod apps;
 mod batches;
 pub mod error;
-mod extract;
+pub(crate) mod extract;
 mod hosts;
 mod modules;
 mod project;
 mod tokens;
+mod views;
 mod work;
 
 use std::time::Instant;
@@ -33,7 +34,7 @@ pub const PUBLISH_BODY_LIMIT: usize = 90 * 1024 * 1024;
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route(paths::PROJECT, get(project::info))
         .route(paths::HOSTS_REGISTER, post(hosts::register))
         .route(paths::HOSTS, get(hosts::list))
@@ -61,9 +62,14 @@ pub fn app(state: AppState) -> Router {
         .route(paths::BATCH_CANCEL, post(batches::cancel))
         .route(paths::TOKENS, post(tokens::create))
         .route(paths::TOKEN, delete(tokens::revoke))
+        .route(paths::HOST, get(views::host))
+        .route(paths::UNIT, get(views::unit))
+        .route(paths::BATCH_UNITS, get(views::batch_units))
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT));
+    crate::dashboard::metrics::instrument(router)
         .layer(middleware::from_fn(trace))
         .with_state(state)
 }

@@ -267,7 +267,9 @@ async fn unknown_and_malformed_ids_are_404_and_400() {
             None,
         ),
         (Method::GET, "/api/v1/nothing-here".to_owned(), None),
-        (Method::GET, "/".to_owned(), None),
+        // `/` is the dashboard; other paths outside the API are JSON 404s.
+        (Method::GET, "/nothing-here".to_owned(), None),
+        (Method::GET, "/assets/missing.js".to_owned(), None),
     ];
     for (method, path, token) in unknown {
         let body = (method == Method::POST).then(|| json!({}));

@@ -1,0 +1,92 @@
+//! Dashboard detail views: a host with its recent replicas, a batch's units, a unit with its
+//! replicas. The views themselves are built in `domain::views`.
+
+use axum::Json;
+use axum::extract::State;
+use musketeer_protocol::{
+    BatchId, HostDetail, HostId, Role, UnitDetail, UnitId, UnitList, UnitState,
+};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::extract::{Caller, PathParam, QueryParam};
+use crate::domain::tokens::TokenRecord;
+use crate::domain::views;
+use crate::domain::world::World;
+use crate::state::AppState;
+
+/// Replicas shown on a host page.
+const HOST_RECENT: usize = 50;
+/// Default and largest page of a batch's unit list.
+const DEFAULT_UNITS: usize = 100;
+const MAX_UNITS: usize = 1000;
+
+/// `GET /api/v1/hosts/{id}`: dashboard view.
+pub async fn host(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<HostId>,
+) -> Result<Json<HostDetail>, ApiError> {
+    caller.viewer(state.options.public_dashboard)?;
+    let world = state.world();
+    let host = world
+        .host(id)
+        .ok_or_else(|| ApiError::not_found(format!("no host {id}")))?;
+    Ok(Json(HostDetail {
+        host: world.host_summary(host, AppState::now_ms()),
+        recent: views::host_recent(&world, id, HOST_RECENT),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UnitsQuery {
+    state: Option<UnitState>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/batches/{id}/units?state=failed&limit=100`: owner or admin.
+pub async fn batch_units(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<BatchId>,
+    QueryParam(query): QueryParam<UnitsQuery>,
+) -> Result<Json<UnitList>, ApiError> {
+    let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
+    let limit = query.limit.unwrap_or(DEFAULT_UNITS);
+    if limit > MAX_UNITS {
+        return Err(ApiError::invalid(format!(
+            "limit must be at most {MAX_UNITS}"
+        )));
+    }
+    let world = state.world();
+    check_batch(&world, user, id)?;
+    views::batch_units(&world, id, query.state, limit)
+        .map(Json)
+        .ok_or_else(|| no_batch(id))
+}
+
+/// `GET /api/v1/units/{id}`: owner of its batch, or admin.
+pub async fn unit(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<UnitId>,
+) -> Result<Json<UnitDetail>, ApiError> {
+    let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
+    let world = state.world();
+    let not_found = || ApiError::not_found(format!("no unit {id} for this token"));
+    let unit = world.unit(id).ok_or_else(not_found)?;
+    check_batch(&world, user, unit.batch).map_err(|_| not_found())?;
+    Ok(Json(views::unit_detail(unit)))
+}
+
+/// Others' batches look absent, as in the batch endpoints.
+fn check_batch(world: &World, user: &TokenRecord, id: BatchId) -> Result<(), ApiError> {
+    match world.batch(id) {
+        Some(b) if user.role == Role::Admin || b.owner == user.id => Ok(()),
+        _ => Err(no_batch(id)),
+    }
+}
+
+fn no_batch(id: BatchId) -> ApiError {
+    ApiError::not_found(format!("no batch {id} for this token"))
+}

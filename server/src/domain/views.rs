@@ -1,0 +1,175 @@
+//! Read-only views of the world for the dashboard: a host's recent replicas, a batch's units, a
+//! unit with its replicas, and the row counts `/metrics` reports. Pure: callers pass the world.
+
+use musketeer_protocol::{
+    BatchId, HostId, ReplicaOutcome, ReplicaView, ResultId, UnitDetail, UnitId, UnitList,
+    UnitState, UnitSummary,
+};
+
+use super::lifecycle::{Replica, ReplicaState, Unit, UnitStatus, Validation, kind_name};
+use super::world::World;
+
+/// Most units a host page looks through (newest first) for that host's replicas, so that the page
+/// stays cheap on large stores.
+pub const HOST_SCAN_LIMIT: usize = 100_000;
+
+/// A replica in wire form; `with_log` keeps its stderr tail.
+pub fn replica_view(unit: &Unit, idx: usize, replica: &Replica, with_log: bool) -> ReplicaView {
+    let (outcome, fuel, wall_ms, error) = match &replica.state {
+        ReplicaState::Unsent => (ReplicaOutcome::Unsent, None, None, None),
+        ReplicaState::InProgress => (ReplicaOutcome::Running, None, None, None),
+        ReplicaState::TimedOut => (
+            ReplicaOutcome::TimedOut,
+            None,
+            None,
+            Some("deadline passed without a report".to_owned()),
+        ),
+        ReplicaState::NotNeeded => (ReplicaOutcome::NotNeeded, None, None, None),
+        ReplicaState::Success {
+            fuel,
+            wall_ms,
+            validation,
+            ..
+        } => {
+            let outcome = match validation {
+                Validation::Pending => ReplicaOutcome::Pending,
+                Validation::Valid => ReplicaOutcome::Valid,
+                Validation::Invalid => ReplicaOutcome::Invalid,
+            };
+            (outcome, Some(*fuel), Some(*wall_ms), None)
+        }
+        ReplicaState::Error { kind, message } => (
+            ReplicaOutcome::Error,
+            None,
+            None,
+            Some(format!("{}: {message}", kind_name(*kind))),
+        ),
+    };
+    ReplicaView {
+        result_id: ResultId {
+            unit: unit.id,
+            replica: idx as u32,
+        },
+        batch_id: unit.batch,
+        host: replica.host,
+        outcome,
+        sent_ms: replica.sent_ms,
+        deadline_ms: replica.deadline_ms,
+        fuel,
+        wall_ms,
+        error,
+        stderr_tail: (with_log && !replica.stderr_tail.is_empty())
+            .then(|| replica.stderr_tail.clone()),
+    }
+}
+
+/// Why a unit failed or was cancelled.
+pub fn unit_error(unit: &Unit) -> Option<String> {
+    match &unit.status {
+        UnitStatus::Failed { reason } => Some(reason.clone()),
+        UnitStatus::Cancelled => Some("batch cancelled".to_owned()),
+        UnitStatus::Active | UnitStatus::Done { .. } => None,
+    }
+}
+
+/// A unit with every replica, log tails included.
+pub fn unit_detail(unit: &Unit) -> UnitDetail {
+    UnitDetail {
+        id: unit.id,
+        batch_id: unit.batch,
+        state: unit.state(),
+        input: unit.input.clone(),
+        error: unit_error(unit),
+        replicas: unit
+            .replicas
+            .iter()
+            .enumerate()
+            .map(|(idx, r)| replica_view(unit, idx, r, true))
+            .collect(),
+    }
+}
+
+/// Up to `limit` of a batch's units in id order, only those in `state` if given, with the number
+/// that matched in all. None if there is no such batch.
+pub fn batch_units(
+    world: &World,
+    batch: BatchId,
+    state: Option<UnitState>,
+    limit: usize,
+) -> Option<UnitList> {
+    let batch = world.batch(batch)?;
+    let mut units = Vec::new();
+    let mut total = 0;
+    for unit in batch.unit_ids().filter_map(|id| world.unit(id)) {
+        if state.is_some_and(|s| unit.state() != s) {
+            continue;
+        }
+        total += 1;
+        if units.len() < limit {
+            units.push(UnitSummary {
+                id: unit.id,
+                state: unit.state(),
+                replicas: unit.replicas.len() as u32,
+                error: unit_error(unit),
+            });
+        }
+    }
+    Some(UnitList { units, total })
+}
+
+/// Up to `limit` replicas held by `host`, newest unit first, without log tails (host pages may
+/// be public). Looks through at most [`HOST_SCAN_LIMIT`] units.
+pub fn host_recent(world: &World, host: HostId, limit: usize) -> Vec<ReplicaView> {
+    let mut recent = Vec::new();
+    let units = world
+        .batches()
+        .flat_map(|b| {
+            (b.first_unit.0..b.first_unit.0 + b.n_units)
+                .rev()
+                .map(UnitId)
+        })
+        .take(HOST_SCAN_LIMIT)
+        .filter_map(|id| world.unit(id));
+    for unit in units {
+        for (idx, replica) in unit.replicas.iter().enumerate() {
+            if replica.host == Some(host) {
+                recent.push(replica_view(unit, idx, replica, false));
+            }
+        }
+        if recent.len() >= limit {
+            break;
+        }
+    }
+    recent.truncate(limit);
+    recent
+}
+
+/// Rows of each kind the store holds, as the world mirrors them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    /// Host rows.
+    pub hosts: u64,
+    /// App version rows.
+    pub app_versions: u64,
+    /// Batch rows.
+    pub batches: u64,
+    /// Unit rows.
+    pub units: u64,
+}
+
+/// Count the rows the world mirrors (without visiting units: metrics scrapes stay cheap).
+pub fn row_counts(world: &World) -> RowCounts {
+    let mut counts = RowCounts {
+        hosts: world.hosts().count() as u64,
+        app_versions: world.app_versions().count() as u64,
+        ..RowCounts::default()
+    };
+    for batch in world.batches() {
+        counts.batches += 1;
+        counts.units += batch.n_units;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,251 @@
+use musketeer_protocol::{ErrorKind, HostPlatform, Limits, Replication, TokenId, UnitState};
+use serde_json::json;
+
+use super::*;
+use crate::domain::lifecycle::{Params, Reported};
+use crate::domain::world::{AppVersion, NewBatch};
+
+fn app() -> AppVersion {
+    AppVersion {
+        app: "demo".into(),
+        version: "1.0.0".parse().unwrap(),
+        key_id: "ed25519:0000000000000000".into(),
+        module_sha256: "00".repeat(32),
+        module_size: 3,
+        http_allow: vec![],
+        limits: Limits {
+            fuel: 1,
+            memory_bytes: 1,
+            wall_time_ms: 1,
+            output_bytes: 1,
+        },
+        signed_manifest: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+        published_ms: 0,
+    }
+}
+
+fn submit(world: &mut World, n: usize, min_quorum: u32, max_error_results: u32) -> BatchId {
+    let params = Params::resolve(&Replication {
+        min_quorum: Some(min_quorum),
+        max_error_results: Some(max_error_results),
+        delay_bound_ms: Some(1000),
+        ..Default::default()
+    })
+    .unwrap();
+    let new = NewBatch {
+        owner: TokenId(1),
+        app: "demo".into(),
+        version: "1.0.0".parse().unwrap(),
+        inputs: (0..n).map(|i| json!(i)).collect(),
+        params,
+        priority: 0,
+        label: None,
+    };
+    world.submit(new, 0).id
+}
+
+fn success(output: &str) -> Reported {
+    Reported::Success {
+        output: output.as_bytes().to_vec(),
+        fuel: 5,
+        wall_ms: 2,
+        stderr_tail: "log line".into(),
+    }
+}
+
+fn error() -> Reported {
+    Reported::Error {
+        kind: ErrorKind::Trap,
+        message: "unreachable executed".into(),
+        stderr_tail: "panicked".into(),
+    }
+}
+
+fn platform(arch: &str) -> HostPlatform {
+    HostPlatform {
+        arch: arch.into(),
+        os: "linux".into(),
+        client_version: "0.1.0".into(),
+        wasmtime_version: "48.0.8".into(),
+        backend: musketeer_protocol::Backend::Cranelift,
+        slots: 2,
+    }
+}
+
+/// Two hosts on a quorum-2 batch of 4 units: one agreed, one in disagreement (a third replica
+/// is queued), one failed on an error, one still running on host b; plus a quorum-1 batch with
+/// one unit done and one still running on host a.
+fn busy_world() -> (World, BatchId, BatchId) {
+    let mut world = World::default();
+    world.publish(app());
+    let a = world.register_host("a".into(), String::new(), Some(platform("x86_64")), 0);
+    let b = world.register_host("b".into(), String::new(), Some(platform("aarch64")), 0);
+    let replicated = submit(&mut world, 4, 2, 0);
+    let single = submit(&mut world, 2, 1, 3);
+    let from_a = world.fetch(a, 6, 10);
+    let from_b = world.fetch(b, 6, 10);
+    assert_eq!((from_a.len(), from_b.len()), (6, 4));
+    // Unit 1: agreement. Unit 2: disagreement. Unit 3: an error fails it (no errors allowed).
+    world.report(a, from_a[0], success("x"), 20);
+    world.report(b, from_b[0], success("x"), 20);
+    world.report(a, from_a[1], success("y"), 20);
+    world.report(b, from_b[1], success("z"), 20);
+    world.report(a, from_a[2], error(), 20);
+    // The quorum-1 batch (units 5 and 6, both on host a): one finishes, the other stays running.
+    let single_units: Vec<_> = from_a.iter().filter(|r| r.unit.0 == 5).collect();
+    assert_eq!(single_units.len(), 1, "{from_a:?}");
+    world.report(a, *single_units[0], success("1"), 30);
+    (world, replicated, single)
+}
+
+fn rebuilt(world: &World) -> World {
+    let units: Vec<_> = world
+        .batches()
+        .flat_map(|b| b.unit_ids())
+        .filter_map(|id| world.unit(id).cloned())
+        .collect();
+    World::restore(
+        units,
+        world.batches().cloned(),
+        world.hosts().cloned(),
+        world.app_versions().cloned(),
+    )
+}
+
+#[test]
+fn batch_unit_lists_agree_with_the_batch_counters() {
+    let (world, replicated, single) = busy_world();
+    for id in [replicated, single] {
+        let batch = world.batch(id).unwrap();
+        let all = batch_units(&world, id, None, usize::MAX).unwrap();
+        assert_eq!(all.total, batch.n_units);
+        for state in [
+            UnitState::Queued,
+            UnitState::Running,
+            UnitState::Done,
+            UnitState::Failed,
+            UnitState::Cancelled,
+        ] {
+            let listed = batch_units(&world, id, Some(state), usize::MAX).unwrap();
+            let mut counts = batch.counts;
+            assert_eq!(listed.total, *counts.get_mut(state), "{state:?} in {id}");
+            assert!(listed.units.iter().all(|u| u.state == state));
+        }
+    }
+    let failed = batch_units(&world, replicated, Some(UnitState::Failed), 10).unwrap();
+    assert_eq!(failed.total, 1);
+    assert!(
+        failed.units[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| !e.is_empty()),
+        "{failed:?}"
+    );
+    let limited = batch_units(&world, replicated, None, 2).unwrap();
+    assert_eq!((limited.units.len(), limited.total), (2, 4));
+    assert!(batch_units(&world, BatchId(99), None, 10).is_none());
+}
+
+#[test]
+fn host_pages_agree_with_the_host_counters() {
+    let (world, _, _) = busy_world();
+    for host in world.hosts() {
+        let recent = host_recent(&world, host.id, usize::MAX);
+        let count = |outcomes: &[ReplicaOutcome]| {
+            recent
+                .iter()
+                .filter(|r| outcomes.contains(&r.outcome))
+                .count() as u64
+        };
+        assert!(recent.iter().all(|r| r.host == Some(host.id)));
+        assert_eq!(
+            count(&[ReplicaOutcome::Running]),
+            host.running,
+            "{recent:?}"
+        );
+        assert_eq!(
+            count(&[
+                ReplicaOutcome::Valid,
+                ReplicaOutcome::Invalid,
+                ReplicaOutcome::Pending
+            ]),
+            host.succeeded
+        );
+        assert_eq!(count(&[ReplicaOutcome::Invalid]), host.invalid);
+        assert_eq!(
+            count(&[ReplicaOutcome::Error, ReplicaOutcome::TimedOut]),
+            host.failed
+        );
+        let credit: u64 = recent
+            .iter()
+            .filter(|r| r.outcome == ReplicaOutcome::Valid)
+            .filter_map(|r| r.fuel)
+            .sum();
+        assert_eq!(credit, host.credit);
+        assert!(recent.iter().all(|r| r.stderr_tail.is_none()), "no logs");
+        assert!(
+            recent
+                .windows(2)
+                .all(|w| w[0].result_id.unit >= w[1].result_id.unit)
+        );
+    }
+    assert_eq!(host_recent(&world, HostId(1), 2).len(), 2);
+}
+
+#[test]
+fn unit_detail_shows_every_replica_with_errors_and_logs() {
+    let (world, replicated, _) = busy_world();
+    let first = world.batch(replicated).unwrap().first_unit;
+    let done = unit_detail(world.unit(first).unwrap());
+    assert_eq!(done.state, UnitState::Done);
+    assert_eq!(done.replicas.len(), 2);
+    assert!(
+        done.replicas
+            .iter()
+            .all(|r| r.outcome == ReplicaOutcome::Valid)
+    );
+    assert_eq!(done.replicas[0].stderr_tail.as_deref(), Some("log line"));
+    let failed = unit_detail(world.unit(UnitId(first.0 + 2)).unwrap());
+    assert_eq!(failed.state, UnitState::Failed);
+    let errored = failed
+        .replicas
+        .iter()
+        .find(|r| r.outcome == ReplicaOutcome::Error)
+        .unwrap();
+    assert_eq!(errored.error.as_deref(), Some("trap: unreachable executed"));
+    assert!(failed.error.is_some());
+}
+
+#[test]
+fn views_and_row_counts_are_the_same_after_reloading_the_stored_rows() {
+    let (world, replicated, single) = busy_world();
+    let reloaded = rebuilt(&world);
+    let rows = row_counts(&world);
+    assert_eq!(rows, row_counts(&reloaded));
+    assert_eq!(
+        rows,
+        RowCounts {
+            hosts: 2,
+            app_versions: 1,
+            batches: 2,
+            units: 6
+        }
+    );
+    assert_eq!(rows.units, world.stats(30).units.total());
+    for id in [replicated, single] {
+        assert_eq!(
+            batch_units(&world, id, None, usize::MAX),
+            batch_units(&reloaded, id, None, usize::MAX)
+        );
+    }
+    for host in world.hosts() {
+        assert_eq!(
+            host_recent(&world, host.id, 50),
+            host_recent(&reloaded, host.id, 50)
+        );
+    }
+    // The per-minute history is not stored (it restarts with the server); every counter is.
+    let mut reloaded_stats = reloaded.stats(30);
+    reloaded_stats.done_per_minute = world.stats(30).done_per_minute;
+    assert_eq!(world.stats(30), reloaded_stats);
+}
