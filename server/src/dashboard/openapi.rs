@@ -6,6 +6,7 @@ use axum::Json;
 use musketeer_protocol::paths;
 use serde_json::{Map, Value, json};
 
+use self::Access::{Host, Public, Roles, Viewer};
 use crate::dashboard::{ASSET, INDEX};
 
 /// Who may call an endpoint.
@@ -59,8 +60,6 @@ const fn route(
         response,
     }
 }
-
-use Access::{Host, Public, Roles, Viewer};
 
 /// Every endpoint the server answers, in the order of docs/protocol.md.
 pub const ROUTES: &[Route] = &[
