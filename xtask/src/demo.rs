@@ -17,22 +17,10 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use musketeer_task_artifacts::twse::{FeedServer, ORIGINAL_STOCK_IDS};
+use musketeer_task_artifacts::twse::{COLUMNS, FeedServer, ORIGINAL_STOCK_IDS};
 
 use crate::{cargo, root};
 
-const COLUMNS: [&str; 10] = [
-    "個股代號",
-    "日期",
-    "成交股數",
-    "成交金額",
-    "開盤價",
-    "最高價",
-    "最低價",
-    "收盤價",
-    "漲跌價差",
-    "成交筆數",
-];
 /// How long a child may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -20,6 +20,20 @@ pub const ORIGINAL_STOCK_IDS: [&str; 30] = [
     "1235", "1236", "1256", "1702", "1737", "1301",
 ];
 
+/// The columns of the original experiment's table, in its order (what `stock-day` outputs).
+pub const COLUMNS: [&str; 10] = [
+    "個股代號",
+    "日期",
+    "成交股數",
+    "成交金額",
+    "開盤價",
+    "最高價",
+    "最低價",
+    "收盤價",
+    "漲跌價差",
+    "成交筆數",
+];
+
 /// TWSE's answer when nothing matches.
 pub const NO_DATA_STAT: &str = "很抱歉，沒有符合條件的資料!";
 
