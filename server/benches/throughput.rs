@@ -1,7 +1,7 @@
 //! Server throughput: many simulated hosts fetch and report no-op units over real HTTP.
 //!
 //! Run: `cargo bench -p musketeer-server --bench throughput`
-//! (options: `-- --hosts 64 --runs 3`). The server runs in this process on 127.0.0.1 with a
+//! (options: `-- --hosts 64 --runs 3 [--only 16]`). The server runs in this process on 127.0.0.1 with a
 //! durable redb store in a temp dir; hosts are reqwest clients on a separate runtime. Each
 //! configuration (units per request) runs `--runs` times on a fresh store; the median run by
 //! units/s is reported with its request latency percentiles.
@@ -50,7 +50,17 @@ fn main() {
         "| units per request | units | units/s (median) | fetch p50 | fetch p99 | report p50 | report p99 |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for (per_request, units) in [(1u32, 20_000u64), (16, 200_000), (64, 200_000)] {
+    // `--only N` runs just the configuration with N units per request (for profiling).
+    let only = arg("--only", 0);
+    for (per_request, units) in [
+        (1u32, 20_000u64),
+        (16, 200_000),
+        (32, 200_000),
+        (64, 200_000),
+    ] {
+        if only != 0 && only != per_request as usize {
+            continue;
+        }
         let config = Config {
             hosts,
             per_request,

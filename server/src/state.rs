@@ -10,7 +10,7 @@ use crate::api::error::ApiError;
 use crate::domain::ratelimit::RateLimiter;
 use crate::domain::tokens::TokenTable;
 use crate::domain::world::World;
-use crate::store::{ProjectConfig, Store, StoreError, Write, Writer, encode};
+use crate::store::{ProjectConfig, Store, StoreError, UnitRows, Write, Writer, encode};
 
 /// Serve-time settings (flags and environment).
 #[derive(Debug, Clone)]
@@ -160,9 +160,7 @@ impl AppState {
             return Pending::none();
         }
         let mut writes = extra;
-        writes.reserve(
-            dirty.units.len() + dirty.hosts.len() + dirty.batches.len() + dirty.apps.len(),
-        );
+        writes.reserve(1 + dirty.hosts.len() + dirty.batches.len() + dirty.apps.len());
         for (app, version) in &dirty.apps {
             if let Some(row) = world.app_version(app, version) {
                 writes.push(Write::App(format!("{app}@{version}"), encode(row)));
@@ -178,10 +176,14 @@ impl AppState {
                 writes.push(Write::Host(id.0, encode(row)));
             }
         }
+        let mut units = UnitRows::with_capacity(dirty.units.len());
         for id in dirty.units {
             if let Some(row) = world.unit(id) {
-                writes.push(Write::Unit(id.0, encode(row)));
+                units.push(row);
             }
+        }
+        if !units.is_empty() {
+            writes.push(Write::Units(units));
         }
         if world.has_queued_work() {
             self.work_available.notify_waiters();

@@ -2,14 +2,18 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use musketeer_protocol::{
-    FetchRequest, FetchResponse, Outcome, ReportAck, ReportRequest, ReportResponse, ResultId,
+    FetchRequest, Outcome, ReportAck, ReportRequest, ReportResponse, ResultId,
 };
+use serde::Serialize;
 
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody};
 use super::hosts::check_platform;
 use crate::domain::lifecycle::Reported;
+use crate::domain::world::AssignmentView;
 use crate::state::AppState;
 
 /// Most assignments per fetch.
@@ -18,12 +22,20 @@ pub const MAX_ASSIGNMENTS: u32 = 64;
 pub const MAX_RESULTS: usize = 1024;
 const MAX_STDERR_TAIL: usize = 8 * 1024;
 
+/// A [`musketeer_protocol::FetchResponse`] borrowed from the world, serialized while the world is
+/// locked so that no assignment is copied.
+#[derive(Serialize)]
+struct FetchBody<'a> {
+    assignments: Vec<AssignmentView<'a>>,
+    cancelled: Vec<ResultId>,
+}
+
 /// `POST /api/v1/work/fetch`: host token; long-polls when there is no work.
 pub async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(request): JsonBody<FetchRequest>,
-) -> Result<Json<FetchResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let host = caller.host()?;
     check_platform(&request.platform)?;
     check_in_flight(&request.in_flight)?;
@@ -46,7 +58,7 @@ pub async fn fetch(
         let notified = state.work_available.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (response, pending) = {
+        let (body, answered, pending) = {
             let now = AppState::now_ms();
             let mut world = state.world();
             world.touch_host(host, Some(&request.platform), now);
@@ -55,28 +67,38 @@ pub async fn fetch(
             } else {
                 Vec::new()
             };
-            let assignments = ids
-                .into_iter()
-                .filter_map(|id| world.assignment(id))
-                .collect();
             let cancelled = world.cancelled_among(host, &request.in_flight);
             let pending = state.persist(&mut world, Vec::new());
-            (
-                FetchResponse {
-                    assignments,
-                    cancelled,
-                },
-                pending,
-            )
+            let response = FetchBody {
+                assignments: ids
+                    .into_iter()
+                    .filter_map(|id| world.assignment_view(id))
+                    .collect(),
+                cancelled,
+            };
+            let answered = !response.assignments.is_empty() || !response.cancelled.is_empty();
+            let mut body = Vec::with_capacity(
+                64 + response
+                    .assignments
+                    .iter()
+                    .map(|a| 320 + a.signed_manifest.get().len())
+                    .sum::<usize>(),
+            );
+            // Ids, strings, numbers and JSON values always serialize.
+            let _ = serde_json::to_writer(&mut body, &response);
+            (body, answered, pending)
         };
         pending.durable().await?;
         let done_waiting = tokio::time::Instant::now() >= give_up || *shutdown.borrow();
-        if !response.assignments.is_empty()
-            || !response.cancelled.is_empty()
-            || wanted == 0
-            || done_waiting
-        {
-            return Ok(Json(response));
+        if answered || wanted == 0 || done_waiting {
+            return Ok((
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response());
         }
         tokio::select! {
             () = &mut notified => {}

@@ -504,16 +504,19 @@ impl Unit {
         if !self.is_active() {
             return;
         }
-        // Largest group of byte-identical outputs; ties go to the earliest replica.
-        let successes: Vec<usize> = (0..self.replicas.len())
-            .filter(|&i| self.replicas[i].output().is_some())
-            .collect();
+        // Largest group of byte-identical outputs; ties go to the earliest replica. (Runs on
+        // every report, so it scans in place rather than collecting the successes.)
         let mut best: Option<(usize, usize)> = None; // (first index, size)
-        for &i in &successes {
-            let output = self.replicas[i].output();
-            let size = successes
+        let mut n_success = 0u32;
+        for (i, replica) in self.replicas.iter().enumerate() {
+            let Some(output) = replica.output() else {
+                continue;
+            };
+            n_success += 1;
+            let size = self
+                .replicas
                 .iter()
-                .filter(|&&j| self.replicas[j].output() == output)
+                .filter(|r| r.output() == Some(output))
                 .count();
             if best.is_none_or(|(_, b)| size > b) {
                 best = Some((i, size));
@@ -543,7 +546,6 @@ impl Unit {
             return;
         }
         let live = self.replicas.iter().filter(|r| r.is_live()).count() as u32;
-        let n_success = successes.len() as u32;
         let need = self
             .params
             .target_nresults
@@ -573,18 +575,16 @@ impl Unit {
     }
 
     fn accept_canonical(&mut self, canonical: usize, events: &mut Vec<Event>) {
-        let canonical_output = self.replicas[canonical].output().map(<[u8]>::to_vec);
-        for replica in &mut self.replicas {
+        for i in 0..self.replicas.len() {
+            let agrees = self.replicas[i].output() == self.replicas[canonical].output();
+            let replica = &mut self.replicas[i];
             let host = replica.host;
             if let ReplicaState::Success {
-                output,
-                fuel,
-                validation,
-                ..
+                fuel, validation, ..
             } = &mut replica.state
                 && let Some(host) = host
             {
-                if Some(output.as_slice()) == canonical_output.as_deref() {
+                if agrees {
                     *validation = Validation::Valid;
                     events.push(Event::Validated { host, fuel: *fuel });
                 } else {

@@ -152,6 +152,31 @@ impl AppVersion {
     }
 }
 
+/// [`Assignment`] borrowed from the world (same fields, same order, same JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct AssignmentView<'a> {
+    /// The replica's id.
+    pub result_id: ResultId,
+    /// Its unit.
+    pub unit_id: UnitId,
+    /// The app.
+    pub app: &'a str,
+    /// The app version.
+    pub version: &'a Version,
+    /// Module sha256, hex.
+    pub module_sha256: &'a str,
+    /// Module size.
+    pub module_size: u64,
+    /// The signed manifest as published.
+    pub signed_manifest: &'a serde_json::value::RawValue,
+    /// The input.
+    pub input: &'a serde_json::Value,
+    /// Report before this time.
+    pub deadline_ms: u64,
+    /// Limits.
+    pub limits: Limits,
+}
+
 /// Rows changed since the last `take_dirty`, to be persisted.
 #[derive(Debug, Default)]
 pub struct Dirty {
@@ -415,6 +440,27 @@ impl World {
             module_size: app.module_size,
             signed_manifest: app.signed_manifest.clone(),
             input: unit.input.clone(),
+            deadline_ms: replica.deadline_ms,
+            limits: app.limits,
+        })
+    }
+
+    /// The assignment for a leased replica, borrowed from the world: serializes exactly like
+    /// [`Assignment`] without copying the manifest, input and strings of every unit.
+    pub fn assignment_view(&self, id: ResultId) -> Option<AssignmentView<'_>> {
+        let unit = self.units.get(&id.unit)?;
+        let replica = unit.replicas.get(id.replica as usize)?;
+        let batch = self.batches.get(&unit.batch)?;
+        let app = self.app_version(&batch.app, &batch.version)?;
+        Some(AssignmentView {
+            result_id: id,
+            unit_id: id.unit,
+            app: &app.app,
+            version: &app.version,
+            module_sha256: &app.module_sha256,
+            module_size: app.module_size,
+            signed_manifest: &app.signed_manifest,
+            input: &unit.input,
             deadline_ms: replica.deadline_ms,
             limits: app.limits,
         })

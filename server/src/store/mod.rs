@@ -1,7 +1,8 @@
-//! Durable storage in one redb file. Only this module touches redb. Rows are JSON; the layout is
-//! described in docs/operator.md. Reads happen anywhere; all writes go through the [`Writer`]
+//! Durable storage in one redb file. Only this module touches redb. Rows are JSON, except units
+//! (the hot rows), which use the binary layout of [`unit_row`]; docs/operator.md describes both. Reads happen anywhere; all writes go through the [`Writer`]
 //! thread, which group-commits.
 
+pub mod unit_row;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -14,12 +15,12 @@ use serde::{Deserialize, Serialize};
 use crate::domain::lifecycle::Unit;
 use crate::domain::tokens::TokenRecord;
 use crate::domain::world::{AppVersion, Batch, Host};
-pub use writer::{Write, Writer};
+pub use writer::{UnitRows, Write, Writer};
 
 /// The store file inside the data directory.
 pub const DB_FILE: &str = "musketeer.redb";
-/// Schema version written at init.
-const SCHEMA_VERSION: u64 = 1;
+/// Schema version written at init (2: binary unit rows).
+const SCHEMA_VERSION: u64 = 2;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("tokens");
@@ -180,7 +181,7 @@ impl Store {
             hosts: read_all(&txn.open_table(HOSTS).db()?, "hosts")?,
             apps: read_all(&txn.open_table(APPS).db()?, "apps")?,
             batches: read_all(&txn.open_table(BATCHES).db()?, "batches")?,
-            units: read_all(&txn.open_table(UNITS).db()?, "units")?,
+            units: read_units(&txn.open_table(UNITS).db()?)?,
         })
     }
 
@@ -244,6 +245,20 @@ where
     for entry in table.iter().db()? {
         let (key, value) = entry.db()?;
         rows.push(decode(name, &format!("{:?}", key.value()), value.value())?);
+    }
+    Ok(rows)
+}
+
+fn read_units(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<Vec<Unit>, StoreError> {
+    let mut rows = Vec::new();
+    for entry in table.iter().db()? {
+        let (key, value) = entry.db()?;
+        let unit = unit_row::decode_unit(value.value()).map_err(|reason| StoreError::Corrupt {
+            table: "units",
+            key: key.value().to_string(),
+            error: serde::de::Error::custom(reason),
+        })?;
+        rows.push(unit);
     }
     Ok(rows)
 }

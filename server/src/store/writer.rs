@@ -24,8 +24,47 @@ pub enum Write {
     Module(String, Vec<u8>),
     /// A batch.
     Batch(u64, Vec<u8>),
-    /// A unit.
-    Unit(u64, Vec<u8>),
+    /// Units, in the layout of [`super::unit_row`], in one buffer (one allocation per commit
+    /// request instead of one per unit).
+    Units(UnitRows),
+}
+
+/// Unit rows encoded back to back in one buffer.
+#[derive(Debug, Clone, Default)]
+pub struct UnitRows {
+    bytes: Vec<u8>,
+    /// (unit id, end of its row in `bytes`); each row starts where the previous one ends.
+    rows: Vec<(u64, usize)>,
+}
+
+impl UnitRows {
+    /// Room for `n` rows.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(n * 64),
+            rows: Vec::with_capacity(n),
+        }
+    }
+
+    /// Append a unit's row.
+    pub fn push(&mut self, unit: &crate::domain::lifecycle::Unit) {
+        super::unit_row::encode_unit(unit, &mut self.bytes);
+        self.rows.push((unit.id.0, self.bytes.len()));
+    }
+
+    /// No rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let mut start = 0;
+        self.rows.iter().map(move |&(id, end)| {
+            let row = &self.bytes[start..end];
+            start = end;
+            (id, row)
+        })
+    }
 }
 
 struct Request {
@@ -138,7 +177,9 @@ fn commit_refs(db: &Database, writes: &[&Write]) -> Result<(), StoreError> {
                 Write::App(k, v) => apps.insert(k.as_str(), v.as_slice()).map(drop),
                 Write::Module(k, v) => modules.insert(k.as_str(), v.as_slice()).map(drop),
                 Write::Batch(k, v) => batches.insert(k, v.as_slice()).map(drop),
-                Write::Unit(k, v) => units.insert(k, v.as_slice()).map(drop),
+                Write::Units(rows) => rows
+                    .iter()
+                    .try_for_each(|(k, v)| units.insert(k, v).map(drop)),
             }
             .db()?;
         }
