@@ -198,6 +198,10 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
 
     let csv = std::fs::read_to_string(&table)
         .map_err(|e| format!("cannot read {}: {e}", table.display()))?;
+    // The work directory is removed when the demo ends; keep the table where the user can find it.
+    let kept_table = root().join("target").join("demo-table.csv");
+    std::fs::write(&kept_table, &csv)
+        .map_err(|e| format!("cannot write {}: {e}", kept_table.display()))?;
     let rows = parse_csv(&csv);
     let header = rows.first().ok_or("the results are empty")?;
     let index: Vec<usize> = COLUMNS
@@ -246,7 +250,7 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
     );
     println!(
         "    the CSV of this run ({}) reads straight into pandas.read_csv.",
-        table.display()
+        kept_table.display()
     );
     println!("  * docs/task-author.md: write a task, `musketeer sign`, `musketeer publish`.");
     println!("  * `cargo test -p musketeer-client --test e2e`: killed clients, a killed server,");

@@ -17,11 +17,7 @@ struct ConfigFile {
 /// The default config file: `$XDG_CONFIG_HOME/musketeer/config.json` or
 /// `~/.config/musketeer/config.json`.
 pub fn default_config_file() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
-    Some(base.join("musketeer").join("config.json"))
+    Some(super::user_dir("XDG_CONFIG_HOME", ".config")?.join("config.json"))
 }
 
 /// A client of the server named by `args`, with its token.

@@ -70,12 +70,6 @@ fn default_name() -> String {
 
 /// `~/.local/share/musketeer/<host_port>` (or under `$XDG_DATA_HOME`).
 fn default_data_dir(server: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local").join("share"))
-        })?;
     let project: String = server
         .trim_start_matches("https://")
         .trim_start_matches("http://")
@@ -89,7 +83,7 @@ fn default_data_dir(server: &str) -> Option<PathBuf> {
             }
         })
         .collect();
-    Some(base.join("musketeer").join(project))
+    Some(super::user_dir("XDG_DATA_HOME", ".local/share")?.join(project))
 }
 
 async fn shutdown_signal() {

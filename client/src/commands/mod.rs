@@ -11,12 +11,18 @@ pub mod submit;
 
 use std::path::PathBuf;
 
+/// `$VAR/musketeer` if the XDG variable `var` holds an absolute path, else
+/// `~/<home_fallback>/musketeer`: where musketeer keeps one kind of per-user file.
+pub fn user_dir(var: &str, home_fallback: &str) -> Option<PathBuf> {
+    let base = std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(home_fallback)))?;
+    Some(base.join("musketeer"))
+}
+
 /// The default compiled-code cache: `$XDG_CACHE_HOME/musketeer/compiled` or
 /// `~/.cache/musketeer/compiled`.
 pub fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(base.join("musketeer").join("compiled"))
+    Some(user_dir("XDG_CACHE_HOME", ".cache")?.join("compiled"))
 }

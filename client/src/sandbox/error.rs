@@ -90,10 +90,4 @@ impl RunError {
             RunError::Internal(_) => "internal",
         }
     }
-
-    /// True when the module itself is at fault and another host would fare no better
-    /// (as opposed to this host being unable to run it).
-    pub fn is_task_fault(&self) -> bool {
-        !matches!(self, RunError::Internal(_))
-    }
 }

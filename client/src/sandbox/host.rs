@@ -8,7 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::determinism::{FixedWallClock, VirtualMonotonicClock, seed_u128, seeded_bytes};
+use super::determinism::{FixedWallClock, SeededRng, VirtualMonotonicClock, seed_u128};
 use crate::net::fetch::{FetchError, HttpFetcher, RequestBudget};
 use crate::net::policy::Allowlist;
 
@@ -131,16 +131,8 @@ impl HostState {
             .allow_ip_name_lookup(false)
             .wall_clock(FixedWallClock)
             .monotonic_clock(VirtualMonotonicClock::default())
-            .secure_random(wasmtime_wasi::Deterministic::new(seeded_bytes(
-                setup.run_id,
-                "secure",
-                4096,
-            )))
-            .insecure_random(wasmtime_wasi::Deterministic::new(seeded_bytes(
-                setup.run_id,
-                "insecure",
-                4096,
-            )))
+            .secure_random(SeededRng::new(setup.run_id, "secure"))
+            .insecure_random(SeededRng::new(setup.run_id, "insecure"))
             .insecure_random_seed(seed_u128(setup.run_id))
             .max_random_size(1024 * 1024);
         let budget = RequestBudget::new(setup.fetcher.config().max_requests_per_run);

@@ -86,13 +86,6 @@ pub struct PreparedTask {
     pub from_cache: bool,
 }
 
-impl PreparedTask {
-    /// The verified manifest.
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-}
-
 /// What a successful run produced.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
