@@ -33,10 +33,11 @@ pub struct Replication {
     /// Replicas sent initially (default: `min_quorum`).
     #[serde(default)]
     pub target_nresults: Option<u32>,
-    /// Error results (including missed deadlines) after which the unit fails (default 3).
+    /// The unit fails when it has more error results (including missed deadlines) than this
+    /// (BOINC's rule; default 3, so the fourth error fails it).
     #[serde(default)]
     pub max_error_results: Option<u32>,
-    /// Replicas ever created after which the unit fails (default `min_quorum + 5`).
+    /// Replicas ever created after which the unit fails (default `target_nresults + 5`).
     #[serde(default)]
     pub max_total_results: Option<u32>,
     /// A replica's deadline after it is sent, milliseconds (default 1 hour).

@@ -1,9 +1,11 @@
 //! Developer workflows, run as `cargo xtask <command>`:
 //!
 //! - `cargo xtask test`: format check, clippy, and every test of the workspace and of the task
-//!   modules (what CI runs).
+//!   modules, the cross-architecture proof included (what CI runs).
+//! - `cargo xtask cross`: only the cross-architecture proof (ARM clients under qemu-user).
 //! - `cargo xtask demo`: the local demo (see README).
 
+mod cross;
 mod demo;
 
 use std::path::{Path, PathBuf};
@@ -14,9 +16,11 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("demo") => demo::run(&args[1..]),
+        Some("cross") => cross::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|demo>");
+            eprintln!("usage: cargo xtask <test|cross|demo>");
             eprintln!("  test   format check, clippy and all tests (what CI runs)");
+            eprintln!("  cross  the cross-architecture test only (ARM clients under qemu-user)");
             eprintln!("  demo   the local demo: crawl 30 stocks from a local TWSE-format feed");
             return ExitCode::from(2);
         }
@@ -55,6 +59,7 @@ pub fn cargo(args: &[&str]) -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
+    cross::check_system_packages()?;
     let tasks = "tasks/Cargo.toml";
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&["fmt", "--manifest-path", tasks, "--all", "--check"])?;
@@ -80,5 +85,5 @@ fn test() -> Result<(), String> {
     // through the sandbox by the workspace tests below.
     cargo(&["test", "--manifest-path", tasks, "--workspace"])?;
     cargo(&["test", "--workspace"])?;
-    Ok(())
+    cross::run(&[])
 }

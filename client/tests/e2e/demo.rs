@@ -120,7 +120,7 @@ fn thirty_stocks_on_four_slots() {
 
 /// Checks one output row against the feed's last trading day, converted independently:
 /// thousands separators and the ex-rights `X` dropped, `--` as null, the date kept as text.
-fn check_against_feed(id: &str, output: &serde_json::Value) {
+pub fn check_against_feed(id: &str, output: &serde_json::Value) {
     let answer: serde_json::Value =
         serde_json::from_str(&stock_day_answer(id, "20160501")).unwrap();
     let fields = answer["fields"].as_array().unwrap();

@@ -1,6 +1,9 @@
 //! End-to-end tests: a real `musketeer-server` and real `musketeer join` processes on loopback.
-//! See `support.rs` for how the server binary is built and how processes are cleaned up.
+//! See `support.rs` for how the server binary is built and how processes are cleaned up;
+//! `browser.rs` reads the dashboard of such a run in headless Chromium.
 
+mod browser;
+mod cross_arch;
 mod demo;
 mod kills;
 mod quorum;

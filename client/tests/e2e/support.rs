@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use musketeer_protocol::{
     BatchId, BatchState, BatchStatus, HostList, ResultRow, ResultsFormat, SubmitBatchRequest,
-    SubmitBatchResponse,
+    SubmitBatchResponse, UnitDetail, UnitId,
 };
 
 /// How long any one condition may take before the test fails.
@@ -189,11 +189,18 @@ pub struct Project {
     pub researcher: String,
     pub publisher: String,
     pub server: Proc,
+    /// Extra `musketeer-server serve` flags, kept across restarts.
+    serve_flags: Vec<String>,
 }
 
 impl Project {
     /// Generates a key, inits the server store with it, creates tokens, and serves.
     pub fn start() -> Project {
+        Project::start_with(&[])
+    }
+
+    /// [`Project::start`] with extra `serve` flags, e.g. `--public-dashboard`.
+    pub fn start_with(serve_flags: &[&str]) -> Project {
         let dir = tempfile::tempdir().expect("temp dir");
         let keys = dir.path().join("keys");
         musketeer_ok(&["keys", "generate", "--out", path(&keys)], &[]);
@@ -236,6 +243,7 @@ impl Project {
                 stdout: Lines::default(),
                 stderr: Lines::default(),
             },
+            serve_flags: serve_flags.iter().map(|f| (*f).to_owned()).collect(),
             dir,
         };
         project.restart_server();
@@ -249,6 +257,7 @@ impl Project {
         command
             .args(["serve", "--data-dir", path(&self.dir.path().join("server"))])
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.serve_flags)
             .env("MUSKETEER_LOG", "warn");
         self.server = Proc::spawn(command, "server");
         let lines = self.server.stdout.clone();
@@ -312,9 +321,23 @@ impl Project {
     }
 
     pub fn join_with(&self, name: &str, slots: u32, extra: &[&str]) -> Proc {
+        self.join_program(&[musketeer().into()], name, slots, extra)
+    }
+
+    /// A `musketeer join` client started as `program` (the client binary, possibly behind an
+    /// emulator such as `qemu-arm -L SYSROOT`).
+    pub fn join_program(
+        &self,
+        program: &[std::ffi::OsString],
+        name: &str,
+        slots: u32,
+        extra: &[&str],
+    ) -> Proc {
+        let (program, prefix_args) = program.split_first().expect("a program to run");
         let data = self.client_dir(name);
-        let mut command = Command::new(musketeer());
+        let mut command = Command::new(program);
         command
+            .args(prefix_args)
             .args([
                 "join",
                 &self.url,
@@ -441,6 +464,15 @@ impl Http {
         text.lines()
             .map(|l| serde_json::from_str(l).expect("result row"))
             .collect()
+    }
+
+    /// A unit with its replicas.
+    pub fn unit(&self, token: &str, id: UnitId) -> UnitDetail {
+        self.get(
+            &musketeer_protocol::paths::UNIT.replace("{id}", &id.0.to_string()),
+            token,
+        )
+        .expect("unit detail")
     }
 
     pub fn hosts(&self, admin: &str) -> HostList {

@@ -1,0 +1,300 @@
+//! The dashboard in a real browser during a live run: a real `musketeer-server` (dashboard views
+//! public), two real `musketeer join` volunteers crawling the local TWSE-format feed with the
+//! signed `stock-day` module, and Debian's headless Chromium reading the pages through
+//! ChromeDriver (`browser/webdriver.rs`). Saves screenshots under `target/`
+//! (`dashboard-screenshot.png` and friends) for CI to keep.
+
+mod webdriver;
+
+use musketeer_protocol::{Replication, SubmitBatchRequest};
+use musketeer_task_artifacts::STOCK_DAY;
+use musketeer_task_artifacts::twse::{FeedServer, NO_DATA_STAT, ORIGINAL_STOCK_IDS};
+use serde_json::{Value, json};
+
+use crate::support::{Proc, Project, wait_for};
+use webdriver::{Browser, wait_until};
+
+/// What a client said when it joined.
+struct Joined {
+    name: &'static str,
+    host_id: u64,
+    backend: String,
+}
+
+fn joined(client: &Proc, name: &'static str) -> Joined {
+    let lines = client.stdout.clone();
+    let event = wait_for("the client to join", || {
+        lines.events("joined").into_iter().next()
+    });
+    Joined {
+        name,
+        host_id: event["host_id"]
+            .as_u64()
+            .expect("host_id in the joined event"),
+        backend: event["backend"]
+            .as_str()
+            .expect("backend in the joined event")
+            .to_owned(),
+    }
+}
+
+/// A stock-day input for the fixture feed.
+fn stock(feed: &FeedServer, id: &str) -> Value {
+    json!({"stock_id": id, "year": 2016, "month": 5, "source": feed.base_url()})
+}
+
+#[test]
+fn dashboard_in_headless_chromium_with_two_volunteers() {
+    let feed = FeedServer::start().expect("feed");
+    let project = Project::start_with(&["--public-dashboard"]);
+    project.publish(STOCK_DAY, "stock-day", "1.2.0", &[feed.allow_prefix()]);
+    let http = project.http();
+    let url = |p: &str| format!("{}{p}", project.url);
+    let browser = Browser::start();
+
+    // Before any host joins: the hosts page says so.
+    browser.open(&url("/#/hosts"));
+    browser.wait_text("the hosts page's empty state", "#view", &["No hosts yet"]);
+
+    // Two volunteers join. The page, still open, lists them as they join, without a reload,
+    // anonymously (public dashboard), with what each client reported: its name, this machine's
+    // architecture and OS, its version and its backend.
+    let athos = project.join("athos", 2);
+    let porthos = project.join("porthos", 2);
+    let hosts = [joined(&athos, "athos"), joined(&porthos, "porthos")];
+    let arch_os = format!("{} / {}", std::env::consts::ARCH, std::env::consts::OS);
+    for host in &hosts {
+        let row = format!("#hosts-table tr[data-host='{}']", host.host_id);
+        browser.wait_text(
+            &format!("the hosts page to list {}", host.name),
+            &row,
+            &[
+                host.name,
+                &arch_os,
+                env!("CARGO_PKG_VERSION"),
+                &host.backend,
+                "online",
+            ],
+        );
+    }
+
+    // Overview, live: the chart is empty until the volunteers finish a quorum-2 batch, then fills
+    // without a reload. `chart` reads its total (-1 without a chart) and the outcomes' legend.
+    let chart = || {
+        let shown = browser.run(
+            "const c = document.getElementById('throughput-chart'); \
+             const legend = document.querySelector('.legend'); \
+             return [c ? Number(c.dataset.total) : -1, legend ? legend.innerText : ''];",
+            json!([]),
+        );
+        let legend = shown[1].as_str().unwrap_or_default().to_owned();
+        (shown[0].as_i64().unwrap_or(-1), legend)
+    };
+    browser.open(&url("/#/"));
+    wait_until("the overview with an empty chart", || match chart() {
+        (0, _) => Ok(()),
+        shown => Err(format!("{shown:?}")),
+    });
+    browser.wait_text(
+        "both hosts online",
+        "#hosts-card",
+        &["Hosts online", "2 / 2"],
+    );
+    let batch = http.submit(
+        &project.researcher,
+        &SubmitBatchRequest {
+            app: "stock-day".into(),
+            version: None,
+            inputs: ORIGINAL_STOCK_IDS[..6]
+                .iter()
+                .map(|id| stock(&feed, id))
+                .collect(),
+            replication: Replication {
+                min_quorum: Some(2),
+                ..Replication::default()
+            },
+            priority: 0,
+            label: Some("May 2016".into()),
+        },
+    );
+    // Six units, each validated by the two hosts agreeing.
+    wait_until(
+        "the throughput chart to count the six units",
+        || match chart() {
+            (6, legend) if legend.contains("valid 12") => Ok(()),
+            shown => Err(format!("{shown:?}")),
+        },
+    );
+    let bars = browser.run(
+        "return [...document.querySelectorAll('#throughput-chart rect.bar')]\
+         .filter(r => Number(r.getAttribute('height')) > 0).length;",
+        json!([]),
+    );
+    assert!(bars.as_u64().is_some_and(|n| n >= 1), "drawn bars: {bars}");
+    let shot = browser.screenshot("dashboard-screenshot.png");
+
+    // A second batch whose units the task rejects on both hosts (the second error fails a unit):
+    // a stock the feed does not know, and a stock id that is markup.
+    let failing = http.submit(
+        &project.researcher,
+        &SubmitBatchRequest {
+            app: "stock-day".into(),
+            version: None,
+            inputs: vec![
+                stock(&feed, "9999"),
+                stock(&feed, "<script>alert(1)</script>"),
+            ],
+            replication: Replication {
+                max_error_results: Some(1),
+                ..Replication::default()
+            },
+            priority: 0,
+            label: Some("bad input".into()),
+        },
+    );
+
+    // Batches need a token; the page keeps it in sessionStorage and never shows it.
+    browser.open(&url("/#/batches"));
+    browser.wait_text(
+        "the batches page to ask for a token",
+        "#view",
+        &["need a token"],
+    );
+    browser.run(
+        "sessionStorage.setItem('musketeer.token', arguments[0]);",
+        json!([project.researcher]),
+    );
+    browser.open(&url("/#/batches"));
+    let progress = format!(".batch[data-batch='{}'] [data-progress]", batch.batch_id.0);
+    wait_until("the batch to show 100%", || match browser.text(&progress) {
+        text if text == "100%" => Ok(()),
+        _ => Err(browser.text("#view")),
+    });
+    browser.wait_text(
+        "both batches listed, the bad one failed",
+        "#view",
+        &["May 2016", "finished", "bad input", "failed 2"],
+    );
+    browser.screenshot("dashboard-batches.png");
+
+    // The failing batch's page: both failures with the task's error text.
+    browser.open(&url(&format!("/#/batch/{}", failing.batch_id.0)));
+    browser.wait_text(
+        "the failures' error texts",
+        "#view",
+        &["Failures 2", NO_DATA_STAT, "<script>alert(1)</script>"],
+    );
+    browser.screenshot("dashboard-failures.png");
+
+    // The markup unit's page: the error stays text, on both hosts' replicas.
+    let markup_unit = failing.first_unit.0 + 1;
+    browser.open(&url(&format!("/#/unit/{markup_unit}")));
+    wait_until("the failed unit's errors, as text", || {
+        let shown = browser.run(
+            "return [document.querySelectorAll('#view script').length, \
+                     document.getElementById('view').innerText];",
+            json!([]),
+        );
+        let text = shown[1].as_str().unwrap_or_default();
+        let shown_as_text = text.matches("<script>alert(1)</script>").count() >= 3;
+        if shown[0] == 0 && shown_as_text && text.contains("athos") && text.contains("porthos") {
+            Ok(())
+        } else {
+            Err(shown.to_string())
+        }
+    });
+
+    // The good batch's page: its units; a unit page: both replicas, on both hosts, valid.
+    browser.open(&url(&format!("/#/batch/{}", batch.batch_id.0)));
+    browser.wait_text("the batch page", "#view", &["No failures.", "100%"]);
+    browser.open(&url(&format!("/#/unit/{}", batch.first_unit.0)));
+    let unit = wait_until("the unit page", || {
+        let text = browser.text("#view");
+        let replicas = browser.run(
+            "return [...document.querySelectorAll('#view td[data-label=Outcome]')]\
+             .filter(td => td.innerText.trim() === 'valid').length;",
+            json!([]),
+        );
+        if replicas == 2 && text.contains("athos") && text.contains("porthos") {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    });
+    assert!(unit.contains(ORIGINAL_STOCK_IDS[0]), "{unit}");
+    browser.screenshot("dashboard-unit.png");
+
+    // A host page: what the client reported and its recent units (one replica of every unit).
+    let porthos_host = &hosts[1];
+    browser.open(&url(&format!("/#/host/{}", porthos_host.host_id)));
+    browser.wait_text(
+        "the host page",
+        "#view",
+        &[
+            "porthos",
+            std::env::consts::ARCH,
+            &porthos_host.backend,
+            "6 succeeded · 2 failed · 0 invalid",
+        ],
+    );
+
+    // Apps page: the published version and its allowlist.
+    browser.open(&url("/#/apps"));
+    browser.wait_text(
+        "the apps page",
+        "#apps-table",
+        &["stock-day", "1.2.0", &feed.allow_prefix()],
+    );
+    browser.screenshot("dashboard-apps.png");
+
+    // The hosts page after the run: each host with its work.
+    browser.open(&url("/#/hosts"));
+    for host in &hosts {
+        let row = format!("#hosts-table tr[data-host='{}']", host.host_id);
+        let text = wait_until(&format!("{}'s counts", host.name), || {
+            let succeeded = browser.text(&format!("{row} td[data-label=Succeeded]"));
+            let failed = browser.text(&format!("{row} td[data-label=Failed]"));
+            if succeeded.trim() == "6" && failed.trim() == "2" {
+                Ok(browser.text(&row))
+            } else {
+                Err(browser.text(&row))
+            }
+        });
+        assert!(text.contains(&arch_os) && text.contains("online"), "{text}");
+    }
+    browser.screenshot("dashboard-hosts.png");
+
+    let body = browser.text("body");
+    assert!(
+        !body.contains(&project.researcher),
+        "the page never shows the token"
+    );
+
+    // Phone-sized: the hosts table becomes readable cards.
+    browser.resize(390, 844);
+    browser.open(&url("/#/hosts"));
+    browser.wait_text(
+        "the hosts page on a phone",
+        "#hosts-table",
+        &["athos", "porthos"],
+    );
+    browser.screenshot("dashboard-phone.png");
+    drop(browser);
+
+    // The same server's metrics, as an anonymous scraper sees them.
+    let metrics = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async { reqwest::get(url("/metrics")).await?.text().await })
+        .expect("GET /metrics");
+    let sample = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from\n{metrics}"))
+    };
+    assert_eq!(sample("musketeer_hosts_online"), 2.0);
+    assert_eq!(sample("musketeer_units{state=\"done\"}"), 6.0);
+    assert_eq!(sample("musketeer_units{state=\"failed\"}"), 2.0);
+    assert!(sample("musketeer_store_bytes") > 0.0, "{metrics}");
+    eprintln!("dashboard screenshots saved, e.g. {}", shot.display());
+}
