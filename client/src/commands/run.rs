@@ -8,23 +8,18 @@ use musketeer_signing_keys::{SignedManifest, TrustStore};
 use crate::cli::{BackendArg, RunArgs};
 use crate::sandbox::{Backend, RunOptions, Sandbox, SandboxConfig};
 
-/// Why `run` failed, kept apart from setup errors so `main` can pick the exit code.
+/// Why `run` failed, kept apart from setup errors so `main` can pick the exit code. Printed as
+/// `<kind>: <error>` with the stable kind of [`RunError::kind`](crate::sandbox::RunError::kind),
+/// e.g. `fuel-exhausted`.
 #[derive(Debug, thiserror::Error)]
-#[error("{kind}: {error}")]
-pub struct TaskRunFailed {
-    /// Stable error kind, e.g. `fuel-exhausted`.
-    pub kind: &'static str,
-    /// The full error.
-    pub error: crate::sandbox::RunError,
-}
+#[error("{kind}: {0}", kind = .0.kind())]
+pub struct TaskRunFailed(pub crate::sandbox::RunError);
 
 pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let manifest_text = std::fs::read_to_string(&args.manifest)
         .with_context(|| format!("cannot read manifest {}", args.manifest.display()))?;
-    let signed = SignedManifest::from_json(&manifest_text).map_err(|e| TaskRunFailed {
-        kind: "refused-module",
-        error: crate::sandbox::RunError::BadManifest(e.to_string()),
-    })?;
+    let signed = SignedManifest::from_json(&manifest_text)
+        .map_err(|e| TaskRunFailed(crate::sandbox::RunError::BadManifest(e.to_string())))?;
     let module = std::fs::read(&args.module)
         .with_context(|| format!("cannot read module {}", args.module.display()))?;
     let mut trust = TrustStore::default();
@@ -52,10 +47,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         ..SandboxConfig::default()
     };
     let sandbox = Sandbox::new(config).context("cannot start the sandbox")?;
-    let fail = |error: crate::sandbox::RunError| TaskRunFailed {
-        kind: error.kind(),
-        error,
-    };
+    let fail = TaskRunFailed;
     let task = sandbox.prepare(&trust, &signed, &module).map_err(fail)?;
     let options = RunOptions {
         run_id: args.run_id.clone(),

@@ -315,7 +315,10 @@ impl Sandbox {
             };
         }
         let message = one_line(error);
-        if message.contains("instance") && message.contains("limit") {
+        // Instance, memory and table *counts* are checked by wasmtime itself, not through the
+        // limiter's callbacks, and it reports them only as text (`bail!` in
+        // `StoreOpaque::bump_resource_counts`, wasmtime 48).
+        if message.starts_with("resource limit exceeded:") {
             return RunError::ResourceLimit(message);
         }
         RunError::Trap(message)

@@ -2,22 +2,9 @@
 
 use musketeer_protocol::{BatchId, ResultsFormat, UnitState, paths};
 use musketeer_task_artifacts::STOCK_DAY;
-use musketeer_task_artifacts::twse::{FeedServer, ORIGINAL_STOCK_IDS, stock_day_answer};
+use musketeer_task_artifacts::twse::{COLUMNS, FeedServer, ORIGINAL_STOCK_IDS, stock_day_answer};
 
 use crate::support::{Project, musketeer_ok, path, wait_idle};
-
-const COLUMNS: [&str; 10] = [
-    "個股代號",
-    "日期",
-    "成交股數",
-    "成交金額",
-    "開盤價",
-    "最高價",
-    "最低價",
-    "收盤價",
-    "漲跌價差",
-    "成交筆數",
-];
 
 #[test]
 fn thirty_stocks_on_four_slots() {

@@ -140,6 +140,18 @@ fn refusals_and_traps_exit_3_with_a_one_line_reason() {
     let out = author.run(musketeer_task_artifacts::NOOP, "x", &[]);
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("refused-module"), "{}", stderr(&out));
+
+    // A manifest that is not a manifest at all (here: truncated) is named as such.
+    let manifest = author.dir.path().join("task.manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, &text[..text.len() / 2]).unwrap();
+    let out = author.run(hostile, r#"{"mode":"ok"}"#, &[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).starts_with("error: bad-manifest:"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
