@@ -44,6 +44,24 @@ pub enum KeysCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Sign a key rotation: the current key vouches for a new one. The project operator publishes
+    /// the statement (`musketeer-server rotate-key`); volunteers who pinned the current key then
+    /// accept modules signed by the new one, without restarting.
+    Rotate {
+        /// The current private key (e.g. keys/musketeer.key).
+        #[arg(long)]
+        old: PathBuf,
+        /// The new public key (from `musketeer keys generate`, e.g. new-keys/musketeer.pub).
+        #[arg(long)]
+        new: PathBuf,
+        /// Keep trusting the current key too (default: it is retired once the new one is
+        /// trusted, as after a suspected leak).
+        #[arg(long)]
+        keep_old: bool,
+        /// Where to write the statement (JSON); an existing file is not overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -40,6 +40,15 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Keys {
             command: cli::KeysCommand::Generate { out },
         } => commands::keys::generate(&out),
+        cli::Command::Keys {
+            command:
+                cli::KeysCommand::Rotate {
+                    old,
+                    new,
+                    keep_old,
+                    out,
+                },
+        } => commands::keys::rotate(&old, &new, !keep_old, &out),
         cli::Command::Sign(args) => commands::sign::sign(&args),
         cli::Command::Run(args) => {
             let runtime = tokio::runtime::Runtime::new()?;

@@ -1,5 +1,6 @@
-//! `musketeer keys generate`.
+//! `musketeer keys generate` and `musketeer keys rotate`.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
@@ -15,5 +16,48 @@ pub fn generate(out: &Path) -> anyhow::Result<()> {
     println!("public key:  {}", public_path.display());
     println!("key id:      {}", public.key_id());
     println!("fingerprint: {}", public.fingerprint());
+    Ok(())
+}
+
+pub fn rotate(old: &Path, new: &Path, retire_old: bool, out: &Path) -> anyhow::Result<()> {
+    let old_key = musketeer_signing_keys::read_secret_key(old)
+        .with_context(|| format!("cannot read the current private key {}", old.display()))?;
+    let new_key = musketeer_signing_keys::read_public_key(new).with_context(|| {
+        format!(
+            "cannot read the new public key {} (create one with `musketeer keys generate --out DIR`)",
+            new.display()
+        )
+    })?;
+    if new_key.key_id() == old_key.public_key().key_id() {
+        anyhow::bail!("the new key is the current key; generate a new pair first");
+    }
+    let statement = musketeer_signing_keys::RotationStatement::sign(&old_key, &new_key, retire_old);
+    let text = serde_json::to_string_pretty(&statement)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .with_context(|| {
+            format!(
+                "cannot create {} (an existing statement is never overwritten)",
+                out.display()
+            )
+        })?;
+    writeln!(file, "{text}").with_context(|| format!("cannot write {}", out.display()))?;
+    println!("rotation statement: {}", out.display());
+    println!(
+        "{} vouches for {}{}",
+        old_key.public_key().key_id(),
+        new_key.key_id(),
+        if retire_old {
+            " and retires itself"
+        } else {
+            "; both stay trusted"
+        }
+    );
+    println!(
+        "publish it with: musketeer-server rotate-key --statement {}",
+        out.display()
+    );
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod files;
 pub mod modules;
 pub mod pinning;
 pub mod spool;
+mod trust;
 mod work;
 
 use std::future::Future;
@@ -20,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use musketeer_protocol::{Backend, HostPlatform, ProjectInfo, RegisterHostRequest};
+use musketeer_protocol::{Backend, HostPlatform, RegisterHostRequest};
 use musketeer_signing_keys::PublicKey;
 
 use crate::api_client::{ApiClient, ApiError};
@@ -28,7 +29,6 @@ use crate::sandbox::{Sandbox, SandboxConfig, wasmtime_version};
 use backoff::Backoff;
 use events::{Events, LogFormat};
 use files::{DataDir, HostCredentials};
-use pinning::Decision;
 
 /// Settings of `musketeer join`.
 #[derive(Debug, Clone)]
@@ -100,7 +100,7 @@ pub async fn join(
     else {
         return Ok(());
     };
-    let trust = pin_keys(&data, &config, &project, &events)?;
+    let trust = trust::pin_keys(&data, &config, &project, &events)?;
 
     let sandbox = Sandbox::new(SandboxConfig {
         cache_dir: Some(data.compiled_dir()),
@@ -181,43 +181,6 @@ pub async fn join(
         config,
     })?;
     worker.run(shutdown).await
-}
-
-fn pin_keys(
-    data: &DataDir,
-    config: &JoinConfig,
-    project: &ProjectInfo,
-    events: &Events,
-) -> Result<musketeer_signing_keys::TrustStore, JoinError> {
-    match pinning::decide(data.pinned()?, &config.trust_keys, project)? {
-        Decision::PinNew(pinned) => {
-            for key in pinned.keys.keys() {
-                events.emit(
-                    "pinned-key",
-                    serde_json::json!({"key_id": key.key_id().to_string(), "fingerprint": key.fingerprint()}),
-                    format!(
-                        "project {:?}: pinned signing key {} (fingerprint {}); only modules signed by it, or by keys it rotates to, will run here",
-                        project.name,
-                        key.key_id(),
-                        key.fingerprint()
-                    ),
-                );
-            }
-            data.save_pinned(&pinned)?;
-            Ok(pinned.keys)
-        }
-        Decision::Keep { pinned, rotated } => {
-            if rotated {
-                events.emit(
-                    "keys-rotated",
-                    serde_json::json!({"keys": pinned.keys.keys().map(|k| k.key_id().to_string()).collect::<Vec<_>>()}),
-                    "accepted a key rotation signed by a pinned key",
-                );
-                data.save_pinned(&pinned)?;
-            }
-            Ok(pinned.keys)
-        }
-    }
 }
 
 /// Calls `attempt` until it succeeds or fails for good, backing off while the server is away.

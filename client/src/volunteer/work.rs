@@ -19,6 +19,7 @@ use super::events::Events;
 use super::files::{AppVersions, DataDir};
 use super::modules::{ModuleError, Modules};
 use super::spool::Spool;
+use super::trust::LiveTrust;
 use super::{JoinConfig, JoinError};
 use crate::api_client::{ApiClient, ApiError};
 use crate::sandbox::{RunError, RunOptions, Sandbox};
@@ -44,7 +45,7 @@ struct Shared {
     api: ApiClient,
     data: DataDir,
     modules: Modules,
-    trust: TrustStore,
+    trust: LiveTrust,
     versions: Mutex<AppVersions>,
     spool: Spool,
     /// Wakes the reporter when a result is spooled.
@@ -80,7 +81,7 @@ impl Worker {
                 api: setup.api,
                 data: setup.data,
                 modules,
-                trust: setup.trust,
+                trust: LiveTrust::new(setup.trust),
                 versions: Mutex::new(versions),
                 spool,
                 spooled: Notify::new(),
@@ -367,14 +368,19 @@ async fn execute(shared: &Shared, assignment: Assignment) -> Outcome {
             "refused module: rollback: {app} {version} is older than {highest}, which this host already ran"
         ));
     }
+    let trust = shared
+        .trust
+        .for_key(
+            &signed.key_id,
+            &shared.api,
+            &shared.data,
+            &shared.config,
+            &shared.events,
+        )
+        .await;
     let task = match shared
         .modules
-        .prepare(
-            &shared.api,
-            &shared.trust,
-            signed,
-            &assignment.module_sha256,
-        )
+        .prepare(&shared.api, &trust, signed, &assignment.module_sha256)
         .await
     {
         Ok(task) => task,

@@ -8,4 +8,5 @@ mod demo;
 mod kills;
 mod quorum;
 mod refusals;
+mod rotation;
 mod support;

@@ -277,15 +277,32 @@ impl Project {
     /// Signs `module` as `app` `version` and publishes it with the publisher token; returns the
     /// manifest path.
     pub fn publish(&self, module: &str, app: &str, version: &str, allow: &[String]) -> PathBuf {
+        self.publish_signed_by(
+            &self.keys_dir().join("musketeer.key"),
+            module,
+            app,
+            version,
+            allow,
+        )
+    }
+
+    /// Like [`Project::publish`], signed with the private key at `key`.
+    pub fn publish_signed_by(
+        &self,
+        key: &Path,
+        module: &str,
+        app: &str,
+        version: &str,
+        allow: &[String],
+    ) -> PathBuf {
         let manifest = self
             .dir
             .path()
             .join(format!("{app}-{version}.manifest.json"));
-        let key = self.keys_dir().join("musketeer.key");
         let mut args = vec![
             "sign",
             "--key",
-            path(&key),
+            path(key),
             "--module",
             module,
             "--app",
