@@ -10,7 +10,9 @@ use crate::api::error::ApiError;
 use crate::domain::ratelimit::RateLimiter;
 use crate::domain::tokens::TokenTable;
 use crate::domain::world::World;
-use crate::store::{ProjectConfig, Store, StoreError, UnitRows, Write, Writer, encode};
+use crate::store::{
+    ProjectConfig, Store, StoreError, UnitRows, Write, Writer, done_per_minute_write, encode,
+};
 
 /// Serve-time settings (flags and environment).
 #[derive(Debug, Clone)]
@@ -101,7 +103,13 @@ impl AppState {
         for host in &loaded.hosts {
             tokens.put_host(&host.token_hash, host.id);
         }
-        let world = World::restore(loaded.units, loaded.batches, loaded.hosts, loaded.apps);
+        let world = World::restore(
+            loaded.units,
+            loaded.batches,
+            loaded.hosts,
+            loaded.apps,
+            loaded.done_per_minute,
+        );
         let writer = store.writer();
         let register_limiter = Mutex::new(RateLimiter::new(options.register_per_minute));
         Ok(AppState(Arc::new(Inner {
@@ -160,7 +168,7 @@ impl AppState {
             return Pending::none();
         }
         let mut writes = extra;
-        writes.reserve(1 + dirty.hosts.len() + dirty.batches.len() + dirty.apps.len());
+        writes.reserve(2 + dirty.hosts.len() + dirty.batches.len() + dirty.apps.len());
         for (app, version) in &dirty.apps {
             if let Some(row) = world.app_version(app, version) {
                 writes.push(Write::App(format!("{app}@{version}"), encode(row)));
@@ -184,6 +192,10 @@ impl AppState {
         }
         if !units.is_empty() {
             writes.push(Write::Units(units));
+        }
+        // In the same commit as the units it counts, so a restart shows what was acknowledged.
+        if dirty.done_per_minute {
+            writes.push(done_per_minute_write(world.done_per_minute()));
         }
         if world.has_queued_work() {
             self.work_available.notify_waiters();

@@ -259,7 +259,9 @@ pub enum Event {
     Validated {
         /// Whose result.
         host: HostId,
-        /// Its fuel.
+        /// The credit granted: the smallest fuel any agreeing replica claimed (BOINC grants
+        /// the same credit to every valid result), so a host that returns the right bytes
+        /// cannot inflate its credit by claiming more fuel than an honest peer measured.
         fuel: u64,
     },
     /// The result disagreed with the canonical one.
@@ -444,7 +446,11 @@ impl Unit {
                     UnitStatus::Done { canonical } => {
                         let canonical = self.replicas[canonical as usize].output();
                         if canonical == Some(output.as_slice()) {
-                            events.push(Event::Validated { host, fuel });
+                            let granted = self.valid_fuel().map_or(fuel, |f| f.min(fuel));
+                            events.push(Event::Validated {
+                                host,
+                                fuel: granted,
+                            });
                             Validation::Valid
                         } else {
                             events.push(Event::Invalidated { host });
@@ -574,19 +580,46 @@ impl Unit {
         }
     }
 
+    /// The smallest fuel among replicas already validated.
+    fn valid_fuel(&self) -> Option<u64> {
+        self.replicas
+            .iter()
+            .filter_map(|r| match r.state {
+                ReplicaState::Success {
+                    fuel,
+                    validation: Validation::Valid,
+                    ..
+                } => Some(fuel),
+                _ => None,
+            })
+            .min()
+    }
+
     fn accept_canonical(&mut self, canonical: usize, events: &mut Vec<Event>) {
+        let agreeing_fuel = |r: &Replica| match r.state {
+            ReplicaState::Success { fuel, .. } => Some(fuel),
+            _ => None,
+        };
+        let granted = self
+            .replicas
+            .iter()
+            .filter(|r| r.output() == self.replicas[canonical].output())
+            .filter_map(agreeing_fuel)
+            .min()
+            .unwrap_or(0);
         for i in 0..self.replicas.len() {
             let agrees = self.replicas[i].output() == self.replicas[canonical].output();
             let replica = &mut self.replicas[i];
             let host = replica.host;
-            if let ReplicaState::Success {
-                fuel, validation, ..
-            } = &mut replica.state
+            if let ReplicaState::Success { validation, .. } = &mut replica.state
                 && let Some(host) = host
             {
                 if agrees {
                     *validation = Validation::Valid;
-                    events.push(Event::Validated { host, fuel: *fuel });
+                    events.push(Event::Validated {
+                        host,
+                        fuel: granted,
+                    });
                 } else {
                     *validation = Validation::Invalid;
                     events.push(Event::Invalidated { host });

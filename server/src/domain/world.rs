@@ -6,8 +6,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use musketeer_protocol::{
-    Assignment, BatchId, BatchState, BatchStatus, HostId, HostPlatform, HostSummary, Limits,
-    ReportStatus, ResultCounts, ResultId, Stats, TokenId, UnitCounts, UnitId, UnitState,
+    Assignment, BatchId, BatchState, BatchStatus, ErrorKind, HostId, HostPlatform, HostSummary,
+    Limits, ReportStatus, ResultCounts, ResultId, Stats, TokenId, UnitCounts, UnitId, UnitState,
 };
 use semver::Version;
 use serde::{Deserialize, Serialize};
@@ -188,6 +188,8 @@ pub struct Dirty {
     pub hosts: BTreeSet<HostId>,
     /// Newly published app versions.
     pub apps: Vec<(String, Version)>,
+    /// The per-minute history of done units changed.
+    pub done_per_minute: bool,
 }
 
 impl Dirty {
@@ -197,6 +199,7 @@ impl Dirty {
             && self.batches.is_empty()
             && self.hosts.is_empty()
             && self.apps.is_empty()
+            && !self.done_per_minute
     }
 }
 
@@ -239,14 +242,23 @@ pub struct World {
 }
 
 impl World {
-    /// Rebuild the world from stored rows.
+    /// Rebuild the world from stored rows. `done_per_minute` is the stored history of
+    /// [`World::done_per_minute`]; minutes older than an hour are not shown and are dropped later.
     pub fn restore(
         units: impl IntoIterator<Item = Unit>,
         batches: impl IntoIterator<Item = Batch>,
         hosts: impl IntoIterator<Item = Host>,
         apps: impl IntoIterator<Item = AppVersion>,
+        done_per_minute: impl IntoIterator<Item = (u64, u64)>,
     ) -> Self {
         let mut world = World::default();
+        for (minute, done) in done_per_minute {
+            // One entry per minute, whatever the caller passed.
+            match world.done_per_minute.iter_mut().find(|(m, _)| *m == minute) {
+                Some((_, n)) => *n += done,
+                None => world.done_per_minute.push((minute, done)),
+            }
+        }
         for app in apps {
             world
                 .apps
@@ -282,6 +294,12 @@ impl World {
     /// The rows changed since the last call.
     pub fn take_dirty(&mut self) -> Dirty {
         std::mem::take(&mut self.dirty)
+    }
+
+    /// (minute since the Unix epoch, units done in it) for about the last hour, in no particular
+    /// order: the history behind [`Stats::done_per_minute`], as the store keeps it.
+    pub fn done_per_minute(&self) -> &[(u64, u64)] {
+        &self.done_per_minute
     }
 
     /// A unit.
@@ -474,6 +492,7 @@ impl World {
         reported: Reported,
         now_ms: u64,
     ) -> (ReportStatus, Option<&'static str>) {
+        let reported = self.within_limits(id.unit, reported);
         let counter = match &reported {
             Reported::Success { .. } => Some(true),
             Reported::Error { .. } => Some(false),
@@ -499,6 +518,55 @@ impl World {
             }
             ReportEffect::Duplicate => (ReportStatus::Duplicate, None),
             ReportEffect::Refused(reason) => (ReportStatus::Refused, Some(reason)),
+        }
+    }
+
+    /// An honest client never reports a success beyond its manifest's limits; one that does is
+    /// recorded as the error a limit would have caused, so that it cannot store oversized output
+    /// or claim more fuel (credit) than the author allowed.
+    fn within_limits(&self, unit: UnitId, reported: Reported) -> Reported {
+        let Reported::Success {
+            output,
+            fuel,
+            stderr_tail,
+            ..
+        } = &reported
+        else {
+            return reported;
+        };
+        let Some(limits) = self
+            .units
+            .get(&unit)
+            .and_then(|u| self.batches.get(&u.batch))
+            .and_then(|b| self.app_version(&b.app, &b.version))
+            .map(|a| &a.limits)
+        else {
+            return reported;
+        };
+        let (kind, message) = if output.len() as u64 > limits.output_bytes {
+            (
+                ErrorKind::OutputTooLarge,
+                format!(
+                    "reported output of {} bytes exceeds the app's limit of {} bytes",
+                    output.len(),
+                    limits.output_bytes
+                ),
+            )
+        } else if *fuel > limits.fuel {
+            (
+                ErrorKind::FuelExhausted,
+                format!(
+                    "reported fuel {fuel} exceeds the app's limit of {}",
+                    limits.fuel
+                ),
+            )
+        } else {
+            return reported;
+        };
+        Reported::Error {
+            kind,
+            message,
+            stderr_tail: stderr_tail.clone(),
         }
     }
 
@@ -726,6 +794,7 @@ impl World {
     }
 
     fn count_done(&mut self, now_ms: u64) {
+        self.dirty.done_per_minute = true;
         let minute = now_ms / 60_000;
         match self.done_per_minute.iter_mut().find(|(m, _)| *m == minute) {
             Some((_, n)) => *n += 1,
@@ -739,4 +808,4 @@ impl World {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

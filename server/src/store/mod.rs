@@ -1,7 +1,10 @@
 //! Durable storage in one redb file. Only this module touches redb. Rows are JSON, except units
-//! (the hot rows), which use the binary layout of [`unit_row`]; docs/operator.md describes both. Reads happen anywhere; all writes go through the [`Writer`]
-//! thread, which group-commits.
+//! (the hot rows), which use the binary layout of [`unit_row`], and the chart history of
+//! [`done_per_minute_row`]; docs/operator.md describes them. Reads happen anywhere; all writes go
+//! through the [`Writer`] thread, which group-commits.
 
+mod codec;
+pub mod done_per_minute_row;
 pub mod unit_row;
 mod writer;
 
@@ -32,6 +35,7 @@ pub(crate) const UNITS: TableDefinition<u64, &[u8]> = TableDefinition::new("unit
 
 const PROJECT_KEY: &str = "project";
 const SCHEMA_KEY: &str = "schema_version";
+const DONE_PER_MINUTE_KEY: &str = "done_per_minute";
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +117,9 @@ pub struct Loaded {
     pub batches: Vec<Batch>,
     /// Units.
     pub units: Vec<Unit>,
+    /// The overview chart's history: (minute since the Unix epoch, units done in it). Empty if
+    /// the row is missing or does not decode (it is a display aid, not worth refusing to start).
+    pub done_per_minute: Vec<(u64, u64)>,
 }
 
 /// The open store.
@@ -175,6 +182,16 @@ impl Store {
                 key: PROJECT_KEY.into(),
                 error: serde::de::Error::custom("missing"),
             })?;
+        let done_per_minute = match meta.get(DONE_PER_MINUTE_KEY).db()? {
+            None => Vec::new(),
+            Some(row) => done_per_minute_row::decode(row.value()).unwrap_or_else(|reason| {
+                tracing::warn!(
+                    %reason,
+                    "corrupt meta row {DONE_PER_MINUTE_KEY}; the units-per-minute chart starts empty"
+                );
+                Vec::new()
+            }),
+        };
         Ok(Loaded {
             project,
             tokens: read_all(&txn.open_table(TOKENS).db()?, "tokens")?,
@@ -182,6 +199,7 @@ impl Store {
             apps: read_all(&txn.open_table(APPS).db()?, "apps")?,
             batches: read_all(&txn.open_table(BATCHES).db()?, "batches")?,
             units: read_units(&txn.open_table(UNITS).db()?)?,
+            done_per_minute,
         })
     }
 
@@ -207,6 +225,13 @@ impl Store {
 /// The meta row holding the project settings.
 pub fn project_write(project: &ProjectConfig) -> Write {
     Write::Meta(PROJECT_KEY.into(), encode(project))
+}
+
+/// The meta row holding the overview chart's history, (minute, units done) pairs.
+pub fn done_per_minute_write(history: &[(u64, u64)]) -> Write {
+    let mut row = Vec::with_capacity(2 + 3 * history.len());
+    done_per_minute_row::encode(history, &mut row);
+    Write::Meta(DONE_PER_MINUTE_KEY.into(), row)
 }
 
 fn open_error(e: redb::DatabaseError, path: &Path) -> StoreError {

@@ -11,6 +11,8 @@
 
 use musketeer_protocol::{Base64Bytes, BatchId, ErrorKind, HostId, UnitId};
 
+use super::codec::{Reader, bytes, varint};
+
 use crate::domain::lifecycle::{
     Params, Replica, ReplicaState, Unit, UnitStatus, Validation, kind_name,
 };
@@ -87,7 +89,7 @@ pub fn encode_unit(unit: &Unit, out: &mut Vec<u8>) {
 
 /// Decode a row written by [`encode_unit`]; the error says what is wrong with it.
 pub fn decode_unit(row: &[u8]) -> Result<Unit, String> {
-    let mut r = Reader { row, pos: 0 };
+    let mut r = Reader::new(row);
     let format = r.byte()?;
     if format != FORMAT {
         return Err(format!("unknown unit row format {format}"));
@@ -162,7 +164,7 @@ pub fn decode_unit(row: &[u8]) -> Result<Unit, String> {
             state,
         });
     }
-    let input = serde_json::from_slice(&row[r.pos..]).map_err(|e| format!("bad input: {e}"))?;
+    let input = serde_json::from_slice(r.rest()).map_err(|e| format!("bad input: {e}"))?;
     Ok(Unit {
         id,
         batch,
@@ -173,70 +175,9 @@ pub fn decode_unit(row: &[u8]) -> Result<Unit, String> {
     })
 }
 
-fn varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn bytes(out: &mut Vec<u8>, data: &[u8]) {
-    varint(out, data.len() as u64);
-    out.extend_from_slice(data);
-}
-
-struct Reader<'a> {
-    row: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, String> {
-        let b = *self.row.get(self.pos).ok_or("row ends early")?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    fn varint(&mut self) -> Result<u64, String> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            value |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err("varint longer than 64 bits".into())
-    }
-
-    fn u32(&mut self) -> Result<u32, String> {
-        let v = self.varint()?;
-        u32::try_from(v).map_err(|_| format!("{v} does not fit in 32 bits"))
-    }
-
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
-        let len = self.varint()?;
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|len| self.pos.checked_add(len))
-            .filter(|&end| end <= self.row.len())
-            .ok_or("byte string runs past the row")?;
-        let data = &self.row[self.pos..end];
-        self.pos = end;
-        Ok(data)
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        let data = self.bytes()?;
-        String::from_utf8(data.to_vec()).map_err(|_| "text is not UTF-8".into())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use serde_json::json;
 
     fn replica(host: Option<u64>, state: ReplicaState) -> Replica {
@@ -335,16 +276,5 @@ mod tests {
         }
         assert!(decode_unit(b"{\"id\":1}").is_err());
         assert!(decode_unit(&[FORMAT, 0xff, 0xff, 0xff]).is_err());
-    }
-
-    proptest! {
-        #[test]
-        fn varints_round_trip(value in any::<u64>()) {
-            let mut out = Vec::new();
-            varint(&mut out, value);
-            let mut r = Reader { row: &out, pos: 0 };
-            prop_assert_eq!(r.varint().unwrap(), value);
-            prop_assert_eq!(r.pos, out.len());
-        }
     }
 }

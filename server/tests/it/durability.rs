@@ -1,5 +1,5 @@
-//! SIGKILL the real server while hosts report; every acknowledged result survives and the batch
-//! still completes.
+//! SIGKILL the real server while hosts report; every acknowledged result survives (and is in the
+//! overview's units-per-minute chart) and the batch still completes.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
@@ -228,6 +228,26 @@ async fn sigkill_loses_no_acknowledged_result() {
             task.await.unwrap();
         }
         server = ServerProcess::start(&data);
+        // The overview's chart is committed with the units it counts: after the crash it still
+        // shows every unit done (all of them within the last hour).
+        let stats: Value = http
+            .get(format!("{}/api/v1/stats", server.url))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let charted: u64 = stats["done_per_minute"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        let done = stats["units"]["done"].as_u64().unwrap();
+        assert!(done > 0, "round {round}: {stats}");
+        assert_eq!(charted, done, "round {round}: {stats}");
         let rows = results(&http, &server.url, &admin, batch).await;
         for (result_id, output) in acked.lock().unwrap().iter() {
             let unit: u64 = result_id.split('.').next().unwrap().parse().unwrap();

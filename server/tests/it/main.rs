@@ -1,6 +1,7 @@
 //! Integration tests of the musketeer server: the HTTP API in process (`tower::ServiceExt::oneshot`)
-//! and over real loopback sockets, the auth matrix, bad input, the CLI, SIGKILL durability, and
-//! the dashboard in process. (Its browser test runs in the client's e2e suite, with real clients.)
+//! and over real loopback sockets, the auth matrix, bad input, the CLI, SIGKILL durability, what
+//! a restart keeps (without HTTP), and the dashboard in process. (Its browser test runs in the
+//! client's e2e suite, with real clients.)
 
 mod api;
 mod auth;
@@ -8,5 +9,6 @@ mod bad_input;
 mod cli;
 mod dashboard;
 mod durability;
+mod restart;
 mod socket;
 mod support;

@@ -108,6 +108,37 @@ fn disagreement_creates_a_tiebreaker_and_marks_the_minority_invalid() {
     assert!(events.contains(&Event::Validated { host: H3, fuel: 10 }));
 }
 
+fn success_with_fuel(output: &[u8], fuel: u64) -> Reported {
+    Reported::Success {
+        output: output.to_vec(),
+        fuel,
+        wall_ms: 1,
+        stderr_tail: String::new(),
+    }
+}
+
+#[test]
+fn every_valid_result_is_credited_the_smallest_agreeing_fuel() {
+    let mut u = unit(params(2, 3, 3, 6));
+    let (a, b, c) = (
+        u.assign(H1, 0).unwrap(),
+        u.assign(H2, 0).unwrap(),
+        u.assign(H3, 0).unwrap(),
+    );
+    // H1 returns the right bytes but claims a thousand times the fuel.
+    u.report(a, H1, success_with_fuel(b"right", 10_000));
+    let ReportEffect::Accepted(events) = u.report(b, H2, success_with_fuel(b"right", 10)) else {
+        panic!()
+    };
+    assert!(events.contains(&Event::Validated { host: H1, fuel: 10 }));
+    assert!(events.contains(&Event::Validated { host: H2, fuel: 10 }));
+    // A late agreeing result gets no more than what was granted either.
+    let ReportEffect::Accepted(events) = u.report(c, H3, success_with_fuel(b"right", 99)) else {
+        panic!()
+    };
+    assert_eq!(events, vec![Event::Validated { host: H3, fuel: 10 }]);
+}
+
 #[test]
 fn too_many_errors_fail_the_unit_with_the_last_error() {
     let mut u = unit(params(1, 1, 1, 6));

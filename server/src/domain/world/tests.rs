@@ -13,7 +13,8 @@ fn params(min_quorum: u32) -> Params {
     .unwrap()
 }
 
-fn app() -> AppVersion {
+/// An app version with small limits that the tests' outputs and fuel stay within.
+pub(crate) fn app() -> AppVersion {
     AppVersion {
         app: "demo".into(),
         version: "1.0.0".parse().unwrap(),
@@ -22,10 +23,10 @@ fn app() -> AppVersion {
         module_size: 3,
         http_allow: vec![],
         limits: Limits {
-            fuel: 1,
+            fuel: 1000,
             memory_bytes: 1,
             wall_time_ms: 1,
-            output_bytes: 1,
+            output_bytes: 16,
         },
         signed_manifest: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
         published_ms: 0,
@@ -73,6 +74,7 @@ fn rebuilt(world: &World) -> World {
             ..h.clone()
         }),
         world.app_versions().cloned(),
+        world.done_per_minute.iter().copied(),
     )
 }
 
@@ -128,6 +130,42 @@ fn quorum_two_needs_two_hosts() {
 }
 
 #[test]
+fn successes_beyond_the_manifest_limits_count_as_errors() {
+    let mut world = world_with_hosts(2);
+    submit(&mut world, 2, 1, 0);
+    let leased = world.fetch(HostId(1), 2, 0);
+    assert_eq!(leased.len(), 2);
+    let oversized = success("seventeen bytes!!");
+    let greedy = Reported::Success {
+        output: b"x".to_vec(),
+        fuel: 1001,
+        wall_ms: 1,
+        stderr_tail: String::new(),
+    };
+    for (id, report, kind) in [
+        (leased[0], oversized, "output-too-large"),
+        (leased[1], greedy, "fuel-exhausted"),
+    ] {
+        assert_eq!(
+            world.report(HostId(1), id, report, 1).0,
+            ReportStatus::Accepted
+        );
+        let replica = &world.unit(id.unit).unwrap().replicas[id.replica as usize];
+        let ReplicaState::Error { kind: got, message } = &replica.state else {
+            panic!("{replica:?}")
+        };
+        assert_eq!(crate::domain::lifecycle::kind_name(*got), kind, "{message}");
+        assert!(message.contains("exceeds the app's limit"), "{message}");
+    }
+    let host = world.host(HostId(1)).unwrap();
+    assert_eq!((host.succeeded, host.failed, host.credit), (0, 2, 0));
+    // Within the limits, the same host's results count.
+    let again = world.fetch(HostId(2), 2, 2);
+    world.report(HostId(2), again[0], success("sixteen bytes!!!"), 3);
+    assert_eq!(world.host(HostId(2)).unwrap().credit, 3);
+}
+
+#[test]
 fn cancelled_batch_units_are_reported_cancelled_to_their_hosts() {
     let mut world = world_with_hosts(1);
     let batch = submit(&mut world, 3, 1, 0);
@@ -164,6 +202,51 @@ fn expiry_requeues_and_reports_for_unknown_results_are_refused() {
         world.report(HostId(1), again[0], success("x"), 0).0,
         ReportStatus::Refused
     );
+}
+
+#[test]
+fn a_restored_history_shows_only_the_last_hour_and_is_stored_again_when_it_changes() {
+    let now = 1_700_000_000_000;
+    let minute = now / 60_000;
+    // Stored before the server was down for a while: two minutes are now more than an hour old.
+    let stored = [
+        (minute - 120, 9),
+        (minute - 60, 8),
+        (minute - 59, 7),
+        (minute, 2),
+    ];
+    let mut world = World::restore([], [], [], [app()], stored);
+    assert!(
+        !world.take_dirty().done_per_minute,
+        "restoring changes nothing"
+    );
+    let chart = world.stats(now).done_per_minute;
+    assert_eq!(chart.len(), MINUTES_KEPT);
+    assert_eq!((chart[0], chart[MINUTES_KEPT - 1]), (7, 2));
+    assert_eq!(chart.iter().sum::<u64>(), 9, "{chart:?}");
+
+    // A unit done in the next minute prunes what left the hour and marks the history dirty.
+    let host = world.register_host("h".into(), String::new(), None, now);
+    submit(&mut world, 1, 1, 0);
+    let later = now + 60_000;
+    let leased = world.fetch(host, 1, later);
+    world.take_dirty();
+    assert_eq!(
+        world.report(host, leased[0], success("x"), later).0,
+        ReportStatus::Accepted
+    );
+    assert!(world.take_dirty().done_per_minute);
+    let mut history = world.done_per_minute().to_vec();
+    history.sort_unstable();
+    assert_eq!(history, [(minute, 2), (minute + 1, 1)]);
+    let chart = world.stats(later).done_per_minute;
+    assert_eq!(chart[MINUTES_KEPT - 2..], [2, 1]);
+    assert_eq!(chart.iter().sum::<u64>(), 3);
+    // A world with nothing done has nothing to store.
+    let mut idle = world_with_hosts(1);
+    submit(&mut idle, 1, 1, 0);
+    idle.fetch(HostId(1), 1, 0);
+    assert!(!idle.take_dirty().done_per_minute);
 }
 
 #[derive(Debug, Clone)]
