@@ -306,7 +306,8 @@ async function apps() {
       published: esc(when(a.published_ms)),
     },
   }));
-  return `<h1>Apps <small>${versions.length} versions</small></h1>` + table(columns, rows, { id: "apps-table" });
+  const count = `${versions.length} version${versions.length === 1 ? "" : "s"}`;
+  return `<h1>Apps <small>${count}</small></h1>` + table(columns, rows, { id: "apps-table" });
 }
 
 function rateAndEta(b, now) {

@@ -245,6 +245,8 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
         "#apps-table",
         &["stock-day", "1.2.0", &feed.allow_prefix()],
     );
+    let heading = browser.wait_text("the apps page's count", "#view h1", &["1 version"]);
+    assert!(!heading.contains("versions"), "{heading}");
     browser.screenshot("dashboard-apps.png");
 
     // The hosts page after the run: each host with its work.
