@@ -62,6 +62,8 @@ fn main() {
     let target_dir = root.join("target").join("wasm-tasks");
 
     watch(&tasks, &[&manifest_dir]);
+    // Hidden, so `watch` skips it; it holds the modules' target features (simd128).
+    watch_file(&tasks.join(".cargo").join("config.toml"));
     let sdk = root.join("task-sdk");
     // The SDK's own lock file (from testing it alone) plays no part in the tasks build.
     watch(&sdk, &[&sdk.join("Cargo.lock")]);
@@ -86,6 +88,8 @@ fn main() {
         }
     }
     // RUSTUP_TOOLCHAIN is kept, so the nested build uses the pinned toolchain of the outer one.
+    // The tasks' own settings (`tasks/.cargo/config.toml`: simd128) apply because the build runs
+    // in `tasks/` and no RUSTFLAGS variable overrides them.
 
     let output = command.output().unwrap_or_else(|e| {
         panic!(

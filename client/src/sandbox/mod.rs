@@ -17,6 +17,8 @@ use wasmtime::{Engine, Store, Trap};
 
 pub use cache::CacheError;
 pub use determinism::FIXED_WALL_CLOCK;
+#[doc(hidden)]
+pub use engine::engine_config;
 pub use engine::{Backend, wasmtime_version};
 pub use error::RunError;
 pub use host::ProgressSink;
