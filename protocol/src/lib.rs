@@ -34,6 +34,7 @@ mod dashboard;
 mod error;
 mod host;
 mod ids;
+mod input;
 pub mod paths;
 mod project;
 mod stats;
@@ -52,6 +53,7 @@ pub use host::{
     Backend, HostList, HostPlatform, HostSummary, RegisterHostRequest, RegisterHostResponse,
 };
 pub use ids::{BatchId, HostId, ParseIdError, ResultId, TokenId, UnitId};
+pub use input::task_input_bytes;
 pub use project::{ProjectInfo, RegistrationPolicy, TrustedKey};
 pub use stats::{ResultCounts, Stats};
 pub use tokens::{CreateTokenRequest, CreateTokenResponse, Role};

@@ -57,7 +57,8 @@ pub struct Assignment {
     /// The signed manifest to verify against the pinned keys before running, exactly as
     /// published (parse it with `SignedManifest::from_json(signed_manifest.get())`).
     pub signed_manifest: Box<serde_json::value::RawValue>,
-    /// The input. The task receives its compact JSON encoding (`serde_json::to_vec`) as bytes.
+    /// The input. The task receives it as compact JSON with object keys in byte order
+    /// ([`task_input_bytes`](crate::task_input_bytes)), the same bytes on every client.
     pub input: serde_json::Value,
     /// Report before this time, or the replica is given to another host.
     pub deadline_ms: u64,

@@ -60,10 +60,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         build.extend(["--target", target]);
     }
     cargo(&build)?;
+    // `--workspace`, as in `cargo test --workspace`: the same feature resolution, so nothing
+    // that run built is rebuilt for this one (`-p musketeer-client` alone rebuilds ~3 minutes).
     cargo(&[
         "test",
-        "-p",
-        "musketeer-client",
+        "--workspace",
         "--test",
         "e2e",
         "cross_arch",

@@ -407,18 +407,8 @@ async fn execute(shared: &Shared, assignment: Assignment) -> Outcome {
         }
     };
     record_version(shared, &app, &version);
-    let input = match serde_json::to_vec(&assignment.input) {
-        Ok(input) => input,
-        Err(error) => {
-            return Outcome::Error {
-                kind: ErrorKind::ClientError,
-                message: format!("cannot encode the input: {error}"),
-                fuel_consumed: 0,
-                wall_ms: 0,
-                stderr_tail: String::new(),
-            };
-        }
-    };
+    // The same bytes on every client, whatever its serde_json features (see the protocol).
+    let input = musketeer_protocol::task_input_bytes(&assignment.input);
     let options = RunOptions {
         // Replicas of one unit must see the same clocks and randomness: seed with the unit id.
         run_id: assignment.unit_id.to_string(),
