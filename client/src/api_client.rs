@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use musketeer_protocol::{
-    ApiErrorBody, BatchId, BatchStatus, ErrorCode, FetchRequest, FetchResponse, ProjectInfo,
-    PublishRequest, PublishResponse, RegisterHostRequest, RegisterHostResponse, ReportRequest,
-    ReportResponse, ResultsFormat, SubmitBatchRequest, SubmitBatchResponse, paths,
+    ApiErrorBody, BatchId, BatchStatus, DeleteBatchResponse, ErrorCode, FetchRequest,
+    FetchResponse, ProjectInfo, PublishRequest, PublishResponse, RegisterHostRequest,
+    RegisterHostResponse, ReportRequest, ReportResponse, ResultsFormat, SubmitBatchRequest,
+    SubmitBatchResponse, paths,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -178,6 +179,15 @@ impl ApiClient {
             REQUEST_TIMEOUT,
         )
         .await
+    }
+
+    /// `DELETE /api/v1/batches/{id}`: a finished or cancelled batch and its units.
+    pub async fn delete_batch(&self, id: BatchId) -> Result<DeleteBatchResponse, ApiError> {
+        let url = self.url(&paths::batch(id));
+        let response = self
+            .send(self.http.delete(&url), &url, REQUEST_TIMEOUT)
+            .await?;
+        decode(response, url).await
     }
 
     /// `GET /api/v1/batches/{id}/results?format=..`: the whole download.

@@ -263,6 +263,14 @@ pub enum BatchCommand {
         /// The batch id.
         id: u64,
     },
+    /// Delete a finished or cancelled batch with its inputs and results from the server, for
+    /// good (download the results first).
+    Delete {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The batch id.
+        id: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

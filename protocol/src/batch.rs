@@ -160,6 +160,15 @@ pub struct BatchList {
     pub batches: Vec<BatchStatus>,
 }
 
+/// `DELETE /api/v1/batches/{id}` answer: the batch and its units are gone for good (durably).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteBatchResponse {
+    /// The deleted batch.
+    pub batch_id: BatchId,
+    /// How many units (with their inputs, replicas and outputs) went with it.
+    pub deleted_units: u64,
+}
+
 /// One line of `GET /api/v1/batches/{id}/results?format=jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRow {

@@ -19,7 +19,7 @@ pub const MODULE: &str = "/api/v1/modules/{sha256}";
 pub const APPS: &str = "/api/v1/apps";
 /// `GET`: the caller's batches (all batches for admin); `POST` (researcher token): submit one.
 pub const BATCHES: &str = "/api/v1/batches";
-/// `GET`: one batch's status.
+/// `GET`: one batch's status; `DELETE`: delete a finished (or cancelled) batch and its units.
 pub const BATCH: &str = "/api/v1/batches/{id}";
 /// `GET`: one batch's results, `?format=jsonl` (default) or `?format=csv`, streamed.
 pub const BATCH_RESULTS: &str = "/api/v1/batches/{id}/results";
@@ -71,7 +71,7 @@ pub fn module(sha256: &str) -> String {
     format!("{API_PREFIX}/modules/{sha256}")
 }
 
-/// The status path of a batch.
+/// The status (and delete) path of a batch.
 pub fn batch(id: crate::BatchId) -> String {
     format!("{API_PREFIX}/batches/{id}")
 }

@@ -12,6 +12,7 @@ use crate::domain::tokens::TokenTable;
 use crate::domain::world::World;
 use crate::store::{
     ProjectConfig, Store, StoreError, UnitRows, Write, Writer, done_per_minute_write, encode,
+    next_ids_write,
 };
 
 /// Serve-time settings (flags and environment).
@@ -109,7 +110,8 @@ impl AppState {
             loaded.hosts,
             loaded.apps,
             loaded.done_per_minute,
-        );
+        )
+        .with_next_ids(loaded.next_ids);
         let writer = store.writer();
         let register_limiter = Mutex::new(RateLimiter::new(options.register_per_minute));
         Ok(AppState(Arc::new(Inner {
@@ -196,6 +198,17 @@ impl AppState {
         // In the same commit as the units it counts, so a restart shows what was acknowledged.
         if dirty.done_per_minute {
             writes.push(done_per_minute_write(world.done_per_minute()));
+        }
+        // The rows go in the same commit as the id floor that keeps their ids from coming back.
+        for deleted in &dirty.deleted {
+            writes.push(Write::DeleteBatch {
+                batch: deleted.id.0,
+                first_unit: deleted.first_unit.0,
+                n_units: deleted.n_units,
+            });
+        }
+        if !dirty.deleted.is_empty() {
+            writes.push(next_ids_write(world.next_ids()));
         }
         if world.has_queued_work() {
             self.work_available.notify_waiters();

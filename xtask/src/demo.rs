@@ -246,7 +246,7 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
     println!("What to try next:");
     println!("  * docs/volunteer.md: `musketeer join URL` on another machine (any CPU, any OS).");
     println!(
-        "  * docs/researcher.md: `musketeer submit`, `musketeer batch status|results|cancel`;"
+        "  * docs/researcher.md: `musketeer submit`, `musketeer batch status|results|cancel|delete`;"
     );
     println!(
         "    the CSV of this run ({}) reads straight into pandas.read_csv.",

@@ -1,13 +1,13 @@
-//! `musketeer batch status|results|cancel`, and the progress display `submit --wait` shares.
+//! `musketeer batch status|results|cancel|delete`, and the progress display of `submit --wait`.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use musketeer_protocol::{BatchId, BatchState, BatchStatus, ResultsFormat};
+use musketeer_protocol::{BatchId, BatchState, BatchStatus, ErrorCode, ResultsFormat};
 
-use crate::api_client::ApiClient;
+use crate::api_client::{ApiClient, ApiError};
 use crate::cli::{BatchCommand, ResultsFormatArg};
 
 /// How often progress is polled.
@@ -60,8 +60,41 @@ pub fn batch(command: BatchCommand) -> anyhow::Result<()> {
                 println!("{}", describe(&status));
                 Ok(())
             }
+            BatchCommand::Delete { server, id } => {
+                let api = super::connection::client(&server)?;
+                let deleted = api
+                    .delete_batch(BatchId(id))
+                    .await
+                    .map_err(|error| delete_error(BatchId(id), error))?;
+                println!(
+                    "deleted batch {} and its {} units (inputs and results)",
+                    deleted.batch_id, deleted.deleted_units
+                );
+                Ok(())
+            }
         }
     })
+}
+
+/// A refused delete, with what to do about it.
+fn delete_error(id: BatchId, error: ApiError) -> anyhow::Error {
+    match &error {
+        ApiError::Server {
+            code: ErrorCode::Conflict,
+            ..
+        } => anyhow::anyhow!(
+            "batch {id} is still running: cancel it with `musketeer batch cancel {id}` or wait \
+             for it to finish (`musketeer batch status {id} --wait`)"
+        ),
+        ApiError::Server {
+            code: ErrorCode::NotFound,
+            ..
+        } => anyhow::anyhow!(
+            "no batch {id} for this token: it was deleted already, or it is another \
+             researcher's (an admin token can delete any batch)"
+        ),
+        _ => anyhow::Error::new(error).context(format!("cannot delete batch {id}")),
+    }
 }
 
 /// One line: state, counts, progress.
@@ -184,4 +217,35 @@ pub async fn write_results(
         None => std::io::stdout().lock().write_all(&bytes)?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16, code: ErrorCode) -> ApiError {
+        ApiError::Server {
+            status,
+            code,
+            message: "from the server".into(),
+        }
+    }
+
+    #[test]
+    fn refused_deletes_say_what_to_do() {
+        let id = BatchId(7);
+        let running = delete_error(id, refused(409, ErrorCode::Conflict)).to_string();
+        assert!(
+            running.contains("batch 7 is still running")
+                && running.contains("`musketeer batch cancel 7`"),
+            "{running}"
+        );
+        let absent = delete_error(id, refused(404, ErrorCode::NotFound)).to_string();
+        assert!(absent.contains("no batch 7 for this token"), "{absent}");
+        let other = format!("{:#}", delete_error(id, refused(403, ErrorCode::Forbidden)));
+        assert!(
+            other.starts_with("cannot delete batch 7: ") && other.contains("from the server"),
+            "{other}"
+        );
+    }
 }

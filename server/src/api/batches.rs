@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use musketeer_protocol::{
-    BatchId, BatchList, BatchStatus, ResultsFormat, Role, SubmitBatchRequest, SubmitBatchResponse,
-    UnitId,
+    BatchId, BatchList, BatchStatus, DeleteBatchResponse, ResultsFormat, Role, SubmitBatchRequest,
+    SubmitBatchResponse, UnitId,
 };
 use serde::Deserialize;
 
@@ -15,7 +15,7 @@ use super::extract::{Caller, JsonBody, PathParam, QueryParam};
 use crate::domain::lifecycle::Params;
 use crate::domain::results::{CsvColumns, jsonl_line, result_row};
 use crate::domain::tokens::TokenRecord;
-use crate::domain::world::{Batch, NewBatch, World};
+use crate::domain::world::{Batch, DeleteError, NewBatch, World};
 use crate::state::AppState;
 
 /// Most units per batch.
@@ -134,6 +134,30 @@ pub async fn cancel(
     status
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no batch {id}")))
+}
+
+/// `DELETE /api/v1/batches/{id}`: a finished or cancelled batch and its units, for good.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<BatchId>,
+) -> Result<Json<DeleteBatchResponse>, ApiError> {
+    let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
+    let (deleted, pending) = {
+        let mut world = state.world();
+        visible(&world, user, id)?;
+        let deleted = world.delete_batch(id).map_err(|error| match error {
+            DeleteError::NotFinished { .. } => ApiError::conflict(error.to_string()),
+            _ => ApiError::not_found(error.to_string()),
+        })?;
+        (deleted, state.persist(&mut world, Vec::new()))
+    };
+    pending.durable().await?;
+    tracing::info!(batch = %id, units = deleted.n_units, "batch deleted");
+    Ok(Json(DeleteBatchResponse {
+        batch_id: id,
+        deleted_units: deleted.n_units,
+    }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -57,7 +57,7 @@ pub fn app(state: AppState) -> Router {
                 .post(batches::submit)
                 .layer(DefaultBodyLimit::max(SUBMIT_BODY_LIMIT)),
         )
-        .route(paths::BATCH, get(batches::status))
+        .route(paths::BATCH, get(batches::status).delete(batches::delete))
         .route(paths::BATCH_RESULTS, get(batches::results))
         .route(paths::BATCH_CANCEL, post(batches::cancel))
         .route(paths::TOKENS, post(tokens::create))

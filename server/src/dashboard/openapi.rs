@@ -154,6 +154,15 @@ pub const ROUTES: &[Route] = &[
         "BatchStatus",
     ),
     route(
+        "DELETE",
+        paths::BATCH,
+        Roles("researcher, admin"),
+        "Delete a finished or cancelled batch and its units (owner or admin)",
+        None,
+        200,
+        "DeleteBatchResponse",
+    ),
+    route(
         "GET",
         paths::BATCH_RESULTS,
         Roles("researcher, admin"),

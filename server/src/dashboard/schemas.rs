@@ -4,12 +4,13 @@
 
 use musketeer_protocol::{
     AppList, AppVersionInfo, Assignment, Backend, Base64Bytes, BatchId, BatchList, BatchState,
-    BatchStatus, CreateTokenRequest, CreateTokenResponse, ErrorKind, FetchRequest, FetchResponse,
-    HostDetail, HostId, HostList, HostPlatform, HostSummary, Limits, Outcome, ProjectInfo,
-    PublishRequest, PublishResponse, RegisterHostRequest, RegisterHostResponse, RegistrationPolicy,
-    ReplicaOutcome, ReplicaView, Replication, ReportAck, ReportRequest, ReportResponse,
-    ReportStatus, ResultId, ResultReport, Role, Stats, SubmitBatchRequest, SubmitBatchResponse,
-    TokenId, TrustedKey, UnitCounts, UnitDetail, UnitId, UnitList, UnitState, UnitSummary,
+    BatchStatus, CreateTokenRequest, CreateTokenResponse, DeleteBatchResponse, ErrorKind,
+    FetchRequest, FetchResponse, HostDetail, HostId, HostList, HostPlatform, HostSummary, Limits,
+    Outcome, ProjectInfo, PublishRequest, PublishResponse, RegisterHostRequest,
+    RegisterHostResponse, RegistrationPolicy, ReplicaOutcome, ReplicaView, Replication, ReportAck,
+    ReportRequest, ReportResponse, ReportStatus, ResultId, ResultReport, Role, Stats,
+    SubmitBatchRequest, SubmitBatchResponse, TokenId, TrustedKey, UnitCounts, UnitDetail, UnitId,
+    UnitList, UnitState, UnitSummary,
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -339,6 +340,10 @@ fn examples(name: &str) -> Option<Vec<Value>> {
             batches: vec![batch_status()],
         }]),
         "BatchStatus" => values(&[batch_status()]),
+        "DeleteBatchResponse" => values(&[DeleteBatchResponse {
+            batch_id: BatchId(3),
+            deleted_units: 2,
+        }]),
         "SubmitBatchRequest" => values(&[SubmitBatchRequest {
             app: "stock-day".into(),
             version: Some(version()),
@@ -455,5 +460,6 @@ mod tests {
         check::<HostDetail>("HostDetail");
         check::<Stats>("Stats");
         check::<SubmitBatchRequest>("SubmitBatchRequest");
+        check::<DeleteBatchResponse>("DeleteBatchResponse");
     }
 }

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::lifecycle::{Event, Params, ReplicaState, ReportEffect, Reported, Unit, Validation};
 
+mod delete;
+pub use delete::{DeleteError, DeletedBatch, NextIds};
+
 /// A host counts as online if it made contact within this time.
 pub const ONLINE_WINDOW_MS: u64 = 2 * 60 * 1000;
 /// Cap on queue entries scanned for one fetch (hosts that already hold many queued units).
@@ -190,6 +193,8 @@ pub struct Dirty {
     pub apps: Vec<(String, Version)>,
     /// The per-minute history of done units changed.
     pub done_per_minute: bool,
+    /// Deleted batches, whose batch and unit rows go, with [`World::next_ids`] stored.
+    pub deleted: Vec<DeletedBatch>,
 }
 
 impl Dirty {
@@ -200,6 +205,7 @@ impl Dirty {
             && self.hosts.is_empty()
             && self.apps.is_empty()
             && !self.done_per_minute
+            && self.deleted.is_empty()
     }
 }
 
@@ -238,6 +244,8 @@ pub struct World {
     unsent_replicas: u64,
     /// (minute since epoch, units done in it), last hour.
     done_per_minute: Vec<(u64, u64)>,
+    /// Ids below these were handed out (and may belong to deleted batches).
+    id_floor: NextIds,
     dirty: Dirty,
 }
 
@@ -396,8 +404,10 @@ impl World {
 
     /// Create a batch and its units.
     pub fn submit(&mut self, new: NewBatch, now_ms: u64) -> &Batch {
-        let id = BatchId(self.batches.keys().next_back().map_or(1, |b| b.0 + 1));
-        let first_unit = UnitId(self.units.keys().next_back().map_or(1, |u| u.0 + 1));
+        let NextIds {
+            batch: id,
+            unit: first_unit,
+        } = self.next_ids();
         let batch = Batch {
             id,
             owner: new.owner,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::lifecycle::Unit;
 use crate::domain::tokens::TokenRecord;
-use crate::domain::world::{AppVersion, Batch, Host};
+use crate::domain::world::{AppVersion, Batch, Host, NextIds};
 pub use writer::{UnitRows, Write, Writer};
 
 /// The store file inside the data directory.
@@ -36,6 +36,7 @@ pub(crate) const UNITS: TableDefinition<u64, &[u8]> = TableDefinition::new("unit
 const PROJECT_KEY: &str = "project";
 const SCHEMA_KEY: &str = "schema_version";
 const DONE_PER_MINUTE_KEY: &str = "done_per_minute";
+const NEXT_IDS_KEY: &str = "next_ids";
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +121,8 @@ pub struct Loaded {
     /// The overview chart's history: (minute since the Unix epoch, units done in it). Empty if
     /// the row is missing or does not decode (it is a display aid, not worth refusing to start).
     pub done_per_minute: Vec<(u64, u64)>,
+    /// The ids the next batch and unit get at least (default if no batch was ever deleted).
+    pub next_ids: NextIds,
 }
 
 /// The open store.
@@ -192,6 +195,12 @@ impl Store {
                 Vec::new()
             }),
         };
+        let next_ids = meta
+            .get(NEXT_IDS_KEY)
+            .db()?
+            .map(|v| decode::<NextIds>("meta", NEXT_IDS_KEY, v.value()))
+            .transpose()?
+            .unwrap_or_default();
         Ok(Loaded {
             project,
             tokens: read_all(&txn.open_table(TOKENS).db()?, "tokens")?,
@@ -200,6 +209,7 @@ impl Store {
             batches: read_all(&txn.open_table(BATCHES).db()?, "batches")?,
             units: read_units(&txn.open_table(UNITS).db()?)?,
             done_per_minute,
+            next_ids,
         })
     }
 
@@ -232,6 +242,11 @@ pub fn done_per_minute_write(history: &[(u64, u64)]) -> Write {
     let mut row = Vec::with_capacity(2 + 3 * history.len());
     done_per_minute_row::encode(history, &mut row);
     Write::Meta(DONE_PER_MINUTE_KEY.into(), row)
+}
+
+/// The meta row holding the ids the next batch and unit get at least.
+pub fn next_ids_write(next: NextIds) -> Write {
+    Write::Meta(NEXT_IDS_KEY.into(), encode(&next))
 }
 
 fn open_error(e: redb::DatabaseError, path: &Path) -> StoreError {

@@ -27,6 +27,15 @@ pub enum Write {
     /// Units, in the layout of [`super::unit_row`], in one buffer (one allocation per commit
     /// request instead of one per unit).
     Units(UnitRows),
+    /// Remove a batch row and its unit rows, `first_unit .. first_unit + n_units`.
+    DeleteBatch {
+        /// The batch id.
+        batch: u64,
+        /// Its first unit id.
+        first_unit: u64,
+        /// How many units it has.
+        n_units: u64,
+    },
 }
 
 /// Unit rows encoded back to back in one buffer.
@@ -180,6 +189,13 @@ fn commit_refs(db: &Database, writes: &[&Write]) -> Result<(), StoreError> {
                 Write::Units(rows) => rows
                     .iter()
                     .try_for_each(|(k, v)| units.insert(k, v).map(drop)),
+                Write::DeleteBatch {
+                    batch,
+                    first_unit,
+                    n_units,
+                } => batches.remove(batch).map(drop).and_then(|()| {
+                    units.retain_in(*first_unit..first_unit + n_units, |_, _| false)
+                }),
             }
             .db()?;
         }

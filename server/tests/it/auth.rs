@@ -52,6 +52,10 @@ async fn every_endpoint_for_every_caller() {
     let batch = api
         .submit(&project.researcher, "demo", json!([1, 2]), json!({}))
         .await;
+    // Deleting needs a finished batch: this one stays queued, so allowed callers get 409.
+    let running = api
+        .submit(&project.researcher, "demo", json!([3]), json!({}))
+        .await;
     let host = api.register("h").await;
     let (_, throwaway) = api
         .post(
@@ -176,6 +180,12 @@ async fn every_endpoint_for_every_caller() {
             format!("/api/v1/batches/{batch}/cancel"),
             Box::new(|_| Some(json!({}))),
             Box::new(users(&batch_users, StatusCode::OK)),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/batches/{running}"),
+            Box::new(|_| None),
+            Box::new(users(&batch_users, StatusCode::CONFLICT)),
         ),
         (
             Method::POST,

@@ -260,6 +260,7 @@ async fn unknown_and_malformed_ids_are_404_and_400() {
         (Method::GET, "/api/v1/batches/999".to_owned(), r),
         (Method::GET, "/api/v1/batches/999/results".to_owned(), r),
         (Method::POST, "/api/v1/batches/999/cancel".to_owned(), r),
+        (Method::DELETE, "/api/v1/batches/999".to_owned(), r),
         (Method::DELETE, "/api/v1/tokens/999".to_owned(), a),
         (
             Method::GET,
@@ -288,6 +289,7 @@ async fn unknown_and_malformed_ids_are_404_and_400() {
             r,
         ),
         (Method::DELETE, "/api/v1/tokens/x".to_owned(), a),
+        (Method::DELETE, "/api/v1/batches/abc".to_owned(), r),
         (Method::GET, "/api/v1/modules/not-a-hash".to_owned(), None),
     ];
     for (method, path, token) in malformed {

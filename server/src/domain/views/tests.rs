@@ -230,3 +230,38 @@ fn views_and_row_counts_are_the_same_after_reloading_the_stored_rows() {
     // Every counter and the per-minute history are restored.
     assert_eq!(world.stats(30), reloaded.stats(30));
 }
+
+#[test]
+fn host_pages_and_row_counts_drop_a_deleted_batch_but_keep_the_host_counters() {
+    let (mut world, replicated, single) = busy_world();
+    let hosts_before: Vec<_> = world.hosts().cloned().collect();
+    world.cancel_batch(single, 40);
+    world.delete_batch(single).unwrap();
+    for host in world.hosts() {
+        let recent = host_recent(&world, host.id, usize::MAX);
+        assert!(
+            recent.iter().all(|r| r.batch_id == replicated),
+            "{recent:?}"
+        );
+        let running = recent
+            .iter()
+            .filter(|r| r.outcome == ReplicaOutcome::Running)
+            .count() as u64;
+        assert_eq!(running, host.running, "{recent:?}");
+        let before = hosts_before.iter().find(|h| h.id == host.id).unwrap();
+        assert_eq!(
+            (host.succeeded, host.failed, host.invalid, host.credit),
+            (
+                before.succeeded,
+                before.failed,
+                before.invalid,
+                before.credit
+            )
+        );
+    }
+    let rows = row_counts(&world);
+    assert_eq!((rows.batches, rows.units), (1, 4));
+    assert_eq!(rows, row_counts(&rebuilt(&world)));
+    assert!(batch_units(&world, single, None, 10).is_none());
+    assert_eq!(world.stats(40), rebuilt(&world).stats(40));
+}

@@ -76,6 +76,7 @@ fn rebuilt(world: &World) -> World {
         world.app_versions().cloned(),
         world.done_per_minute.iter().copied(),
     )
+    .with_next_ids(world.id_floor)
 }
 
 fn assert_same_indexes(a: &World, b: &World) {
@@ -84,6 +85,7 @@ fn assert_same_indexes(a: &World, b: &World) {
     assert_eq!(a.unsent_replicas, b.unsent_replicas, "unsent replicas");
     assert_eq!(a.queue, b.queue, "queue");
     assert_eq!(a.deadlines, b.deadlines, "deadlines");
+    assert_eq!(a.next_ids(), b.next_ids(), "next ids");
     for (id, batch) in &a.batches {
         assert_eq!(batch.counts, b.batches[id].counts, "batch {id} counts");
     }
@@ -267,6 +269,7 @@ enum Op {
     },
     Expire(u64),
     Cancel(u64),
+    Delete(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -276,6 +279,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (1..4u64, any::<usize>(), 0..5u8).prop_map(|(host, pick, outcome)| Op::Report { host, pick, outcome }),
         1 => (0..1500u64).prop_map(Op::Expire),
         1 => (1..4u64).prop_map(Op::Cancel),
+        1 => (1..5u64).prop_map(Op::Delete),
     ]
 }
 
@@ -311,10 +315,177 @@ proptest! {
                 }
                 Op::Expire(dt) => { now += dt; world.expire(now); }
                 Op::Cancel(batch) => { world.cancel_batch(BatchId(batch), now); }
+                Op::Delete(batch) => {
+                    let batch_row = world.batch(BatchId(batch));
+                    let unfinished = batch_row.map(|b| b.n_units - b.counts.finished());
+                    let deleted = world.delete_batch(BatchId(batch));
+                    prop_assert_eq!(deleted.is_ok(), unfinished == Some(0), "{:?}", deleted);
+                }
             }
             assert_same_indexes(&world, &rebuilt(&world));
             let total: u64 = world.batches.values().map(|b| b.n_units).sum();
             prop_assert_eq!(world.stats(now).units.total(), total);
         }
+    }
+}
+
+/// A world with a finished quorum-1 batch of 2 units (one done, one failed on its only allowed
+/// error, with a replica beyond the quorum still running on host 3) and a running batch.
+fn finished_and_running() -> (World, BatchId, BatchId) {
+    let mut world = world_with_hosts(3);
+    let new = NewBatch {
+        owner: TokenId(1),
+        app: "demo".into(),
+        version: "1.0.0".parse().unwrap(),
+        inputs: vec![json!("a"), json!("b")],
+        params: Params::resolve(&musketeer_protocol::Replication {
+            target_nresults: Some(2),
+            max_error_results: Some(0),
+            delay_bound_ms: Some(1000),
+            ..Default::default()
+        })
+        .unwrap(),
+        priority: 0,
+        label: None,
+    };
+    let finished = world.submit(new, 0).id;
+    let first = world.fetch(HostId(1), 2, 0);
+    let second = world.fetch(HostId(2), 1, 0);
+    assert_eq!((first.len(), second.len()), (2, 1));
+    world.report(HostId(1), first[0], success("x"), 1);
+    world.report(
+        HostId(1),
+        first[1],
+        Reported::Error {
+            kind: musketeer_protocol::ErrorKind::Trap,
+            message: "x".into(),
+            stderr_tail: String::new(),
+        },
+        1,
+    );
+    let running = submit(&mut world, 2, 1, 5);
+    assert_eq!(world.fetch(HostId(3), 1, 2).len(), 1);
+    let status = world.batch(finished).unwrap().status();
+    assert_eq!(status.state, musketeer_protocol::BatchState::Finished);
+    assert_eq!((status.counts.done, status.counts.failed), (1, 1));
+    assert_eq!(
+        world.host(HostId(2)).unwrap().running,
+        1,
+        "beyond the quorum"
+    );
+    (world, finished, running)
+}
+
+#[test]
+fn deleting_a_finished_batch_leaves_the_world_as_if_it_never_was_but_credit_stays() {
+    let (mut world, finished, running) = finished_and_running();
+    let units: Vec<UnitId> = world.batch(finished).unwrap().unit_ids().collect();
+    let leased_beyond_quorum: Vec<ResultId> = units
+        .iter()
+        .flat_map(|&u| {
+            world
+                .unit(u)
+                .unwrap()
+                .leases()
+                .map(move |(replica, _, _)| ResultId { unit: u, replica })
+        })
+        .collect();
+    assert_eq!(leased_beyond_quorum.len(), 1);
+    let credit_before = world.host(HostId(1)).unwrap().clone();
+    let history = world.done_per_minute().to_vec();
+    let next = world.next_ids();
+    world.take_dirty();
+
+    let deleted = world.delete_batch(finished).unwrap();
+    assert_eq!(
+        deleted,
+        DeletedBatch {
+            id: finished,
+            first_unit: units[0],
+            n_units: 2
+        }
+    );
+    assert!(world.batch(finished).is_none());
+    assert!(units.iter().all(|&u| world.unit(u).is_none()));
+    // Every index and counter equals a world rebuilt from the remaining rows.
+    assert_same_indexes(&world, &rebuilt(&world));
+    let stats = world.stats(2);
+    assert_eq!(stats.units.total(), 2, "only the running batch's units");
+    assert_eq!((stats.units.done, stats.units.failed), (0, 0));
+    assert_eq!((stats.results.valid, stats.results.errors), (0, 0));
+    assert_eq!(stats.slots_busy, 1, "the running batch's lease only");
+    assert_eq!(world.host(HostId(2)).unwrap().running, 0);
+    // History and earned credit stay.
+    assert_eq!(world.done_per_minute(), history.as_slice());
+    assert_eq!(world.host(HostId(1)).unwrap(), &credit_before);
+    // The host still running a replica is told to abort it; its report is refused.
+    assert_eq!(
+        world.cancelled_among(HostId(2), &leased_beyond_quorum),
+        leased_beyond_quorum
+    );
+    assert_eq!(
+        world
+            .report(HostId(2), leased_beyond_quorum[0], success("x"), 3)
+            .0,
+        ReportStatus::Refused
+    );
+    // The store is told to delete the rows and nothing else about them.
+    let dirty = world.take_dirty();
+    assert_eq!(dirty.deleted, vec![deleted]);
+    assert!(
+        dirty.batches.is_empty() && dirty.units.is_empty(),
+        "{dirty:?}"
+    );
+    // Not the newest batch: the next ids are what they were.
+    assert_eq!(world.next_ids(), next);
+    assert!(world.batch(running).is_some());
+}
+
+#[test]
+fn running_batches_must_be_cancelled_first_and_deleted_ids_are_never_reused() {
+    let (mut world, finished, running) = finished_and_running();
+    let next = world.next_ids();
+    assert_eq!(
+        next,
+        NextIds {
+            batch: BatchId(3),
+            unit: UnitId(5)
+        }
+    );
+    let refused = world.delete_batch(running).unwrap_err();
+    assert_eq!(
+        refused,
+        DeleteError::NotFinished {
+            id: running,
+            unfinished: 2
+        }
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains("cancel it first or wait for it to finish"),
+        "{refused}"
+    );
+    assert_eq!(
+        world.delete_batch(BatchId(9)),
+        Err(DeleteError::NotFound(BatchId(9)))
+    );
+    assert!(world.batch(running).is_some() && world.take_dirty().deleted.is_empty());
+
+    // Cancelled, it can go, with the newest ids: a fresh rebuild would hand them out again
+    // without the stored floor.
+    world.cancel_batch(running, 3);
+    world.delete_batch(running).unwrap();
+    world.delete_batch(finished).unwrap();
+    assert_eq!(world.stats(3).units.total(), 0);
+    assert_eq!(world.stats(3).slots_busy, 0);
+    assert!(!world.has_queued_work());
+    assert_same_indexes(&world, &rebuilt(&world));
+    assert_eq!(world.next_ids(), next);
+    let mut restarted = rebuilt(&world);
+    for w in [&mut world, &mut restarted] {
+        let again = submit(w, 1, 1, 0);
+        assert_eq!(again, next.batch);
+        assert_eq!(w.batch(again).unwrap().first_unit, next.unit);
     }
 }

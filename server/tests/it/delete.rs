@@ -1,0 +1,210 @@
+//! Deleting finished batches: who may, when, and that the rows stay gone after a restart without
+//! their ids coming back.
+
+use axum::http::{Method, StatusCode};
+use musketeer_protocol::{BatchId, UnitId};
+use musketeer_server::domain::world::NextIds;
+use musketeer_server::state::{AppState, ServeOptions};
+use musketeer_server::store::Store;
+use serde_json::{Value, json};
+
+use crate::support::{Api, Project, assert_error};
+
+async fn delete(api: &Api, batch: u64, token: Option<&str>) -> (StatusCode, Value) {
+    api.call(
+        Method::DELETE,
+        &format!("/api/v1/batches/{batch}"),
+        token,
+        None,
+    )
+    .await
+}
+
+/// Run every queued replica to a success on one host.
+async fn finish_all(api: &Api, host: &str) {
+    for assignment in api.fetch(host, 100).await {
+        let ack = api
+            .report_success(host, &assignment["result_id"], b"42")
+            .await;
+        assert_eq!(ack, "accepted");
+    }
+}
+
+#[tokio::test]
+async fn only_owners_and_admins_delete_and_only_finished_batches() {
+    let project = Project::new();
+    let api = Api::new(&project);
+    api.publish(&project, "demo", "1.0.0", b"m").await;
+    let (_, other) = api
+        .post(
+            "/api/v1/tokens",
+            Some(&project.admin),
+            json!({"role": "researcher"}),
+        )
+        .await;
+    let other = other["token"].as_str().unwrap().to_owned();
+    let host = api.register("h").await;
+    let finished = api
+        .submit(&project.researcher, "demo", json!([1, 2]), json!({}))
+        .await;
+    finish_all(&api, &host).await;
+    let running = api
+        .submit(&project.researcher, "demo", json!([3, 4, 5]), json!({}))
+        .await;
+    let (_, status) = api
+        .get(
+            &format!("/api/v1/batches/{finished}"),
+            Some(&project.researcher),
+        )
+        .await;
+    assert_eq!(status["state"], "finished");
+    let first_unit = status["first_unit"].as_u64().unwrap();
+
+    assert_error(
+        &delete(&api, finished, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_error(
+        &delete(&api, finished, Some(&project.publisher)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &delete(&api, finished, Some(&host)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    // Another researcher's batch looks absent, as for cancel.
+    assert_error(
+        &delete(&api, finished, Some(&other)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let refused = delete(&api, running, Some(&project.researcher)).await;
+    assert_error(&refused, StatusCode::CONFLICT, "conflict");
+    let message = refused.1["message"].as_str().unwrap();
+    assert!(
+        message.contains("cancel it first or wait for it to finish"),
+        "{message}"
+    );
+
+    let (status, body) = delete(&api, finished, Some(&project.researcher)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"batch_id": finished, "deleted_units": 2}));
+    let researcher = Some(project.researcher.as_str());
+    for path in [
+        format!("/api/v1/batches/{finished}"),
+        format!("/api/v1/batches/{finished}/results"),
+        format!("/api/v1/batches/{finished}/units"),
+        format!("/api/v1/units/{first_unit}"),
+    ] {
+        assert_error(
+            &api.get(&path, researcher).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+    }
+    assert_error(
+        &delete(&api, finished, researcher).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (_, list) = api.get("/api/v1/batches", researcher).await;
+    assert_eq!(list["batches"].as_array().unwrap().len(), 1);
+    // The host keeps what it earned; the counters forget the units.
+    let (_, hosts) = api.get("/api/v1/hosts", Some(&project.admin)).await;
+    assert_eq!(hosts["hosts"][0]["succeeded"], 2);
+    let (_, stats) = api.get("/api/v1/stats", Some(&project.admin)).await;
+    assert_eq!(stats["units"]["done"], 0);
+    assert_eq!(stats["units"]["queued"], 3);
+
+    // An admin may delete anyone's batch once it is cancelled.
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/batches/{running}/cancel"),
+            Some(&project.admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = delete(&api, running, Some(&project.admin)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["deleted_units"], 3);
+    let (_, stats) = api.get("/api/v1/stats", Some(&project.admin)).await;
+    assert_eq!(
+        stats["units"],
+        json!({"queued": 0, "running": 0, "done": 0, "failed": 0, "cancelled": 0})
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_batch_stays_gone_after_a_restart_and_its_ids_are_not_reused() {
+    let project = Project::new();
+    let serve = |state: &AppState| Api {
+        router: musketeer_server::app(state.clone()),
+    };
+    let state = project.state(ServeOptions::default());
+    let api = serve(&state);
+    let researcher = Some(project.researcher.as_str());
+    api.publish(&project, "demo", "1.0.0", b"m").await;
+    let kept = api
+        .submit(&project.researcher, "demo", json!([1]), json!({}))
+        .await;
+    let newest = api
+        .submit(&project.researcher, "demo", json!([2, 3]), json!({}))
+        .await;
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/batches/{newest}/cancel"),
+            researcher,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = delete(&api, newest, researcher).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    state.close();
+    drop((api, state));
+
+    // The rows are gone from the file, and the ids they had are remembered.
+    let loaded = Store::open(project.path()).unwrap().load().unwrap();
+    let batches: Vec<BatchId> = loaded.batches.iter().map(|b| b.id).collect();
+    let units: Vec<UnitId> = loaded.units.iter().map(|u| u.id).collect();
+    assert_eq!((batches, units), (vec![BatchId(kept)], vec![UnitId(1)]));
+    assert_eq!(
+        loaded.next_ids,
+        NextIds {
+            batch: BatchId(newest + 1),
+            unit: UnitId(4)
+        }
+    );
+    drop(loaded);
+
+    let state = project.state(ServeOptions::default());
+    let api = serve(&state);
+    assert_error(
+        &api.get(&format!("/api/v1/batches/{newest}"), researcher)
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (status, _) = api
+        .get(&format!("/api/v1/batches/{kept}"), researcher)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = api
+        .post(
+            "/api/v1/batches",
+            researcher,
+            json!({"app": "demo", "inputs": [4]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        (body["batch_id"].as_u64(), body["first_unit"].as_u64()),
+        (Some(newest + 1), Some(4)),
+        "not the deleted batch's ids"
+    );
+    state.close();
+}
