@@ -65,6 +65,17 @@ impl ApiError {
             ApiError::Decode { .. } | ApiError::BadUrl(_) => false,
         }
     }
+
+    /// Whether the server refused the token itself (unknown, revoked or expired).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Server {
+                code: ErrorCode::Unauthorized,
+                ..
+            }
+        )
+    }
 }
 
 /// A client of one server, optionally with a bearer token.

@@ -102,6 +102,17 @@ impl DataDir {
         write_json(&self.root.join("host.json"), host, true)
     }
 
+    /// Deletes `host.json`: the server no longer accepts its token.
+    pub fn forget_host(&self) -> Result<(), FileError> {
+        let path = self.root.join("host.json");
+        match std::fs::remove_file(&path) {
+            Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                Err(FileError::Io { path, source })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// `trust.json`, if pinned.
     pub fn pinned(&self) -> Result<Option<PinnedTrust>, FileError> {
         read_json(&self.root.join("trust.json"))

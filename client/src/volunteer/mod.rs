@@ -1,7 +1,8 @@
 //! The volunteer side: join a project, pin its keys, register, and run its work in N slots.
 //!
 //! [`join`] contacts the server, decides which keys to trust ([`pinning`]), registers once
-//! (credentials kept in the data directory, see [`files`]) and runs the work loop: it long-polls
+//! (credentials kept in the data directory, see [`files`]; again as a new host if the server
+//! stops accepting them, e.g. after its store was reset) and runs the work loop: it long-polls
 //! for assignments while slots are free, runs each in the sandbox, keeps every finished result in
 //! the [`spool`] until the server acknowledges it, and retries with [`backoff`] while the server
 //! is away. A shutdown signal stops fetching, hands unstarted and unfinished work back, and
@@ -13,6 +14,7 @@ pub mod files;
 pub mod modules;
 pub mod pinning;
 pub mod spool;
+mod stop;
 mod trust;
 mod work;
 
@@ -29,6 +31,7 @@ use crate::sandbox::{Sandbox, SandboxConfig, wasmtime_version};
 use backoff::Backoff;
 use events::{Events, LogFormat};
 use files::{DataDir, HostCredentials};
+use stop::StopSignal;
 
 /// Settings of `musketeer join`.
 #[derive(Debug, Clone)]
@@ -91,9 +94,9 @@ pub async fn join(
     let events = Events::new(config.log_format, &config.name);
     let data = DataDir::open(&config.data_dir)?;
     let api = ApiClient::new(&config.server, None)?;
-    let mut shutdown = Box::pin(shutdown);
+    let stop = StopSignal::new(shutdown);
 
-    let Some(project) = retry(&events, &config, &mut shutdown, "read the project", || {
+    let Some(project) = retry(&events, &config, &stop, "read the project", || {
         api.project()
     })
     .await?
@@ -120,27 +123,95 @@ pub async fn join(
         slots: u32::try_from(config.slots).unwrap_or(u32::MAX),
     };
 
-    let host = match data.host()? {
-        Some(host) if host.server == api.base_url() => host,
-        Some(host) => {
-            return Err(JoinError::OtherServer {
-                dir: data.root().to_path_buf(),
-                other: host.server,
-                server: api.base_url().to_owned(),
-            });
+    let sandbox = Arc::new(sandbox);
+    // Spaces out new identities if the server keeps refusing fresh tokens.
+    let mut reregister = Backoff::new(Duration::from_millis(250), config.max_backoff);
+    loop {
+        let Some(host) = identity(&api, &data, &platform, &events, &config, &stop).await? else {
+            return Ok(());
+        };
+        events.emit(
+            "joined",
+            serde_json::json!({
+                "host_id": host.host_id,
+                "project": project.name,
+                "slots": config.slots,
+                "backend": sandbox.backend_name(),
+                "data_dir": data.root(),
+            }),
+            format!(
+                "joined {:?} at {} as host {} with {} slot(s) ({} backend); data in {}",
+                project.name,
+                api.base_url(),
+                host.host_id,
+                config.slots,
+                sandbox.backend_name(),
+                data.root().display()
+            ),
+        );
+        let worker = work::Worker::new(work::WorkerSetup {
+            api: api.with_token(host.host_token.clone()),
+            data: data.clone(),
+            sandbox: sandbox.clone(),
+            trust: trust.clone(),
+            platform: platform.clone(),
+            events: events.clone(),
+            config: config.clone(),
+        })?;
+        match worker.run(stop.requested()).await {
+            // The server has forgotten this host (its store was reset, or the host removed):
+            // like BOINC, come back as a new host rather than stop volunteering. Unreported
+            // results go: they were the old host's, and their ids may mean other work now.
+            Err(JoinError::Api(error)) if error.is_unauthorized() && !stop.is_requested() => {
+                data.forget_host()?;
+                let discarded = spool::Spool::open(data.spool_dir())?.discard_all();
+                let delay = reregister.next_delay();
+                events.emit(
+                    "re-register",
+                    serde_json::json!({"old_host_id": host.host_id, "error": error.to_string(), "discarded_results": discarded, "delay_ms": delay.as_millis() as u64}),
+                    format!(
+                        "the server no longer accepts host {} ({error}); {discarded} unreported result(s) discarded, registering again in {:.1} s",
+                        host.host_id,
+                        delay.as_secs_f64()
+                    ),
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = stop.requested() => return Ok(()),
+                }
+            }
+            other => return other,
         }
+    }
+}
+
+/// This host's credentials at the server: the stored ones, or new ones from registering.
+/// `None` when a shutdown came first.
+async fn identity(
+    api: &ApiClient,
+    data: &DataDir,
+    platform: &HostPlatform,
+    events: &Events,
+    config: &JoinConfig,
+    stop: &StopSignal,
+) -> Result<Option<HostCredentials>, JoinError> {
+    match data.host()? {
+        Some(host) if host.server == api.base_url() => Ok(Some(host)),
+        Some(host) => Err(JoinError::OtherServer {
+            dir: data.root().to_path_buf(),
+            other: host.server,
+            server: api.base_url().to_owned(),
+        }),
         None => {
             let request = RegisterHostRequest {
                 name: Some(config.name.clone()),
                 invite_code: config.invite_code.clone(),
                 platform: Some(platform.clone()),
             };
-            let Some(registered) = retry(&events, &config, &mut shutdown, "register", || {
-                api.register(&request)
-            })
-            .await?
+            let Some(registered) =
+                retry(events, config, stop, "register", || api.register(&request)).await?
             else {
-                return Ok(());
+                return Ok(None);
             };
             let host = HostCredentials {
                 server: api.base_url().to_owned(),
@@ -148,39 +219,9 @@ pub async fn join(
                 host_token: registered.host_token,
             };
             data.save_host(&host)?;
-            host
+            Ok(Some(host))
         }
-    };
-    events.emit(
-        "joined",
-        serde_json::json!({
-            "host_id": host.host_id,
-            "project": project.name,
-            "slots": config.slots,
-            "backend": sandbox.backend_name(),
-            "data_dir": data.root(),
-        }),
-        format!(
-            "joined {:?} at {} as host {} with {} slot(s) ({} backend); data in {}",
-            project.name,
-            api.base_url(),
-            host.host_id,
-            config.slots,
-            sandbox.backend_name(),
-            data.root().display()
-        ),
-    );
-    let api = api.with_token(host.host_token.clone());
-    let worker = work::Worker::new(work::WorkerSetup {
-        api,
-        data,
-        sandbox: Arc::new(sandbox),
-        trust,
-        platform,
-        events,
-        config,
-    })?;
-    worker.run(shutdown).await
+    }
 }
 
 /// Calls `attempt` until it succeeds or fails for good, backing off while the server is away.
@@ -188,7 +229,7 @@ pub async fn join(
 async fn retry<T, F, Fut>(
     events: &Events,
     config: &JoinConfig,
-    shutdown: &mut std::pin::Pin<Box<impl Future<Output = ()>>>,
+    stop: &StopSignal,
     what: &str,
     mut attempt: F,
 ) -> Result<Option<T>, JoinError>
@@ -209,7 +250,7 @@ where
                 );
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
-                    () = shutdown.as_mut() => return Ok(None),
+                    () = stop.requested() => return Ok(None),
                 }
             }
             Err(error) => return Err(error.into()),

@@ -80,6 +80,17 @@ impl Spool {
         let _ = std::fs::remove_file(self.path(id));
     }
 
+    /// Forgets every result; returns how many there were. For results that can no longer be
+    /// reported: they belong to a host identity the server has forgotten, and their ids may
+    /// name other results on it now.
+    pub fn discard_all(&self) -> usize {
+        let ids: Vec<ResultId> = self.lock().keys().copied().collect();
+        for &id in &ids {
+            self.remove(id);
+        }
+        ids.len()
+    }
+
     fn path(&self, id: ResultId) -> PathBuf {
         self.dir.join(format!("{id}.json"))
     }
@@ -113,6 +124,27 @@ mod tests {
         let spool = Spool::open(dir.path().to_path_buf()).unwrap();
         assert_eq!(spool.pending(10)[0].result_id, id);
         spool.remove(id);
+        drop(spool);
+        assert!(Spool::open(dir.path().to_path_buf()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn discarded_results_stay_gone_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path().to_path_buf()).unwrap();
+        for replica in 1..=3 {
+            spool
+                .push(ResultReport {
+                    result_id: ResultId {
+                        unit: UnitId(7),
+                        replica,
+                    },
+                    outcome: Outcome::Returned,
+                })
+                .unwrap();
+        }
+        assert_eq!(spool.discard_all(), 3);
+        assert!(spool.is_empty());
         drop(spool);
         assert!(Spool::open(dir.path().to_path_buf()).unwrap().is_empty());
     }

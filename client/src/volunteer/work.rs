@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use musketeer_protocol::{
-    Assignment, Base64Bytes, ErrorCode, ErrorKind, FetchRequest, FetchResponse, HostPlatform,
-    Outcome, ReportRequest, ResultId, ResultReport,
+    Assignment, Base64Bytes, ErrorKind, FetchRequest, FetchResponse, HostPlatform, Outcome,
+    ReportRequest, ResultId, ResultReport,
 };
 use musketeer_signing_keys::{SignedManifest, TrustStore};
 use tokio::sync::{Notify, mpsc};
@@ -500,13 +500,7 @@ async fn report_loop(
                 tokio::time::sleep(delay).await;
             }
             Err(error) => {
-                let refused_token = matches!(
-                    &error,
-                    ApiError::Server {
-                        code: ErrorCode::Unauthorized,
-                        ..
-                    }
-                );
+                let refused_token = error.is_unauthorized();
                 let _ = fatal.send(error);
                 if refused_token {
                     return;

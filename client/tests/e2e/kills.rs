@@ -140,3 +140,64 @@ fn sigterm_hands_work_back_and_exits_zero() {
     assert_complete(&project.http().results(&project.researcher, batch), 4);
     drop(b);
 }
+
+#[test]
+fn a_reset_server_gets_its_volunteer_back_as_a_new_host() {
+    let mut project = Project::start();
+    let a = project.join("aramis", 1);
+    wait_idle(&a);
+    let sleep = |secs: u64, n: usize, project: &Project| {
+        project.publish(HOSTILE, "sleeper", "1.0.0", &[]);
+        let request = SubmitBatchRequest {
+            app: "sleeper".into(),
+            version: None,
+            inputs: vec![serde_json::json!({"mode": "sleep", "secs": secs}); n],
+            replication: Replication::default(),
+            priority: 0,
+            label: None,
+        };
+        project
+            .http()
+            .submit(&project.researcher, &request)
+            .batch_id
+    };
+    sleep(2, 1, &project);
+    wait_for("the client to start the unit", || {
+        (!a.stdout.events("started").is_empty()).then_some(())
+    });
+    project.server.kill();
+    wait_for("the result to be spooled while the server is down", || {
+        (!a.stdout.events("finished").is_empty()).then_some(())
+    });
+    // The operator starts over: empty store, same project key, same address. Unit and result
+    // ids start again from 1, so the spooled result's id now names other work.
+    project.reset_server();
+    let event = wait_for("the client to register again", || {
+        a.stdout.events("re-register").into_iter().next()
+    });
+    assert_eq!(event["discarded_results"], 1, "{event}");
+    let batch = sleep(0, 3, &project);
+    // A new HTTP client: the old one's pooled connections died with the old server.
+    let http = project.http();
+    http.wait_finished(&project.researcher, batch);
+    let rows = http.results(&project.researcher, batch);
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(row.state, UnitState::Done, "{row:?}");
+        let output = row.output_base64.as_ref().expect("the sleeper's output");
+        assert_eq!(
+            output.as_slice(),
+            b"slept 0 s",
+            "a stale result was accepted"
+        );
+    }
+    let hosts = http.hosts(&project.admin).hosts;
+    assert_eq!(hosts.len(), 1, "{hosts:?}");
+    assert_eq!(hosts[0].name, "aramis");
+    assert_eq!(hosts[0].succeeded, 3);
+    assert_eq!(
+        a.stdout.events("joined").len(),
+        2,
+        "joined once per identity"
+    );
+}

@@ -204,40 +204,14 @@ impl Project {
         let dir = tempfile::tempdir().expect("temp dir");
         let keys = dir.path().join("keys");
         musketeer_ok(&["keys", "generate", "--out", path(&keys)], &[]);
-        let data = dir.path().join("server");
-        let server = server_binary();
-        let init = Command::new(&server)
-            .args(["init", "--data-dir", path(&data), "--project-name", "e2e"])
-            .args(["--trust-key", path(&keys.join("musketeer.pub"))])
-            .output()
-            .expect("run musketeer-server init");
-        assert!(
-            init.status.success(),
-            "{}",
-            String::from_utf8_lossy(&init.stderr)
-        );
-        let admin = last_line(&init.stdout);
-        let token = |role: &str| {
-            let out = Command::new(&server)
-                .args(["token", "create", "--data-dir", path(&data), "--role", role])
-                .output()
-                .expect("run musketeer-server token create");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            last_line(&out.stdout)
-        };
-        let researcher = token("researcher");
-        let publisher = token("publisher");
+        let tokens = init_store(&dir.path().join("server"), &keys.join("musketeer.pub"));
         let port = free_port();
         let mut project = Project {
             url: format!("http://127.0.0.1:{port}"),
             port,
-            admin,
-            researcher,
-            publisher,
+            admin: tokens.admin,
+            researcher: tokens.researcher,
+            publisher: tokens.publisher,
             server: Proc {
                 child: None,
                 stdout: Lines::default(),
@@ -268,6 +242,18 @@ impl Project {
                 .any(|l| l.contains("listening on"))
                 .then_some(())
         });
+    }
+
+    /// Kills the server, deletes its store, and starts a fresh one with the same project key
+    /// on the same port (new tokens): an operator starting over.
+    pub fn reset_server(&mut self) {
+        self.server.kill();
+        let data = self.dir.path().join("server");
+        std::fs::remove_dir_all(&data).expect("delete the server's store");
+        let tokens = init_store(&data, &self.keys_dir().join("musketeer.pub"));
+        (self.admin, self.researcher, self.publisher) =
+            (tokens.admin, tokens.researcher, tokens.publisher);
+        self.restart_server();
     }
 
     pub fn keys_dir(&self) -> PathBuf {
@@ -380,6 +366,44 @@ impl Project {
 }
 
 /// Waits until `client` has said it is waiting for work (registered and long-polling).
+struct Tokens {
+    admin: String,
+    researcher: String,
+    publisher: String,
+}
+
+/// `musketeer-server init` in `data` trusting `key`, plus a researcher and a publisher token.
+fn init_store(data: &Path, key: &Path) -> Tokens {
+    let server = server_binary();
+    let init = Command::new(&server)
+        .args(["init", "--data-dir", path(data), "--project-name", "e2e"])
+        .args(["--trust-key", path(key)])
+        .output()
+        .expect("run musketeer-server init");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let token = |role: &str| {
+        let out = Command::new(&server)
+            .args(["token", "create", "--data-dir", path(data), "--role", role])
+            .output()
+            .expect("run musketeer-server token create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        last_line(&out.stdout)
+    };
+    Tokens {
+        admin: last_line(&init.stdout),
+        researcher: token("researcher"),
+        publisher: token("publisher"),
+    }
+}
+
 pub fn wait_idle(client: &Proc) {
     let lines = client.stdout.clone();
     wait_for("the client to wait for work", || {
