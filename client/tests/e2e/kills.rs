@@ -7,13 +7,13 @@ use musketeer_task_artifacts::HOSTILE;
 
 use crate::support::{Project, wait_for, wait_idle};
 
-/// Units that take about a second of real time each (the test-only module sleeps).
-fn sleepers(project: &Project, n: usize, deadline_ms: u64) -> BatchId {
+/// Units that take `secs` seconds of real time each (the test-only module sleeps).
+fn sleepers(project: &Project, secs: u64, n: usize, deadline_ms: u64) -> BatchId {
     project.publish(HOSTILE, "sleeper", "1.0.0", &[]);
     let request = SubmitBatchRequest {
         app: "sleeper".into(),
         version: None,
-        inputs: vec![serde_json::json!({"mode": "sleep", "secs": 1}); n],
+        inputs: vec![serde_json::json!({"mode": "sleep", "secs": secs}); n],
         replication: Replication {
             delay_bound_ms: Some(deadline_ms),
             ..Replication::default()
@@ -27,7 +27,7 @@ fn sleepers(project: &Project, n: usize, deadline_ms: u64) -> BatchId {
         .batch_id
 }
 
-fn assert_complete(rows: &[ResultRow], n: usize) {
+fn assert_complete(rows: &[ResultRow], secs: u64, n: usize) {
     assert_eq!(rows.len(), n, "one row per unit");
     let ids: BTreeSet<_> = rows.iter().map(|r| r.unit_id).collect();
     assert_eq!(ids.len(), n, "no duplicate rows");
@@ -37,7 +37,7 @@ fn assert_complete(rows: &[ResultRow], n: usize) {
             .output_base64
             .as_ref()
             .expect("the sleeper's text output");
-        assert_eq!(output.as_slice(), b"slept 1 s");
+        assert_eq!(output.as_slice(), format!("slept {secs} s").as_bytes());
     }
 }
 
@@ -53,7 +53,7 @@ fn killed_client_units_are_reissued_after_their_deadline() {
     let project = Project::start();
     let mut a = project.join("doomed", 2);
     wait_idle(&a);
-    let batch = sleepers(&project, 8, 3_000);
+    let batch = sleepers(&project, 1, 8, 3_000);
     let taken = wait_for("the first client to start two units", || {
         let started = unit_ids(&a.stdout.events("started"));
         (started.len() >= 2).then_some(started)
@@ -64,7 +64,7 @@ fn killed_client_units_are_reissued_after_their_deadline() {
     let b = project.join("survivor", 2);
     let http = project.http();
     http.wait_finished(&project.researcher, batch);
-    assert_complete(&http.results(&project.researcher, batch), 8);
+    assert_complete(&http.results(&project.researcher, batch), 1, 8);
     let finished_by_b = unit_ids(&b.stdout.events("finished"));
     for unit in taken.difference(&finished_by_a) {
         assert!(
@@ -82,7 +82,7 @@ fn killed_server_restarts_and_the_batch_completes() {
     wait_idle(&a);
     wait_idle(&b);
     let n = 16;
-    let batch = sleepers(&project, n, 60_000);
+    let batch = sleepers(&project, 1, n, 60_000);
     let http = project.http();
     let before = wait_for("some units to be acknowledged", || {
         http.status(&project.researcher, batch)
@@ -107,7 +107,7 @@ fn killed_server_restarts_and_the_batch_completes() {
         after.counts.done
     );
     http.wait_finished(&project.researcher, batch);
-    assert_complete(&http.results(&project.researcher, batch), n);
+    assert_complete(&http.results(&project.researcher, batch), 1, n);
     assert!(
         !a.stdout.events("retry").is_empty() || !b.stdout.events("retry").is_empty(),
         "the clients never noticed the server was gone"
@@ -120,7 +120,7 @@ fn sigterm_hands_work_back_and_exits_zero() {
     let project = Project::start();
     let mut a = project.join("leaving", 2);
     wait_idle(&a);
-    let batch = sleepers(&project, 4, 60_000);
+    let batch = sleepers(&project, 1, 4, 60_000);
     wait_for("the client to start work", || {
         (!a.stdout.events("started").is_empty()).then_some(())
     });
@@ -137,7 +137,7 @@ fn sigterm_hands_work_back_and_exits_zero() {
     // What it finished was reported; what it never started is still there for others.
     let b = project.join("staying", 2);
     project.http().wait_finished(&project.researcher, batch);
-    assert_complete(&project.http().results(&project.researcher, batch), 4);
+    assert_complete(&project.http().results(&project.researcher, batch), 1, 4);
     drop(b);
 }
 
@@ -146,22 +146,7 @@ fn a_reset_server_gets_its_volunteer_back_as_a_new_host() {
     let mut project = Project::start();
     let a = project.join("aramis", 1);
     wait_idle(&a);
-    let sleep = |secs: u64, n: usize, project: &Project| {
-        project.publish(HOSTILE, "sleeper", "1.0.0", &[]);
-        let request = SubmitBatchRequest {
-            app: "sleeper".into(),
-            version: None,
-            inputs: vec![serde_json::json!({"mode": "sleep", "secs": secs}); n],
-            replication: Replication::default(),
-            priority: 0,
-            label: None,
-        };
-        project
-            .http()
-            .submit(&project.researcher, &request)
-            .batch_id
-    };
-    sleep(2, 1, &project);
+    sleepers(&project, 2, 1, 60_000);
     wait_for("the client to start the unit", || {
         (!a.stdout.events("started").is_empty()).then_some(())
     });
@@ -176,21 +161,12 @@ fn a_reset_server_gets_its_volunteer_back_as_a_new_host() {
         a.stdout.events("re-register").into_iter().next()
     });
     assert_eq!(event["discarded_results"], 1, "{event}");
-    let batch = sleep(0, 3, &project);
+    let batch = sleepers(&project, 0, 3, 60_000);
     // A new HTTP client: the old one's pooled connections died with the old server.
     let http = project.http();
     http.wait_finished(&project.researcher, batch);
-    let rows = http.results(&project.researcher, batch);
-    assert_eq!(rows.len(), 3);
-    for row in &rows {
-        assert_eq!(row.state, UnitState::Done, "{row:?}");
-        let output = row.output_base64.as_ref().expect("the sleeper's output");
-        assert_eq!(
-            output.as_slice(),
-            b"slept 0 s",
-            "a stale result was accepted"
-        );
-    }
+    // Ids 1.. again, and none of them carries the discarded result's `slept 2 s`.
+    assert_complete(&http.results(&project.researcher, batch), 0, 3);
     let hosts = http.hosts(&project.admin).hosts;
     assert_eq!(hosts.len(), 1, "{hosts:?}");
     assert_eq!(hosts[0].name, "aramis");
