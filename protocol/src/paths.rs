@@ -5,6 +5,8 @@
 pub const API_PREFIX: &str = "/api/v1";
 /// `GET`: project name, trusted keys, rotation statements, minimum client version. Public.
 pub const PROJECT: &str = "/api/v1/project";
+/// `POST` (admin token): apply a key rotation statement signed by a trusted key, while serving.
+pub const PROJECT_ROTATIONS: &str = "/api/v1/project/rotations";
 /// `POST`: register a volunteer host, answered with its host token.
 pub const HOSTS_REGISTER: &str = "/api/v1/hosts/register";
 /// `GET`: every known host with its platform and counters (dashboard).
@@ -46,6 +48,7 @@ pub const METRICS: &str = "/metrics";
 /// Every path above, for checks that documentation and routes agree.
 pub const ALL: &[&str] = &[
     PROJECT,
+    PROJECT_ROTATIONS,
     HOSTS_REGISTER,
     HOSTS,
     HOST,

@@ -162,6 +162,13 @@ impl AppState {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The project settings, for writing (key rotations).
+    pub fn project_mut(&self) -> RwLockWriteGuard<'_, ProjectConfig> {
+        self.project
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Queue the world's dirty rows (plus `extra`, written first) for a durable commit. Call with
     /// the world lock held, so that commits happen in the order of the changes.
     pub fn persist(&self, world: &mut World, extra: Vec<Write>) -> Pending {

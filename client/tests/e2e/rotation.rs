@@ -1,14 +1,12 @@
 //! Key rotation while volunteers run: the author signs a rotation with `musketeer keys rotate`,
-//! the operator publishes it with `musketeer-server rotate-key`, and a client that pinned the old
-//! key runs modules signed by the new one without being restarted.
-
-use std::process::Command;
+//! the operator sends it to the running server (`POST /api/v1/project/rotations`), and a client
+//! that pinned the old key runs modules signed by the new one without being restarted.
 
 use musketeer_protocol::{Replication, SubmitBatchRequest, UnitState};
 use musketeer_task_artifacts::PRIMES;
 use serde_json::json;
 
-use crate::support::{Project, musketeer_ok, path, primes_answer, server_binary, wait_idle};
+use crate::support::{Project, musketeer_ok, path, primes_answer, wait_idle};
 
 fn primes_batch(project: &Project, from: u64, to: u64) -> Vec<musketeer_protocol::ResultRow> {
     let http = project.http();
@@ -27,7 +25,7 @@ fn primes_batch(project: &Project, from: u64, to: u64) -> Vec<musketeer_protocol
 
 #[test]
 fn a_running_client_follows_a_key_rotation() {
-    let mut project = Project::start();
+    let project = Project::start();
     project.publish(PRIMES, "primes", "1.0.0", &[]);
     let client = project.join("dartagnan", 1);
     wait_idle(&client);
@@ -54,21 +52,19 @@ fn a_running_client_follows_a_key_rotation() {
     );
     assert!(out.contains("retires itself"), "{out}");
 
-    // The operator publishes it (the store is locked while serving, so between runs).
-    project.server.kill();
-    let rotated = Command::new(server_binary())
-        .args(["rotate-key", "--data-dir"])
-        .arg(project.dir.path().join("server"))
-        .arg("--statement")
-        .arg(&statement)
-        .output()
-        .expect("run musketeer-server rotate-key");
-    assert!(
-        rotated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rotated.stderr)
-    );
-    project.restart_server();
+    // The operator sends it to the running server with the admin token.
+    let body: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&statement).expect("read rotation.json"))
+            .expect("rotation.json is JSON");
+    let info: musketeer_protocol::ProjectInfo = project
+        .http()
+        .post(
+            musketeer_protocol::paths::PROJECT_ROTATIONS,
+            Some(&project.admin),
+            &body,
+        )
+        .expect("the server takes the rotation");
+    assert_eq!(info.rotations, vec![body]);
 
     // A version signed by the new key: the same client process verifies and runs it.
     project.publish_signed_by(

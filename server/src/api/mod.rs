@@ -37,6 +37,7 @@ pub fn app(state: AppState) -> Router {
     let router = Router::new()
         .route(paths::PROJECT, get(project::info))
         .route(paths::HOSTS_REGISTER, post(hosts::register))
+        .route(paths::PROJECT_ROTATIONS, post(project::rotate))
         .route(paths::HOSTS, get(hosts::list))
         .route(paths::STATS, get(hosts::stats))
         .route(paths::WORK_FETCH, post(work::fetch))

@@ -5,7 +5,8 @@ use musketeer_signing_keys::RotationStatement;
 use crate::cli::RotateKeyArgs;
 
 /// Rotation statements are published in the project info, so that clients that pinned the old
-/// key learn the new one.
+/// key learn the new one. For a stopped server; a running one takes the statement through
+/// `POST /api/v1/project/rotations`.
 pub fn run(args: RotateKeyArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.statement)
         .with_context(|| format!("reading {}", args.statement.display()))?;
@@ -14,10 +15,8 @@ pub fn run(args: RotateKeyArgs) -> anyhow::Result<()> {
     let store = Store::open(&args.data_dir)?;
     let mut project = store.load()?.project;
     project
-        .trust
-        .apply_rotation(&statement)
+        .rotate(&statement)
         .context("the rotation statement was refused")?;
-    project.rotations.push(statement.clone());
     store
         .write_now(vec![project_write(&project)])
         .context("storing the rotation")?;

@@ -199,6 +199,15 @@ pub const ROUTES: &[Route] = &[
         "UnitDetail",
     ),
     route(
+        "POST",
+        paths::PROJECT_ROTATIONS,
+        Roles("admin"),
+        "Trust a new signing key through a rotation statement signed by a trusted key",
+        Some("RotationStatement"),
+        200,
+        "ProjectInfo",
+    ),
+    route(
         "GET",
         paths::HOSTS,
         Viewer,

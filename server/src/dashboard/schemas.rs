@@ -340,6 +340,15 @@ fn examples(name: &str) -> Option<Vec<Value>> {
             batches: vec![batch_status()],
         }]),
         "BatchStatus" => values(&[batch_status()]),
+        "RotationStatement" => {
+            // Fixed seeds: the document is the same on every request and every build.
+            let old = musketeer_signing_keys::SecretKey::from_seed(&[1; 32]);
+            let new = musketeer_signing_keys::SecretKey::from_seed(&[2; 32]);
+            values(&[
+                musketeer_signing_keys::RotationStatement::sign(&old, &new.public_key(), true),
+                musketeer_signing_keys::RotationStatement::sign(&old, &new.public_key(), false),
+            ])
+        }
         "DeleteBatchResponse" => values(&[DeleteBatchResponse {
             batch_id: BatchId(3),
             deleted_units: 2,
@@ -461,5 +470,6 @@ mod tests {
         check::<Stats>("Stats");
         check::<SubmitBatchRequest>("SubmitBatchRequest");
         check::<DeleteBatchResponse>("DeleteBatchResponse");
+        check::<musketeer_signing_keys::RotationStatement>("RotationStatement");
     }
 }

@@ -103,6 +103,22 @@ pub struct ProjectConfig {
     pub created_ms: u64,
 }
 
+impl ProjectConfig {
+    /// Trusts `statement`'s new key (and retires the old one if it says so), keeping the
+    /// statement for clients that pinned an older key. A statement already applied changes
+    /// nothing and is not an error, so an operator can safely send it twice.
+    pub fn rotate(
+        &mut self,
+        statement: &musketeer_signing_keys::RotationStatement,
+    ) -> Result<(), musketeer_signing_keys::RotationError> {
+        self.trust.apply_rotation(statement)?;
+        if !self.rotations.contains(statement) {
+            self.rotations.push(statement.clone());
+        }
+        Ok(())
+    }
+}
+
 /// Everything stored, as loaded at start.
 #[derive(Debug)]
 pub struct Loaded {

@@ -1,5 +1,5 @@
 //! Integration tests of the musketeer server: the HTTP API in process (`tower::ServiceExt::oneshot`)
-//! and over real loopback sockets, the auth matrix, bad input, the CLI, deleting batches, SIGKILL durability, what
+//! and over real loopback sockets, the auth matrix, bad input, the CLI, deleting batches, key rotation while serving, SIGKILL durability, what
 //! a restart keeps (without HTTP), and the dashboard in process. (Its browser test runs in the
 //! client's e2e suite, with real clients.)
 
@@ -11,5 +11,6 @@ mod dashboard;
 mod delete;
 mod durability;
 mod restart;
+mod rotation;
 mod socket;
 mod support;
