@@ -423,7 +423,11 @@ async fn execute(shared: &Shared, assignment: Assignment) -> Outcome {
         },
         Err(error) => Outcome::Error {
             kind: error_kind(&error),
-            message: error.to_string(),
+            message: match error {
+                // The kind already says `task-error`: send the task's own words alone.
+                RunError::TaskFailed(own) => own,
+                other => other.to_string(),
+            },
             fuel_consumed: 0,
             wall_ms: 0,
             stderr_tail: String::new(),

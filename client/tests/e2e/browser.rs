@@ -179,10 +179,11 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
 
     // The failing batch's page: both failures with the task's error text.
     browser.open(&url(&format!("/#/batch/{}", failing.batch_id.0)));
+    let refusal = format!("last error: task-error: TWSE: {NO_DATA_STAT}");
     browser.wait_text(
         "the failures' error texts",
         "#view",
-        &["Failures 2", NO_DATA_STAT, "<script>alert(1)</script>"],
+        &["Failures 2", &refusal, "<script>alert(1)</script>"],
     );
     browser.screenshot("dashboard-failures.png");
 
