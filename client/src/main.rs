@@ -14,6 +14,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("MUSKETEER_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let cli = cli::Cli::parse();
