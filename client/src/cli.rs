@@ -169,6 +169,11 @@ pub struct JoinArgs {
     /// Output format of the status lines.
     #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
     pub log_format: LogFormatArg,
+    /// CPU priority of the work, as a nice value: 19 (the default) runs tasks only when nothing
+    /// else wants the CPU; 0 runs them at normal priority.
+    #[arg(long, default_value_t = crate::volunteer::priority::LOWEST,
+          value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub nice: u8,
     /// How long one request waits on the server for work, in milliseconds.
     #[arg(long, default_value_t = 20_000, hide = true)]
     pub poll_wait_ms: u64,

@@ -50,6 +50,16 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
         max_backoff: Duration::from_millis(args.max_backoff_ms.max(100)),
         shutdown_grace: SHUTDOWN_GRACE,
     };
+    // Before the runtime starts its threads: they inherit this thread's priority.
+    match crate::volunteer::priority::lower_cpu_priority(args.nice) {
+        Ok(nice) if i32::from(args.nice) != nice => {
+            eprintln!("note: running at nice {nice} (asked for {})", args.nice)
+        }
+        Ok(_) => {}
+        Err(error) => eprintln!(
+            "warning: cannot lower the CPU priority ({error}); tasks run at normal priority"
+        ),
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime
         .block_on(join_project(config, shutdown_signal()))

@@ -13,6 +13,7 @@ pub mod events;
 pub mod files;
 pub mod modules;
 pub mod pinning;
+pub mod priority;
 pub mod spool;
 mod stop;
 mod trust;
