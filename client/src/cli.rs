@@ -174,6 +174,11 @@ pub struct JoinArgs {
     #[arg(long, default_value_t = crate::volunteer::priority::LOWEST,
           value_parser = clap::value_parser!(u8).range(0..=19))]
     pub nice: u8,
+    /// The most memory one task may have, in MiB: the server sends only work whose signed
+    /// limit is no higher (default: three quarters of this machine's memory, shared among the
+    /// slots).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_task_memory: Option<u64>,
     /// How long one request waits on the server for work, in milliseconds.
     #[arg(long, default_value_t = 20_000, hide = true)]
     pub poll_wait_ms: u64,

@@ -27,6 +27,11 @@ pub struct HostPlatform {
     pub backend: Backend,
     /// Total task slots of the host.
     pub slots: u32,
+    /// The largest memory limit (`memory_bytes` of a manifest) the volunteer lets one task
+    /// have; the server sends this host only work whose manifest asks for no more. `None`:
+    /// any (clients before this field, or volunteers who set no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_task_memory: Option<u64>,
 }
 
 /// `POST /api/v1/hosts/register` body.

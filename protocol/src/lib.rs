@@ -17,6 +17,7 @@
 //!         wasmtime_version: "48.0.8".into(),
 //!         backend: Backend::Cranelift,
 //!         slots: 2,
+//!         max_task_memory: None,
 //!     },
 //!     wait_ms: Some(30_000),
 //!     in_flight: Vec::new(),

@@ -278,6 +278,7 @@ async function hostPage(id) {
       <dt>Architecture</dt><dd class="arch">${esc(p.arch || "–")}</dd><dt>OS</dt><dd>${esc(p.os || "–")}</dd>
       <dt>Client</dt><dd>${esc(p.client_version || "–")}</dd><dt>wasmtime</dt><dd>${esc(p.wasmtime_version || "–")} ${p.backend ? badge(p.backend) : ""}</dd>
       <dt>Slots</dt><dd>${num(p.slots)} (${num(h.running)} running)</dd>
+      <dt>Memory per task</dt><dd>${p.max_task_memory ? "up to " + bytes(p.max_task_memory) : "no limit given"}</dd>
       <dt>Results</dt><dd>${num(h.succeeded)} succeeded · ${num(h.failed)} failed · ${num(h.invalid)} invalid</dd>
       <dt>Credit</dt><dd>${num(h.credit)} fuel</dd>
       <dt>Registered</dt><dd>${esc(when(h.registered_ms))}</dd><dt>Last contact</dt><dd>${esc(ago(h.last_contact_ms, now))}</dd>

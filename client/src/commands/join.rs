@@ -49,6 +49,10 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
         poll_wait: Duration::from_millis(args.poll_wait_ms),
         max_backoff: Duration::from_millis(args.max_backoff_ms.max(100)),
         shutdown_grace: SHUTDOWN_GRACE,
+        max_task_memory: args
+            .max_task_memory
+            .map(|mib| mib << 20)
+            .or_else(|| crate::volunteer::memory::default_task_memory(slots)),
     };
     // Before the runtime starts its threads: they inherit this thread's priority.
     match crate::volunteer::priority::lower_cpu_priority(args.nice) {

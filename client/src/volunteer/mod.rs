@@ -11,6 +11,7 @@
 pub mod backoff;
 pub mod events;
 pub mod files;
+pub mod memory;
 pub mod modules;
 pub mod pinning;
 pub mod priority;
@@ -57,6 +58,8 @@ pub struct JoinConfig {
     pub max_backoff: Duration,
     /// How long running tasks may go on after a shutdown signal before they are aborted.
     pub shutdown_grace: Duration,
+    /// The largest manifest memory limit a task may have here (`None`: any).
+    pub max_task_memory: Option<u64>,
 }
 
 /// Why joining failed for good (transient failures are retried, not returned).
@@ -122,6 +125,7 @@ pub async fn join(
             Backend::Cranelift
         },
         slots: u32::try_from(config.slots).unwrap_or(u32::MAX),
+        max_task_memory: config.max_task_memory,
     };
 
     let sandbox = Arc::new(sandbox);
@@ -138,15 +142,20 @@ pub async fn join(
                 "project": project.name,
                 "slots": config.slots,
                 "backend": sandbox.backend_name(),
+                "max_task_memory": config.max_task_memory,
                 "data_dir": data.root(),
             }),
             format!(
-                "joined {:?} at {} as host {} with {} slot(s) ({} backend); data in {}",
+                "joined {:?} at {} as host {} with {} slot(s) ({} backend{}); data in {}",
                 project.name,
                 api.base_url(),
                 host.host_id,
                 config.slots,
                 sandbox.backend_name(),
+                config
+                    .max_task_memory
+                    .map(|bytes| format!(", tasks of up to {} MiB", bytes >> 20))
+                    .unwrap_or_default(),
                 data.root().display()
             ),
         );

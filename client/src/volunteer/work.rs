@@ -368,6 +368,17 @@ async fn execute(shared: &Shared, assignment: Assignment) -> Outcome {
             "refused module: rollback: {app} {version} is older than {highest}, which this host already ran"
         ));
     }
+    let wanted = signed.manifest.limits.memory_bytes;
+    if let Some(allowed) = shared.config.max_task_memory
+        && wanted > allowed
+    {
+        // The server should not have sent it (the limit is in every fetch); refuse, not run.
+        return refuse(format!(
+            "refused module: {app} {version} may use {} MiB of memory; this host allows {} MiB (--max-task-memory)",
+            wanted >> 20,
+            allowed >> 20
+        ));
+    }
     let trust = shared
         .trust
         .for_key(

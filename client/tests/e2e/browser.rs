@@ -60,7 +60,7 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
     // anonymously (public dashboard), with what each client reported: its name, this machine's
     // architecture and OS, its version and its backend.
     let athos = project.join("athos", 2);
-    let porthos = project.join("porthos", 2);
+    let porthos = project.join_with("porthos", 2, &["--max-task-memory", "512"]);
     let hosts = [joined(&athos, "athos"), joined(&porthos, "porthos")];
     let arch_os = format!("{} / {}", std::env::consts::ARCH, std::env::consts::OS);
     for host in &hosts {
@@ -235,6 +235,7 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
             "porthos",
             std::env::consts::ARCH,
             &porthos_host.backend,
+            "up to 512.0 MiB",
             "6 succeeded · 2 failed · 0 invalid",
         ],
     );

@@ -1,4 +1,5 @@
-//! A volunteer's tasks run at the lowest CPU priority unless the volunteer says otherwise.
+//! What a volunteer's machine lends: tasks run at the lowest CPU priority unless the volunteer
+//! says otherwise, and only work whose signed memory limit the volunteer allows comes to it.
 
 use musketeer_protocol::{Replication, SubmitBatchRequest, UnitState};
 use musketeer_task_artifacts::PRIMES;
@@ -24,12 +25,14 @@ fn thread_nice_values(process: &Proc) -> Vec<i32> {
         .collect()
 }
 
-fn run_one_unit(project: &Project) {
+fn run_units(project: &Project, n: u64) {
     let http = project.http();
     let request = SubmitBatchRequest {
         app: "primes".into(),
         version: None,
-        inputs: vec![serde_json::json!({"from": 1, "to": 100_000})],
+        inputs: (0..n)
+            .map(|_| serde_json::json!({"from": 1, "to": 100_000}))
+            .collect(),
         replication: Replication::default(),
         priority: 0,
         label: None,
@@ -37,8 +40,11 @@ fn run_one_unit(project: &Project) {
     let batch = http.submit(&project.researcher, &request).batch_id;
     http.wait_finished(&project.researcher, batch);
     let rows = http.results(&project.researcher, batch);
-    assert_eq!(rows[0].state, UnitState::Done, "{rows:?}");
-    assert_eq!(rows[0].output, Some(primes_answer(1, 100_000)));
+    assert_eq!(rows.len() as u64, n);
+    for row in &rows {
+        assert_eq!(row.state, UnitState::Done, "{row:?}");
+        assert_eq!(row.output, Some(primes_answer(1, 100_000)));
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -54,7 +60,7 @@ fn tasks_run_at_the_lowest_cpu_priority_by_default() {
 
     let volunteer = project.join("athos", 2);
     wait_idle(&volunteer);
-    run_one_unit(&project);
+    run_units(&project, 1);
     let nice = thread_nice_values(&volunteer);
     assert!(nice.len() > 2, "runtime and epoch threads: {nice:?}");
     assert!(nice.iter().all(|&n| n == 19), "{nice:?}");
@@ -64,5 +70,40 @@ fn tasks_run_at_the_lowest_cpu_priority_by_default() {
     assert!(
         thread_nice_values(&normal).iter().all(|&n| n == own),
         "--nice 0 leaves the priority as it was"
+    );
+}
+
+#[test]
+fn only_work_within_the_volunteers_memory_limit_comes_to_a_host() {
+    let project = Project::start();
+    // Signed with the default limits: up to 256 MiB of memory per task.
+    project.publish(PRIMES, "primes", "1.0.0", &[]);
+    let small = project.join_with("planchet", 2, &["--max-task-memory", "100"]);
+    let mut big = project.join("athos", 2);
+    wait_idle(&small);
+    wait_idle(&big);
+    run_units(&project, 6);
+    assert!(
+        small.stdout.events("started").is_empty(),
+        "planchet ran work"
+    );
+    assert_eq!(big.stdout.events("started").len(), 6);
+    let hosts = project.http().hosts(&project.admin).hosts;
+    let limit_of = |name: &str| {
+        let host = hosts.iter().find(|h| h.name == name).expect("listed");
+        host.platform.as_ref().and_then(|p| p.max_task_memory)
+    };
+    assert_eq!(limit_of("planchet"), Some(100 << 20));
+    assert!(limit_of("athos").is_some_and(|bytes| bytes >= 256 << 20));
+
+    // With athos gone, a volunteer who allows exactly 256 MiB gets the next batch.
+    big.kill();
+    let exact = project.join_with("aramis", 2, &["--max-task-memory", "256"]);
+    wait_idle(&exact);
+    run_units(&project, 2);
+    assert_eq!(exact.stdout.events("started").len(), 2);
+    assert!(
+        small.stdout.events("started").is_empty(),
+        "planchet ran work"
     );
 }

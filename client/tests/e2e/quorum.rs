@@ -49,6 +49,7 @@ impl Liar {
                 wasmtime_version: "48.0.8".into(),
                 backend: Backend::Cranelift,
                 slots: 8,
+                max_task_memory: None,
             };
             while !stop2.load(Ordering::Relaxed) {
                 polls2.fetch_add(1, Ordering::Relaxed);

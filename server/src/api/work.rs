@@ -63,7 +63,7 @@ pub async fn fetch(
             let mut world = state.world();
             world.touch_host(host, Some(&request.platform), now);
             let ids = if wanted > 0 {
-                world.fetch(host, wanted, now)
+                world.fetch_within(host, wanted, now, request.platform.max_task_memory)
             } else {
                 Vec::new()
             };

@@ -126,6 +126,7 @@ fn platform() -> HostPlatform {
         wasmtime_version: "48.0.8".into(),
         backend: Backend::Cranelift,
         slots: 4,
+        max_task_memory: None,
     }
 }
 

@@ -436,12 +436,36 @@ impl World {
 
     /// Lease up to `max` replicas to `host`.
     pub fn fetch(&mut self, host: HostId, max: usize, now_ms: u64) -> Vec<ResultId> {
+        self.fetch_within(host, max, now_ms, None)
+    }
+
+    /// Lease up to `max` replicas to `host`, only of app versions whose manifest lets a task use
+    /// at most `max_task_memory` bytes (the volunteer's limit), when there is one.
+    pub fn fetch_within(
+        &mut self,
+        host: HostId,
+        max: usize,
+        now_ms: u64,
+        max_task_memory: Option<u64>,
+    ) -> Vec<ResultId> {
+        let fits = |unit: &Unit| {
+            max_task_memory.is_none_or(|cap| {
+                self.batches
+                    .get(&unit.batch)
+                    .and_then(|batch| self.app_version(&batch.app, &batch.version))
+                    .is_some_and(|version| version.limits.memory_bytes <= cap)
+            })
+        };
         let candidates: Vec<UnitId> = self
             .queue
             .iter()
             .take(MAX_SCAN)
             .map(|&(_, id)| id)
-            .filter(|id| self.units.get(id).is_some_and(|u| !u.has_host(host)))
+            .filter(|id| {
+                self.units
+                    .get(id)
+                    .is_some_and(|u| !u.has_host(host) && fits(u))
+            })
             .take(max)
             .collect();
         candidates

@@ -105,6 +105,7 @@ pub fn platform() -> HostPlatform {
         wasmtime_version: "48.0.8".into(),
         backend: Backend::Cranelift,
         slots: 2,
+        max_task_memory: None,
     }
 }
 

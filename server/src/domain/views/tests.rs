@@ -51,6 +51,7 @@ fn platform(arch: &str) -> HostPlatform {
         wasmtime_version: "48.0.8".into(),
         backend: musketeer_protocol::Backend::Cranelift,
         slots: 2,
+        max_task_memory: None,
     }
 }
 

@@ -117,6 +117,47 @@ fn fetch_hands_out_each_replica_once_and_by_priority() {
 }
 
 #[test]
+fn a_host_gets_only_work_within_its_memory_limit() {
+    let mut world = world_with_hosts(2);
+    let big = AppVersion {
+        app: "big".into(),
+        limits: Limits {
+            memory_bytes: 512 << 20,
+            ..app().limits
+        },
+        ..app()
+    };
+    world.publish(big);
+    let small_units = submit(&mut world, 1, 1, 0);
+    let big_units = world
+        .submit(
+            NewBatch {
+                owner: TokenId(1),
+                app: "big".into(),
+                version: "1.0.0".parse().unwrap(),
+                inputs: vec![json!(0), json!(1)],
+                params: params(1),
+                // First in the queue, so a host that skips it shows the filter at work.
+                priority: 9,
+                label: None,
+            },
+            0,
+        )
+        .id;
+    let unit_of = |world: &World, id: ResultId| world.unit(id.unit).unwrap().batch;
+    // Limited to 256 MiB: only the small app's unit, though the big ones come first.
+    let limited = world.fetch_within(HostId(1), 5, 0, Some(256 << 20));
+    assert_eq!(limited.len(), 1);
+    assert_eq!(unit_of(&world, limited[0]), small_units);
+    // Exactly the manifest's limit is enough; no limit at all takes anything.
+    let exact = world.fetch_within(HostId(2), 1, 0, Some(512 << 20));
+    assert_eq!(unit_of(&world, exact[0]), big_units);
+    let any = world.fetch_within(HostId(2), 5, 0, None);
+    assert_eq!(any.len(), 1);
+    assert_eq!(unit_of(&world, any[0]), big_units);
+}
+
+#[test]
 fn quorum_two_needs_two_hosts() {
     let mut world = world_with_hosts(2);
     submit(&mut world, 1, 2, 0);
