@@ -6,7 +6,7 @@ mod browser;
 mod cross_arch;
 mod demo;
 mod kills;
-mod priority;
+mod resources;
 mod quorum;
 mod refusals;
 mod rotation;
