@@ -38,6 +38,16 @@ pub enum Command {
     Token(TokenCommand),
     /// Apply a key-rotation statement signed by a trusted key (with the server stopped).
     RotateKey(RotateKeyArgs),
+    /// Shrink the store file after deleting batches (with the server stopped).
+    Compact(CompactArgs),
+}
+
+/// `compact` flags.
+#[derive(Debug, clap::Args)]
+pub struct CompactArgs {
+    /// Directory of the store.
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: PathBuf,
 }
 
 /// `rotate-key` flags.

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(args),
         Command::Token(command) => commands::token::run(command),
         Command::RotateKey(args) => commands::rotate_key::run(args),
+        Command::Compact(args) => commands::compact::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

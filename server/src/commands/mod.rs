@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod compact;
 pub mod init;
 pub mod rotate_key;
 pub mod serve;

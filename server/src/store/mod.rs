@@ -67,6 +67,14 @@ pub enum StoreError {
     /// The writer thread stopped after a failed commit; restart the server.
     #[error("storage is unavailable after a failed commit; restart the server")]
     WriterStopped,
+    /// A file of the store could not be examined.
+    #[error("cannot read {}: {error}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
     /// The data directory could not be created.
     #[error("could not create data directory {}: {error}", path.display())]
     DataDir {
@@ -185,6 +193,30 @@ impl Store {
         }
         let db = Database::create(&path).map_err(|e| open_error(e, &path))?;
         Ok(Store { db: Arc::new(db) })
+    }
+
+    /// Rewrites the store file of `data_dir` without the space that deleted rows left free,
+    /// and returns its size before and after. The store must be open nowhere else (a stopped
+    /// server); redb's compaction is crash-safe, like any commit.
+    pub fn compact(data_dir: &Path) -> Result<(u64, u64), StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Missing(path));
+        }
+        let size = |path: &Path| {
+            std::fs::metadata(path)
+                .map(|m| m.len())
+                .map_err(|error| StoreError::File {
+                    path: path.to_owned(),
+                    error,
+                })
+        };
+        let before = size(&path)?;
+        let mut db = Database::create(&path).map_err(|e| open_error(e, &path))?;
+        // Each pass moves what it can; the next one finds more until nothing is left to gain.
+        while db.compact().db()? {}
+        drop(db);
+        Ok((before, size(&path)?))
     }
 
     /// Read everything.

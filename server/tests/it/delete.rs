@@ -208,3 +208,62 @@ async fn a_deleted_batch_stays_gone_after_a_restart_and_its_ids_are_not_reused()
     );
     state.close();
 }
+
+#[tokio::test]
+async fn compacting_after_a_deletion_gives_the_space_back_and_keeps_the_rest() {
+    let project = Project::new();
+    let state = project.state(ServeOptions::default());
+    let api = Api {
+        router: musketeer_server::app(state.clone()),
+    };
+    api.publish(&project, "demo", "1.0.0", b"m").await;
+    let kept = api
+        .submit(&project.researcher, "demo", json!(["keep me"]), json!({}))
+        .await;
+    // About 8 MiB of inputs, then gone.
+    let inputs: Vec<String> = (0..2000)
+        .map(|i| format!("{i:04}{}", "x".repeat(4096)))
+        .collect();
+    let bulky = api
+        .submit(&project.researcher, "demo", json!(inputs), json!({}))
+        .await;
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/batches/{bulky}/cancel"),
+            Some(&project.researcher),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        delete(&api, bulky, Some(&project.researcher)).await.0,
+        StatusCode::OK
+    );
+    state.close();
+    drop(api);
+    drop(state);
+
+    let file = project.path().join("musketeer.redb");
+    let before = std::fs::metadata(&file).unwrap().len();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
+        .args(["compact", "--data-dir"])
+        .arg(project.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("MiB ->"),
+        "{output:?}"
+    );
+    let after = std::fs::metadata(&file).unwrap().len();
+    assert!(
+        after * 4 < before,
+        "{before} bytes before compaction, {after} after"
+    );
+    // What was not deleted is all there.
+    let loaded = Store::open(project.path()).unwrap().load().unwrap();
+    assert_eq!(loaded.batches.len(), 1);
+    assert_eq!(loaded.batches[0].id.0, kept);
+    assert_eq!(loaded.units.len(), 1);
+    assert_eq!(loaded.units[0].input, json!("keep me"));
+}
