@@ -4,7 +4,7 @@
 use axum::http::{Method, StatusCode};
 use musketeer_protocol::{BatchId, UnitId};
 use musketeer_server::domain::world::NextIds;
-use musketeer_server::state::{AppState, ServeOptions};
+use musketeer_server::state::ServeOptions;
 use musketeer_server::store::Store;
 use serde_json::{Value, json};
 
@@ -18,6 +18,18 @@ async fn delete(api: &Api, batch: u64, token: Option<&str>) -> (StatusCode, Valu
         None,
     )
     .await
+}
+
+/// Cancel a batch, asserting success.
+async fn cancel(api: &Api, batch: u64, token: &str) {
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/batches/{batch}/cancel"),
+            Some(token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 /// Run every queued replica to a success on one host.
@@ -120,14 +132,7 @@ async fn only_owners_and_admins_delete_and_only_finished_batches() {
     assert_eq!(stats["units"]["queued"], 3);
 
     // An admin may delete anyone's batch once it is cancelled.
-    let (status, _) = api
-        .post(
-            &format!("/api/v1/batches/{running}/cancel"),
-            Some(&project.admin),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    cancel(&api, running, &project.admin).await;
     let (status, body) = delete(&api, running, Some(&project.admin)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["deleted_units"], 3);
@@ -141,11 +146,8 @@ async fn only_owners_and_admins_delete_and_only_finished_batches() {
 #[tokio::test]
 async fn a_deleted_batch_stays_gone_after_a_restart_and_its_ids_are_not_reused() {
     let project = Project::new();
-    let serve = |state: &AppState| Api {
-        router: musketeer_server::app(state.clone()),
-    };
     let state = project.state(ServeOptions::default());
-    let api = serve(&state);
+    let api = Api::serving(&state);
     let researcher = Some(project.researcher.as_str());
     api.publish(&project, "demo", "1.0.0", b"m").await;
     let kept = api
@@ -154,14 +156,7 @@ async fn a_deleted_batch_stays_gone_after_a_restart_and_its_ids_are_not_reused()
     let newest = api
         .submit(&project.researcher, "demo", json!([2, 3]), json!({}))
         .await;
-    let (status, _) = api
-        .post(
-            &format!("/api/v1/batches/{newest}/cancel"),
-            researcher,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    cancel(&api, newest, &project.researcher).await;
     let (status, body) = delete(&api, newest, researcher).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     state.close();
@@ -182,7 +177,7 @@ async fn a_deleted_batch_stays_gone_after_a_restart_and_its_ids_are_not_reused()
     drop(loaded);
 
     let state = project.state(ServeOptions::default());
-    let api = serve(&state);
+    let api = Api::serving(&state);
     assert_error(
         &api.get(&format!("/api/v1/batches/{newest}"), researcher)
             .await,
@@ -213,9 +208,7 @@ async fn a_deleted_batch_stays_gone_after_a_restart_and_its_ids_are_not_reused()
 async fn compacting_after_a_deletion_gives_the_space_back_and_keeps_the_rest() {
     let project = Project::new();
     let state = project.state(ServeOptions::default());
-    let api = Api {
-        router: musketeer_server::app(state.clone()),
-    };
+    let api = Api::serving(&state);
     api.publish(&project, "demo", "1.0.0", b"m").await;
     let kept = api
         .submit(&project.researcher, "demo", json!(["keep me"]), json!({}))
@@ -227,14 +220,7 @@ async fn compacting_after_a_deletion_gives_the_space_back_and_keeps_the_rest() {
     let bulky = api
         .submit(&project.researcher, "demo", json!(inputs), json!({}))
         .await;
-    let (status, _) = api
-        .post(
-            &format!("/api/v1/batches/{bulky}/cancel"),
-            Some(&project.researcher),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    cancel(&api, bulky, &project.researcher).await;
     assert_eq!(
         delete(&api, bulky, Some(&project.researcher)).await.0,
         StatusCode::OK

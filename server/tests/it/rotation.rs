@@ -22,9 +22,7 @@ fn key_ids(info: &Value) -> Vec<String> {
 async fn an_admin_rotates_the_key_of_a_running_server_durably() {
     let project = Project::new();
     let state = project.state(ServeOptions::default());
-    let api = Api {
-        router: musketeer_server::app(state.clone()),
-    };
+    let api = Api::serving(&state);
     let new = SecretKey::generate();
     let statement = RotationStatement::sign(&project.key, &new.public_key(), true);
     let body = serde_json::to_value(&statement).unwrap();

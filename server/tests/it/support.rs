@@ -126,6 +126,13 @@ impl Api {
         )
     }
 
+    /// An API over `state`, which the caller keeps (to close it, or to reload the store).
+    pub fn serving(state: &AppState) -> Api {
+        Api {
+            router: musketeer_server::app(state.clone()),
+        }
+    }
+
     pub fn with_options(project: &Project, options: ServeOptions) -> Api {
         Api {
             router: musketeer_server::app(project.state(options)),
