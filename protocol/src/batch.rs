@@ -151,6 +151,11 @@ pub struct BatchStatus {
     pub replication: Replication,
     /// Its priority.
     pub priority: i32,
+    /// While units wait to be sent: how many online hosts accept the app version's memory
+    /// limit (volunteers' `max_task_memory`). `Some(0)`: no online host can run them now.
+    /// Absent when no unit waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts_able: Option<u64>,
 }
 
 /// `GET /api/v1/batches` answer.

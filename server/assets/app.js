@@ -348,10 +348,17 @@ async function batches() {
       <header><a href="#/batch/${b.id}"><b>Batch ${b.id}</b></a> ${batchTitle(b)} ${badge(b.state)}</header>
       ${progress(b)}
       <div class="counts">${counts(b.counts)}</div>
-      <div class="muted">${esc(pace)} · submitted ${esc(ago(b.created_ms, now))}</div>
+      <div class="muted">${esc(pace)} · submitted ${esc(ago(b.created_ms, now))}</div>${stalled(b)}
     </article>`;
   }).join("");
   return `<h1>Batches</h1><div class="batches">${items}</div>`;
+}
+
+// Units wait and no online host can take them (none online, or all cap task memory lower).
+function stalled(b) {
+  return b.hosts_able === 0
+    ? `<p class="error-text" data-stalled>No online host can take the waiting units: none is online, or every volunteer's memory limit per task (<code>--max-task-memory</code>) is below this app's.</p>`
+    : "";
 }
 
 async function batchPage(id) {
@@ -384,7 +391,7 @@ async function batchPage(id) {
     <h1>Batch ${b.id} <small>${batchTitle(b)}</small> ${badge(b.state)}</h1>
     <section class="panel" data-batch="${b.id}">${progress(b)}<div class="counts">${counts(b.counts)}</div>
     <div class="muted">${esc(pace)} · submitted ${esc(when(b.created_ms))} ·
-      quorum ${r.min_quorum}, ${r.target_nresults} replicas, up to ${r.max_total_results}, priority ${b.priority}</div></section>
+      quorum ${r.min_quorum}, ${r.target_nresults} replicas, up to ${r.max_total_results}, priority ${b.priority}</div>${stalled(b)}</section>
     <h2>Failures <small>${num(failed.total)}</small></h2>${failures}
     <h2>Units <small>${units.units.length < units.total ? `first ${units.units.length} of ` : ""}${num(units.total)}</small></h2>${unitTable}`;
 }

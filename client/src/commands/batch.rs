@@ -116,6 +116,17 @@ pub fn describe(status: &BatchStatus) -> String {
     .replace("Running,", "running,")
     .replace("Finished,", "finished,")
     .replace("Cancelled,", "cancelled,")
+        + stalled_note(status)
+}
+
+/// Why queued units may not move: no online host can take them.
+fn stalled_note(status: &BatchStatus) -> &'static str {
+    if status.hosts_able == Some(0) {
+        "; no online host can take the waiting units (none is online, or every volunteer's \
+         --max-task-memory is below this app's memory limit)"
+    } else {
+        ""
+    }
 }
 
 /// Shows a progress bar on stderr until the batch is finished or cancelled.
@@ -175,14 +186,15 @@ pub fn progress_line(status: &BatchStatus, elapsed: Duration) -> String {
         format!("{:.0} s", (total - finished) as f64 / rate)
     };
     format!(
-        "[{}{}] {}/{} done, {} failed, {} running, {:.1}/s, ETA {eta}",
+        "[{}{}] {}/{} done, {} failed, {} running, {:.1}/s, ETA {eta}{}",
         "#".repeat(filled),
         "-".repeat(WIDTH - filled),
         c.done,
         c.total(),
         c.failed,
         c.running,
-        rate
+        rate,
+        stalled_note(status)
     )
 }
 
@@ -228,6 +240,30 @@ mod tests {
             status,
             code,
             message: "from the server".into(),
+        }
+    }
+
+    #[test]
+    fn a_batch_no_online_host_can_take_says_so() {
+        let status = |hosts_able: serde_json::Value| -> BatchStatus {
+            serde_json::from_value(serde_json::json!({
+                "id": 3, "app": "big", "version": "1.0.0", "label": null, "state": "running",
+                "created_ms": 0, "first_unit": 1, "progress": 0.0, "priority": 0,
+                "counts": {"queued": 2, "running": 0, "done": 0, "failed": 0, "cancelled": 0},
+                "replication": {}, "hosts_able": hosts_able,
+            }))
+            .expect("a batch status")
+        };
+        let stalled = status(serde_json::json!(0));
+        let line = progress_line(&stalled, Duration::from_secs(1));
+        assert!(
+            line.contains("no online host can take the waiting units"),
+            "{line}"
+        );
+        assert!(describe(&stalled).contains("--max-task-memory"));
+        for fine in [serde_json::json!(2), serde_json::Value::Null] {
+            let line = progress_line(&status(fine), Duration::from_secs(1));
+            assert!(!line.contains("no online host"), "{line}");
         }
     }
 

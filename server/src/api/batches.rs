@@ -95,10 +95,11 @@ pub async fn list(
 ) -> Result<Json<BatchList>, ApiError> {
     let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
     let world = state.world();
+    let now = AppState::now_ms();
     let batches = world
         .batches()
         .filter(|b| can_see(user, b))
-        .map(Batch::status)
+        .map(|b| world.batch_status(b, now))
         .collect();
     Ok(Json(BatchList { batches }))
 }
@@ -111,7 +112,10 @@ pub async fn status(
 ) -> Result<Json<BatchStatus>, ApiError> {
     let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
     let world = state.world();
-    Ok(Json(visible(&world, user, id)?.status()))
+    Ok(Json(world.batch_status(
+        visible(&world, user, id)?,
+        AppState::now_ms(),
+    )))
 }
 
 /// `POST /api/v1/batches/{id}/cancel`.

@@ -184,6 +184,7 @@ fn batch_status() -> BatchStatus {
         progress: 0.53,
         replication: replication(),
         priority: 0,
+        hosts_able: Some(4),
     }
 }
 
@@ -340,7 +341,16 @@ fn examples(name: &str) -> Option<Vec<Value>> {
         "BatchList" => values(&[BatchList {
             batches: vec![batch_status()],
         }]),
-        "BatchStatus" => values(&[batch_status()]),
+        // Running with units waiting, and finished (no `hosts_able`).
+        "BatchStatus" => values(&[
+            batch_status(),
+            BatchStatus {
+                state: BatchState::Finished,
+                progress: 1.0,
+                hosts_able: None,
+                ..batch_status()
+            },
+        ]),
         "RotationStatement" => {
             // Fixed seeds: the document is the same on every request and every build.
             let old = musketeer_signing_keys::SecretKey::from_seed(&[1; 32]);

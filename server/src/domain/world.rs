@@ -84,6 +84,7 @@ impl Batch {
             },
             replication: self.params.to_wire(),
             priority: self.priority,
+            hosts_able: None,
         }
     }
 }
@@ -432,6 +433,29 @@ impl World {
             self.dirty.units.insert(unit_id);
         }
         &self.batches[&id]
+    }
+
+    /// A batch's status, with how many online hosts could take its waiting units.
+    pub fn batch_status(&self, batch: &Batch, now_ms: u64) -> BatchStatus {
+        let mut status = batch.status();
+        if status.state == BatchState::Running && status.counts.queued > 0 {
+            let needed = self
+                .app_version(&batch.app, &batch.version)
+                .map_or(0, |version| version.limits.memory_bytes);
+            let able = self
+                .hosts
+                .values()
+                .filter(|host| host.last_contact_ms + ONLINE_WINDOW_MS > now_ms)
+                .filter(|host| {
+                    host.platform
+                        .as_ref()
+                        .and_then(|p| p.max_task_memory)
+                        .is_none_or(|cap| cap >= needed)
+                })
+                .count();
+            status.hosts_able = Some(able as u64);
+        }
+        status
     }
 
     /// Lease up to `max` replicas to `host`.

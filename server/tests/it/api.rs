@@ -441,3 +441,55 @@ async fn batches_of_others_are_invisible() {
     let (_, all) = api.get("/api/v1/batches", Some(&project.admin)).await;
     assert_eq!(all["batches"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn hosts_get_only_work_within_their_memory_limit_and_a_stalled_batch_says_so() {
+    let project = Project::new();
+    let api = Api::new(&project);
+    // Signed with the default limits: up to 256 MiB per task.
+    api.publish(&project, "demo", "1.0.0", b"m").await;
+    let small = api.register("small").await;
+    let fetch = |host: String, cap: Value| {
+        let api = api.clone();
+        async move {
+            let mut platform = serde_json::to_value(platform()).unwrap();
+            platform["max_task_memory"] = cap;
+            let (status, body) = api
+                .post(
+                    "/api/v1/work/fetch",
+                    Some(&host),
+                    json!({"free_slots": 4, "platform": platform}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["assignments"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(
+        fetch(small.clone(), json!(100 << 20)).await,
+        0,
+        "nothing yet"
+    );
+    let batch = api
+        .submit(&project.researcher, "demo", json!([1, 2]), json!({}))
+        .await;
+    assert_eq!(fetch(small.clone(), json!(100 << 20)).await, 0, "too small");
+    let path = format!("/api/v1/batches/{batch}");
+    let researcher = Some(project.researcher.as_str());
+    assert_eq!(api.get(&path, researcher).await.1["hosts_able"], 0);
+
+    let big = api.register("big").await;
+    assert_eq!(
+        fetch(big.clone(), json!(256 << 20)).await,
+        2,
+        "exactly enough"
+    );
+    // Nothing waits any more: no count.
+    assert!(
+        api.get(&path, researcher)
+            .await
+            .1
+            .get("hosts_able")
+            .is_none()
+    );
+}

@@ -158,6 +158,59 @@ fn a_host_gets_only_work_within_its_memory_limit() {
 }
 
 #[test]
+fn a_batch_says_how_many_online_hosts_could_take_its_waiting_units() {
+    let mut world = world_with_hosts(3);
+    world.publish(AppVersion {
+        app: "big".into(),
+        limits: Limits {
+            memory_bytes: 512 << 20,
+            ..app().limits
+        },
+        ..app()
+    });
+    let platform = |cap: Option<u64>| musketeer_protocol::HostPlatform {
+        arch: "x86_64".into(),
+        os: "linux".into(),
+        client_version: "0.1.0".into(),
+        wasmtime_version: "48.0.8".into(),
+        backend: musketeer_protocol::Backend::Cranelift,
+        slots: 1,
+        max_task_memory: cap,
+    };
+    let now = 1_000_000;
+    world.touch_host(HostId(1), Some(&platform(Some(256 << 20))), now);
+    world.touch_host(HostId(2), Some(&platform(Some(512 << 20))), now);
+    // Host 3 never made contact since registering at 0: offline.
+    let batch = world
+        .submit(
+            NewBatch {
+                owner: TokenId(1),
+                app: "big".into(),
+                version: "1.0.0".parse().unwrap(),
+                inputs: vec![json!(0)],
+                params: params(1),
+                priority: 0,
+                label: None,
+            },
+            now,
+        )
+        .id;
+    let status = |world: &World, at| world.batch_status(world.batch(batch).unwrap(), at);
+    assert_eq!(status(&world, now).hosts_able, Some(1), "host 2 only");
+    assert_eq!(
+        status(&world, now + ONLINE_WINDOW_MS).hosts_able,
+        Some(0),
+        "nobody online"
+    );
+    // Nothing waits once the unit is out: no count.
+    assert_eq!(
+        world.fetch_within(HostId(2), 1, now, Some(512 << 20)).len(),
+        1
+    );
+    assert_eq!(status(&world, now).hosts_able, None);
+}
+
+#[test]
 fn quorum_two_needs_two_hosts() {
     let mut world = world_with_hosts(2);
     submit(&mut world, 1, 2, 0);
