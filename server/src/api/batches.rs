@@ -95,11 +95,11 @@ pub async fn list(
 ) -> Result<Json<BatchList>, ApiError> {
     let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
     let world = state.world();
-    let now = AppState::now_ms();
+    let online = world.online_memory_limits(AppState::now_ms());
     let batches = world
         .batches()
         .filter(|b| can_see(user, b))
-        .map(|b| world.batch_status(b, now))
+        .map(|b| world.batch_status(b, &online))
         .collect();
     Ok(Json(BatchList { batches }))
 }
@@ -112,10 +112,10 @@ pub async fn status(
 ) -> Result<Json<BatchStatus>, ApiError> {
     let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
     let world = state.world();
-    Ok(Json(world.batch_status(
-        visible(&world, user, id)?,
-        AppState::now_ms(),
-    )))
+    let online = world.online_memory_limits(AppState::now_ms());
+    Ok(Json(
+        world.batch_status(visible(&world, user, id)?, &online),
+    ))
 }
 
 /// `POST /api/v1/batches/{id}/cancel`.

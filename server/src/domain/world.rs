@@ -19,6 +19,23 @@ pub use delete::{DeleteError, DeletedBatch, NextIds};
 
 /// A host counts as online if it made contact within this time.
 pub const ONLINE_WINDOW_MS: u64 = 2 * 60 * 1000;
+
+/// The per-task memory limits of the online hosts, to count those a batch's tasks fit on.
+#[derive(Debug, Default)]
+pub struct OnlineMemoryLimits {
+    /// Hosts that set no limit.
+    uncapped: u64,
+    /// The others' limits, ascending.
+    capped: Vec<u64>,
+}
+
+impl OnlineMemoryLimits {
+    /// How many of the hosts admit tasks signed with a `needed`-byte memory limit.
+    pub fn admitting(&self, needed: u64) -> u64 {
+        let below = self.capped.partition_point(|&cap| cap < needed);
+        self.uncapped + (self.capped.len() - below) as u64
+    }
+}
 /// Cap on queue entries scanned for one fetch (hosts that already hold many queued units).
 const MAX_SCAN: usize = 10_000;
 const MINUTES_KEPT: usize = 60;
@@ -435,25 +452,34 @@ impl World {
         &self.batches[&id]
     }
 
+    /// The memory limit a batch's tasks are signed with (0 if its version is unknown).
+    fn memory_needed(&self, batch: &Batch) -> u64 {
+        self.app_version(&batch.app, &batch.version)
+            .map_or(0, |version| version.limits.memory_bytes)
+    }
+
+    /// The memory limits of the hosts online at `now_ms`, gathered once for any number of
+    /// [`World::batch_status`] calls (a batch list asks for every batch).
+    pub fn online_memory_limits(&self, now_ms: u64) -> OnlineMemoryLimits {
+        let mut limits = OnlineMemoryLimits::default();
+        for host in self.hosts.values() {
+            if host.last_contact_ms + ONLINE_WINDOW_MS <= now_ms {
+                continue;
+            }
+            match host.platform.as_ref().and_then(|p| p.max_task_memory) {
+                Some(cap) => limits.capped.push(cap),
+                None => limits.uncapped += 1,
+            }
+        }
+        limits.capped.sort_unstable();
+        limits
+    }
+
     /// A batch's status, with how many online hosts could take its waiting units.
-    pub fn batch_status(&self, batch: &Batch, now_ms: u64) -> BatchStatus {
+    pub fn batch_status(&self, batch: &Batch, online: &OnlineMemoryLimits) -> BatchStatus {
         let mut status = batch.status();
         if status.state == BatchState::Running && status.counts.queued > 0 {
-            let needed = self
-                .app_version(&batch.app, &batch.version)
-                .map_or(0, |version| version.limits.memory_bytes);
-            let able = self
-                .hosts
-                .values()
-                .filter(|host| host.last_contact_ms + ONLINE_WINDOW_MS > now_ms)
-                .filter(|host| {
-                    host.platform
-                        .as_ref()
-                        .and_then(|p| p.max_task_memory)
-                        .is_none_or(|cap| cap >= needed)
-                })
-                .count();
-            status.hosts_able = Some(able as u64);
+            status.hosts_able = Some(online.admitting(self.memory_needed(batch)));
         }
         status
     }
@@ -476,8 +502,7 @@ impl World {
             max_task_memory.is_none_or(|cap| {
                 self.batches
                     .get(&unit.batch)
-                    .and_then(|batch| self.app_version(&batch.app, &batch.version))
-                    .is_some_and(|version| version.limits.memory_bytes <= cap)
+                    .is_some_and(|batch| self.memory_needed(batch) <= cap)
             })
         };
         let candidates: Vec<UnitId> = self

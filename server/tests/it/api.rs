@@ -452,17 +452,9 @@ async fn hosts_get_only_work_within_their_memory_limit_and_a_stalled_batch_says_
     let fetch = |host: String, cap: Value| {
         let api = api.clone();
         async move {
-            let mut platform = serde_json::to_value(platform()).unwrap();
+            let mut platform = json!(platform());
             platform["max_task_memory"] = cap;
-            let (status, body) = api
-                .post(
-                    "/api/v1/work/fetch",
-                    Some(&host),
-                    json!({"free_slots": 4, "platform": platform}),
-                )
-                .await;
-            assert_eq!(status, StatusCode::OK, "{body}");
-            body["assignments"].as_array().unwrap().len()
+            api.fetch_as(&host, 4, platform).await.len()
         }
     };
     assert_eq!(

@@ -233,11 +233,16 @@ impl Api {
 
     /// Fetch without waiting; the assignments.
     pub async fn fetch(&self, host: &str, slots: u32) -> Vec<Value> {
+        self.fetch_as(host, slots, json!(platform())).await
+    }
+
+    /// [`Api::fetch`] reporting `platform`.
+    pub async fn fetch_as(&self, host: &str, slots: u32, platform: Value) -> Vec<Value> {
         let (status, body) = self
             .post(
                 "/api/v1/work/fetch",
                 Some(host),
-                json!({"free_slots": slots, "platform": platform()}),
+                json!({"free_slots": slots, "platform": platform}),
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");

@@ -116,34 +116,34 @@ fn fetch_hands_out_each_replica_once_and_by_priority() {
     assert_eq!(world.stats(10).slots_busy, 4);
 }
 
-#[test]
-fn a_host_gets_only_work_within_its_memory_limit() {
-    let mut world = world_with_hosts(2);
-    let big = AppVersion {
+/// Publishes "big" 1.0.0, signed for 512 MiB per task, and submits `n` units of it.
+fn submit_big(world: &mut World, n: usize, priority: i32, now_ms: u64) -> BatchId {
+    world.publish(AppVersion {
         app: "big".into(),
         limits: Limits {
             memory_bytes: 512 << 20,
             ..app().limits
         },
         ..app()
+    });
+    let new = NewBatch {
+        owner: TokenId(1),
+        app: "big".into(),
+        version: "1.0.0".parse().unwrap(),
+        inputs: (0..n).map(|i| json!(i)).collect(),
+        params: params(1),
+        priority,
+        label: None,
     };
-    world.publish(big);
+    world.submit(new, now_ms).id
+}
+
+#[test]
+fn a_host_gets_only_work_within_its_memory_limit() {
+    let mut world = world_with_hosts(2);
     let small_units = submit(&mut world, 1, 1, 0);
-    let big_units = world
-        .submit(
-            NewBatch {
-                owner: TokenId(1),
-                app: "big".into(),
-                version: "1.0.0".parse().unwrap(),
-                inputs: vec![json!(0), json!(1)],
-                params: params(1),
-                // First in the queue, so a host that skips it shows the filter at work.
-                priority: 9,
-                label: None,
-            },
-            0,
-        )
-        .id;
+    // First in the queue, so a host that skips them shows the filter at work.
+    let big_units = submit_big(&mut world, 2, 9, 0);
     let unit_of = |world: &World, id: ResultId| world.unit(id.unit).unwrap().batch;
     // Limited to 256 MiB: only the small app's unit, though the big ones come first.
     let limited = world.fetch_within(HostId(1), 5, 0, Some(256 << 20));
@@ -160,14 +160,6 @@ fn a_host_gets_only_work_within_its_memory_limit() {
 #[test]
 fn a_batch_says_how_many_online_hosts_could_take_its_waiting_units() {
     let mut world = world_with_hosts(3);
-    world.publish(AppVersion {
-        app: "big".into(),
-        limits: Limits {
-            memory_bytes: 512 << 20,
-            ..app().limits
-        },
-        ..app()
-    });
     let platform = |cap: Option<u64>| musketeer_protocol::HostPlatform {
         arch: "x86_64".into(),
         os: "linux".into(),
@@ -181,21 +173,10 @@ fn a_batch_says_how_many_online_hosts_could_take_its_waiting_units() {
     world.touch_host(HostId(1), Some(&platform(Some(256 << 20))), now);
     world.touch_host(HostId(2), Some(&platform(Some(512 << 20))), now);
     // Host 3 never made contact since registering at 0: offline.
-    let batch = world
-        .submit(
-            NewBatch {
-                owner: TokenId(1),
-                app: "big".into(),
-                version: "1.0.0".parse().unwrap(),
-                inputs: vec![json!(0)],
-                params: params(1),
-                priority: 0,
-                label: None,
-            },
-            now,
-        )
-        .id;
-    let status = |world: &World, at| world.batch_status(world.batch(batch).unwrap(), at);
+    let batch = submit_big(&mut world, 1, 0, now);
+    let status = |world: &World, at| {
+        world.batch_status(world.batch(batch).unwrap(), &world.online_memory_limits(at))
+    };
     assert_eq!(status(&world, now).hosts_able, Some(1), "host 2 only");
     assert_eq!(
         status(&world, now + ONLINE_WINDOW_MS).hosts_able,
