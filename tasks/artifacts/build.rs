@@ -61,7 +61,8 @@ fn main() {
     let tasks = root.join("tasks");
     let target_dir = root.join("target").join("wasm-tasks");
 
-    watch(&tasks, &[&manifest_dir]);
+    // The fixture feed is a host crate beside the tasks, not part of their build.
+    watch(&tasks, &[&manifest_dir, &tasks.join("twse-feed")]);
     // Hidden, so `watch` skips it; it holds the modules' target features (simd128).
     watch_file(&tasks.join(".cargo").join("config.toml"));
     let sdk = root.join("task-sdk");
@@ -110,10 +111,13 @@ fn main() {
              reproduces it (if the target is missing: `rustup target add wasm32-wasip2`, or \
              `rustup toolchain install` in the repository root)"
         };
-        panic!(
+        // An expected condition (a missing target, a compile error in a task): say what to do
+        // and stop, without a panic's backtrace note.
+        eprintln!(
             "building the task modules failed ({}):\n{stderr}\n{hint}",
             output.status
         );
+        std::process::exit(1);
     }
 
     let wasm_dir = target_dir.join("wasm32-wasip2").join("release");

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use musketeer_task_artifacts::twse::{COLUMNS, FeedServer, ORIGINAL_STOCK_IDS};
+use musketeer_twse_feed::{COLUMNS, FeedServer, ORIGINAL_STOCK_IDS};
 
 use crate::{cargo, root};
 
@@ -30,20 +30,35 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "`cargo xtask demo` takes no arguments (got {unknown:?})"
         ));
     }
-    step("Building musketeer and musketeer-server (release; the first build takes a few minutes)");
+    crate::toolchain::ensure_targets(&[crate::WASM_TARGET])?;
+    step(&format!(
+        "Building musketeer, musketeer-server and the task modules (release; {})",
+        crate::FIRST_BUILD_NOTE
+    ));
+    // Not `--quiet`: cargo's own lines show progress, and "Blocking waiting for file lock" when
+    // another build holds the target directory.
     cargo(&[
         "build",
         "--release",
-        "--quiet",
         "-p",
         "musketeer-client",
         "-p",
         "musketeer-server",
+        "-p",
+        "musketeer-task-artifacts",
     ])?;
-    let bin = root().join("target").join("release");
+    let target = root().join("target");
+    let bin = target.join("release");
     let tools = Tools {
         musketeer: bin.join(format!("musketeer{}", std::env::consts::EXE_SUFFIX)),
         server: bin.join(format!("musketeer-server{}", std::env::consts::EXE_SUFFIX)),
+        // Where tasks/artifacts/build.rs puts the modules (xtask does not link that crate, so
+        // that it runs before the wasm target is known to be installed).
+        stock_day: target
+            .join("wasm-tasks")
+            .join(crate::WASM_TARGET)
+            .join("release")
+            .join("musketeer_task_stock_day.wasm"),
     };
     let work = TempDir::create()?;
     demo(&tools, work.path())
@@ -52,6 +67,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 struct Tools {
     musketeer: PathBuf,
     server: PathBuf,
+    stock_day: PathBuf,
 }
 
 fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
@@ -115,7 +131,7 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
         feed.allow_prefix()
     ));
     let manifest = work.join("stock-day.manifest.json");
-    let module = musketeer_task_artifacts::STOCK_DAY;
+    let module = &s(&tools.stock_day);
     output(
         &tools.musketeer,
         &[

@@ -4,9 +4,12 @@
 //!   modules, the cross-architecture proof included (what CI runs).
 //! - `cargo xtask cross`: only the cross-architecture proof (ARM clients under qemu-user).
 //! - `cargo xtask demo`: the local demo (see README).
+//! - `cargo xtask setup`: adds the pinned toolchain's missing targets and builds the task modules
+//!   (the first step of `demo` and `test`; CI runs it alone on a toolchain without targets).
 
 mod cross;
 mod demo;
+mod toolchain;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -17,11 +20,15 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("demo") => demo::run(&args[1..]),
         Some("cross") => cross::run(&args[1..]),
+        Some("setup") => setup(),
         _ => {
             eprintln!("usage: cargo xtask <test|cross|demo>");
             eprintln!("  test   format check, clippy and all tests (what CI runs)");
             eprintln!("  cross  the cross-architecture test only (ARM clients under qemu-user)");
             eprintln!("  demo   the local demo: crawl 30 stocks from a local TWSE-format feed");
+            eprintln!(
+                "  setup  add the pinned toolchain's missing targets, build the task modules"
+            );
             return ExitCode::from(2);
         }
     };
@@ -58,8 +65,25 @@ pub fn cargo(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The wasm target every build of the workspace needs (the task modules).
+pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Said before a build that may be the first: otherwise minutes pass in silence on 2 cores.
+pub const FIRST_BUILD_NOTE: &str =
+    "the first build takes about 10 minutes on 2 cores; later ones take seconds";
+
+fn setup() -> Result<(), String> {
+    toolchain::ensure_targets(&[WASM_TARGET])?;
+    eprintln!("Building the task modules ({FIRST_BUILD_NOTE})");
+    cargo(&["build", "-p", "musketeer-task-artifacts"])
+}
+
 fn test() -> Result<(), String> {
     cross::check_system_packages()?;
+    let mut targets = vec![WASM_TARGET];
+    targets.extend(cross::TARGETS);
+    toolchain::ensure_targets(&targets)?;
+    eprintln!("Running every check and test ({FIRST_BUILD_NOTE})");
     let tasks = "tasks/Cargo.toml";
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&["fmt", "--manifest-path", tasks, "--all", "--check"])?;

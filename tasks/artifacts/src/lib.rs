@@ -69,7 +69,9 @@ pub fn read(path: &str) -> Vec<u8> {
     })
 }
 
-pub mod twse;
+/// The local TWSE-format fixture feed (its own crate, so that `xtask` can use it without
+/// building the task modules first).
+pub use musketeer_twse_feed as twse;
 
 #[cfg(test)]
 mod tests {
