@@ -7,6 +7,7 @@ mod determinism;
 mod engine;
 mod error;
 mod host;
+mod limiter;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -26,7 +27,8 @@ pub use host::ProgressSink;
 use crate::net::fetch::{HttpConfig, HttpFetcher};
 use crate::net::policy::Allowlist;
 use engine::{EPOCH_TICK, EpochTicker};
-use host::{HostSetup, HostState, LimitHit, Task, TaskPre};
+use host::{HostSetup, HostState, Task, TaskPre};
+use limiter::LimitHit;
 
 /// Fuel for instantiation, kept apart from the task's budget so that the reported fuel is the
 /// run alone (instantiation cost varies with the memory-init strategy).
@@ -283,7 +285,7 @@ impl Sandbox {
         stderr: &[u8],
     ) -> RunError {
         let limits = &task.manifest.limits;
-        match store.data().limiter.hit {
+        match store.data().limiter.hit() {
             Some(LimitHit::Memory) => {
                 return RunError::MemoryLimit {
                     limit: limits.memory_bytes,
