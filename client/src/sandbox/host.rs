@@ -8,6 +8,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::determinism::{FixedWallClock, SeededRng, VirtualMonotonicClock, seed_u128};
+use musketeer_protocol::guest_text;
+
 use super::limiter::Limiter;
 use crate::net::fetch::{FetchError, HttpFetcher, RequestBudget};
 use crate::net::policy::Allowlist;
@@ -140,15 +142,9 @@ impl musketeer::task::host::Host for HostState {
 
     async fn log(&mut self, line: String) {
         if self.logs.len() < MAX_LOG_LINES {
-            let mut line = line;
-            if line.len() > MAX_LOG_LINE {
-                let mut cut = MAX_LOG_LINE;
-                while !line.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                line.truncate(cut);
-            }
-            self.logs.push(line);
+            // Escaped here, so that every consumer of the logs (the `run --json` report, the
+            // volunteer's output) gets text that cannot forge lines or drive a terminal.
+            self.logs.push(guest_text::sanitize(&line, MAX_LOG_LINE));
         }
     }
 }

@@ -2,6 +2,11 @@
 
 use std::io::Write as _;
 
+use musketeer_protocol::guest_text;
+
+/// Longest human-readable event line.
+const MAX_TEXT_LINE: usize = 8 * 1024;
+
 /// Output format of `musketeer join`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -30,7 +35,12 @@ impl Events {
     /// Emits `event` with `fields` (JSON) or `text` (human).
     pub fn emit(&self, event: &str, fields: serde_json::Value, text: impl AsRef<str>) {
         let line = match self.format {
-            LogFormat::Text => format!("[{}] {}", self.name, text.as_ref()),
+            // One event, one line: whatever the text carries (a task's error words are already
+            // escaped, but a server's message or a host name may not be), nothing in it can
+            // end the line or drive the terminal.
+            LogFormat::Text => {
+                guest_text::sanitize(&format!("[{}] {}", self.name, text.as_ref()), MAX_TEXT_LINE)
+            }
             LogFormat::Json => {
                 let mut object = serde_json::Map::new();
                 object.insert("event".into(), event.into());

@@ -2,6 +2,8 @@
 
 mod cache;
 mod cli;
+mod components;
+mod containment;
 mod determinism;
 mod hostile;
 mod stock_day;
