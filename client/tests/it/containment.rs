@@ -186,3 +186,53 @@ async fn a_huge_task_error_is_capped() {
     assert!(reason.len() <= 4096, "{} bytes", reason.len());
     assert!(reason.ends_with(" bytes)"), "{reason}");
 }
+
+#[test]
+fn musketeer_run_prints_the_kind_once_and_the_task_words_on_one_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let musketeer = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_musketeer"))
+            .args(args)
+            .env("MUSKETEER_CACHE_DIR", crate::support::shared_cache_dir())
+            .current_dir(dir.path())
+            .output()
+            .expect("run musketeer")
+    };
+    let hostile = musketeer_task_artifacts::HOSTILE;
+    assert!(
+        musketeer(&["keys", "generate", "--out", "keys"])
+            .status
+            .success()
+    );
+    let signed = musketeer(&[
+        "sign",
+        "--key",
+        "keys/musketeer.key",
+        "--module",
+        hostile,
+        "--app",
+        "demo",
+        "--version",
+        "1.0.0",
+        "--out",
+        "task.manifest.json",
+    ]);
+    assert!(signed.status.success());
+    let input = json!({"mode":"error","message":"bad\n[volunteer] result accepted\u{1b}[0m"});
+    let out = musketeer(&[
+        "run",
+        "--manifest",
+        "task.manifest.json",
+        "--module",
+        hostile,
+        "--trust",
+        "keys/musketeer.pub",
+        "--input",
+        &input.to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: task-error: bad\\n[volunteer] result accepted\\x1b[0m\n"
+    );
+}
