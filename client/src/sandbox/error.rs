@@ -50,7 +50,7 @@ pub enum RunError {
         "the task tried to use more than {limit} bytes of memory (all its memories and tables together)"
     )]
     MemoryLimit {
-        /// The limit from the manifest (or the volunteer's lower one).
+        /// The limit from the manifest.
         limit: u64,
     },
     /// The task tried to grow a table, create instances or pass data beyond the sandbox's
