@@ -169,4 +169,17 @@ mod tests {
         assert_eq!(sanitize("abcdef", 6), "abcdef");
         assert_eq!(sanitize("", 0), "");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_comes_out_as_one_bounded_line(text in proptest::prelude::any::<String>(), max_len in 24usize..300) {
+            let clean = sanitize(&text, max_len);
+            proptest::prop_assert!(clean.len() <= max_len, "{} > {max_len}", clean.len());
+            proptest::prop_assert!(!clean.chars().any(|c| c.is_control() || super::is_hidden_control(c)), "{clean:?}");
+            if clean.len() < text.len() || clean != text {
+                // Either escaped or cut; an untouched text is returned as it was.
+                proptest::prop_assert!(text.chars().any(|c| c.is_control() || super::is_hidden_control(c) || c == '\\') || text.len() > max_len);
+            }
+        }
+    }
 }
