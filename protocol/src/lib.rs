@@ -33,6 +33,7 @@ mod batch;
 mod bytes;
 mod dashboard;
 mod error;
+pub mod guest_text;
 mod host;
 mod ids;
 mod input;

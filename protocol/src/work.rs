@@ -145,6 +145,16 @@ pub enum ErrorKind {
     TaskError,
     /// The client failed for another reason (download, compile, disk).
     ClientError,
+    /// The module's start-up code (instantiation, before `run`) ran out of the sandbox's fixed
+    /// instantiation fuel.
+    InstantiationFuelExhausted,
+    /// The task accessed memory outside its linear memory (for a Rust task, typically its own
+    /// stack in linear memory overflowing through large local variables).
+    MemoryFault,
+    /// The task panicked (aborted); the message says where and why, as the task printed it.
+    Panic,
+    /// The task called `exit` instead of returning a result.
+    Exit,
     /// A kind this protocol version does not know.
     #[serde(other)]
     Other,

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
+use musketeer_protocol::guest_text;
 use musketeer_signing_keys::{SignedManifest, TrustStore};
 
 use crate::cli::{BackendArg, RunArgs};
@@ -14,6 +15,9 @@ use crate::sandbox::{Backend, RunOptions, Sandbox, SandboxConfig};
 #[derive(Debug, thiserror::Error)]
 #[error("{kind}: {0}", kind = .0.kind())]
 pub struct TaskRunFailed(pub crate::sandbox::RunError);
+
+/// Most bytes of the task's (escaped) stderr in the `--json` report.
+const STDERR_MAX: usize = 256 * 1024;
 
 pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let manifest_text = std::fs::read_to_string(&args.manifest)
@@ -67,8 +71,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             "wall_time_ms": result.wall_time.as_secs_f64() * 1000.0,
             "backend": sandbox.backend_name(),
             "compiled_from_cache": task.from_cache,
-            "stderr": String::from_utf8_lossy(&result.stderr),
+            "stderr": guest_text::sanitize_lines(&String::from_utf8_lossy(&result.stderr), STDERR_MAX),
             "logs": result.logs,
+            "memory_bytes": result.memory_bytes,
         });
         writeln!(stdout, "{report}")?;
     } else {

@@ -178,7 +178,10 @@ fn load_or_create_secret(path: &Path) -> Result<Vec<u8>, CacheError> {
             source: std::io::Error::other(e.to_string()),
         }
     })?;
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    // Unique per attempt, not just per process: two sandboxes of one process (threads) that
+    // open the cache at once must not share (and remove) each other's temporary file.
+    let nonce: String = secret[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = path.with_extension(format!("{}.{nonce}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut file = private_file(&tmp)?;
         file.write_all(&secret)?;

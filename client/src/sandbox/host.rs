@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
-use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::determinism::{FixedWallClock, SeededRng, VirtualMonotonicClock, seed_u128};
+use musketeer_protocol::guest_text;
+
+use super::limiter::Limiter;
 use crate::net::fetch::{FetchError, HttpFetcher, RequestBudget};
 use crate::net::policy::Allowlist;
 
@@ -27,64 +29,6 @@ const MAX_LOG_LINES: usize = 256;
 
 /// Receives progress reports of a run (fraction in [0, 1]).
 pub type ProgressSink = Arc<dyn Fn(f64) + Send + Sync>;
-
-/// Which store limit a task ran into, recorded so the trap can be named precisely.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitHit {
-    /// Linear memory would exceed the manifest's limit.
-    Memory,
-    /// A table would exceed the element limit.
-    Table,
-}
-
-/// Memory and table limits that remember which one was hit.
-#[derive(Debug)]
-pub struct Limiter {
-    pub(crate) memory_bytes: usize,
-    pub(crate) table_elements: usize,
-    pub(crate) hit: Option<LimitHit>,
-}
-
-impl ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
-            self.hit = Some(LimitHit::Memory);
-            return Err(wasmtime::Error::msg("memory limit exceeded"));
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.table_elements {
-            self.hit = Some(LimitHit::Table);
-            return Err(wasmtime::Error::msg("table limit exceeded"));
-        }
-        Ok(true)
-    }
-
-    fn instances(&self) -> usize {
-        // A task component instantiates a handful of core instances (its own code plus adapters).
-        64
-    }
-
-    fn tables(&self) -> usize {
-        64
-    }
-
-    fn memories(&self) -> usize {
-        8
-    }
-}
 
 /// Everything a running task can reach.
 pub struct HostState {
@@ -139,11 +83,7 @@ impl HostState {
         let state = Self {
             wasi: builder.build(),
             table: ResourceTable::new(),
-            limiter: Limiter {
-                memory_bytes: setup.memory_bytes,
-                table_elements: 100_000,
-                hit: None,
-            },
+            limiter: Limiter::new(setup.memory_bytes),
             allowlist: setup.allowlist,
             fetcher: setup.fetcher,
             budget,
@@ -202,15 +142,9 @@ impl musketeer::task::host::Host for HostState {
 
     async fn log(&mut self, line: String) {
         if self.logs.len() < MAX_LOG_LINES {
-            let mut line = line;
-            if line.len() > MAX_LOG_LINE {
-                let mut cut = MAX_LOG_LINE;
-                while !line.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                line.truncate(cut);
-            }
-            self.logs.push(line);
+            // Escaped here, so that every consumer of the logs (the `run --json` report, the
+            // volunteer's output) gets text that cannot forge lines or drive a terminal.
+            self.logs.push(guest_text::sanitize(&line, MAX_LOG_LINE));
         }
     }
 }

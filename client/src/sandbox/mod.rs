@@ -3,17 +3,20 @@
 //! deterministic WASI and no ambient authority.
 
 mod cache;
+mod classify;
 mod determinism;
 mod engine;
 mod error;
 mod host;
+mod limiter;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use musketeer_protocol::guest_text;
 use musketeer_signing_keys::{Manifest, SignedManifest, TrustStore};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store};
 
 pub use cache::CacheError;
 pub use determinism::FIXED_WALL_CLOCK;
@@ -26,13 +29,16 @@ pub use host::ProgressSink;
 use crate::net::fetch::{HttpConfig, HttpFetcher};
 use crate::net::policy::Allowlist;
 use engine::{EPOCH_TICK, EpochTicker};
-use host::{HostSetup, HostState, LimitHit, Task, TaskPre};
+use host::{HostSetup, HostState, Task, TaskPre};
 
 /// Fuel for instantiation, kept apart from the task's budget so that the reported fuel is the
 /// run alone (instantiation cost varies with the memory-init strategy).
 const INSTANTIATION_FUEL: u64 = 100_000_000;
 /// How often (in fuel) a guest yields to tokio, so many tasks share few cores fairly.
 const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
+/// Longest error string of a task that is kept (sanitised); also the least the host will lift
+/// out of the task in one call, so that such an error can cross even under a tiny output limit.
+const MAX_TASK_ERROR: usize = 4096;
 
 /// Settings of the volunteer's side of the sandbox (the manifest sets the per-task limits).
 #[derive(Debug, Clone)]
@@ -101,8 +107,11 @@ pub struct RunOutput {
     pub stdout: Vec<u8>,
     /// Captured stderr (capped).
     pub stderr: Vec<u8>,
-    /// Lines the task logged through the `log` import (capped).
+    /// Lines the task logged through the `log` import (capped, sanitised).
     pub logs: Vec<String>,
+    /// Bytes all memories and tables of the task held at the end (they never shrink, so this
+    /// is also their peak); counted against the memory limit.
+    pub memory_bytes: usize,
 }
 
 /// Per-run options.
@@ -220,6 +229,12 @@ impl Sandbox {
         });
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
+        // What the host copies out of the task in one call (its output, or an argument of a
+        // host call) is capped, so that an oversized output is refused before it is copied.
+        let lift_cap = usize::try_from(limits.output_bytes)
+            .unwrap_or(usize::MAX)
+            .max(MAX_TASK_ERROR);
+        store.set_hostcall_fuel(lift_cap);
         let internal = |e: wasmtime::Error| RunError::Internal(one_line(&e));
         store.set_fuel(INSTANTIATION_FUEL).map_err(internal)?;
         store
@@ -231,10 +246,12 @@ impl Sandbox {
         store.epoch_deadline_trap();
 
         let started = Instant::now();
+        let mut instantiated = false;
         // The epoch deadline interrupts wasm code; the tokio timeout also ends a task that is
         // blocked in a host call (a sleep, a slow HTTP response), which epochs cannot reach.
         let outcome = tokio::time::timeout(wall, async {
             let instance = task.pre.instantiate_async(&mut store).await?;
+            instantiated = true;
             store.set_fuel(limits.fuel)?;
             let result = instance.call_run(&mut store, input).await;
             Ok::<_, wasmtime::Error>(result)
@@ -251,17 +268,29 @@ impl Sandbox {
                 });
             }
             Ok(Err(error)) | Ok(Ok(Err(error))) => {
-                return Err(self.classify(&store, &error, task, &stdout, &stderr));
+                let ending = classify::Ending {
+                    limits,
+                    instantiation_fuel: INSTANTIATION_FUEL,
+                    instantiated,
+                    limit_hit: store.data().limiter.hit(),
+                    lift_cap,
+                    stdout: &stdout,
+                    stderr: &stderr,
+                    stdio_cap: self.config.stdio_cap,
+                };
+                return Err(classify::classify(&error, &ending));
             }
             Ok(Ok(Ok(result))) => result,
         };
         let remaining = store.get_fuel().map_err(internal)?;
         let fuel_consumed = limits.fuel.saturating_sub(remaining);
-        let output = result.map_err(|message| RunError::TaskFailed(truncate(message, 4096)))?;
+        let output = result.map_err(|message| {
+            RunError::TaskFailed(guest_text::sanitize(&message, MAX_TASK_ERROR))
+        })?;
         if output.len() as u64 > limits.output_bytes {
             return Err(RunError::OutputTooLarge {
                 limit: limits.output_bytes,
-                actual: output.len() as u64,
+                actual: Some(output.len() as u64),
             });
         }
         Ok(RunOutput {
@@ -271,75 +300,16 @@ impl Sandbox {
             stdout,
             stderr,
             logs: std::mem::take(&mut store.data_mut().logs),
+            memory_bytes: store.data().limiter.used_bytes(),
         })
     }
-
-    fn classify(
-        &self,
-        store: &Store<HostState>,
-        error: &wasmtime::Error,
-        task: &PreparedTask,
-        stdout: &[u8],
-        stderr: &[u8],
-    ) -> RunError {
-        let limits = &task.manifest.limits;
-        match store.data().limiter.hit {
-            Some(LimitHit::Memory) => {
-                return RunError::MemoryLimit {
-                    limit: limits.memory_bytes,
-                };
-            }
-            Some(LimitHit::Table) => return RunError::ResourceLimit("table elements".into()),
-            None => {}
-        }
-        match error.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => return RunError::FuelExhausted { limit: limits.fuel },
-            Some(Trap::Interrupt) => {
-                return RunError::WallTimeout {
-                    limit_ms: limits.wall_time_ms,
-                };
-            }
-            Some(Trap::StackOverflow) => return RunError::StackOverflow,
-            _ => {}
-        }
-        let cap = self.config.stdio_cap;
-        // A full pipe makes the guest's print fail; Rust guests then panic and trap.
-        if stdout.len() >= cap {
-            return RunError::StdioFlood {
-                stream: "stdout",
-                cap,
-            };
-        }
-        if stderr.len() >= cap {
-            return RunError::StdioFlood {
-                stream: "stderr",
-                cap,
-            };
-        }
-        let message = one_line(error);
-        // Instance, memory and table *counts* are checked by wasmtime itself, not through the
-        // limiter's callbacks, and it reports them only as text (`bail!` in
-        // `StoreOpaque::bump_resource_counts`, wasmtime 48).
-        if message.starts_with("resource limit exceeded:") {
-            return RunError::ResourceLimit(message);
-        }
-        RunError::Trap(message)
-    }
 }
 
+/// The first line of a wasmtime error with its causes, e.g. a compile or link error.
 fn one_line(error: &wasmtime::Error) -> String {
     let text = format!("{error:#}");
-    truncate(text.lines().next().unwrap_or_default().to_owned(), 1024)
-}
-
-fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut cut = max;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
+    guest_text::sanitize(
+        text.lines().next().unwrap_or_default(),
+        classify::MAX_REASON,
+    )
 }

@@ -2,6 +2,11 @@
 
 use std::io::Write as _;
 
+use musketeer_protocol::guest_text;
+
+/// Longest human-readable event line.
+const MAX_TEXT_LINE: usize = 8 * 1024;
+
 /// Output format of `musketeer join`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -29,8 +34,23 @@ impl Events {
 
     /// Emits `event` with `fields` (JSON) or `text` (human).
     pub fn emit(&self, event: &str, fields: serde_json::Value, text: impl AsRef<str>) {
-        let line = match self.format {
-            LogFormat::Text => format!("[{}] {}", self.name, text.as_ref()),
+        let line = self.line(event, fields, text.as_ref());
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout must not stop the volunteer's work.
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    }
+
+    /// The one line `emit` prints.
+    fn line(&self, event: &str, fields: serde_json::Value, text: &str) -> String {
+        match self.format {
+            // One event, one line: whatever the text carries (a task's error words are already
+            // escaped, but a server's message or a host name may not be), nothing in it can
+            // end the line or drive the terminal.
+            LogFormat::Text => {
+                guest_text::sanitize(&format!("[{}] {}", self.name, text), MAX_TEXT_LINE)
+            }
+            // serde_json escapes every control character in strings.
             LogFormat::Json => {
                 let mut object = serde_json::Map::new();
                 object.insert("event".into(), event.into());
@@ -40,10 +60,25 @@ impl Events {
                 }
                 serde_json::Value::Object(object).to_string()
             }
-        };
-        let mut stdout = std::io::stdout().lock();
-        // A closed stdout must not stop the volunteer's work.
-        let _ = writeln!(stdout, "{line}");
-        let _ = stdout.flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Events, LogFormat};
+
+    #[test]
+    fn an_event_is_one_line_whatever_its_text() {
+        let forged = "failed: bad\n[h1] 42.0 done\u{1b}[2K";
+        let text = Events::new(LogFormat::Text, "h1").line("error", serde_json::json!({}), forged);
+        assert_eq!(text, "[h1] failed: bad\\n[h1] 42.0 done\\x1b[2K");
+        let json = Events::new(LogFormat::Json, "h1").line(
+            "error",
+            serde_json::json!({ "message": forged }),
+            forged,
+        );
+        assert_eq!(json.lines().count(), 1);
+        assert!(!json.contains('\u{1b}'), "{json}");
     }
 }

@@ -459,7 +459,11 @@ fn record_version(shared: &Shared, app: &str, version: &semver::Version) {
 
 fn tail(bytes: &[u8]) -> String {
     let start = bytes.len().saturating_sub(STDERR_TAIL);
-    String::from_utf8_lossy(&bytes[start..]).into_owned()
+    // Escaped like every guest text; escapes at most quadruple its length (`\x1b`).
+    musketeer_protocol::guest_text::sanitize_lines(
+        &String::from_utf8_lossy(&bytes[start..]),
+        STDERR_TAIL * 4,
+    )
 }
 
 /// The wire kind of a sandbox error.
@@ -475,6 +479,10 @@ pub fn error_kind(error: &RunError) -> ErrorKind {
         "output-too-large" => ErrorKind::OutputTooLarge,
         "task-error" | "stdio-flood" => ErrorKind::TaskError,
         "trap" => ErrorKind::Trap,
+        "instantiation-fuel-exhausted" => ErrorKind::InstantiationFuelExhausted,
+        "memory-fault" => ErrorKind::MemoryFault,
+        "panic" => ErrorKind::Panic,
+        "exit" => ErrorKind::Exit,
         _ => ErrorKind::ClientError,
     }
 }

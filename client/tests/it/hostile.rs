@@ -105,7 +105,7 @@ async fn slow_http_response_hits_the_wall_clock_or_request_timeout() {
     });
     let (kind, message) = contained(&quick, &signed, input).await;
     assert_eq!(kind, "task-error");
-    assert_eq!(message, "task error: Timeout");
+    assert_eq!(message, "Timeout");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +143,7 @@ async fn output_flood_is_refused() {
     )
     .await;
     assert_eq!(kind, "output-too-large", "{message}");
-    assert!(message.contains("8388608"), "{message}");
+    assert!(message.contains("limit of 1048576 bytes"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,7 +153,7 @@ async fn stdout_and_stderr_floods_are_capped() {
     for stream in ["stdout", "stderr"] {
         let (kind, message) = contained(&sandbox, &signed, json!({ "mode": stream })).await;
         assert_eq!(kind, "stdio-flood", "{message}");
-        assert!(message.starts_with(stream), "{message}");
+        assert!(message.contains(stream), "{message}");
     }
     // A guest that ignores write errors cannot escape the cap either: it runs out of fuel.
     let limits = Limits {
@@ -177,10 +177,7 @@ async fn files_are_out_of_reach() {
         let (kind, message) =
             contained(&sandbox, &signed, json!({"mode":"file","path":path})).await;
         assert_eq!(kind, "task-error", "{path}: {message}");
-        assert!(
-            message.starts_with("task error: file: "),
-            "{path}: {message}"
-        );
+        assert!(message.starts_with("file: "), "{path}: {message}");
     }
 }
 
@@ -233,10 +230,7 @@ async fn http_only_reaches_the_allowlist() {
     ] {
         let (kind, message) = http_result(&sandbox, &signed, &url).await;
         assert_eq!(kind, "task-error", "{url}: {message}");
-        assert!(
-            message.starts_with("task error: Denied("),
-            "{url}: {message}"
-        );
+        assert!(message.starts_with("Denied("), "{url}: {message}");
     }
 }
 
@@ -275,10 +269,7 @@ async fn redirects_are_rechecked() {
     ] {
         let (kind, message) = http_result(&sandbox, &signed, &redirect(&escape)).await;
         assert_eq!(kind, "task-error", "{escape}: {message}");
-        assert!(
-            message.starts_with("task error: Denied("),
-            "{escape}: {message}"
-        );
+        assert!(message.starts_with("Denied("), "{escape}: {message}");
     }
 }
 
@@ -293,12 +284,12 @@ async fn oversized_responses_and_request_floods_are_capped() {
     let signed = hostile(test_limits(), &[fixture.allow()]);
     let (kind, message) = http_result(&sandbox, &signed, &fixture.url("/big/2000000")).await;
     assert_eq!(kind, "task-error");
-    assert_eq!(message, "task error: TooLarge(1048576)");
+    assert_eq!(message, "TooLarge(1048576)");
 
     let input = json!({"mode":"http","url":fixture.url("/hello"),"repeat":4});
     let (kind, message) = contained(&sandbox, &signed, input).await;
     assert_eq!(kind, "task-error");
-    assert_eq!(message, "task error: TooManyRequests");
+    assert_eq!(message, "TooManyRequests");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,7 +300,7 @@ async fn tasks_cannot_set_framing_or_host_headers() {
         json!({"mode":"http","url":fixture.url("/hello"),"headers":[["Host","169.254.169.254"]]});
     let (kind, message) = contained(&crate::support::sandbox(), &signed, input).await;
     assert_eq!(kind, "task-error");
-    assert!(message.starts_with("task error: Denied("), "{message}");
+    assert!(message.starts_with("Denied("), "{message}");
 }
 
 fn urlencode(text: &str) -> String {

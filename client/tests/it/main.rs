@@ -2,8 +2,11 @@
 
 mod cache;
 mod cli;
+mod components;
+mod containment;
 mod determinism;
 mod hostile;
+mod peak_rss;
 mod stock_day;
 mod support;
 mod tamper;

@@ -106,10 +106,7 @@ async fn all_days_and_twse_refusals() {
     assert_eq!(days[0]["漲跌價差"], 0.1);
 
     let refused = crawl(&signed, &source, "9999", false).await.unwrap_err();
-    assert_eq!(
-        refused,
-        "task-error|task error: TWSE: 很抱歉，沒有符合條件的資料!"
-    );
+    assert_eq!(refused, "task-error|TWSE: 很抱歉，沒有符合條件的資料!");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +122,7 @@ async fn crawler_cannot_leave_its_allowlist() {
     let error = crawl(&signed, &elsewhere.url(""), "2356", false)
         .await
         .unwrap_err();
-    assert!(error.contains("task-error|task error: fetching"), "{error}");
+    assert!(error.contains("task-error|fetching"), "{error}");
     assert!(
         error.contains("not in the manifest's HTTP allowlist"),
         "{error}"

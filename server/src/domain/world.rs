@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use musketeer_protocol::{
     Assignment, BatchId, BatchState, BatchStatus, ErrorKind, HostId, HostPlatform, HostSummary,
     Limits, ReportStatus, ResultCounts, ResultId, Stats, TokenId, UnitCounts, UnitId, UnitState,
+    guest_text,
 };
 use semver::Version;
 use serde::{Deserialize, Serialize};
@@ -607,7 +608,35 @@ impl World {
     /// An honest client never reports a success beyond its manifest's limits; one that does is
     /// recorded as the error a limit would have caused, so that it cannot store oversized output
     /// or claim more fuel (credit) than the author allowed.
+    ///
+    /// Guest-written text (error message, stderr tail) is escaped and capped here, before it
+    /// is stored, so that no module can forge lines in a log or a terminal that shows it.
     fn within_limits(&self, unit: UnitId, reported: Reported) -> Reported {
+        // The API keeps 8 KiB of each text; escaping may at most quadruple it (`\x1b`).
+        const GUEST_TEXT_MAX: usize = 32 * 1024;
+        let reported = match reported {
+            Reported::Success {
+                output,
+                fuel,
+                wall_ms,
+                stderr_tail,
+            } => Reported::Success {
+                output,
+                fuel,
+                wall_ms,
+                stderr_tail: guest_text::sanitize_lines(&stderr_tail, GUEST_TEXT_MAX),
+            },
+            Reported::Error {
+                kind,
+                message,
+                stderr_tail,
+            } => Reported::Error {
+                kind,
+                message: guest_text::sanitize(&message, GUEST_TEXT_MAX),
+                stderr_tail: guest_text::sanitize_lines(&stderr_tail, GUEST_TEXT_MAX),
+            },
+            Reported::Returned => Reported::Returned,
+        };
         let Reported::Success {
             output,
             fuel,

@@ -23,6 +23,11 @@
 //! | `{"mode":"http","url":U,"repeat":R,"headers":[[name,value],..]}` | `R` (default 1) host `http-get`s of `U` | ok JSON `{"status":S,"body_len":N,"requests":R}` (last response); err `format!("{:?}", HttpError)` of the first failure: `Denied("<reason>")`, `Timeout`, `TooLarge(<cap>)`, `TooManyRequests`, `Failed("<reason>")` |
 //! | `{"mode":"nan"}` | NaN-producing f32/f64 arithmetic | ok JSON object, key -> `0x` + hex bits (keys sorted) |
 //! | `{"mode":"clock"}` | wall clock, monotonic clock, `RandomState` hash keys (seeded from `wasi:random/insecure-seed`), `getrandom` (`wasi:random/random`) | ok JSON `{"system_time_ns":N,"instant_elapsed_ns":N,"random":[u64,u64,u64],"secure_random":[u64,u64,u64]}` (`secure_random` is the string `getrandom: <error>` if that fails) |
+//! | `{"mode":"panic","message":M}` | `panic!("{M}")` (the message goes to stderr, then the module aborts) | trap (unreachable) |
+//! | `{"mode":"exit","code":C}` | `std::process::exit(C)` | the run ends with no result; WASI p2 carries only success or failure, so the host sees status 0 for `C == 0` and 1 otherwise |
+//! | `{"mode":"frames","depth":D}` | recursion with 64 KiB of locals per frame on the task's own stack in linear memory, `D` frames (default unbounded) | trap (out-of-bounds memory access once that stack runs past the start of memory); ok `recursed D large frames` if `D` fits |
+//! | `{"mode":"error","message":M}` | returns `M` as the task's error, unchanged (control characters included) | err `M` |
+//! | `{"mode":"log","line":L}` | one host `log` call with `L`, unchanged | ok: `logged` |
 
 mod modes;
 

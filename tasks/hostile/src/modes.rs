@@ -64,6 +64,22 @@ pub enum Mode {
     },
     Nan {},
     Clock {},
+    Panic {
+        message: String,
+    },
+    Exit {
+        code: i32,
+    },
+    Frames {
+        #[serde(default = "unbounded")]
+        depth: u64,
+    },
+    Error {
+        message: String,
+    },
+    Log {
+        line: String,
+    },
 }
 
 fn an_hour() -> u64 {
@@ -123,6 +139,17 @@ pub fn run(mode: Mode) -> Result<Vec<u8>, String> {
         } => http(&url, repeat, &headers)?,
         Mode::Nan {} => json_bytes(&nan_bits()),
         Mode::Clock {} => json_bytes(&clock()),
+        Mode::Panic { message } => panic!("{message}"),
+        Mode::Exit { code } => std::process::exit(code),
+        Mode::Frames { depth } => {
+            black_box(big_frames(0, black_box(depth)));
+            format!("recursed {depth} large frames").into_bytes()
+        }
+        Mode::Error { message } => return Err(message),
+        Mode::Log { line } => {
+            musketeer_task_sdk::log(&line);
+            b"logged".to_vec()
+        }
     };
     Ok(bytes)
 }
@@ -167,6 +194,25 @@ fn recurse(n: u64, limit: u64) -> u64 {
     }
     let deeper = recurse(n + 1, limit);
     deeper.rotate_left(7) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Bytes of local data in each [`big_frames`] frame.
+const BIG_FRAME: usize = 64 * 1024;
+
+/// Like [`recurse`], but each frame holds [`BIG_FRAME`] bytes of locals. Such locals live on the
+/// task's own stack in its linear memory (not on the wasm call stack), so this overflows that
+/// stack after a few frames and runs off the start of memory instead of hitting the host's
+/// wasm stack limit.
+#[inline(never)]
+fn big_frames(n: u64, limit: u64) -> u64 {
+    let mut frame = [0u8; BIG_FRAME];
+    frame[n as usize % BIG_FRAME] = n as u8;
+    black_box(&mut frame);
+    if n >= limit {
+        return u64::from(frame[0]);
+    }
+    let deeper = big_frames(n + 1, limit);
+    deeper ^ u64::from(frame[(deeper as usize) % BIG_FRAME])
 }
 
 fn flood(mut out: impl Write, ignore_errors: bool, name: &str) -> ! {
@@ -301,6 +347,18 @@ mod tests {
         assert_eq!(
             run_json(r#"{"mode":"sleep","secs":0}"#).unwrap(),
             b"slept 0 s"
+        );
+        assert_eq!(
+            run_json(r#"{"mode":"frames","depth":3}"#).unwrap(),
+            b"recursed 3 large frames"
+        );
+        assert_eq!(
+            run_json(r#"{"mode":"log","line":"a\nb"}"#).unwrap(),
+            b"logged"
+        );
+        assert_eq!(
+            run_json(r#"{"mode":"error","message":"no\u001b[31m"}"#).unwrap_err(),
+            "no\u{1b}[31m"
         );
     }
 

@@ -243,6 +243,24 @@ fn successes_beyond_the_manifest_limits_count_as_errors() {
 }
 
 #[test]
+fn reported_guest_text_is_stored_escaped() {
+    let mut world = world_with_hosts(1);
+    submit(&mut world, 1, 1, 0);
+    let leased = world.fetch(HostId(1), 1, 0);
+    let forged = Reported::Error {
+        kind: musketeer_protocol::ErrorKind::TaskError,
+        message: "no\n[server] unit accepted\u{1b}[2J".into(),
+        stderr_tail: "line one\nline two\r\u{202e}".into(),
+    };
+    world.report(HostId(1), leased[0], forged, 1);
+    let replica = &world.unit(leased[0].unit).unwrap().replicas[0];
+    let ReplicaState::Error { message, .. } = &replica.state else {
+        panic!("{replica:?}")
+    };
+    assert_eq!(message, "no\\n[server] unit accepted\\x1b[2J");
+}
+
+#[test]
 fn cancelled_batch_units_are_reported_cancelled_to_their_hosts() {
     let mut world = world_with_hosts(1);
     let batch = submit(&mut world, 3, 1, 0);
