@@ -36,6 +36,7 @@ mod error;
 mod host;
 mod ids;
 mod input;
+pub mod limits;
 pub mod paths;
 mod project;
 mod stats;
@@ -55,6 +56,7 @@ pub use host::{
 };
 pub use ids::{BatchId, HostId, ParseIdError, ResultId, TokenId, UnitId};
 pub use input::task_input_bytes;
+pub use limits::{InputLimitError, check_input};
 pub use project::{ProjectInfo, RegistrationPolicy, TrustedKey};
 pub use stats::{ResultCounts, Stats};
 pub use tokens::{CreateTokenRequest, CreateTokenResponse, Role};

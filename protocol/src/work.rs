@@ -145,6 +145,9 @@ pub enum ErrorKind {
     TaskError,
     /// The client failed for another reason (download, compile, disk).
     ClientError,
+    /// The client could not decode the assignment, or its input broke the protocol's input
+    /// limits (`limits::check_input`); it was not run.
+    BadAssignment,
     /// A kind this protocol version does not know.
     #[serde(other)]
     Other,
