@@ -177,4 +177,39 @@ mod tests {
             assert!(decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
+
+    proptest::proptest! {
+
+        /// Any bytes at all: an answer or an error, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = decode(&bytes);
+        }
+
+        /// However deep each input, every assignment gets its own verdict, in order, and only
+        /// inputs within the limit are accepted.
+        #[test]
+        fn each_assignment_gets_its_own_verdict(depths in proptest::collection::vec(0usize..300, 1..8)) {
+            let assignments: Vec<String> = depths
+                .iter()
+                .enumerate()
+                .map(|(i, depth)| assignment(&format!("{}.0", i + 1), &nested(*depth)))
+                .collect();
+            let decoded = decode(&answer(&assignments)).unwrap();
+            proptest::prop_assert_eq!(decoded.assignments.len(), depths.len());
+            for ((i, depth), verdict) in depths.iter().enumerate().zip(&decoded.assignments) {
+                let unit = UnitId(i as u64 + 1);
+                match verdict {
+                    Ok(a) => {
+                        proptest::prop_assert!(*depth <= musketeer_protocol::limits::MAX_INPUT_DEPTH);
+                        proptest::prop_assert_eq!(a.unit_id, unit);
+                    }
+                    Err(bad) => {
+                        proptest::prop_assert!(*depth > musketeer_protocol::limits::MAX_INPUT_DEPTH);
+                        proptest::prop_assert_eq!(bad.result_id.map(|r| r.unit), Some(unit));
+                    }
+                }
+            }
+        }
+    }
 }

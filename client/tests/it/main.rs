@@ -4,6 +4,7 @@ mod cache;
 mod cli;
 mod determinism;
 mod hostile;
+mod network_reads;
 mod stock_day;
 mod support;
 mod tamper;
