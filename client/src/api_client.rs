@@ -5,19 +5,25 @@
 
 use std::time::Duration;
 
+use musketeer_protocol::limits::{MAX_FETCH_ANSWER_BYTES, MAX_SMALL_ANSWER_BYTES};
 use musketeer_protocol::{
-    ApiErrorBody, BatchId, BatchStatus, DeleteBatchResponse, ErrorCode, FetchRequest,
-    FetchResponse, ProjectInfo, PublishRequest, PublishResponse, RegisterHostRequest,
-    RegisterHostResponse, ReportRequest, ReportResponse, ResultsFormat, SubmitBatchRequest,
-    SubmitBatchResponse, paths,
+    ApiErrorBody, BatchId, BatchStatus, DeleteBatchResponse, ErrorCode, FetchRequest, ProjectInfo,
+    PublishRequest, PublishResponse, RegisterHostRequest, RegisterHostResponse, ReportRequest,
+    ReportResponse, ResultsFormat, SubmitBatchRequest, SubmitBatchResponse, paths,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::fetch_answer::FetchAnswer;
 
 /// Timeout of ordinary requests (long polls add their wait to it).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time to open a TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest answer of list and dashboard views read with [`ApiClient::get_json`].
+pub const MAX_VIEW_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+/// Largest error answer read; only its message is shown.
+const MAX_ERROR_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +55,22 @@ pub enum ApiError {
         /// What was wrong.
         message: String,
     },
+    /// The answer is larger than this client reads from that endpoint; nothing more was read.
+    #[error("the answer from {url} is larger than the {max} bytes this client accepts from it")]
+    TooLarge {
+        /// The URL requested.
+        url: String,
+        /// The cap of that endpoint.
+        max: u64,
+    },
+    /// The results could not be written where they were asked for.
+    #[error("cannot write the answer from {url}: {source}")]
+    Write {
+        /// The URL requested.
+        url: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// The server URL is not a valid http(s) URL.
     #[error("invalid server URL {0:?}: expected e.g. http://127.0.0.1:8080")]
     BadUrl(String),
@@ -62,7 +84,10 @@ impl ApiError {
             ApiError::Server { status, code, .. } => {
                 *status >= 500 || matches!(code, ErrorCode::RateLimited | ErrorCode::Unavailable)
             }
-            ApiError::Decode { .. } | ApiError::BadUrl(_) => false,
+            ApiError::Decode { .. }
+            | ApiError::TooLarge { .. }
+            | ApiError::Write { .. }
+            | ApiError::BadUrl(_) => false,
         }
     }
 
@@ -124,7 +149,8 @@ impl ApiClient {
 
     /// `GET /api/v1/project`.
     pub async fn project(&self) -> Result<ProjectInfo, ApiError> {
-        self.get_json(paths::PROJECT).await
+        self.get_capped(paths::PROJECT, MAX_SMALL_ANSWER_BYTES)
+            .await
     }
 
     /// `POST /api/v1/hosts/register`.
@@ -136,11 +162,24 @@ impl ApiClient {
             .await
     }
 
-    /// `POST /api/v1/work/fetch`; waits up to `request.wait_ms` for work.
-    pub async fn fetch(&self, request: &FetchRequest) -> Result<FetchResponse, ApiError> {
+    /// `POST /api/v1/work/fetch`; waits up to `request.wait_ms` for work. Each assignment is
+    /// decoded on its own: one that cannot be decoded or breaks the input limits is returned as
+    /// an error of that assignment, not of the whole answer.
+    pub async fn fetch(&self, request: &FetchRequest) -> Result<FetchAnswer, ApiError> {
         let wait = Duration::from_millis(request.wait_ms.unwrap_or(0));
-        self.post_json(paths::WORK_FETCH, request, REQUEST_TIMEOUT + wait)
-            .await
+        let url = self.url(paths::WORK_FETCH);
+        let response = self
+            .send(
+                self.http.post(&url).json(request),
+                &url,
+                REQUEST_TIMEOUT + wait,
+            )
+            .await?;
+        let bytes = read_capped(response, &url, MAX_FETCH_ANSWER_BYTES).await?;
+        crate::fetch_answer::decode(&bytes).map_err(|e| ApiError::Decode {
+            url,
+            message: e.to_string(),
+        })
     }
 
     /// `POST /api/v1/work/report`.
@@ -149,17 +188,15 @@ impl ApiClient {
             .await
     }
 
-    /// `GET /api/v1/modules/{sha256}`: the module's bytes.
-    pub async fn module(&self, sha256: &str) -> Result<Vec<u8>, ApiError> {
+    /// `GET /api/v1/modules/{sha256}`: the module's bytes, refused past `max_bytes` (the size
+    /// its signed manifest names).
+    pub async fn module(&self, sha256: &str, max_bytes: u64) -> Result<Vec<u8>, ApiError> {
         let url = self.url(&paths::module(sha256));
         let response = self
             .send(self.http.get(&url), &url, Duration::from_secs(300))
             .await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| ApiError::Transport { url, source })?;
-        Ok(bytes.to_vec())
+        let max = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        read_capped(response, &url, max).await
     }
 
     /// `POST /api/v1/apps`.
@@ -198,33 +235,51 @@ impl ApiClient {
         let response = self
             .send(self.http.delete(&url), &url, REQUEST_TIMEOUT)
             .await?;
-        decode(response, url).await
+        decode(response, url, MAX_SMALL_ANSWER_BYTES).await
     }
 
-    /// `GET /api/v1/batches/{id}/results?format=..`: the whole download.
+    /// `GET /api/v1/batches/{id}/results?format=..`, streamed into `out` as it arrives (a
+    /// batch's results may be larger than memory). Returns the bytes written.
     pub async fn batch_results(
         &self,
         id: BatchId,
         format: ResultsFormat,
-    ) -> Result<Vec<u8>, ApiError> {
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, ApiError> {
         let url = self.url(&paths::batch_results(id, format));
-        let response = self
+        let mut response = self
             .send(self.http.get(&url), &url, Duration::from_secs(600))
             .await?;
-        let bytes = response
-            .bytes()
+        let mut written = 0u64;
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|source| ApiError::Transport { url, source })?;
-        Ok(bytes.to_vec())
+            .map_err(|source| ApiError::Transport {
+                url: url.clone(),
+                source,
+            })?
+        {
+            out.write_all(&chunk).map_err(|source| ApiError::Write {
+                url: url.clone(),
+                source,
+            })?;
+            written += chunk.len() as u64;
+        }
+        Ok(written)
     }
 
-    /// `GET` a JSON document at an API path (also for dashboard views such as `/api/v1/hosts`).
+    /// `GET` a JSON document at an API path (also for dashboard views such as `/api/v1/hosts`),
+    /// read up to [`MAX_VIEW_ANSWER_BYTES`].
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.get_capped(path, MAX_VIEW_ANSWER_BYTES).await
+    }
+
+    async fn get_capped<T: DeserializeOwned>(&self, path: &str, max: usize) -> Result<T, ApiError> {
         let url = self.url(path);
         let response = self
             .send(self.http.get(&url), &url, REQUEST_TIMEOUT)
             .await?;
-        decode(response, url).await
+        decode(response, url, max).await
     }
 
     async fn post_json<B: Serialize, T: DeserializeOwned>(
@@ -237,7 +292,7 @@ impl ApiClient {
         let response = self
             .send(self.http.post(&url).json(body), &url, timeout)
             .await?;
-        decode(response, url).await
+        decode(response, url, MAX_SMALL_ANSWER_BYTES).await
     }
 
     fn url(&self, path: &str) -> String {
@@ -267,7 +322,11 @@ impl ApiClient {
         if status.is_success() {
             return Ok(response);
         }
-        let text = response.text().await.unwrap_or_default();
+        // A broken or oversized error body still leaves the status to report.
+        let bytes = read_capped(response, url, MAX_ERROR_ANSWER_BYTES)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
         Err(match serde_json::from_str::<ApiErrorBody>(&text) {
             Ok(body) => ApiError::Server {
                 status: status.as_u16(),
@@ -289,18 +348,51 @@ impl ApiClient {
 async fn decode<T: DeserializeOwned>(
     response: reqwest::Response,
     url: String,
+    max: usize,
 ) -> Result<T, ApiError> {
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|source| ApiError::Transport {
-            url: url.clone(),
-            source,
-        })?;
+    let bytes = read_capped(response, &url, max).await?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
         url,
         message: e.to_string(),
     })
+}
+
+/// Reads a whole answer body, refusing it as soon as it is known to exceed `max` bytes: from
+/// its Content-Length before reading, else while streaming.
+async fn read_capped(
+    mut response: reqwest::Response,
+    url: &str,
+    max: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let too_large = || ApiError::TooLarge {
+        url: url.to_owned(),
+        max: max as u64,
+    };
+    let announced = response.content_length();
+    if announced.is_some_and(|len| len > max as u64) {
+        return Err(too_large());
+    }
+    // Trust the announced length only as a hint for the first allocation, never past the cap.
+    let mut body = Vec::with_capacity(
+        announced
+            .map_or(0, |len| len as usize)
+            .min(max)
+            .min(1 << 20),
+    );
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|source| ApiError::Transport {
+            url: url.to_owned(),
+            source,
+        })?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

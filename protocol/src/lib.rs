@@ -37,6 +37,7 @@ pub mod guest_text;
 mod host;
 mod ids;
 mod input;
+pub mod limits;
 pub mod paths;
 mod project;
 mod stats;
@@ -56,6 +57,7 @@ pub use host::{
 };
 pub use ids::{BatchId, HostId, ParseIdError, ResultId, TokenId, UnitId};
 pub use input::task_input_bytes;
+pub use limits::{InputLimitError, check_input};
 pub use project::{ProjectInfo, RegistrationPolicy, TrustedKey};
 pub use stats::{ResultCounts, Stats};
 pub use tokens::{CreateTokenRequest, CreateTokenResponse, Role};

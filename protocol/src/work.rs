@@ -155,6 +155,9 @@ pub enum ErrorKind {
     Panic,
     /// The task called `exit` instead of returning a result.
     Exit,
+    /// The client could not decode the assignment, or its input broke the protocol's input
+    /// limits (`limits::check_input`); it was not run.
+    BadAssignment,
     /// A kind this protocol version does not know.
     #[serde(other)]
     Other,

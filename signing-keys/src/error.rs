@@ -135,6 +135,14 @@ pub enum ManifestError {
         /// The largest accepted size.
         max: usize,
     },
+    /// The manifest file could not be opened or read (or is not UTF-8 text).
+    #[error("cannot read manifest file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
     /// The manifest file is not valid JSON of the expected shape (or has unknown fields).
     #[error("manifest file is not valid: {0}")]
     Json(serde_json::Error),

@@ -39,6 +39,7 @@ pub mod key;
 pub mod key_file;
 pub mod limits;
 pub mod manifest;
+pub mod manifest_file;
 pub mod rotation;
 pub mod trust;
 
@@ -49,5 +50,6 @@ pub use key_file::{
 };
 pub use limits::Limits;
 pub use manifest::{MANIFEST_DOMAIN, Manifest, SignedManifest, sha256_hex};
+pub use manifest_file::{read_manifest_file, read_manifest_text};
 pub use rotation::{ROTATION_DOMAIN, RotationStatement};
 pub use trust::TrustStore;

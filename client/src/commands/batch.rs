@@ -216,17 +216,26 @@ pub async fn write_results(
         },
         None => stdout_format.unwrap_or(ResultsFormat::Jsonl),
     };
-    let bytes = api
-        .batch_results(id, format)
-        .await
-        .with_context(|| format!("cannot download the results of batch {id}"))?;
+    // Streamed to its destination: a batch's results may be larger than memory.
+    let context = || format!("cannot download the results of batch {id}");
     match output {
         Some(path) => {
-            std::fs::write(path, &bytes)
+            let mut file = std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            api.batch_results(id, format, &mut file)
+                .await
+                .with_context(context)?;
+            file.sync_all()
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("results written to {}", path.display());
         }
-        None => std::io::stdout().lock().write_all(&bytes)?,
+        None => {
+            let mut stdout = std::io::stdout();
+            api.batch_results(id, format, &mut stdout)
+                .await
+                .with_context(context)?;
+            stdout.flush()?;
+        }
     }
     Ok(())
 }

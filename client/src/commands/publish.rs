@@ -7,8 +7,8 @@ use crate::cli::PublishArgs;
 
 pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let api = super::connection::client(&args.server)?;
-    let manifest_text = std::fs::read_to_string(&args.manifest)
-        .with_context(|| format!("cannot read manifest {}", args.manifest.display()))?;
+    let manifest_text = musketeer_signing_keys::read_manifest_text(&args.manifest)
+        .with_context(|| format!("cannot use manifest {}", args.manifest.display()))?;
     let signed_manifest: serde_json::Value =
         serde_json::from_str(&manifest_text).with_context(|| {
             format!(

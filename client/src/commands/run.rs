@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use musketeer_protocol::guest_text;
-use musketeer_signing_keys::{SignedManifest, TrustStore};
+use musketeer_signing_keys::{ManifestError, TrustStore};
 
 use crate::cli::{BackendArg, RunArgs};
 use crate::sandbox::{Backend, RunOptions, Sandbox, SandboxConfig};
@@ -20,10 +20,17 @@ pub struct TaskRunFailed(pub crate::sandbox::RunError);
 const STDERR_MAX: usize = 256 * 1024;
 
 pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let manifest_text = std::fs::read_to_string(&args.manifest)
-        .with_context(|| format!("cannot read manifest {}", args.manifest.display()))?;
-    let signed = SignedManifest::from_json(&manifest_text)
-        .map_err(|e| TaskRunFailed(crate::sandbox::RunError::BadManifest(e.to_string())))?;
+    // Size-checked before a byte is read; a file that cannot be read is a setup error, one that
+    // is too large or malformed a bad manifest.
+    let signed = match musketeer_signing_keys::read_manifest_file(&args.manifest) {
+        Ok(signed) => signed,
+        Err(error @ ManifestError::Read { .. }) => return Err(error.into()),
+        Err(error) => {
+            return Err(
+                TaskRunFailed(crate::sandbox::RunError::BadManifest(error.to_string())).into(),
+            );
+        }
+    };
     let module = std::fs::read(&args.module)
         .with_context(|| format!("cannot read module {}", args.module.display()))?;
     let mut trust = TrustStore::default();

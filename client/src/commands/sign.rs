@@ -28,6 +28,11 @@ pub fn sign(args: &SignArgs) -> anyhow::Result<()> {
     let manifest =
         Manifest::for_module(&args.app, version, &module, args.allow_http.clone(), limits)
             .context("cannot build the manifest")?;
+    for entry in &args.allow_http {
+        if let Some(warning) = allow_entry_warning(entry) {
+            eprintln!("{warning}");
+        }
+    }
     let signed = manifest.sign(&key);
     std::fs::write(&args.out, signed.to_json())
         .with_context(|| format!("cannot write manifest {}", args.out.display()))?;
@@ -41,4 +46,44 @@ pub fn sign(args: &SignArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// A one-line warning for an `--allow-http` entry that is not a directory prefix (its path does
+/// not end in `/`): it allows that path and everything below it, which is rarely what is meant.
+fn allow_entry_warning(entry: &str) -> Option<String> {
+    let url = url::Url::parse(entry).ok()?;
+    let path = url.path();
+    if path.ends_with('/') {
+        return None;
+    }
+    Some(format!(
+        "warning: --allow-http {entry} is not a directory prefix: tasks may fetch {path} and \
+         anything under {path}/; end it with / to allow a directory (e.g. {entry}/)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_that_are_not_directory_prefixes_get_a_warning() {
+        for directory in [
+            "https://api.example.org/",
+            "https://api.example.org",
+            "http://127.0.0.1:8080/v1/",
+        ] {
+            assert_eq!(allow_entry_warning(directory), None, "{directory}");
+        }
+        let warning = allow_entry_warning("https://api.example.org/v1").unwrap();
+        assert!(
+            warning.starts_with("warning: --allow-http https://api.example.org/v1 "),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("https://api.example.org/v1/)"),
+            "{warning}"
+        );
+        assert!(!warning.contains('\n'));
+    }
 }

@@ -110,6 +110,13 @@ pub fn parse_inputs(text: &str, template: Option<&str>) -> anyhow::Result<Vec<se
                 index + 1
             ),
         })?;
+        // The server refuses the whole batch for one such input; say which line it is.
+        if let Err(error) = musketeer_protocol::check_input(&value) {
+            bail!(
+                "line {}: {error}; volunteers cannot take it, make it smaller or flatter",
+                index + 1
+            );
+        }
         inputs.push(value);
     }
     Ok(inputs)
@@ -154,6 +161,19 @@ mod tests {
         let err = parse_inputs("AAPL\n", None).unwrap_err();
         assert!(format!("{err:#}").contains("--input-template"), "{err:#}");
         assert!(parse_inputs("x", Some("no placeholder")).is_err());
+    }
+
+    #[test]
+    fn inputs_beyond_the_protocol_limits_name_their_line() {
+        let deep = format!("{}1{}", "[".repeat(65), "]".repeat(65));
+        let err = parse_inputs(&format!("1\n\n{deep}\n"), None).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.starts_with("line 3: input is nested more than 64"),
+            "{text}"
+        );
+        let flat = format!("{}1{}", "[".repeat(64), "]".repeat(64));
+        assert_eq!(parse_inputs(&flat, None).unwrap().len(), 1);
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub enum Denied {
     /// No allowlist entry matches scheme, host, port and path prefix.
     #[error("{0} is not in the manifest's HTTP allowlist")]
     NotAllowed(String),
+    /// The path spells a separator or a dot segment in a way servers decode differently
+    /// (`%2f`, `%5c`, `%2e`, `%00`, `%25`, a backslash), so what the server serves could lie
+    /// outside the prefix that was checked.
+    #[error("{0} has an ambiguous path encoding (%2f, %5c, %2e, %00, %25 or \\)")]
+    AmbiguousPath(String),
     /// The host resolved only to addresses that tasks may not reach.
     #[error("{host} resolves to a non-public address ({addr})")]
     NonPublicAddress {
@@ -31,14 +36,25 @@ pub enum Denied {
     },
 }
 
-/// One allowlist entry: scheme, host and port must match exactly; the path must start with
-/// `path_prefix`.
+/// One allowlist entry: scheme, host and port must match exactly; the path must be
+/// `path_prefix` or lie below it, segment by segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct AllowEntry {
     scheme: String,
     host: Host<String>,
     port: u16,
+    /// The entry's path without its trailing `/` (empty for the root).
     path_prefix: String,
+}
+
+impl AllowEntry {
+    /// `/a/b` covers `/a/b`, `/a/b/` and `/a/b/c`, never `/a/bc`.
+    fn covers(&self, path: &str) -> bool {
+        match path.strip_prefix(&self.path_prefix) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        }
+    }
 }
 
 /// The HTTP allowlist of one manifest, parsed once.
@@ -63,6 +79,7 @@ impl Allowlist {
         let mut entries = Vec::with_capacity(prefixes.len());
         for prefix in prefixes {
             let url = parse_checked(prefix)?;
+            check_path_encoding(prefix, &url)?;
             let Some(host) = url.host() else {
                 return Err(Denied::InvalidUrl(prefix.clone()));
             };
@@ -73,16 +90,18 @@ impl Allowlist {
                 scheme: url.scheme().to_owned(),
                 host: host.to_owned(),
                 port,
-                path_prefix: url.path().to_owned(),
+                path_prefix: url.path().trim_end_matches('/').to_owned(),
             });
         }
         Ok(Self { entries })
     }
 
     /// Checks a URL the task asked for. The URL is parsed with a WHATWG parser, so case, IP
-    /// spellings (`0x7f.1`, `2130706433`) and dot segments are normalised before comparison.
+    /// spellings (`0x7f.1`, `2130706433`) and dot segments are normalised before comparison;
+    /// encodings a server might decode into a separator or a dot segment after that are refused.
     pub fn check(&self, raw: &str) -> Result<AllowedTarget, Denied> {
         let url = parse_checked(raw)?;
+        check_path_encoding(raw, &url)?;
         let host = url
             .host()
             .ok_or_else(|| Denied::InvalidUrl(raw.to_owned()))?
@@ -94,7 +113,7 @@ impl Allowlist {
             entry.scheme == url.scheme()
                 && entry.host == host
                 && entry.port == port
-                && url.path().starts_with(&entry.path_prefix)
+                && entry.covers(url.path())
         });
         if !matched {
             return Err(Denied::NotAllowed(redact(&url)));
@@ -117,6 +136,21 @@ fn parse_checked(raw: &str) -> Result<Url, Denied> {
         return Err(Denied::UserInfo);
     }
     Ok(url)
+}
+
+/// Percent-escapes of the path that a server may decode before (or without) normalising, turning
+/// `/prefix/..%2fsecret` into `/secret`: separators, dots, NUL and a second round of encoding.
+const AMBIGUOUS_ESCAPES: [&str; 5] = ["%2f", "%5c", "%2e", "%00", "%25"];
+
+/// Refuses a path a server could read differently from this check (see [`AMBIGUOUS_ESCAPES`]).
+/// `raw` is checked for backslashes, which the parser turns into `/` but a server might not.
+fn check_path_encoding(raw: &str, url: &Url) -> Result<(), Denied> {
+    let path = url.path().to_ascii_lowercase();
+    let before_query = raw.split(['?', '#']).next().unwrap_or_default();
+    if before_query.contains('\\') || AMBIGUOUS_ESCAPES.iter().any(|escape| path.contains(escape)) {
+        return Err(Denied::AmbiguousPath(redact(url)));
+    }
+    Ok(())
 }
 
 /// The URL without its query, for error messages (queries may carry tokens).
@@ -235,6 +269,67 @@ mod tests {
                 "{bad} should be denied"
             );
         }
+    }
+
+    #[test]
+    fn prefixes_match_whole_segments() {
+        let list = allow(&["http://h.example/prefix", "http://h.example/dir/"]);
+        for ok in [
+            "http://h.example/prefix",
+            "http://h.example/prefix/",
+            "http://h.example/prefix/a/b?x=%2f",
+            "http://h.example/dir",
+            "http://h.example/dir/x",
+            "http://h.example/dir/sub/../x", // normalised to /dir/x
+        ] {
+            assert!(list.check(ok).is_ok(), "{ok} should be allowed");
+        }
+        for bad in [
+            "http://h.example/prefixEVIL",
+            "http://h.example/prefix.json",
+            "http://h.example/directory/x",
+            "http://h.example/dir/../secret",
+            "http://h.example/",
+        ] {
+            assert!(
+                matches!(list.check(bad), Err(Denied::NotAllowed(_))),
+                "{bad} should be denied"
+            );
+        }
+        let root = allow(&["http://h.example/"]);
+        assert!(root.check("http://h.example/anything/at/all").is_ok());
+        assert!(root.check("http://h.example").is_ok());
+    }
+
+    #[test]
+    fn ambiguous_encodings_are_refused_before_matching() {
+        let list = allow(&["http://h.example/prefix/"]);
+        for bad in [
+            "http://h.example/prefix/..%2fsecret",
+            "http://h.example/prefix/..%2Fsecret",
+            "http://h.example/prefix/%2e%2e%2fsecret",
+            "http://h.example/prefix/%2E%2E%2Fsecret",
+            "http://h.example/prefix/..%5csecret",
+            "http://h.example/prefix/..%5Csecret",
+            "http://h.example/prefix/..\\secret",
+            "http://h.example/prefix\\..\\secret",
+            "http://h.example/prefix/a%2eb",
+            "http://h.example/prefix/..%252fsecret",
+            "http://h.example/prefix/x%00.txt",
+        ] {
+            assert!(
+                matches!(list.check(bad), Err(Denied::AmbiguousPath(_))),
+                "{bad} should be refused as ambiguous, got {:?}",
+                list.check(bad)
+            );
+        }
+        // Whole encoded dot segments are resolved by the parser itself, like `..`.
+        assert!(matches!(
+            list.check("http://h.example/prefix/%2e%2e/secret"),
+            Err(Denied::NotAllowed(_))
+        ));
+        // An entry with such an encoding is a bad manifest.
+        assert!(Allowlist::new(&["http://h.example/a%2fb/".to_owned()]).is_err());
     }
 
     #[test]

@@ -134,20 +134,39 @@ impl DataDir {
     }
 }
 
+/// Largest state file read (`host.json`, `trust.json`, `versions.json`); real ones are a few KiB.
+const MAX_STATE_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, FileError> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| FileError::Corrupt {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(FileError::Io {
+    let io = |source| FileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(io(source)),
+    };
+    // Size first: a state file grown huge (or replaced) is not read into memory.
+    let size = file.metadata().map_err(io)?.len();
+    if size > MAX_STATE_FILE_BYTES {
+        return Err(FileError::Corrupt {
             path: path.to_path_buf(),
-            source,
-        }),
+            message: format!("{size} bytes, larger than any state file ({MAX_STATE_FILE_BYTES})"),
+        });
     }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_STATE_FILE_BYTES),
+        &mut bytes,
+    )
+    .map_err(io)?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| FileError::Corrupt {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T, private: bool) -> Result<(), FileError> {
@@ -221,5 +240,20 @@ mod tests {
         let data = DataDir::open(dir.path()).unwrap();
         std::fs::write(dir.path().join("versions.json"), b"{not json").unwrap();
         assert!(matches!(data.versions(), Err(FileError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn an_oversized_state_file_is_refused_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let file = std::fs::File::create(dir.path().join("versions.json")).unwrap();
+        // Sparse: nothing on disk, and nothing read.
+        file.set_len(300 << 20).unwrap();
+        match data.versions() {
+            Err(FileError::Corrupt { message, .. }) => {
+                assert!(message.contains("larger than any state file"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

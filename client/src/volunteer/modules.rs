@@ -1,7 +1,8 @@
 //! Modules downloaded by sha256, kept in the data directory, and compiled once per manifest.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use musketeer_signing_keys::{SignedManifest, TrustStore, sha256_hex};
@@ -77,7 +78,9 @@ impl Modules {
         if let Some(task) = prepared.get(&key) {
             return Ok(task.clone());
         }
-        let module = self.module_bytes(api, sha256).await?;
+        let module = self
+            .module_bytes(api, sha256, signed.manifest.module_size)
+            .await?;
         let sandbox = self.sandbox.clone();
         let trust = trust.clone();
         let result = tokio::task::spawn_blocking(move || sandbox.prepare(&trust, &signed, &module))
@@ -98,7 +101,14 @@ impl Modules {
         }
     }
 
-    async fn module_bytes(&self, api: &ApiClient, sha256: &str) -> Result<Vec<u8>, ModuleError> {
+    /// The module's bytes, never reading more than `size` (from the signed manifest; verified
+    /// with the hash by `prepare`).
+    async fn module_bytes(
+        &self,
+        api: &ApiClient,
+        sha256: &str,
+        size: u64,
+    ) -> Result<Vec<u8>, ModuleError> {
         let valid_name = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
         if !valid_name {
             return Err(ModuleError::WrongBytes {
@@ -106,12 +116,12 @@ impl Modules {
                 actual: "(not a sha256)".into(),
             });
         }
-        if let Ok(bytes) = std::fs::read(self.path(sha256)) {
+        if let Some(bytes) = read_stored(&self.path(sha256), size) {
             // Verified against the signed manifest by `prepare`, not trusted for its name.
             return Ok(bytes);
         }
         let bytes = api
-            .module(sha256)
+            .module(sha256, size)
             .await
             .map_err(|source| ModuleError::Download {
                 sha256: sha256.to_owned(),
@@ -132,4 +142,19 @@ impl Modules {
     fn path(&self, sha256: &str) -> PathBuf {
         self.dir.join(format!("{sha256}.wasm"))
     }
+}
+
+/// A stored module of exactly `size` bytes; a file of another size is not read (it cannot be
+/// the module) and is downloaded again.
+fn read_stored(path: &Path, size: u64) -> Option<Vec<u8>> {
+    let file = std::fs::File::open(path).ok()?;
+    if file.metadata().ok()?.len() != size {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).ok()?);
+    // `take` holds the read to the size checked, even if the file grows meanwhile.
+    file.take(size.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .ok()?;
+    (bytes.len() as u64 == size).then_some(bytes)
 }

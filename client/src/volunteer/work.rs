@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use musketeer_protocol::{
-    Assignment, Base64Bytes, ErrorKind, FetchRequest, FetchResponse, HostPlatform, Outcome,
-    ReportRequest, ResultId, ResultReport,
+    Assignment, Base64Bytes, ErrorKind, FetchRequest, HostPlatform, Outcome, ReportRequest,
+    ResultId, ResultReport,
 };
 use musketeer_signing_keys::{SignedManifest, TrustStore};
 use tokio::sync::{Notify, mpsc};
@@ -22,6 +22,7 @@ use super::spool::Spool;
 use super::trust::LiveTrust;
 use super::{JoinConfig, JoinError};
 use crate::api_client::{ApiClient, ApiError};
+use crate::fetch_answer::{BadAssignment, FetchAnswer};
 use crate::sandbox::{RunError, RunOptions, Sandbox};
 
 /// Results per report request (the server accepts up to 1024).
@@ -62,7 +63,7 @@ struct SlotDone {
     slot: usize,
 }
 
-type FetchFuture = Pin<Box<dyn Future<Output = Result<FetchResponse, ApiError>> + Send>>;
+type FetchFuture = Pin<Box<dyn Future<Output = Result<FetchAnswer, ApiError>> + Send>>;
 
 /// The worker.
 pub struct Worker {
@@ -161,6 +162,13 @@ impl Worker {
                             }
                             for assignment in response.assignments {
                                 waiting_announced = false;
+                                let assignment = match assignment {
+                                    Ok(assignment) => assignment,
+                                    Err(bad) => {
+                                        refuse_assignment(&shared, bad);
+                                        continue;
+                                    }
+                                };
                                 let Some(slot) = free.pop_first() else {
                                     // More than asked for: give it back rather than overcommit.
                                     hand_back(&shared, assignment.result_id);
@@ -275,6 +283,46 @@ fn hand_back(shared: &Shared, result_id: ResultId) {
     };
     if let Err(error) = shared.spool.push(report) {
         tracing::warn!(%error, "cannot spool a returned result");
+    }
+    shared.spooled.notify_one();
+}
+
+/// Reports an assignment this client cannot decode or run as an error of that replica, without
+/// taking a slot; the volunteer carries on with the rest.
+fn refuse_assignment(shared: &Shared, bad: BadAssignment) {
+    let Some(result_id) = bad.result_id else {
+        // Nothing to report it against: the server gives the replica to another host when its
+        // deadline passes, and that host refuses it the same way.
+        shared.events.emit(
+            "bad-assignment",
+            serde_json::json!({"result_id": null, "reason": bad.reason}),
+            format!(
+                "skipped an assignment without a readable id: {}",
+                bad.reason
+            ),
+        );
+        return;
+    };
+    shared.events.emit(
+        "bad-assignment",
+        serde_json::json!({"result_id": result_id, "unit_id": result_id.unit, "kind": ErrorKind::BadAssignment, "reason": bad.reason}),
+        format!(
+            "unit {} refused, reported as an error: {}",
+            result_id.unit, bad.reason
+        ),
+    );
+    let report = ResultReport {
+        result_id,
+        outcome: Outcome::Error {
+            kind: ErrorKind::BadAssignment,
+            message: bad.reason,
+            fuel_consumed: 0,
+            wall_ms: 0,
+            stderr_tail: String::new(),
+        },
+    };
+    if let Err(error) = shared.spool.push(report) {
+        tracing::warn!(%error, "cannot spool the error of a bad assignment");
     }
     shared.spooled.notify_one();
 }

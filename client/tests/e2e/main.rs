@@ -6,6 +6,7 @@ mod browser;
 mod cross_arch;
 mod demo;
 mod kills;
+mod poison;
 mod quorum;
 mod refusals;
 mod resources;

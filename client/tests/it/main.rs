@@ -6,6 +6,7 @@ mod components;
 mod containment;
 mod determinism;
 mod hostile;
+mod network_reads;
 mod peak_rss;
 mod stock_day;
 mod support;

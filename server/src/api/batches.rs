@@ -44,6 +44,7 @@ pub async fn submit(
     if let Some(label) = &request.label {
         check_len("label", label, 200)?;
     }
+    check_inputs(&request.inputs)?;
     let params = Params::resolve(&request.replication)?;
     let (response, pending) = {
         let mut world = state.world();
@@ -233,6 +234,20 @@ pub async fn results(
         body,
     )
         .into_response())
+}
+
+/// Refuses a batch with an input that clients could not take (the protocol's input limits), so
+/// that no unit can stop the volunteers that fetch it.
+fn check_inputs(inputs: &[serde_json::Value]) -> Result<(), ApiError> {
+    for (index, input) in inputs.iter().enumerate() {
+        if let Err(error) = musketeer_protocol::check_input(input) {
+            return Err(ApiError::invalid(format!(
+                "inputs[{index}] (unit {} of the batch): {error}; make it smaller or flatter",
+                index + 1
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn units(

@@ -17,7 +17,7 @@ use crate::domain::world::AssignmentView;
 use crate::state::AppState;
 
 /// Most assignments per fetch.
-pub const MAX_ASSIGNMENTS: u32 = 64;
+pub const MAX_ASSIGNMENTS: u32 = musketeer_protocol::limits::MAX_ASSIGNMENTS_PER_FETCH;
 /// Most results per report, and in-flight ids per request.
 pub const MAX_RESULTS: usize = 1024;
 const MAX_STDERR_TAIL: usize = 8 * 1024;

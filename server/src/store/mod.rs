@@ -6,6 +6,8 @@
 mod codec;
 pub mod done_per_minute_row;
 pub mod unit_row;
+#[cfg(test)]
+mod unit_row_props;
 mod writer;
 
 use std::path::{Path, PathBuf};

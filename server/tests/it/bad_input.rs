@@ -325,3 +325,64 @@ async fn wrong_methods_and_tokens_are_json_errors() {
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{header}");
     }
 }
+
+/// An input a volunteer could not decode, e.g. nested 125 deep: serde_json still reads the
+/// submission (2 levels of envelope + 125 < 128) but not the 3-level fetch answer around it.
+fn nested(depth: usize) -> Value {
+    serde_json::from_str(&format!("{}1{}", "[".repeat(depth), "]".repeat(depth))).unwrap()
+}
+
+#[tokio::test]
+async fn inputs_beyond_the_protocol_limits_are_refused_at_submit() {
+    let f = fixture().await;
+    let deep = nested(125);
+    let huge = Value::String("x".repeat(musketeer_protocol::limits::MAX_INPUT_BYTES));
+    for (bad, index, words) in [
+        (json!([1, deep, 2]), 1, "nested more than 64 levels"),
+        (json!([huge, 1]), 0, "larger than"),
+    ] {
+        let answer = f
+            .api
+            .post(
+                "/api/v1/batches",
+                Some(&f.project.researcher),
+                json!({"app": "demo", "inputs": bad}),
+            )
+            .await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+        let message = answer.1["message"].as_str().unwrap();
+        assert!(message.contains(&format!("inputs[{index}]")), "{message}");
+        assert!(message.contains(words), "{message}");
+    }
+    // Deeper still, and the submission itself is not JSON serde_json reads: a 400 all the same.
+    let deeper = format!(
+        r#"{{"app":"demo","inputs":[{}1{}]}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let (status, body) = f
+        .raw(
+            "/api/v1/batches",
+            Some(&f.project.researcher),
+            deeper,
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // The limit itself is accepted: what passes here, every client can decode.
+    f.api
+        .submit(
+            &f.project.researcher,
+            "demo",
+            json!([nested(musketeer_protocol::limits::MAX_INPUT_DEPTH)]),
+            json!({}),
+        )
+        .await;
+    let assignments = f.api.fetch(&f.host, 4).await;
+    assert!(
+        assignments
+            .iter()
+            .any(|a| musketeer_protocol::check_input(&a["input"]).is_ok() && a["input"].is_array()),
+        "{assignments:?}"
+    );
+}

@@ -1,0 +1,266 @@
+//! Poisoned units among good ones: every volunteer survives, each poisoned unit fails with a
+//! clear reason, and the good units finish.
+//!
+//! The server refuses a too-deep input at submit, so the deep input reaches the volunteers the
+//! way it would from an older or compromised server: a loopback proxy between the volunteers
+//! and the real server swaps it into the fetch answer. Before the client decoded assignments one
+//! by one, that answer made every `musketeer join` exit with "recursion limit exceeded".
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use musketeer_protocol::{Replication, SubmitBatchRequest, UnitState, paths};
+use musketeer_task_artifacts::HOSTILE;
+use serde_json::{Value, json};
+
+use crate::support::{Proc, Project, wait_for, wait_idle};
+
+/// The marker input the proxy replaces.
+fn marker() -> Value {
+    json!({"mode": "poison-deep"})
+}
+
+/// An input nested 125 deep: serde_json reads it alone, but not inside a fetch answer.
+fn deep_input() -> Value {
+    let text = format!("{}1{}", "[".repeat(125), "]".repeat(125));
+    serde_json::from_str(&text).expect("125 levels parse on their own")
+}
+
+struct Proxy {
+    url: String,
+    /// Fetch answers in which the deep input was swapped in.
+    poisoned: Arc<AtomicUsize>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // Stops the proxy's tasks with the test, pass or fail.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Upstream {
+    base: String,
+    http: reqwest::Client,
+    poisoned: Arc<AtomicUsize>,
+}
+
+/// Forwards every request to `upstream`; in fetch answers, the marker input becomes
+/// [`deep_input`].
+fn start_proxy(upstream: &str) -> Proxy {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("proxy runtime");
+    let poisoned = Arc::new(AtomicUsize::new(0));
+    let state = Upstream {
+        base: upstream.to_owned(),
+        http: reqwest::Client::new(),
+        poisoned: poisoned.clone(),
+    };
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind the proxy");
+    let addr = listener.local_addr().expect("proxy address");
+    let app = Router::new().fallback(forward).with_state(state);
+    runtime.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Proxy {
+        url: format!("http://{addr}"),
+        poisoned,
+        runtime: Some(runtime),
+    }
+}
+
+async fn forward(State(upstream): State<Upstream>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let Ok(body) = axum::body::to_bytes(body, 64 << 20).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let mut outgoing = upstream
+        .http
+        .request(parts.method.clone(), format!("{}{path}", upstream.base))
+        .body(body);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+        if let Some(value) = parts.headers.get(&name) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let Ok(answer) = outgoing.send().await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let status = answer.status();
+    let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
+    let Ok(mut bytes) = answer.bytes().await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    if path.starts_with(paths::WORK_FETCH) && status.is_success() {
+        bytes = poison(&upstream, bytes);
+    }
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    if let Some(content_type) = content_type {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    }
+    response
+}
+
+fn poison(upstream: &Upstream, bytes: Bytes) -> Bytes {
+    let Ok(mut answer) = serde_json::from_slice::<Value>(&bytes) else {
+        return bytes;
+    };
+    let mut swapped = false;
+    if let Some(assignments) = answer["assignments"].as_array_mut() {
+        for assignment in assignments {
+            if assignment["input"] == marker() {
+                assignment["input"] = deep_input();
+                swapped = true;
+            }
+        }
+    }
+    if !swapped {
+        return bytes;
+    }
+    upstream.poisoned.fetch_add(1, Ordering::SeqCst);
+    // Writing JSON has no depth limit; only reading it does.
+    Bytes::from(serde_json::to_vec(&answer).expect("serialize the poisoned answer"))
+}
+
+/// Whether the process is still running (not exited, not a zombie).
+fn alive(process: &Proc) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", process.pid()))
+        .ok()
+        .and_then(|stat| {
+            let state = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .next()?
+                .to_owned();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn poisoned_units_fail_alone_and_every_volunteer_survives() {
+    let mut project = Project::start();
+    project.publish(HOSTILE, "hostile", "1.0.0", &[]);
+    let proxy = start_proxy(&project.url);
+    // The volunteers talk to the server through the proxy; the researcher talks to it directly.
+    let server_url = std::mem::replace(&mut project.url, proxy.url.clone());
+    let volunteers = [project.join("a", 1), project.join("b", 1)];
+    project.url = server_url;
+    for volunteer in &volunteers {
+        wait_idle(volunteer);
+    }
+
+    let good = json!({"mode": "ok"});
+    // A stack overflow is a hostile input the server accepts; the marker becomes the deep input.
+    let stack_bomb = json!({"mode": "stack"});
+    let inputs = vec![
+        good.clone(),
+        marker(),
+        good.clone(),
+        stack_bomb.clone(),
+        good.clone(),
+        good.clone(),
+    ];
+    let request = SubmitBatchRequest {
+        app: "hostile".into(),
+        version: None,
+        inputs: inputs.clone(),
+        // The first error fails a unit, so each poisoned unit fails on its first volunteer.
+        replication: Replication {
+            max_error_results: Some(0),
+            ..Replication::default()
+        },
+        priority: 0,
+        label: None,
+    };
+    let http = project.http();
+    let batch = http.submit(&project.researcher, &request);
+    http.wait_finished(&project.researcher, batch.batch_id);
+
+    let rows = http.results(&project.researcher, batch.batch_id);
+    assert_eq!(rows.len(), inputs.len());
+    for (row, input) in rows.iter().zip(&inputs) {
+        if *input == good {
+            assert_eq!(row.state, UnitState::Done, "{row:?}");
+        } else {
+            assert_eq!(row.state, UnitState::Failed, "{row:?}");
+        }
+    }
+    assert!(proxy.poisoned.load(Ordering::SeqCst) >= 1);
+
+    let deep = http.unit(&project.researcher, rows[1].unit_id);
+    let reasons: Vec<&str> = deep
+        .replicas
+        .iter()
+        .filter_map(|r| r.error.as_deref())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("bad-assignment: ")
+                && r.contains("nested more than 64 levels deep")),
+        "{reasons:?}"
+    );
+    let stack = http.unit(&project.researcher, rows[3].unit_id);
+    let reasons: Vec<&str> = stack
+        .replicas
+        .iter()
+        .filter_map(|r| r.error.as_deref())
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("stack")), "{reasons:?}");
+
+    // Both volunteers are still running and still working: neither stopped, and the one that
+    // refused the deep unit said so once.
+    wait_for("the refusal to be logged", || {
+        volunteers
+            .iter()
+            .any(|v| !v.stdout.events("bad-assignment").is_empty())
+            .then_some(())
+    });
+    let refusals: usize = volunteers
+        .iter()
+        .map(|v| v.stdout.events("bad-assignment").len())
+        .sum();
+    assert_eq!(refusals, 1);
+    for volunteer in &volunteers {
+        assert!(alive(volunteer), "a volunteer exited");
+        assert!(
+            volunteer.stdout.events("stopped").is_empty(),
+            "{:?}",
+            volunteer.stdout.snapshot()
+        );
+    }
+    // And they keep taking work after it.
+    let more = http.submit(
+        &project.researcher,
+        &SubmitBatchRequest {
+            inputs: vec![good.clone(), good.clone()],
+            ..request
+        },
+    );
+    let status = http.wait_finished(&project.researcher, more.batch_id);
+    assert_eq!(status.counts.done, 2, "{status:?}");
+}
