@@ -268,6 +268,7 @@ fn examples(name: &str) -> Option<Vec<Value>> {
             platform: platform(),
             wait_ms: Some(30_000),
             in_flight: vec![RESULT],
+            held: Some(vec![RESULT]),
         }]),
         "FetchResponse" => values(&[FetchResponse {
             assignments: vec![Assignment {

@@ -257,6 +257,8 @@ pub struct World {
     queue: BTreeSet<(Reverse<i32>, UnitId)>,
     /// Running replicas by deadline.
     deadlines: BTreeSet<(u64, ResultId)>,
+    /// Running replicas by host, to reconcile a host's leases with what it holds.
+    leases: BTreeSet<(HostId, ResultId)>,
     counts: UnitCounts,
     results: ResultCounts,
     unsent_replicas: u64,
@@ -662,6 +664,52 @@ impl World {
             .collect()
     }
 
+    /// Replace at once the replicas leased to `host` before `asked_ms` that it does not list in
+    /// `held` (everything it runs or has finished but not reported): the lease was lost in a
+    /// crash or an unanswered fetch. Leases made at or after `asked_ms` may be in an answer the
+    /// host has not read yet, so they are kept. Returns how many were replaced.
+    pub fn reconcile(
+        &mut self,
+        host: HostId,
+        held: &[ResultId],
+        asked_ms: u64,
+        now_ms: u64,
+    ) -> usize {
+        let held: BTreeSet<ResultId> = held.iter().copied().collect();
+        let lost: Vec<ResultId> = self
+            .leases
+            .range(
+                (
+                    host,
+                    ResultId {
+                        unit: UnitId(0),
+                        replica: 0,
+                    },
+                )..,
+            )
+            .take_while(|(h, _)| *h == host)
+            .map(|&(_, id)| id)
+            .filter(|id| {
+                !held.contains(id)
+                    && self.units.get(&id.unit).is_some_and(|u| {
+                        u.replicas
+                            .get(id.replica as usize)
+                            .is_some_and(|r| r.sent_ms < asked_ms)
+                    })
+            })
+            .collect();
+        let mut replaced = 0;
+        for id in lost {
+            if let Some(Some(events)) =
+                self.update_unit(id.unit, now_ms, |u| u.lose(id.replica, host))
+            {
+                replaced += 1;
+                self.apply_events(&events);
+            }
+        }
+        replaced
+    }
+
     /// Time out leases whose deadline passed. Returns whether replicas were queued.
     pub fn expire(&mut self, now_ms: u64) -> bool {
         let before = self.unsent_replicas;
@@ -790,6 +838,7 @@ impl World {
             hosts,
             queue,
             deadlines,
+            leases,
             counts,
             results,
             unsent_replicas,
@@ -840,11 +889,13 @@ impl World {
             }
         }
         for (replica, host, deadline) in unit.leases() {
-            let key = (deadline, ResultId { unit: id, replica });
+            let result = ResultId { unit: id, replica };
             if add {
-                deadlines.insert(key);
+                deadlines.insert((deadline, result));
+                leases.insert((host, result));
             } else {
-                deadlines.remove(&key);
+                deadlines.remove(&(deadline, result));
+                leases.remove(&(host, result));
             }
             if let Some(h) = hosts.get_mut(&host) {
                 adjust(&mut h.running);
@@ -885,5 +936,7 @@ impl World {
     }
 }
 
+#[cfg(test)]
+mod lease_tests;
 #[cfg(test)]
 pub(crate) mod tests;
