@@ -15,6 +15,11 @@ use crate::store::{
     next_ids_write,
 };
 
+/// Default of [`ServeOptions::stall_timeout_ms`]: ten minutes.
+pub const DEFAULT_STALL_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+/// Stalled units are looked for at most this often (the scan walks the queue).
+const STALL_SWEEP_MS: u64 = 1000;
+
 /// Serve-time settings (flags and environment).
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -28,6 +33,8 @@ pub struct ServeOptions {
     pub max_wait_ms: u64,
     /// The store's file, whose size `/metrics` reports (None: not reported).
     pub store_file: Option<std::path::PathBuf>,
+    /// How long a unit may stay stalled before it fails, milliseconds.
+    pub stall_timeout_ms: u64,
 }
 
 impl Default for ServeOptions {
@@ -38,6 +45,7 @@ impl Default for ServeOptions {
             register_per_minute: 10,
             max_wait_ms: 30_000,
             store_file: None,
+            stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
         }
     }
 }
@@ -243,15 +251,24 @@ impl AppState {
         self.writer.close();
     }
 
-    /// Time out expired leases and persist the changes.
+    /// Time out expired leases, fail units stalled too long, and persist the changes.
     pub async fn expire_leases(&self) -> Result<(), ApiError> {
         let now = Self::now_ms();
         let pending = {
             let mut world = self.world();
-            if world.next_deadline().is_none_or(|d| d > now) {
+            let deadline_passed = world.next_deadline().is_some_and(|d| d <= now);
+            let sweep_due = world
+                .last_stall_sweep_ms()
+                .is_none_or(|last| now >= last + STALL_SWEEP_MS);
+            if !deadline_passed && !sweep_due {
                 return Ok(());
             }
-            world.expire(now);
+            if deadline_passed {
+                world.expire(now);
+            }
+            if sweep_due {
+                world.sweep_stalled(now, self.options.stall_timeout_ms);
+            }
             self.persist(&mut world, Vec::new())
         };
         pending.durable().await

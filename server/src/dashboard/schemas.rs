@@ -185,6 +185,8 @@ fn batch_status() -> BatchStatus {
         replication: replication(),
         priority: 0,
         hosts_able: Some(4),
+        stalled: 0,
+        stalled_reason: None,
     }
 }
 
@@ -349,6 +351,8 @@ fn examples(name: &str) -> Option<Vec<Value>> {
                 state: BatchState::Finished,
                 progress: 1.0,
                 hosts_able: None,
+                stalled: 0,
+                stalled_reason: None,
                 ..batch_status()
             },
         ]),

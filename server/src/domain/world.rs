@@ -102,6 +102,8 @@ impl Batch {
             replication: self.params.to_wire(),
             priority: self.priority,
             hosts_able: None,
+            stalled: 0,
+            stalled_reason: None,
         }
     }
 }
@@ -264,6 +266,11 @@ pub struct World {
     unsent_replicas: u64,
     /// (minute since epoch, units done in it), last hour.
     done_per_minute: Vec<(u64, u64)>,
+    /// Units stalled (see [`World::sweep_stalled`]) and since when; kept in memory only, so the
+    /// stall timeout starts again after a restart.
+    stalled: BTreeMap<UnitId, u64>,
+    /// When stalled units were last looked for.
+    last_stall_sweep_ms: Option<u64>,
     /// Ids below these were handed out (and may belong to deleted batches).
     id_floor: NextIds,
     dirty: Dirty,
@@ -477,13 +484,90 @@ impl World {
         limits
     }
 
-    /// A batch's status, with how many online hosts could take its waiting units.
+    /// A batch's status, with how many online hosts could take its waiting units and which of
+    /// them are stalled.
     pub fn batch_status(&self, batch: &Batch, online: &OnlineMemoryLimits) -> BatchStatus {
         let mut status = batch.status();
         if status.state == BatchState::Running && status.counts.queued > 0 {
-            status.hosts_able = Some(online.admitting(self.memory_needed(batch)));
+            let able = online.admitting(self.memory_needed(batch));
+            status.hosts_able = Some(able);
+            let end = UnitId(batch.first_unit.0 + batch.n_units);
+            let mut stalled = self.stalled.range(batch.first_unit..end);
+            if let Some((&first, &since)) = stalled.next() {
+                status.stalled = 1 + stalled.count() as u64;
+                status.stalled_reason = self.unit(first).map(|unit| {
+                    format!(
+                        "unit {first} is stalled: nothing runs it and all {able} online host(s) \
+                         able to run it already returned a replica ({}); stalled since {since} \
+                         ms (Unix time), it fails after the server's stall timeout unless \
+                         another host joins",
+                        unit.results_summary()
+                    )
+                });
+            }
         }
         status
+    }
+
+    /// When [`World::sweep_stalled`] last ran.
+    pub fn last_stall_sweep_ms(&self) -> Option<u64> {
+        self.last_stall_sweep_ms
+    }
+
+    /// Find the stalled units — waiting for a host, none of their replicas running, and every
+    /// online host able to run them (at least one) already holding or having returned a
+    /// replica — and fail those stalled for `timeout_ms` or more, with the reason. With no able
+    /// host online nothing is stalled: the batch waits (its `hosts_able` says 0). Returns how
+    /// many units failed.
+    pub fn sweep_stalled(&mut self, now_ms: u64, timeout_ms: u64) -> usize {
+        self.last_stall_sweep_ms = Some(now_ms);
+        let online: Vec<(HostId, Option<u64>)> = self
+            .hosts
+            .values()
+            .filter(|h| h.last_contact_ms + ONLINE_WINDOW_MS > now_ms)
+            .map(|h| (h.id, h.platform.as_ref().and_then(|p| p.max_task_memory)))
+            .collect();
+        let mut stalled = BTreeMap::new();
+        let mut expired = Vec::new();
+        for &(_, id) in &self.queue {
+            let Some(unit) = self.units.get(&id) else {
+                continue;
+            };
+            if unit.state() != UnitState::Queued {
+                continue;
+            }
+            let needed = self
+                .batches
+                .get(&unit.batch)
+                .map_or(0, |b| self.memory_needed(b));
+            let mut able = online
+                .iter()
+                .filter(|(_, cap)| cap.is_none_or(|cap| needed <= cap))
+                .map(|(host, _)| *host)
+                .peekable();
+            if able.peek().is_none() || able.any(|host| !unit.has_host(host)) {
+                continue;
+            }
+            let since = self.stalled.get(&id).copied().unwrap_or(now_ms);
+            stalled.insert(id, since);
+            if now_ms.saturating_sub(since) >= timeout_ms {
+                expired.push(id);
+            }
+        }
+        self.stalled = stalled;
+        for &id in &expired {
+            self.stalled.remove(&id);
+            self.update_unit(id, now_ms, |unit| {
+                let reason = format!(
+                    "stalled for {} s: every online host able to run it already returned a \
+                     replica without agreement ({})",
+                    timeout_ms / 1000,
+                    unit.results_summary()
+                );
+                unit.give_up(reason);
+            });
+        }
+        expired.len()
     }
 
     /// Lease up to `max` replicas to `host`.

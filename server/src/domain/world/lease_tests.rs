@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::tests::app;
 use super::*;
+use crate::domain::lifecycle::UnitStatus;
 
 fn world_with_hosts(n: u64) -> World {
     let mut world = World::default();
@@ -131,4 +132,59 @@ fn reconciled_leases_survive_a_restart_index() {
     );
     assert_eq!(restored.reconcile(HostId(1), &[], 20, 20), 2);
     assert_eq!(restored.stats(20).queue_depth, 2);
+}
+
+fn one_disagreeing_unit(hosts: u64) -> (World, BatchId) {
+    let mut world = world_with_hosts(hosts);
+    let batch = submit(&mut world, 1, 2);
+    let a = world.fetch(HostId(1), 1, 10)[0];
+    let b = world.fetch(HostId(2), 1, 10)[0];
+    world.report(HostId(1), a, success(a.unit), 20);
+    world.report(HostId(2), b, task_error("no such stock".into()), 20);
+    (world, batch)
+}
+
+fn status_of(world: &World, batch: BatchId, now_ms: u64) -> BatchStatus {
+    let online = world.online_memory_limits(now_ms);
+    world.batch_status(world.batch(batch).unwrap(), &online)
+}
+
+#[test]
+fn a_unit_no_online_host_may_take_is_stalled_and_fails_after_the_timeout() {
+    // Two volunteers disagree at quorum 2; the tie-breaker can go to neither.
+    let (mut world, batch) = one_disagreeing_unit(2);
+    assert_eq!(world.sweep_stalled(100, 1000), 0);
+    let status = status_of(&world, batch, 100);
+    assert_eq!(status.stalled, 1);
+    let reason = status.stalled_reason.unwrap();
+    assert!(
+        reason.contains("all 2 online host(s)") && reason.contains("1 output(s), 1 task error(s)"),
+        "{reason}"
+    );
+    assert_eq!(world.sweep_stalled(1099, 1000), 0, "not yet");
+    assert_eq!(world.sweep_stalled(1100, 1000), 1);
+    let unit = world.unit(world.batch(batch).unwrap().first_unit).unwrap();
+    let UnitStatus::Failed { reason } = &unit.status else {
+        panic!("{:?}", unit.status)
+    };
+    assert!(reason.starts_with("stalled for 1 s"), "{reason}");
+    assert_eq!(status_of(&world, batch, 1100).state, BatchState::Finished);
+}
+
+#[test]
+fn a_new_host_unstalls_a_unit_and_no_host_online_is_not_a_stall() {
+    let (mut world, batch) = one_disagreeing_unit(3);
+    // Host 3 is online and has not run the unit: nothing is stalled.
+    world.sweep_stalled(100, 1000);
+    assert_eq!(status_of(&world, batch, 100).stalled, 0);
+    // Nobody online (all silent past the window): the batch waits, it does not fail.
+    let later = 10 * ONLINE_WINDOW_MS;
+    assert_eq!(world.sweep_stalled(later, 0), 0);
+    assert_eq!(status_of(&world, batch, later).hosts_able, Some(0));
+    // Hosts 1 and 2 come back without host 3: stalled again, from now.
+    world.touch_host(HostId(1), None, later);
+    world.touch_host(HostId(2), None, later);
+    world.sweep_stalled(later, 1000);
+    assert_eq!(status_of(&world, batch, later).stalled, 1);
+    assert_eq!(world.sweep_stalled(later + 999, 1000), 0);
 }
