@@ -81,7 +81,7 @@ impl std::ops::Deref for AppState {
 
 /// A pending durable commit; await it before answering 2xx.
 #[must_use = "await the commit before acknowledging"]
-pub struct Pending(Option<oneshot::Receiver<Result<(), ()>>>);
+pub struct Pending(Option<(oneshot::Receiver<Result<(), ()>>, AppState)>);
 
 impl Pending {
     /// Nothing to wait for.
@@ -89,43 +89,54 @@ impl Pending {
         Pending(None)
     }
 
-    /// Wait until the rows are durable.
+    /// Wait until the rows are durable. If the commit fails, memory is put back to what the
+    /// store holds before this returns, so that no read shows the change that was refused.
     pub async fn durable(self) -> Result<(), ApiError> {
-        match self.0 {
-            None => Ok(()),
-            Some(rx) => match rx.await {
-                Ok(Ok(())) => Ok(()),
-                _ => Err(ApiError::from(StoreError::WriterStopped)),
-            },
+        let Some((rx, state)) = self.0 else {
+            return Ok(());
+        };
+        if let Ok(Ok(())) = rx.await {
+            return Ok(());
         }
+        // Blocks on locks and on the writer's queue: off the async threads.
+        let reload = tokio::task::spawn_blocking(move || state.reload_after_failed_commit());
+        if let Ok(Err(error)) = reload.await {
+            tracing::error!(%error, "cannot reload the state after a failed commit");
+        }
+        Err(ApiError::from(StoreError::WriterStopped))
     }
+}
+
+/// The in-memory state rebuilt from the store's rows.
+fn rebuild(loaded: crate::store::Loaded) -> (World, TokenTable, ProjectConfig) {
+    let mut tokens = TokenTable::default();
+    for record in loaded.tokens {
+        tokens.put_user(record);
+    }
+    for host in &loaded.hosts {
+        tokens.put_host(&host.token_hash, host.id);
+    }
+    let world = World::restore(
+        loaded.units,
+        loaded.batches,
+        loaded.hosts,
+        loaded.apps,
+        loaded.done_per_minute,
+    )
+    .with_next_ids(loaded.next_ids);
+    (world, tokens, loaded.project)
 }
 
 impl AppState {
     /// Load the store into memory and start its writer.
     pub fn load(store: Store, options: ServeOptions) -> Result<AppState, StoreError> {
-        let loaded = store.load()?;
-        let mut tokens = TokenTable::default();
-        for record in loaded.tokens {
-            tokens.put_user(record);
-        }
-        for host in &loaded.hosts {
-            tokens.put_host(&host.token_hash, host.id);
-        }
-        let world = World::restore(
-            loaded.units,
-            loaded.batches,
-            loaded.hosts,
-            loaded.apps,
-            loaded.done_per_minute,
-        )
-        .with_next_ids(loaded.next_ids);
+        let (world, tokens, project) = rebuild(store.load()?);
         let writer = store.writer();
         let register_limiter = Mutex::new(RateLimiter::new(options.register_per_minute));
         Ok(AppState(Arc::new(Inner {
             world: Mutex::new(world),
             tokens: RwLock::new(tokens),
-            project: RwLock::new(loaded.project),
+            project: RwLock::new(project),
             store,
             writer,
             work_available: Notify::new(),
@@ -228,12 +239,38 @@ impl AppState {
         if world.has_queued_work() {
             self.work_available.notify_waiters();
         }
-        Pending(Some(self.writer.submit(writes)))
+        Pending(Some((self.writer.submit(writes), self.clone())))
     }
 
     /// Queue rows that are not part of the world (tokens, project settings).
     pub fn persist_rows(&self, writes: Vec<Write>) -> Pending {
-        Pending(Some(self.writer.submit(writes)))
+        Pending(Some((self.writer.submit(writes), self.clone())))
+    }
+
+    /// After a failed commit, put memory back to what the store holds and accept commits again.
+    /// Holds every lock while the writer refuses what was queued, so that no change slips in
+    /// between; a no-op if another request already did it. Blocking.
+    pub fn reload_after_failed_commit(&self) -> Result<(), StoreError> {
+        let mut world = self.world();
+        let mut tokens = self.tokens_mut();
+        let mut project = self.project_mut();
+        self.writer.drain();
+        if !self.writer.has_failed() {
+            return Ok(());
+        }
+        let (stored_world, stored_tokens, stored_project) = rebuild(self.store.load()?);
+        *world = stored_world;
+        *tokens = stored_tokens;
+        *project = stored_project;
+        self.writer.resume();
+        tracing::warn!("state reloaded from the store after a failed commit");
+        Ok(())
+    }
+
+    /// Make the next `n` commits fail as a full disk would (tests of storage faults).
+    #[doc(hidden)]
+    pub fn inject_store_failures(&self, n: u32) {
+        self.writer.inject_failures(n);
     }
 
     /// A receiver that turns true when the server is shutting down.
