@@ -177,3 +177,33 @@ fn a_reset_server_gets_its_volunteer_back_as_a_new_host() {
         "joined once per identity"
     );
 }
+
+/// A volunteer killed and restarted with the same identity no longer holds the units it ran;
+/// its first fetch says so and the server reissues them at once, not at their 1-hour deadline.
+#[test]
+fn a_restarted_volunteers_lost_units_are_reissued_without_waiting_for_the_deadline() {
+    let project = Project::start();
+    let mut a = project.join("forgetful", 2);
+    wait_idle(&a);
+    let batch = sleepers(&project, 2, 4, 60 * 60 * 1000);
+    let taken = wait_for("the client to start two units", || {
+        let started = unit_ids(&a.stdout.events("started"));
+        (started.len() >= 2).then_some(started)
+    });
+    a.kill();
+    // The other two units go to b; the two a held can only come back through reconciliation
+    // (a host never gets a second replica of a unit).
+    let b = project.join("steady", 2);
+    let a = project.join("forgetful", 2);
+    wait_idle(&a);
+    let http = project.http();
+    http.wait_finished(&project.researcher, batch);
+    assert_complete(&http.results(&project.researcher, batch), 2, 4);
+    let finished_by_b = unit_ids(&b.stdout.events("finished"));
+    for unit in &taken {
+        assert!(
+            finished_by_b.contains(unit),
+            "unit {unit} lost with the first client was not reissued"
+        );
+    }
+}
