@@ -674,8 +674,9 @@ impl Unit {
             match outcome {
                 Outcome::Output(_) => self.accept_canonical(representative, events),
                 Outcome::TaskError(kind, message) => {
+                    let hosts = if size == 1 { "host" } else { "hosts" };
                     let reason = format!(
-                        "the task failed with {}: {message} (the same error on {size} hosts)",
+                        "the task failed with {}: {message} (the same error on {size} {hosts})",
                         kind_name(kind)
                     );
                     self.reject_all_but(representative, events);
