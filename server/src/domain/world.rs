@@ -529,6 +529,8 @@ impl World {
             .collect();
         let mut stalled = BTreeMap::new();
         let mut expired = Vec::new();
+        // A batch's units sit together in the queue: look its memory need up once per run.
+        let mut need_of: Option<(BatchId, u64)> = None;
         for &(_, id) in &self.queue {
             let Some(unit) = self.units.get(&id) else {
                 continue;
@@ -536,10 +538,17 @@ impl World {
             if unit.state() != UnitState::Queued {
                 continue;
             }
-            let needed = self
-                .batches
-                .get(&unit.batch)
-                .map_or(0, |b| self.memory_needed(b));
+            let needed = match need_of {
+                Some((batch, needed)) if batch == unit.batch => needed,
+                _ => {
+                    let needed = self
+                        .batches
+                        .get(&unit.batch)
+                        .map_or(0, |b| self.memory_needed(b));
+                    need_of = Some((unit.batch, needed));
+                    needed
+                }
+            };
             let mut able = online
                 .iter()
                 .filter(|(_, cap)| cap.is_none_or(|cap| needed <= cap))
