@@ -354,11 +354,16 @@ async function batches() {
   return `<h1>Batches</h1><div class="batches">${items}</div>`;
 }
 
-// Units wait and no online host can take them (none online, or all cap task memory lower).
+// Units wait and no online host can take them (none online, or all cap task memory lower), or
+// some are stalled: every online host able to run them already returned a replica.
 function stalled(b) {
-  return b.hosts_able === 0
+  const none = b.hosts_able === 0
     ? `<p class="error-text" data-stalled>No online host can take the waiting units: none is online, or every volunteer's memory limit per task (<code>--max-task-memory</code>) is below this app's.</p>`
     : "";
+  const some = b.stalled > 0
+    ? `<p class="error-text" data-stalled-units>${esc(b.stalled)} unit(s) stalled: ${esc(b.stalled_reason || "no online host may take them")}</p>`
+    : "";
+  return none + some;
 }
 
 async function batchPage(id) {
@@ -408,6 +413,7 @@ async function unitPage(id) {
   return `<p><a href="#/batch/${u.batch_id}">← Batch ${u.batch_id}</a></p>
     <h1>Unit ${u.id} ${badge(u.state)}</h1>
     ${u.error ? `<p class="error-text">${esc(u.error)}</p>` : ""}
+    ${u.stalled ? `<p class="error-text" data-stalled-unit>${esc(u.stalled)}</p>` : ""}
     <h2>Input</h2><pre class="input">${esc(JSON.stringify(u.input, null, 2))}</pre>
     <h2>Replicas</h2>${table(replicaColumns(true, true), replicaRows(u.replicas, true, true))}`;
 }

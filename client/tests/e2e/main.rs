@@ -5,6 +5,7 @@
 mod browser;
 mod cross_arch;
 mod demo;
+mod failing;
 mod kills;
 mod poison;
 mod quorum;

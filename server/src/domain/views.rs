@@ -25,6 +25,12 @@ pub fn replica_view(unit: &Unit, idx: usize, replica: &Replica, with_log: bool) 
             Some("deadline passed without a report".to_owned()),
         ),
         ReplicaState::NotNeeded => (ReplicaOutcome::NotNeeded, None, None, None),
+        ReplicaState::Lost => (
+            ReplicaOutcome::TimedOut,
+            None,
+            None,
+            Some("lease lost: the host's fetch no longer listed it; replaced".to_owned()),
+        ),
         ReplicaState::Success {
             fuel,
             wall_ms,
@@ -80,6 +86,8 @@ pub fn unit_detail(unit: &Unit) -> UnitDetail {
         state: unit.state(),
         input: unit.input.clone(),
         error: unit_error(unit),
+        // Filled in by the caller, which knows the online hosts.
+        stalled: None,
         replicas: unit
             .replicas
             .iter()

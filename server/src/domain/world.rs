@@ -103,6 +103,8 @@ impl Batch {
             replication: self.params.to_wire(),
             priority: self.priority,
             hosts_able: None,
+            stalled: 0,
+            stalled_reason: None,
         }
     }
 }
@@ -258,11 +260,18 @@ pub struct World {
     queue: BTreeSet<(Reverse<i32>, UnitId)>,
     /// Running replicas by deadline.
     deadlines: BTreeSet<(u64, ResultId)>,
+    /// Running replicas by host, to reconcile a host's leases with what it holds.
+    leases: BTreeSet<(HostId, ResultId)>,
     counts: UnitCounts,
     results: ResultCounts,
     unsent_replicas: u64,
     /// (minute since epoch, units done in it), last hour.
     done_per_minute: Vec<(u64, u64)>,
+    /// Units stalled (see [`World::sweep_stalled`]) and since when; kept in memory only, so the
+    /// stall timeout starts again after a restart.
+    stalled: BTreeMap<UnitId, u64>,
+    /// When stalled units were last looked for.
+    last_stall_sweep_ms: Option<u64>,
     /// Ids below these were handed out (and may belong to deleted batches).
     id_floor: NextIds,
     dirty: Dirty,
@@ -476,13 +485,107 @@ impl World {
         limits
     }
 
-    /// A batch's status, with how many online hosts could take its waiting units.
+    /// A batch's status, with how many online hosts could take its waiting units and which of
+    /// them are stalled.
     pub fn batch_status(&self, batch: &Batch, online: &OnlineMemoryLimits) -> BatchStatus {
         let mut status = batch.status();
         if status.state == BatchState::Running && status.counts.queued > 0 {
-            status.hosts_able = Some(online.admitting(self.memory_needed(batch)));
+            let able = online.admitting(self.memory_needed(batch));
+            status.hosts_able = Some(able);
+            let end = UnitId(batch.first_unit.0 + batch.n_units);
+            let mut stalled = self.stalled.range(batch.first_unit..end);
+            if let Some((&first, _)) = stalled.next() {
+                status.stalled = 1 + stalled.count() as u64;
+                status.stalled_reason = self.stalled_reason(first, online);
+            }
         }
         status
+    }
+
+    /// Why a unit is stalled, if the last [`World::sweep_stalled`] found it so.
+    pub fn stalled_reason(&self, id: UnitId, online: &OnlineMemoryLimits) -> Option<String> {
+        let since = self.stalled.get(&id)?;
+        let unit = self.units.get(&id)?;
+        let able = self
+            .batches
+            .get(&unit.batch)
+            .map_or(0, |batch| online.admitting(self.memory_needed(batch)));
+        Some(format!(
+            "unit {id} is stalled: nothing runs it and all {able} online host(s) able to run it \
+             already returned a replica ({}); stalled since {since} ms (Unix time), it fails \
+             after the server's stall timeout unless another host joins",
+            unit.results_summary()
+        ))
+    }
+
+    /// When [`World::sweep_stalled`] last ran.
+    pub fn last_stall_sweep_ms(&self) -> Option<u64> {
+        self.last_stall_sweep_ms
+    }
+
+    /// Find the stalled units — waiting for a host, none of their replicas running, and every
+    /// online host able to run them (at least one) already holding or having returned a
+    /// replica — and fail those stalled for `timeout_ms` or more, with the reason. With no able
+    /// host online nothing is stalled: the batch waits (its `hosts_able` says 0). Returns how
+    /// many units failed.
+    pub fn sweep_stalled(&mut self, now_ms: u64, timeout_ms: u64) -> usize {
+        self.last_stall_sweep_ms = Some(now_ms);
+        let online: Vec<(HostId, Option<u64>)> = self
+            .hosts
+            .values()
+            .filter(|h| h.last_contact_ms + ONLINE_WINDOW_MS > now_ms)
+            .map(|h| (h.id, h.platform.as_ref().and_then(|p| p.max_task_memory)))
+            .collect();
+        let mut stalled = BTreeMap::new();
+        let mut expired = Vec::new();
+        // A batch's units sit together in the queue: look its memory need up once per run.
+        let mut need_of: Option<(BatchId, u64)> = None;
+        for &(_, id) in &self.queue {
+            let Some(unit) = self.units.get(&id) else {
+                continue;
+            };
+            if unit.state() != UnitState::Queued {
+                continue;
+            }
+            let needed = match need_of {
+                Some((batch, needed)) if batch == unit.batch => needed,
+                _ => {
+                    let needed = self
+                        .batches
+                        .get(&unit.batch)
+                        .map_or(0, |b| self.memory_needed(b));
+                    need_of = Some((unit.batch, needed));
+                    needed
+                }
+            };
+            let mut able = online
+                .iter()
+                .filter(|(_, cap)| cap.is_none_or(|cap| needed <= cap))
+                .map(|(host, _)| *host)
+                .peekable();
+            if able.peek().is_none() || able.any(|host| !unit.has_host(host)) {
+                continue;
+            }
+            let since = self.stalled.get(&id).copied().unwrap_or(now_ms);
+            stalled.insert(id, since);
+            if now_ms.saturating_sub(since) >= timeout_ms {
+                expired.push(id);
+            }
+        }
+        self.stalled = stalled;
+        for &id in &expired {
+            self.stalled.remove(&id);
+            self.update_unit(id, now_ms, |unit| {
+                let reason = format!(
+                    "stalled for {} s: every online host able to run it already returned a \
+                     replica without agreement ({})",
+                    timeout_ms / 1000,
+                    unit.results_summary()
+                );
+                unit.give_up(reason);
+            });
+        }
+        expired.len()
     }
 
     /// Lease up to `max` replicas to `host`.
@@ -606,8 +709,9 @@ impl World {
     }
 
     /// An honest client never reports a success beyond its manifest's limits; one that does is
-    /// recorded as the error a limit would have caused, so that it cannot store oversized output
-    /// or claim more fuel (credit) than the author allowed.
+    /// recorded as a client error, so that it cannot store oversized output or claim more fuel
+    /// (credit) than the author allowed. A client error is host-caused: it is retried elsewhere
+    /// and never agrees into a quorum that would fail the unit.
     ///
     /// Guest-written text (error message, stderr tail) is escaped and capped here, before it
     /// is stored, so that no module can forge lines in a log or a terminal that shows it.
@@ -655,28 +759,22 @@ impl World {
         else {
             return reported;
         };
-        let (kind, message) = if output.len() as u64 > limits.output_bytes {
-            (
-                ErrorKind::OutputTooLarge,
-                format!(
-                    "reported output of {} bytes exceeds the app's limit of {} bytes",
-                    output.len(),
-                    limits.output_bytes
-                ),
+        let message = if output.len() as u64 > limits.output_bytes {
+            format!(
+                "reported output of {} bytes exceeds the app's limit of {} bytes",
+                output.len(),
+                limits.output_bytes
             )
         } else if *fuel > limits.fuel {
-            (
-                ErrorKind::FuelExhausted,
-                format!(
-                    "reported fuel {fuel} exceeds the app's limit of {}",
-                    limits.fuel
-                ),
+            format!(
+                "reported fuel {fuel} exceeds the app's limit of {}",
+                limits.fuel
             )
         } else {
             return reported;
         };
         Reported::Error {
-            kind,
+            kind: ErrorKind::ClientError,
             message,
             stderr_tail: stderr_tail.clone(),
         }
@@ -694,6 +792,52 @@ impl World {
                     .is_some_and(|u| u.still_wanted(id.replica, host))
             })
             .collect()
+    }
+
+    /// Replace at once the replicas leased to `host` before `asked_ms` that it does not list in
+    /// `held` (everything it runs or has finished but not reported): the lease was lost in a
+    /// crash or an unanswered fetch. Leases made at or after `asked_ms` may be in an answer the
+    /// host has not read yet, so they are kept. Returns how many were replaced.
+    pub fn reconcile(
+        &mut self,
+        host: HostId,
+        held: &[ResultId],
+        asked_ms: u64,
+        now_ms: u64,
+    ) -> usize {
+        let held: BTreeSet<ResultId> = held.iter().copied().collect();
+        let lost: Vec<ResultId> = self
+            .leases
+            .range(
+                (
+                    host,
+                    ResultId {
+                        unit: UnitId(0),
+                        replica: 0,
+                    },
+                )..,
+            )
+            .take_while(|(h, _)| *h == host)
+            .map(|&(_, id)| id)
+            .filter(|id| {
+                !held.contains(id)
+                    && self.units.get(&id.unit).is_some_and(|u| {
+                        u.replicas
+                            .get(id.replica as usize)
+                            .is_some_and(|r| r.sent_ms < asked_ms)
+                    })
+            })
+            .collect();
+        let mut replaced = 0;
+        for id in lost {
+            if let Some(Some(events)) =
+                self.update_unit(id.unit, now_ms, |u| u.lose(id.replica, host))
+            {
+                replaced += 1;
+                self.apply_events(&events);
+            }
+        }
+        replaced
     }
 
     /// Time out leases whose deadline passed. Returns whether replicas were queued.
@@ -824,6 +968,7 @@ impl World {
             hosts,
             queue,
             deadlines,
+            leases,
             counts,
             results,
             unsent_replicas,
@@ -874,11 +1019,13 @@ impl World {
             }
         }
         for (replica, host, deadline) in unit.leases() {
-            let key = (deadline, ResultId { unit: id, replica });
+            let result = ResultId { unit: id, replica };
             if add {
-                deadlines.insert(key);
+                deadlines.insert((deadline, result));
+                leases.insert((host, result));
             } else {
-                deadlines.remove(&key);
+                deadlines.remove(&(deadline, result));
+                leases.remove(&(host, result));
             }
             if let Some(h) = hosts.get_mut(&host) {
                 adjust(&mut h.running);
@@ -919,5 +1066,7 @@ impl World {
     }
 }
 
+#[cfg(test)]
+mod lease_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -42,6 +42,10 @@ fn error_kind() -> impl Strategy<Value = ErrorKind> {
         ErrorKind::TaskError,
         ErrorKind::ClientError,
         ErrorKind::BadAssignment,
+        ErrorKind::InstantiationFuelExhausted,
+        ErrorKind::MemoryFault,
+        ErrorKind::Panic,
+        ErrorKind::Exit,
         ErrorKind::Other,
     ])
 }
@@ -52,6 +56,7 @@ fn replica_state() -> impl Strategy<Value = ReplicaState> {
         Just(ReplicaState::InProgress),
         Just(ReplicaState::TimedOut),
         Just(ReplicaState::NotNeeded),
+        Just(ReplicaState::Lost),
         (
             prop::collection::vec(any::<u8>(), 0..32),
             any::<u64>(),
@@ -80,13 +85,15 @@ fn replica() -> impl Strategy<Value = Replica> {
         any::<u64>(),
         any::<u64>(),
         ".{0,40}",
+        any::<bool>(),
         replica_state(),
     )
-        .prop_map(|(host, sent_ms, deadline_ms, stderr_tail, state)| Replica {
+        .prop_map(|(host, sent_ms, deadline_ms, stderr_tail, late, state)| Replica {
             host: host.map(HostId),
             sent_ms,
             deadline_ms,
             stderr_tail,
+            late,
             state,
         })
 }
