@@ -1,0 +1,56 @@
+"""Fixtures: one real cluster per test session (see cluster.py).
+
+- ``busy``: a server with two volunteers (two slots each), so batches run, with quorum 2 too.
+- ``quiet``: a server with no volunteer, so units stay queued for as long as a test needs.
+
+Both have ``primes``, ``word-count`` and ``noop`` published, signed by the cluster's key.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from cluster import Cluster, Project, cluster
+from musketeer import Client
+
+APPS = {"primes": "primes", "word-count": "word_count", "noop": "noop"}
+
+
+@pytest.fixture(scope="session")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with cluster(tmp_path_factory.mktemp("cluster")) as started:
+        yield started
+
+
+def _project_with_apps(local_cluster: Cluster, name: str) -> Project:
+    project = local_cluster.project(name)
+    for app, task in APPS.items():
+        local_cluster.publish(project, task, app)
+    return project
+
+
+@pytest.fixture(scope="session")
+def busy(local_cluster: Cluster) -> Project:
+    project = _project_with_apps(local_cluster, "busy")
+    for name in ("athos", "porthos"):
+        local_cluster.join(project, name, slots=2)
+    return project
+
+
+@pytest.fixture(scope="session")
+def quiet(local_cluster: Cluster) -> Project:
+    return _project_with_apps(local_cluster, "quiet")
+
+
+@pytest.fixture
+def client(busy: Project) -> Iterator[Client]:
+    with Client(busy.url, busy.researcher) as researcher:
+        yield researcher
+
+
+@pytest.fixture
+def quiet_client(quiet: Project) -> Iterator[Client]:
+    with Client(quiet.url, quiet.researcher) as researcher:
+        yield researcher
