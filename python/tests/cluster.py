@@ -15,9 +15,10 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
 #: How long any one condition may take before the test fails.
@@ -38,7 +39,9 @@ def binary(variable: str, name: str) -> Path:
 
 def module(task: str) -> Path:
     """A task's .wasm component, built by `cargo build -p musketeer-task-artifacts`."""
-    path = REPO / "target" / "wasm-tasks" / "wasm32-wasip2" / "release" / f"musketeer_task_{task}.wasm"
+    path = (
+        REPO / "target" / "wasm-tasks" / "wasm32-wasip2" / "release" / f"musketeer_task_{task}.wasm"
+    )
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `cargo build -p musketeer-task-artifacts`")
     return path
@@ -103,7 +106,7 @@ class Process:
         self.popen.wait()
 
 
-def run(args: list[str | Path], env: dict[str, str] | None = None) -> str:
+def run(args: Sequence[object], env: dict[str, str] | None = None) -> str:
     """Runs a command to completion; its stdout. Fails with its stderr."""
     done = subprocess.run(
         [str(a) for a in args],

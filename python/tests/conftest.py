@@ -8,12 +8,13 @@ Both have ``primes``, ``word-count`` and ``noop`` published, signed by the clust
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from cluster import Cluster, Project, cluster
 from musketeer import Client
+
+from cluster import Cluster, Project, cluster
 
 APPS = {"primes": "primes", "word-count": "word_count", "noop": "noop"}
 

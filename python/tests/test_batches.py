@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from cluster import Project
 from musketeer import Client, MusketeerError, Replication, ServerUnreachable
+
+from cluster import Project
 from oracle import primes
 
 RANGES = [(1, 100), (100, 200), (1000, 1100), (7, 7), (8, 10), (99_000, 100_000)]
@@ -39,7 +40,9 @@ def test_submit_with_quorum_then_wait_gives_every_output_in_input_order(client: 
     assert status.counts.done == len(RANGES) and status.counts.failed == 0
     assert status.replication.min_quorum == 2 and status.label == "python"
     rows = list(batch.results())
-    assert [row.unit_id for row in rows] == [batch.first_unit + i for i in range(len(RANGES))]
+    first = batch.first_unit
+    assert first is not None
+    assert [row.unit_id for row in rows] == [first + i for i in range(len(RANGES))]
     assert [row.input for row in rows] == primes_inputs()
     assert [row.output for row in rows] == [primes(low, high) for low, high in RANGES]
     assert all(row.ok and row.error is None for row in rows)
@@ -126,7 +129,9 @@ def test_a_waiting_batch_is_cancelled_then_deleted(quiet_client: Client) -> None
 
 def test_wait_gives_up_after_its_timeout(quiet_client: Client) -> None:
     batch = quiet_client.submit("noop", [1])
-    with pytest.raises(TimeoutError, match=rf"batch {batch.id} is not over after 0.3 s: .*0/1 done"):
+    with pytest.raises(
+        TimeoutError, match=rf"batch {batch.id} is not over after 0.3 s: .*0/1 done"
+    ):
         batch.wait(progress=False, timeout=0.3, poll_interval=0.05)
     batch.cancel()
 

@@ -13,7 +13,9 @@ from musketeer.batch import rows_to_records
 from musketeer.progress import ProgressBar, SlidingRate, progress_line
 
 
-def status(done: int, total: int, *, state: str = "running", hosts_able: int | None = None) -> BatchStatus:
+def status(
+    done: int, total: int, *, state: str = "running", hosts_able: int | None = None
+) -> BatchStatus:
     return BatchStatus.from_json(
         {
             "id": 3, "app": "stock-day", "version": "1.0.0", "label": None, "state": state,
@@ -64,7 +66,16 @@ def test_rows_flatten_like_the_servers_csv() -> None:
         ResultRow.from_json({"unit_id": 4, "input": "d", "state": "failed", "error": "trap"}),
     ]  # fmt: skip
     records, columns = rows_to_records(rows)
-    assert columns == ["unit_id", "input", "state", "error", "close", "output.state", "day", "output"]
+    assert columns == [
+        "unit_id",
+        "input",
+        "state",
+        "error",
+        "close",
+        "output.state",
+        "day",
+        "output",
+    ]
     assert [r["unit_id"] for r in records] == [1, 2, 2, 3, 4]
     assert records[0]["output.state"] == "x" and records[0]["state"] == "done"
     assert records[2] == {"unit_id": 2, "input": "b", "state": "done", "error": None, "day": 2,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .errors import MusketeerError, ServerUnreachable, UnexpectedAnswer
 from .models import BatchStatus, DeletedBatch, ResultRow

@@ -6,8 +6,9 @@ import contextlib
 import dataclasses
 import json
 import os
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import httpx
 

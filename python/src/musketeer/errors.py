@@ -4,7 +4,7 @@ Every exception is a :class:`MusketeerError`, so ``except MusketeerError`` catch
 
 - :class:`MusketeerError` itself: the server refused a request and said why, with its
   ``{"error": code, "message": text}`` body (``.status`` is the HTTP status).
-- :class:`ServerUnreachable`: no answer from the server (refused connection, unknown host, time-out).
+- :class:`ServerUnreachable`: no answer (refused connection, unknown host, time-out).
 - :class:`UnexpectedAnswer`: an answer this client cannot read (not the musketeer API?).
 - :class:`TaskFailed`: a work unit failed or was cancelled, raised by ``AsyncResult.get()``.
 """

@@ -14,7 +14,8 @@ which is what to use for many inputs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Literal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import TaskFailed
 
