@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from datetime import timedelta
 
 import pytest
 
@@ -47,6 +48,25 @@ def test_submit_with_quorum_then_wait_gives_every_output_in_input_order(client: 
     assert [row.output for row in rows] == [primes(low, high) for low, high in RANGES]
     assert all(row.ok and row.error is None for row in rows)
     assert batch.outputs() == [row.output for row in rows]
+
+
+def test_submit_options_reach_the_server(busy: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Client() alone reads the same environment variables as the command.
+    monkeypatch.setenv("MUSKETEER_SERVER", busy.url)
+    monkeypatch.setenv("MUSKETEER_TOKEN", busy.researcher)
+    with Client() as client:
+        batch = client.submit(
+            "noop", [1, 2], version="1.0.0", deadline=timedelta(seconds=90), priority=-3
+        )
+        status = batch.wait(progress=False, timeout=120)
+    assert (status.version, status.priority) == ("1.0.0", -3)
+    assert status.replication.delay_bound_ms == 90_000
+    assert status.replication.min_quorum == 1
+
+    with Client(busy.url, busy.researcher) as client:
+        with pytest.raises(MusketeerError) as unknown_version:
+            client.submit("noop", [1], version="9.9.9")
+    assert unknown_version.value.status == 404 and "9.9.9" in unknown_version.value.message
 
 
 def test_wait_draws_a_progress_bar_on_stderr(
