@@ -4,11 +4,19 @@ answer decoding and error texts."""
 from __future__ import annotations
 
 import io
+import pickle
 
 import httpx
 import pytest
 
-from musketeer import BatchStatus, Client, MusketeerError, ResultRow, UnexpectedAnswer
+from musketeer import (
+    BatchStatus,
+    Client,
+    MusketeerError,
+    ResultRow,
+    TaskFailed,
+    UnexpectedAnswer,
+)
 from musketeer.batch import rows_to_records
 from musketeer.progress import ProgressBar, SlidingRate, progress_line
 
@@ -115,3 +123,28 @@ def test_an_unknown_error_code_keeps_the_servers_words() -> None:
         answering(418, refusal, "application/json").batches()
     assert (refused.value.code, refused.value.status) == ("brand_new", 418)
     assert str(refused.value) == "something new went wrong (418 brand_new)"
+
+
+def test_inputs_that_are_not_a_list_of_json_values_are_refused_before_sending() -> None:
+    sent: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(500)
+
+    client = Client("http://musketeer.test", "mku_x", transport=httpx.MockTransport(record))
+    with pytest.raises(TypeError, match=r"one str, not a list of inputs: .* pass \[value\]"):
+        client.submit("word-count", "one for all")
+    with pytest.raises(TypeError, match="must be a JSON value.*set is not JSON serializable"):
+        client.submit("noop", [{1, 2}])
+    with pytest.raises(TypeError, match="must be a JSON value.*Out of range float"):
+        client.submit("noop", [float("nan")])
+    assert sent == []
+
+
+def test_errors_survive_pickling() -> None:
+    refused = pickle.loads(pickle.dumps(MusketeerError("conflict", "still running", status=409)))
+    assert (refused.code, refused.status, refused.message) == ("conflict", 409, "still running")
+    failed = pickle.loads(pickle.dumps(TaskFailed(12, "failed", "trap")))
+    assert (failed.unit_id, failed.state, failed.error) == (12, "failed", "trap")
+    assert str(failed) == "unit 12 failed: trap"

@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,8 @@ class Client:
 
     ``url`` and ``token`` default to the ``MUSKETEER_SERVER`` and ``MUSKETEER_TOKEN``
     environment variables, as for the ``musketeer`` command. ``timeout`` (seconds) bounds each
-    request. Use it as a context manager, or call :meth:`close`, to release its connections.
+    request; ``transport`` replaces httpx's (e.g. ``httpx.MockTransport`` in tests). Use it as a
+    context manager, or call :meth:`close`, to release its connections.
     """
 
     def __init__(
@@ -127,6 +128,11 @@ class Client:
 
         The batch is durable on the server when this returns.
         """
+        if isinstance(inputs, (str, bytes, Mapping)):
+            raise TypeError(
+                f"inputs is one {type(inputs).__name__}, not a list of inputs: "
+                "for a single input pass [value]"
+            )
         inputs = list(inputs)
         if not 1 <= len(inputs) <= MAX_INPUTS:
             raise ValueError(f"a batch needs 1 to {MAX_INPUTS} inputs, got {len(inputs)}")
@@ -146,7 +152,15 @@ class Client:
             body["version"] = version
         if label is not None:
             body["label"] = label
-        answer = self._request("POST", "/batches", json=body)
+        try:
+            # NaN and infinities are not JSON: refused here rather than by the server.
+            encoded = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"every input must be a JSON value (dict, list, str, int, float, bool or None): "
+                f"{error}"
+            ) from None
+        answer = self._request("POST", "/batches", content=encoded)
         from .batch import Batch
 
         return Batch.from_submit_answer(self, answer)
@@ -193,10 +207,12 @@ class Client:
 
     # --- HTTP -----------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, json: Any = None) -> Any:
-        """One request; its decoded JSON answer, or the server's refusal as an exception."""
+    def _request(self, method: str, path: str, *, content: bytes | None = None) -> Any:
+        """One request (``content``: a JSON body); its decoded JSON answer, or the server's
+        refusal as an exception."""
+        headers = {"Content-Type": "application/json"} if content is not None else None
         with self._transport_errors():
-            response = self._http.request(method, path, json=json)
+            response = self._http.request(method, path, content=content, headers=headers)
         if response.is_error:
             raise _refusal(response)
         return _decode(response.text, f"the answer to {method} {path}")

@@ -11,6 +11,8 @@ Every exception is a :class:`MusketeerError`, so ``except MusketeerError`` catch
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["MusketeerError", "ServerUnreachable", "TaskFailed", "UnexpectedAnswer"]
 
 
@@ -49,6 +51,11 @@ class MusketeerError(Exception):
             f"message={self.message!r})"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only fields would be lost by Exception's default (args only): keep them, so
+        # the error survives pickling (multiprocessing, concurrent.futures).
+        return (type(self), (self.code, self.message), {"status": self.status, "hint": self.hint})
+
 
 class ServerUnreachable(MusketeerError):
     """No answer: the connection was refused or timed out, or the host is unknown.
@@ -82,6 +89,9 @@ class TaskFailed(MusketeerError):
         self.state = state
         self.error = error
         super().__init__(f"unit_{state}", f"unit {unit_id} {state}: {error}", hint="")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.unit_id, self.state, self.error))
 
 
 def _hint_for(code: str) -> str | None:
