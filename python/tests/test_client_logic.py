@@ -64,6 +64,21 @@ def test_plain_progress_prints_changes_at_most_every_two_seconds_and_the_end() -
     assert [line.split("] ")[1].split(" done")[0] for line in lines] == ["1/4", "3/4", "4/4"]
 
 
+def test_terminal_progress_redraws_one_line_and_ends_it() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    bar = ProgressBar(stream)
+    bar.update(status(1, 2), 0.0)
+    bar.update(status(1, 2), 0.1)
+    bar.update(status(2, 2, state="finished"), 1.0)
+    drawn = stream.getvalue()
+    assert drawn.count("\r") == 3 and drawn.count("\x1b[K") == 3
+    assert drawn.endswith("2/2 done, 0 failed, 0 running, 1.0/s, ETA --\x1b[K\n")
+
+
 def test_rows_flatten_like_the_servers_csv() -> None:
     rows = [
         ResultRow.from_json({"unit_id": 1, "input": "a", "state": "done",
