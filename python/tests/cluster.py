@@ -129,6 +129,8 @@ def last_line(text: str) -> str:
 class Project:
     """A running server with its tokens."""
 
+    name: str
+    data: Path
     url: str
     admin: str
     researcher: str
@@ -166,17 +168,29 @@ class Cluster:
             )
 
         researcher, publisher = token("researcher"), token("publisher")
+        server, url = self._serve(name, data, "127.0.0.1:0")
+        return Project(name, data, url, last_line(init), researcher, publisher, server)
+
+    def stop_server(self, project: Project) -> None:
+        """Kills the project's server (its store stays)."""
+        project.server.kill()
+
+    def start_server(self, project: Project) -> None:
+        """Serves the project's store again on the same address."""
+        address = project.url.removeprefix("http://")
+        project.server, url = self._serve(project.name, project.data, address)
+        assert url == project.url, f"the server came back at {url}, not {project.url}"
+
+    def _serve(self, name: str, data: Path, address: str) -> tuple[Process, str]:
         server = self._spawn(
-            name,
-            [str(self.server_bin), "serve", "--data-dir", str(data), "--listen", "127.0.0.1:0"],
+            name, [str(self.server_bin), "serve", "--data-dir", str(data), "--listen", address]
         )
         line = server.wait_line("listening", lambda line: "listening on http://" in line)
-        url = line.rsplit(" ", 1)[-1]
-        return Project(url, last_line(init), researcher, publisher, server)
+        return server, line.rsplit(" ", 1)[-1]
 
     def publish(self, project: Project, task: str, app: str, version: str = "1.0.0") -> None:
         """Signs the task module as ``app`` ``version`` and publishes it."""
-        manifest = self.workdir / f"{app}-{version}-{project.server.name}.json"
+        manifest = self.workdir / f"{app}-{version}-{project.name}.json"
         wasm = module(task)
         run(
             [self.musketeer, "sign", "--key", self.keys / "musketeer.key", "--module", wasm]
