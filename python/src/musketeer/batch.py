@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import MusketeerError, ServerUnreachable, UnexpectedAnswer
+from .errors import MusketeerError, ServerUnreachable, TaskFailed, UnexpectedAnswer
 from .models import BatchStatus, DeletedBatch, ResultRow
 from .progress import ProgressBar, progress_line
 
@@ -128,8 +128,6 @@ class Batch:
     def outputs(self) -> list[Any]:
         """Every unit's output in input order; :class:`TaskFailed` for the first unit that
         has none (failed, cancelled or not finished)."""
-        from .errors import TaskFailed
-
         outputs = []
         for row in self.results():
             if not row.ok:

@@ -8,16 +8,14 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
+from .batch import Batch
 from .errors import MusketeerError, ServerUnreachable, UnexpectedAnswer
 from .models import JSON, AppVersion, BatchStatus, DeletedBatch, Replication, ResultRow
-
-if TYPE_CHECKING:
-    from .batch import Batch
-    from .tasks import Task
+from .tasks import Task
 
 __all__ = ["Client"]
 
@@ -93,8 +91,6 @@ class Client:
         ``options`` are :meth:`submit`'s keyword arguments (``version``, ``quorum``, ...), used
         for every batch the task submits.
         """
-        from .tasks import Task
-
         return Task(self, app, **options)
 
     # --- Batches --------------------------------------------------------------------------
@@ -161,14 +157,10 @@ class Client:
                 f"{error}"
             ) from None
         answer = self._request("POST", "/batches", content=encoded)
-        from .batch import Batch
-
         return Batch.from_submit_answer(self, answer)
 
     def batch(self, batch_id: int) -> Batch:
         """A batch submitted earlier (e.g. by ``musketeer submit``), by its id."""
-        from .batch import Batch
-
         return Batch(self, batch_id)
 
     def batches(self) -> list[BatchStatus]:

@@ -43,13 +43,13 @@ class Task:
     def __repr__(self) -> str:
         return f"Task({self.app!r})"
 
-    def apply_async(self, input: JSON) -> AsyncResult:
+    def apply_async(self, value: JSON) -> AsyncResult:
         """Submits one unit with this input (any JSON value); its result, not waited for."""
-        return AsyncResult(self.client.submit(self.app, [input], **self.options))
+        return AsyncResult(self.client.submit(self.app, [value], **self.options))
 
-    def delay(self, input: JSON) -> AsyncResult:
+    def delay(self, value: JSON) -> AsyncResult:
         """Same as :meth:`apply_async` (Celery's shortcut)."""
-        return self.apply_async(input)
+        return self.apply_async(value)
 
     def map_async(self, inputs: Iterable[JSON]) -> MapResult:
         """Submits one batch with a unit per input; its results, not waited for."""
