@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&args[1..]),
         Some("cross") => cross::run(&args[1..]),
         Some("setup") => setup(),
-        Some("python") => python_tests(),
+        Some("python") => python_tests(true),
         _ => {
             eprintln!("usage: cargo xtask <test|cross|demo>");
             eprintln!("  test   format check, clippy and all tests (what CI runs)");
@@ -113,12 +113,16 @@ fn test() -> Result<(), String> {
     cargo(&["test", "--manifest-path", tasks, "--workspace"])?;
     cargo(&["test", "--workspace"])?;
     cross::run(&[])?;
-    python_tests()
+    // `cargo test --workspace` above built both debug binaries (their integration tests run
+    // them) and the task modules; another build here could only rebuild crates with other
+    // features.
+    python_tests(false)
 }
 
 /// The Python client (python/): in a venv under target/, installs it with its test extras, then
 /// runs ruff, mypy and pytest (whose tests start the debug `musketeer-server` and volunteers).
-fn python_tests() -> Result<(), String> {
+/// `build_binaries`: build those binaries and the task modules first (when run alone).
+fn python_tests(build_binaries: bool) -> Result<(), String> {
     let root = root();
     let venv = root.join("target").join("python-venv");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
@@ -133,9 +137,10 @@ fn python_tests() -> Result<(), String> {
         run(Command::new(&python).args(["-m", "venv"]).arg(&venv))?;
     }
     let bin = venv.join("bin");
-    // Debug binaries, as `cargo test --workspace` built them; built here too when run alone.
-    cargo(&["build", "-p", "musketeer-client", "-p", "musketeer-server"])?;
-    cargo(&["build", "-p", "musketeer-task-artifacts"])?;
+    if build_binaries {
+        cargo(&["build", "-p", "musketeer-client", "-p", "musketeer-server"])?;
+        cargo(&["build", "-p", "musketeer-task-artifacts"])?;
+    }
     run(Command::new(bin.join("python"))
         .args([
             "-m",
