@@ -188,13 +188,23 @@ class Cluster:
         line = server.wait_line("listening", lambda line: "listening on http://" in line)
         return server, line.rsplit(" ", 1)[-1]
 
-    def publish(self, project: Project, task: str, app: str, version: str = "1.0.0") -> None:
-        """Signs the task module as ``app`` ``version`` and publishes it."""
+    def publish(
+        self,
+        project: Project,
+        task: str,
+        app: str,
+        version: str = "1.0.0",
+        allow_http: Sequence[str] = (),
+    ) -> None:
+        """Signs the task module as ``app`` ``version`` (allowed to GET ``allow_http``
+        prefixes) and publishes it."""
         manifest = self.workdir / f"{app}-{version}-{project.name}.json"
         wasm = module(task)
+        allow = [arg for prefix in allow_http for arg in ("--allow-http", prefix)]
         run(
             [self.musketeer, "sign", "--key", self.keys / "musketeer.key", "--module", wasm]
             + ["--app", app, "--version", version, "--out", manifest]
+            + allow
         )
         run(
             [self.musketeer, "publish", "--server", project.url]

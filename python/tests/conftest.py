@@ -2,12 +2,15 @@
 
 - ``busy``: a server with two volunteers (two slots each), so batches run, with quorum 2 too.
 - ``quiet``: a server with no volunteer, so units stay queued for as long as a test needs.
+- ``stocks``: the 2016 setup, ``stock-day`` allowed to reach only the local TWSE-format feed
+  (``MUSKETEER_TWSE_FEED``, started by ``cargo xtask python``) and four volunteer slots.
 
-Both have ``primes``, ``word-count`` and ``noop`` published, signed by the cluster's key.
+The first two have ``primes``, ``word-count`` and ``noop`` published, signed by the cluster's key.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -43,6 +46,24 @@ def busy(local_cluster: Cluster) -> Project:
 @pytest.fixture(scope="session")
 def quiet(local_cluster: Cluster) -> Project:
     return _project_with_apps(local_cluster, "quiet")
+
+
+@pytest.fixture(scope="session")
+def twse_feed() -> str:
+    """The local TWSE-format feed's base URL (the Rust `musketeer-twse-feed` crate serves it)."""
+    feed = os.environ.get("MUSKETEER_TWSE_FEED")
+    if not feed:
+        pytest.skip("needs the local TWSE-format feed: run `cargo xtask python`, which starts it")
+    return feed
+
+
+@pytest.fixture(scope="session")
+def stocks(local_cluster: Cluster, twse_feed: str) -> Project:
+    project = local_cluster.project("stocks")
+    local_cluster.publish(project, "stock_day", "stock-day", allow_http=[twse_feed + "/"])
+    for name in ("musketeer-1", "musketeer-2"):
+        local_cluster.join(project, name, slots=2)
+    return project
 
 
 @pytest.fixture

@@ -160,10 +160,15 @@ fn python_tests(build_binaries: bool) -> Result<(), String> {
     run(Command::new(bin.join("mypy"))
         .args(["src", "tests"])
         .current_dir(&package))?;
+    // docs/researcher.md's 2016 loop crawls the local TWSE-format feed (python/tests/test_docs.py);
+    // it serves until this function returns.
+    let feed = musketeer_twse_feed::FeedServer::start()
+        .map_err(|error| format!("cannot start the local TWSE-format feed: {error}"))?;
     let debug = root.join("target").join("debug");
     let exe = std::env::consts::EXE_SUFFIX;
     run(Command::new(bin.join("pytest"))
         .arg("tests")
+        .env("MUSKETEER_TWSE_FEED", feed.base_url())
         .env("MUSKETEER_BIN", debug.join(format!("musketeer{exe}")))
         .env(
             "MUSKETEER_SERVER_BIN",
