@@ -27,7 +27,7 @@ pub enum Command {
     Join(JoinArgs),
     /// Researcher: submit a batch of inputs to an app; prints the batch id.
     Submit(SubmitArgs),
-    /// Researcher: watch, collect or cancel a batch.
+    /// Researcher: watch, collect, cancel or delete a batch.
     Batch {
         #[command(subcommand)]
         command: BatchCommand,

@@ -6,6 +6,7 @@
 //! - `cargo xtask demo`: the local demo (see README).
 //! - `cargo xtask setup`: adds the pinned toolchain's missing targets and builds the task modules
 //!   (the first step of `demo` and `test`; CI runs it alone on a toolchain without targets).
+//! - `cargo xtask python`: only the Python client's checks and tests (the last step of `test`).
 
 mod cross;
 mod demo;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&args[1..]),
         Some("cross") => cross::run(&args[1..]),
         Some("setup") => setup(),
+        Some("python") => python_tests(true),
         _ => {
             eprintln!("usage: cargo xtask <test|cross|demo>");
             eprintln!("  test   format check, clippy and all tests (what CI runs)");
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "  setup  add the pinned toolchain's missing targets, build the task modules"
             );
+            eprintln!("  python the Python client's checks and tests only (the last step of test)");
             return ExitCode::from(2);
         }
     };
@@ -109,5 +112,89 @@ fn test() -> Result<(), String> {
     // through the sandbox by the workspace tests below.
     cargo(&["test", "--manifest-path", tasks, "--workspace"])?;
     cargo(&["test", "--workspace"])?;
-    cross::run(&[])
+    cross::run(&[])?;
+    // `cargo test --workspace` above built both debug binaries (their integration tests run
+    // them) and the task modules; another build here could only rebuild crates with other
+    // features.
+    python_tests(false)
+}
+
+/// The Python client (python/): in a venv under target/, installs it with its test extras, then
+/// runs ruff, mypy and pytest (whose tests start the debug `musketeer-server` and volunteers).
+/// `build_binaries`: build those binaries and the task modules first (when run alone).
+fn python_tests(build_binaries: bool) -> Result<(), String> {
+    let root = root();
+    let venv = root.join("target").join("python-venv");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    eprintln!("Python client: checks and tests (venv {})", venv.display());
+    run(Command::new(&python).arg("--version")).map_err(|error| {
+        format!(
+            "{error}\nthe Python client's tests need Python >= 3.11 with venv: install it \
+             (Debian: apt-get install python3 python3-venv) or point PYTHON at it"
+        )
+    })?;
+    if !venv.join("bin").join("python").exists() {
+        run(Command::new(&python).args(["-m", "venv"]).arg(&venv))?;
+    }
+    let bin = venv.join("bin");
+    if build_binaries {
+        cargo(&["build", "-p", "musketeer-client", "-p", "musketeer-server"])?;
+        cargo(&["build", "-p", "musketeer-task-artifacts"])?;
+    }
+    run(Command::new(bin.join("python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .arg(format!("{}[test]", root.join("python").display())))?;
+    let package = root.join("python");
+    run(Command::new(bin.join("ruff"))
+        .args(["check", "src", "tests"])
+        .current_dir(&package))?;
+    run(Command::new(bin.join("ruff"))
+        .args(["format", "--check", "src", "tests"])
+        .current_dir(&package))?;
+    run(Command::new(bin.join("mypy"))
+        .args(["src", "tests"])
+        .current_dir(&package))?;
+    // docs/researcher.md's 2016 loop crawls the local TWSE-format feed (python/tests/test_docs.py);
+    // it serves until this function returns.
+    let feed = musketeer_twse_feed::FeedServer::start()
+        .map_err(|error| format!("cannot start the local TWSE-format feed: {error}"))?;
+    let debug = root.join("target").join("debug");
+    let exe = std::env::consts::EXE_SUFFIX;
+    run(Command::new(bin.join("pytest"))
+        .arg("tests")
+        .env("MUSKETEER_TWSE_FEED", feed.base_url())
+        .env("MUSKETEER_BIN", debug.join(format!("musketeer{exe}")))
+        .env(
+            "MUSKETEER_SERVER_BIN",
+            debug.join(format!("musketeer-server{exe}")),
+        )
+        .current_dir(&package))
+}
+
+/// Runs a command, saying which first; fails with the command line if it fails.
+fn run(command: &mut Command) -> Result<(), String> {
+    let line = format!(
+        "{} {}",
+        command.get_program().to_string_lossy(),
+        command
+            .get_args()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    eprintln!("$ {line}");
+    let status = command
+        .status()
+        .map_err(|error| format!("cannot run `{line}`: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{line}` failed ({status})"))
+    }
 }

@@ -1,0 +1,165 @@
+"""The client's own logic, without a server: rate window, progress line, result flattening,
+answer decoding and error texts."""
+
+from __future__ import annotations
+
+import io
+import pickle
+
+import httpx
+import pytest
+
+from musketeer import (
+    BatchStatus,
+    Client,
+    MusketeerError,
+    ResultRow,
+    TaskFailed,
+    UnexpectedAnswer,
+)
+from musketeer.batch import rows_to_records
+from musketeer.progress import ProgressBar, SlidingRate, progress_line
+
+
+def status(
+    done: int, total: int, *, state: str = "running", hosts_able: int | None = None
+) -> BatchStatus:
+    return BatchStatus.from_json(
+        {
+            "id": 3, "app": "stock-day", "version": "1.0.0", "label": None, "state": state,
+            "created_ms": 0, "first_unit": 1, "progress": done / total, "priority": 0,
+            "counts": {"queued": total - done, "running": 0, "done": done, "failed": 0,
+                       "cancelled": 0},
+            "replication": {"min_quorum": 1}, "hosts_able": hosts_able,
+        }
+    )  # fmt: skip
+
+
+def test_rate_counts_only_the_recent_window() -> None:
+    # The issue's case: most units were done before the watch began; the real rate is 4.5/s.
+    rate = SlidingRate(window=10)
+    rate.add(0.0, 880)
+    assert rate.per_second() is None
+    for second in range(1, 21):
+        rate.add(float(second), 880 + round(4.5 * second))
+    assert rate.per_second() == pytest.approx(4.5, abs=0.1)
+
+
+def test_progress_line_shows_counts_rate_eta_and_a_stall() -> None:
+    line = progress_line(status(12, 30), 3.0)
+    assert line == "[#########---------------] 12/30 done, 0 failed, 0 running, 3.0/s, ETA 6 s"
+    assert progress_line(status(0, 30), None).endswith("--/s, ETA --")
+    stalled = progress_line(status(0, 2, hosts_able=0), None)
+    assert stalled.endswith("no online volunteer can take the waiting units")
+
+
+def test_plain_progress_prints_changes_at_most_every_two_seconds_and_the_end() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(stream)
+    bar.update(status(1, 4), 0.0)
+    bar.update(status(2, 4), 1.0)  # too soon: not printed
+    bar.update(status(3, 4), 2.5)
+    bar.update(status(4, 4, state="finished"), 2.6)  # the end is always printed
+    lines = stream.getvalue().splitlines()
+    assert [line.split("] ")[1].split(" done")[0] for line in lines] == ["1/4", "3/4", "4/4"]
+
+
+def test_terminal_progress_redraws_one_line_and_ends_it() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    bar = ProgressBar(stream)
+    bar.update(status(1, 2), 0.0)
+    bar.update(status(1, 2), 0.1)
+    bar.update(status(2, 2, state="finished"), 1.0)
+    drawn = stream.getvalue()
+    assert drawn.count("\r") == 3 and drawn.count("\x1b[K") == 3
+    assert drawn.endswith("2/2 done, 0 failed, 0 running, 1.0/s, ETA --\x1b[K\n")
+
+
+def test_rows_flatten_like_the_servers_csv() -> None:
+    rows = [
+        ResultRow.from_json({"unit_id": 1, "input": "a", "state": "done",
+                             "output": {"close": 1.5, "state": "x"}}),
+        ResultRow.from_json({"unit_id": 2, "input": "b", "state": "done",
+                             "output": [{"day": 1}, {"day": 2, "close": 3}]}),
+        ResultRow.from_json({"unit_id": 3, "input": "c", "state": "done", "output": 7}),
+        ResultRow.from_json({"unit_id": 4, "input": "d", "state": "failed", "error": "trap"}),
+    ]  # fmt: skip
+    records, columns = rows_to_records(rows)
+    assert columns == [
+        "unit_id",
+        "input",
+        "state",
+        "error",
+        "close",
+        "output.state",
+        "day",
+        "output",
+    ]
+    assert [r["unit_id"] for r in records] == [1, 2, 2, 3, 4]
+    assert records[0]["output.state"] == "x" and records[0]["state"] == "done"
+    assert records[2] == {"unit_id": 2, "input": "b", "state": "done", "error": None, "day": 2,
+                          "close": 3}  # fmt: skip
+    assert records[3]["output"] == 7
+    assert records[4] == {"unit_id": 4, "input": "d", "state": "failed", "error": "trap"}
+
+
+def test_a_non_json_output_comes_back_as_bytes() -> None:
+    row = ResultRow.from_json(
+        {"unit_id": 9, "input": None, "state": "done", "output_base64": "AP8="}
+    )
+    assert row.output == b"\x00\xff"
+
+
+def answering(status_code: int, body: str, content_type: str = "text/html") -> Client:
+    """A client whose every request gets this answer (no network)."""
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(status_code, text=body,
+                                       headers={"content-type": content_type})
+    )  # fmt: skip
+    return Client("http://musketeer.test", "mku_x", transport=transport)
+
+
+def test_answers_that_are_not_the_api_say_so() -> None:
+    with pytest.raises(UnexpectedAnswer, match="answered 502: <html> Bad gateway </html>"):
+        answering(502, "<html>\n Bad gateway </html>").apps()
+    with pytest.raises(UnexpectedAnswer, match="is not JSON"):
+        answering(200, "<html>welcome</html>").apps()
+    with pytest.raises(UnexpectedAnswer, match="no valid 'version'"):
+        answering(200, '{"versions": [{"app": "x"}]}', "application/json").apps()
+
+
+def test_an_unknown_error_code_keeps_the_servers_words() -> None:
+    refusal = '{"error": "brand_new", "message": "something new went wrong"}'
+    with pytest.raises(MusketeerError) as refused:
+        answering(418, refusal, "application/json").batches()
+    assert (refused.value.code, refused.value.status) == ("brand_new", 418)
+    assert str(refused.value) == "something new went wrong (418 brand_new)"
+
+
+def test_inputs_that_are_not_a_list_of_json_values_are_refused_before_sending() -> None:
+    sent: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(500)
+
+    client = Client("http://musketeer.test", "mku_x", transport=httpx.MockTransport(record))
+    with pytest.raises(TypeError, match=r"one str, not a list of inputs: .* pass \[value\]"):
+        client.submit("word-count", "one for all")
+    with pytest.raises(TypeError, match="must be a JSON value.*set is not JSON serializable"):
+        client.submit("noop", [{1, 2}])
+    with pytest.raises(TypeError, match="must be a JSON value.*Out of range float"):
+        client.submit("noop", [float("nan")])
+    assert sent == []
+
+
+def test_errors_survive_pickling() -> None:
+    refused = pickle.loads(pickle.dumps(MusketeerError("conflict", "still running", status=409)))
+    assert (refused.code, refused.status, refused.message) == ("conflict", 409, "still running")
+    failed = pickle.loads(pickle.dumps(TaskFailed(12, "failed", "trap")))
+    assert (failed.unit_id, failed.state, failed.error) == (12, "failed", "trap")
+    assert str(failed) == "unit 12 failed: trap"
