@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use musketeer_protocol::limits::{MAX_FETCH_ANSWER_BYTES, MAX_SMALL_ANSWER_BYTES};
+use musketeer_protocol::limits::{MAX_SMALL_ANSWER_BYTES, fetch_answer_cap};
 use musketeer_protocol::{
     ApiErrorBody, BatchId, BatchStatus, DeleteBatchResponse, ErrorCode, FetchRequest, ProjectInfo,
     PublishRequest, PublishResponse, RegisterHostRequest, RegisterHostResponse, ReportRequest,
@@ -175,7 +175,9 @@ impl ApiClient {
                 REQUEST_TIMEOUT + wait,
             )
             .await?;
-        let bytes = read_capped(response, &url, MAX_FETCH_ANSWER_BYTES).await?;
+        // Sized by the slots asked for: a one-slot volunteer never buffers a 64-slot answer.
+        let max = fetch_answer_cap(request.free_slots);
+        let bytes = read_capped(response, &url, max).await?;
         crate::fetch_answer::decode(&bytes).map_err(|e| ApiError::Decode {
             url,
             message: e.to_string(),

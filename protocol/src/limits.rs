@@ -19,11 +19,22 @@ pub const MAX_ASSIGNMENTS_PER_FETCH: u32 = 64;
 /// `SignedManifest::MAX_JSON_BYTES`; a client test keeps the two equal).
 pub const MAX_SIGNED_MANIFEST_BYTES: usize = 1024 * 1024;
 
-/// Largest fetch answer a client reads: every assignment at its largest input and manifest,
-/// plus room for the remaining fields and the cancelled list.
-pub const MAX_FETCH_ANSWER_BYTES: usize = MAX_ASSIGNMENTS_PER_FETCH as usize
-    * (MAX_INPUT_BYTES + MAX_SIGNED_MANIFEST_BYTES + 64 * 1024)
-    + 1024 * 1024;
+/// Room for one assignment at its largest input and manifest, with its other fields.
+const MAX_ASSIGNMENT_BYTES: usize = MAX_INPUT_BYTES + MAX_SIGNED_MANIFEST_BYTES + 64 * 1024;
+
+/// Room for the envelope and the cancelled list of a fetch answer.
+const FETCH_ENVELOPE_BYTES: usize = 1024 * 1024;
+
+/// Largest fetch answer any client reads: [`fetch_answer_cap`] of a full fetch.
+pub const MAX_FETCH_ANSWER_BYTES: usize =
+    MAX_ASSIGNMENTS_PER_FETCH as usize * MAX_ASSIGNMENT_BYTES + FETCH_ENVELOPE_BYTES;
+
+/// Largest answer to a fetch asking for `free_slots` assignments: the server sends at most that
+/// many (and at most [`MAX_ASSIGNMENTS_PER_FETCH`]), each at most its largest input and manifest.
+pub fn fetch_answer_cap(free_slots: u32) -> usize {
+    let assignments = free_slots.min(MAX_ASSIGNMENTS_PER_FETCH) as usize;
+    assignments * MAX_ASSIGNMENT_BYTES + FETCH_ENVELOPE_BYTES
+}
 
 // A full answer always fits under the cap.
 const _: () = assert!(
@@ -135,6 +146,15 @@ mod tests {
         assert!(!depth_exceeds(&mixed, 6));
         assert!(depth_exceeds(&mixed, 5));
         assert!(!depth_exceeds(&Value::from("scalar"), 0));
+    }
+
+    #[test]
+    fn the_fetch_answer_cap_follows_the_slots_asked_for() {
+        assert_eq!(fetch_answer_cap(0), FETCH_ENVELOPE_BYTES);
+        assert!(fetch_answer_cap(1) > MAX_INPUT_BYTES + MAX_SIGNED_MANIFEST_BYTES);
+        assert!(fetch_answer_cap(1) < 4 << 20);
+        assert_eq!(fetch_answer_cap(64), MAX_FETCH_ANSWER_BYTES);
+        assert_eq!(fetch_answer_cap(u32::MAX), MAX_FETCH_ANSWER_BYTES);
     }
 
     #[test]

@@ -168,7 +168,7 @@ async fn answers_past_their_endpoint_cap_are_refused() {
         .expect("an endless answer is cut off, not read forever");
     let error = fetch.unwrap_err();
     assert!(
-        matches!(error, ApiError::TooLarge { max, .. } if max == musketeer_protocol::limits::MAX_FETCH_ANSWER_BYTES as u64),
+        matches!(error, ApiError::TooLarge { max, .. } if max == musketeer_protocol::limits::fetch_answer_cap(1) as u64),
         "{error}"
     );
     assert!(error.to_string().contains("larger than"), "{error}");
