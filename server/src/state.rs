@@ -7,7 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::api::error::ApiError;
+use crate::domain::placement::NetworkRule;
 use crate::domain::ratelimit::RateLimiter;
+use crate::domain::reputation::Policy;
 use crate::domain::tokens::TokenTable;
 use crate::domain::world::World;
 use crate::store::{
@@ -28,6 +30,10 @@ pub struct ServeOptions {
     pub max_wait_ms: u64,
     /// The store's file, whose size `/metrics` reports (None: not reported).
     pub store_file: Option<std::path::PathBuf>,
+    /// How peer addresses group into networks for placement.
+    pub network_rule: NetworkRule,
+    /// Trust, adaptive replication and error throttling.
+    pub reputation: Policy,
 }
 
 impl Default for ServeOptions {
@@ -38,6 +44,8 @@ impl Default for ServeOptions {
             register_per_minute: 10,
             max_wait_ms: 30_000,
             store_file: None,
+            network_rule: NetworkRule::default(),
+            reputation: Policy::default(),
         }
     }
 }
@@ -104,7 +112,7 @@ impl AppState {
         for host in &loaded.hosts {
             tokens.put_host(&host.token_hash, host.id);
         }
-        let world = World::restore(
+        let mut world = World::restore(
             loaded.units,
             loaded.batches,
             loaded.hosts,
@@ -112,6 +120,7 @@ impl AppState {
             loaded.done_per_minute,
         )
         .with_next_ids(loaded.next_ids);
+        world.set_policy(options.reputation);
         let writer = store.writer();
         let register_limiter = Mutex::new(RateLimiter::new(options.register_per_minute));
         Ok(AppState(Arc::new(Inner {

@@ -10,7 +10,7 @@ use musketeer_protocol::{
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, ClientIp, JsonBody};
 use super::hosts::check_platform;
 use crate::domain::lifecycle::Reported;
 use crate::domain::world::AssignmentView;
@@ -28,15 +28,19 @@ const MAX_STDERR_TAIL: usize = 8 * 1024;
 struct FetchBody<'a> {
     assignments: Vec<AssignmentView<'a>>,
     cancelled: Vec<ResultId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refusal: Option<String>,
 }
 
 /// `POST /api/v1/work/fetch`: host token; long-polls when there is no work.
 pub async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
+    ClientIp(ip): ClientIp,
     JsonBody(request): JsonBody<FetchRequest>,
 ) -> Result<Response, ApiError> {
     let host = caller.host()?;
+    let network = ip.and_then(|ip| state.options.network_rule.network_of(ip));
     check_platform(&request.platform)?;
     check_in_flight(&request.in_flight)?;
     let version = semver::Version::parse(&request.platform.client_version).map_err(|e| {
@@ -62,21 +66,27 @@ pub async fn fetch(
             let now = AppState::now_ms();
             let mut world = state.world();
             world.touch_host(host, Some(&request.platform), now);
+            world.set_network(host, network.clone());
             let ids = if wanted > 0 {
                 world.fetch_within(host, wanted, now, request.platform.max_task_memory)
             } else {
                 Vec::new()
             };
             let cancelled = world.cancelled_among(host, &request.in_flight);
+            let refusal = world.fetch_refusal(host, now).map(|r| r.to_string());
             let pending = state.persist(&mut world, Vec::new());
             let response = FetchBody {
+                refusal,
                 assignments: ids
                     .into_iter()
                     .filter_map(|id| world.assignment_view(id))
                     .collect(),
                 cancelled,
             };
-            let answered = !response.assignments.is_empty() || !response.cancelled.is_empty();
+            // A refused host is told at once rather than left to long-poll.
+            let answered = !response.assignments.is_empty()
+                || !response.cancelled.is_empty()
+                || response.refusal.is_some();
             let mut body = Vec::with_capacity(
                 64 + response
                     .assignments

@@ -12,10 +12,14 @@ use musketeer_protocol::{
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
-use super::lifecycle::{Event, Params, ReplicaState, ReportEffect, Reported, Unit, Validation};
+use super::lifecycle::{Params, ReplicaState, ReportEffect, Reported, Unit, Validation};
+use super::placement::Origin;
+use super::reputation::{self, Policy, Standing};
 
 mod delete;
+mod standing;
 pub use delete::{DeleteError, DeletedBatch, NextIds};
+pub use standing::{CreditSamples, StandingError};
 
 /// A host counts as online if it made contact within this time.
 pub const ONLINE_WINDOW_MS: u64 = 2 * 60 * 1000;
@@ -129,6 +133,12 @@ pub struct Host {
     pub invalid: u64,
     /// Fuel of validated results.
     pub credit: u64,
+    /// Trust, quota, quarantine and ban.
+    #[serde(default)]
+    pub standing: Standing,
+    /// Its network and owner, for placement.
+    #[serde(default)]
+    pub origin: Origin,
     /// Replicas running now (derived, not stored).
     #[serde(skip)]
     pub running: u64,
@@ -264,6 +274,10 @@ pub struct World {
     done_per_minute: Vec<(u64, u64)>,
     /// Ids below these were handed out (and may belong to deleted batches).
     id_floor: NextIds,
+    /// Trust and throttling settings.
+    policy: Policy,
+    /// Recent credit granted per app, for results no replica confirms.
+    credit_samples: BTreeMap<String, CreditSamples>,
     dirty: Dirty,
 }
 
@@ -397,6 +411,8 @@ impl World {
             failed: 0,
             invalid: 0,
             credit: 0,
+            standing: Standing::default(),
+            origin: Origin::default(),
             running: 0,
         };
         self.hosts.insert(id, host);
@@ -505,25 +521,53 @@ impl World {
                     .is_some_and(|batch| self.memory_needed(batch) <= cap)
             })
         };
+        let Some(me) = self.hosts.get(&host) else {
+            return Vec::new();
+        };
+        let Ok(allowance) = me.standing.allowance(&self.policy, now_ms) else {
+            return Vec::new();
+        };
+        let max = max.min(allowance as usize);
+        let trusted = me.standing.trusted(&self.policy);
+        let origin = &me.origin;
+        // Replicas of one unit go to hosts of different networks and owners.
+        let placeable = |unit: &Unit| {
+            !unit.has_host(host)
+                && unit.replicas.iter().all(|r| {
+                    r.host
+                        .and_then(|h| self.hosts.get(&h))
+                        .is_none_or(|other| !other.origin.conflicts_with(origin))
+                })
+        };
         let candidates: Vec<UnitId> = self
             .queue
             .iter()
             .take(MAX_SCAN)
             .map(|&(_, id)| id)
-            .filter(|id| {
-                self.units
-                    .get(id)
-                    .is_some_and(|u| !u.has_host(host) && fits(u))
-            })
+            .filter(|id| self.units.get(id).is_some_and(|u| placeable(u) && fits(u)))
             .take(max)
             .collect();
-        candidates
+        let policy = self.policy;
+        let leased: Vec<ResultId> = candidates
             .into_iter()
             .filter_map(|unit| {
-                let replica = self.update_unit(unit, now_ms, |u| u.assign(host, now_ms))??;
+                let alone = trusted && !reputation::spot_check(&policy, unit);
+                let replica = self.update_unit(unit, now_ms, |u| {
+                    if alone {
+                        u.run_alone();
+                    }
+                    u.assign(host, now_ms)
+                })??;
                 Some(ResultId { unit, replica })
             })
-            .collect()
+            .collect();
+        if let Some(h) = self.hosts.get_mut(&host)
+            && !leased.is_empty()
+        {
+            h.standing.fetched(leased.len() as u32, now_ms);
+            self.dirty.hosts.insert(host);
+        }
+        leased
     }
 
     /// The assignment for a leased replica.
@@ -591,12 +635,15 @@ impl World {
                 if let Some(h) = self.hosts.get_mut(&host) {
                     match counter {
                         Some(true) => h.succeeded += 1,
-                        Some(false) => h.failed += 1,
+                        Some(false) => {
+                            h.failed += 1;
+                            h.standing.error(&self.policy);
+                        }
                         None => {}
                     }
                     self.dirty.hosts.insert(host);
                 }
-                self.apply_events(&events);
+                self.apply_events(id.unit, &events, now_ms);
                 (ReportStatus::Accepted, None)
             }
             ReportEffect::Duplicate => (ReportStatus::Duplicate, None),
@@ -678,7 +725,7 @@ impl World {
             .collect();
         for unit in due {
             if let Some(events) = self.update_unit(unit, now_ms, |u| u.expire(now_ms)) {
-                self.apply_events(&events);
+                self.apply_events(unit, &events, now_ms);
             }
         }
         self.unsent_replicas > before
@@ -761,6 +808,10 @@ impl World {
             failed: host.failed,
             invalid: host.invalid,
             credit: host.credit,
+            trusted: host.standing.trusted(&self.policy),
+            quarantine: host.standing.quarantine.as_ref().map(|q| q.reason.clone()),
+            ban: host.standing.ban.clone(),
+            daily_quota: host.standing.quota(&self.policy),
         }
     }
 
@@ -854,25 +905,6 @@ impl World {
             if let Some(h) = hosts.get_mut(&host) {
                 adjust(&mut h.running);
             }
-        }
-    }
-
-    fn apply_events(&mut self, events: &[Event]) {
-        for event in events {
-            let host = match *event {
-                Event::Validated { host, .. }
-                | Event::Invalidated { host }
-                | Event::TimedOut { host } => host,
-            };
-            let Some(h) = self.hosts.get_mut(&host) else {
-                continue;
-            };
-            match *event {
-                Event::Validated { fuel, .. } => h.credit += fuel,
-                Event::Invalidated { .. } => h.invalid += 1,
-                Event::TimedOut { .. } => h.failed += 1,
-            }
-            self.dirty.hosts.insert(host);
         }
     }
 
