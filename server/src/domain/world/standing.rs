@@ -235,3 +235,6 @@ impl World {
         events
     }
 }
+
+#[cfg(test)]
+mod tests;
