@@ -530,7 +530,7 @@ impl Unit {
         }
         let best_size = best.map_or(0, |(_, size)| size) as u32;
         if let Some((canonical, size)) = best
-            && size as u32 >= self.params.min_quorum
+            && size as u32 >= self.votes_needed(n_success, size as u32)
         {
             self.accept_canonical(canonical, events);
             return;
@@ -556,7 +556,11 @@ impl Unit {
             .params
             .target_nresults
             .saturating_sub(live + n_success)
-            .max((self.params.min_quorum - best_size).saturating_sub(live));
+            .max(
+                self.votes_needed(n_success, best_size)
+                    .saturating_sub(best_size)
+                    .saturating_sub(live),
+            );
         let room = self
             .params
             .max_total_results
@@ -638,6 +642,20 @@ impl Unit {
     }
 
     // --- Hooks for reputation (adaptive replication and quarantine; see domain::reputation) ---
+
+    /// Agreeing results a group of `best` needs out of `n_success`: the quorum, plus one for
+    /// each result that disagrees. One replica per host, so a group of k colluders can win a
+    /// disputed unit only against fewer than k - quorum + 1 honest hosts, however fast they are.
+    fn votes_needed(&self, n_success: u32, best: u32) -> u32 {
+        self.params.min_quorum + n_success.saturating_sub(best)
+    }
+
+    /// Whether the unit is active with two different successful outputs.
+    pub fn is_disputed(&self) -> bool {
+        let mut outputs = self.replicas.iter().filter_map(Replica::output);
+        let first = outputs.next();
+        self.is_active() && outputs.any(|o| Some(o) != first)
+    }
 
     /// Let one trusted host run this unit alone (quorum 1, one replica), if no replica was
     /// sent yet. Returns whether it changed.

@@ -24,8 +24,10 @@ pub struct Policy {
     /// Of the units a trusted host would run alone, how many per thousand are still
     /// replicated as spot checks.
     pub spot_checks_per_mille: u32,
-    /// The largest daily quota of results a host may fetch; a new host starts here.
+    /// The largest daily quota of results a host may fetch.
     pub max_daily_quota: u32,
+    /// The daily quota of a new host (one full fetch); it doubles with each valid result.
+    pub new_host_quota: u32,
     /// Let trusted hosts run units alone at all.
     pub adaptive_replication: bool,
 }
@@ -36,6 +38,7 @@ impl Default for Policy {
             trust_after: 10,
             spot_checks_per_mille: 100,
             max_daily_quota: 10_000,
+            new_host_quota: 64,
             adaptive_replication: true,
         }
     }
@@ -58,7 +61,7 @@ pub struct Quarantine {
 pub struct Standing {
     /// Validated results since the last error or invalid result.
     pub consecutive_valid: u64,
-    /// Results the host may fetch per day (0: not yet set, i.e. the policy's maximum).
+    /// Results the host may fetch per day (0: not yet set, i.e. the policy's new-host quota).
     pub daily_quota: u32,
     /// The day (since the epoch) `fetched_today` counts.
     pub quota_day: u64,
@@ -79,6 +82,11 @@ pub enum Refusal {
     Banned(String),
     /// It returned a wrong result.
     Quarantined(String),
+    /// One of its results disagrees with another host's and waits for more hosts to settle it.
+    Disputed {
+        /// The unit in dispute.
+        unit: UnitId,
+    },
     /// It used up today's quota.
     OverQuota {
         /// Today's quota.
@@ -91,6 +99,12 @@ impl std::fmt::Display for Refusal {
         match self {
             Refusal::Banned(reason) => write!(f, "banned by the project: {reason}"),
             Refusal::Quarantined(reason) => write!(f, "quarantined: {reason}"),
+            Refusal::Disputed { unit } => write!(
+                f,
+                "your result for unit {} disagrees with another host's; no new work until more \
+                 hosts settle it",
+                unit.0
+            ),
             Refusal::OverQuota { quota } => write!(
                 f,
                 "daily quota of {quota} results used (it shrinks with errors and invalid \
@@ -104,7 +118,7 @@ impl Standing {
     /// Today's quota under `policy`.
     pub fn quota(&self, policy: &Policy) -> u32 {
         if self.daily_quota == 0 {
-            policy.max_daily_quota
+            policy.new_host_quota.min(policy.max_daily_quota)
         } else {
             self.daily_quota.min(policy.max_daily_quota)
         }

@@ -278,6 +278,8 @@ pub struct World {
     policy: Policy,
     /// Recent credit granted per app, for results no replica confirms.
     credit_samples: BTreeMap<String, CreditSamples>,
+    /// Per host, active units where its unvalidated result disagrees with another's (derived).
+    disputes: BTreeMap<HostId, BTreeSet<UnitId>>,
     dirty: Dirty,
 }
 
@@ -527,12 +529,22 @@ impl World {
         let Ok(allowance) = me.standing.allowance(&self.policy, now_ms) else {
             return Vec::new();
         };
+        if self.held_by_dispute(host, now_ms).is_some() {
+            return Vec::new();
+        }
         let max = max.min(allowance as usize);
         let trusted = me.standing.trusted(&self.policy);
         let origin = &me.origin;
+        // A host whose last results were errors does not confirm another host's error: error
+        // flooders cannot pile onto one unit and fail it.
+        let may_confirm_errors = me.failed == 0 || me.standing.consecutive_valid > 0;
         // Replicas of one unit go to hosts of different networks and owners.
         let placeable = |unit: &Unit| {
             !unit.has_host(host)
+                && (may_confirm_errors
+                    || !unit.replicas.iter().any(|r| {
+                        matches!(r.state, ReplicaState::Error { .. } | ReplicaState::TimedOut)
+                    }))
                 && unit.replicas.iter().all(|r| {
                     r.host
                         .and_then(|h| self.hosts.get(&h))
@@ -849,6 +861,7 @@ impl World {
             counts,
             results,
             unsent_replicas,
+            disputes,
             ..
         } = self;
         let Some(unit) = units.get(&id) else { return };
@@ -893,6 +906,25 @@ impl World {
                 ReplicaState::Error { .. } => adjust(&mut results.errors),
                 ReplicaState::TimedOut => adjust(&mut results.timed_out),
                 _ => {}
+            }
+        }
+        if unit.is_disputed() {
+            for host in unit.replicas.iter().filter_map(|r| match r.state {
+                ReplicaState::Success {
+                    validation: Validation::Pending,
+                    ..
+                } => r.host,
+                _ => None,
+            }) {
+                let units = disputes.entry(host).or_default();
+                if add {
+                    units.insert(id);
+                } else {
+                    units.remove(&id);
+                    if units.is_empty() {
+                        disputes.remove(&host);
+                    }
+                }
             }
         }
         for (replica, host, deadline) in unit.leases() {

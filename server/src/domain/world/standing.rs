@@ -9,6 +9,9 @@ use super::World;
 use crate::domain::lifecycle::{Event, ReplicaState, UnitStatus, Validation};
 use crate::domain::reputation::{Policy, Refusal};
 
+/// How long after its last replica was sent a dispute holds its hosts.
+pub const DISPUTE_HOLD_MS: u64 = 5 * 60 * 1000;
+
 /// Credit samples kept per app for the median.
 const SAMPLES_KEPT: usize = 101;
 
@@ -74,11 +77,25 @@ impl World {
 
     /// Why `host` gets no work now, if it gets none.
     pub fn fetch_refusal(&self, host: HostId, now_ms: u64) -> Option<Refusal> {
-        self.hosts
-            .get(&host)?
-            .standing
-            .allowance(&self.policy, now_ms)
-            .err()
+        let standing = &self.hosts.get(&host)?.standing;
+        if let Err(refusal) = standing.allowance(&self.policy, now_ms) {
+            return Some(refusal);
+        }
+        self.held_by_dispute(host, now_ms)
+            .map(|unit| Refusal::Disputed { unit })
+    }
+
+    /// A unit where `host`'s result disagrees with another's and is being settled: the host
+    /// waits, so that a fast liar cannot run ahead of the honest hosts that will catch it. A
+    /// dispute no host has taken up for [`DISPUTE_HOLD_MS`] holds nobody (it may never be
+    /// settled, e.g. with only two hosts online).
+    pub(super) fn held_by_dispute(&self, host: HostId, now_ms: u64) -> Option<UnitId> {
+        self.disputes.get(&host)?.iter().copied().find(|id| {
+            self.units.get(id).is_some_and(|u| {
+                let last_sent = u.replicas.iter().map(|r| r.sent_ms).max().unwrap_or(0);
+                now_ms < last_sent.saturating_add(DISPUTE_HOLD_MS)
+            })
+        })
     }
 
     /// Ban a host: no more work, and its results re-verified as for a quarantine.

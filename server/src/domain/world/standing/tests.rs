@@ -95,8 +95,18 @@ fn a_caught_colluder_is_quarantined_and_the_results_it_agreed_with_are_reverifie
     let d = take(&mut world, 3);
     world.report(HostId(1), c, output("forged", 900), 3);
     world.report(HostId(3), d, output("true", 10), 3);
+    // While the dispute is open, its hosts wait, so a fast liar cannot run ahead.
+    assert_eq!(
+        world.fetch_refusal(HostId(1), 3),
+        Some(Refusal::Disputed { unit: c.unit })
+    );
+    assert!(world.fetch(HostId(3), 1, 3).is_empty());
+    // A disputed unit needs a margin: the quorum plus one vote per dissenting result.
     let e = take(&mut world, 4);
     world.report(HostId(4), e, output("true", 10), 4);
+    assert_eq!(canonical(&world, c.unit), None);
+    let e = take(&mut world, 5);
+    world.report(HostId(5), e, output("true", 10), 4);
     assert_eq!(canonical(&world, c.unit).as_deref(), Some("true"));
     let refusal = world.fetch_refusal(HostId(1), 5);
     assert!(
@@ -111,6 +121,8 @@ fn a_caught_colluder_is_quarantined_and_the_results_it_agreed_with_are_reverifie
     world.report(HostId(3), f, output("true", 10), 6);
     let g = take(&mut world, 4);
     world.report(HostId(4), g, output("true", 10), 7);
+    let g = take(&mut world, 5);
+    world.report(HostId(5), g, output("true", 10), 7);
     assert_eq!(canonical(&world, a.unit).as_deref(), Some("true"));
     assert!(matches!(
         world.fetch_refusal(HostId(2), 8),
@@ -130,7 +142,7 @@ fn trusted_hosts_run_units_alone_but_spot_checks_and_a_lie_reopen_their_work() {
         spot_checks_per_mille: 200,
         ..Policy::default()
     };
-    let mut world = world(3, policy);
+    let mut world = world(4, policy);
     let batch = submit(&mut world, 60, 2);
     // Hosts 1 and 2 earn trust together.
     for _ in 0..3 {
@@ -167,7 +179,7 @@ fn trusted_hosts_run_units_alone_but_spot_checks_and_a_lie_reopen_their_work() {
         .find(|r| !alone.contains(&r.unit))
         .copied()
         .unwrap();
-    for host in [2, 3] {
+    for host in [2, 3, 4] {
         let id = world
             .fetch(HostId(host), 40, 5)
             .into_iter()
