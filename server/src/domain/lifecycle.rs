@@ -1,6 +1,8 @@
 //! The life of one work unit and its replicas, with BOINC semantics: replicas are leased to hosts
 //! with a deadline, missed deadlines count as errors and are replaced, successful outputs are
-//! compared byte for byte and the agreeing quorum becomes canonical. Pure: no I/O, no clock (the
+//! compared byte for byte and the agreeing quorum becomes canonical. Tasks are deterministic, so
+//! identical task errors reach a quorum too and fail the unit with the task's own words; failures
+//! the host caused are retried instead (see [`is_task_outcome`]). Pure: no I/O, no clock (the
 //! caller passes `now_ms`), no HTTP.
 
 use musketeer_protocol::{Base64Bytes, BatchId, ErrorKind, HostId, Replication, UnitId, UnitState};
@@ -13,7 +15,8 @@ pub struct Params {
     pub min_quorum: u32,
     /// Replicas created initially.
     pub target_nresults: u32,
-    /// Error results (including missed deadlines) tolerated; one more fails the unit.
+    /// Host-caused errors (missed deadlines, client errors, wall-clock timeouts; see
+    /// [`is_task_outcome`]) tolerated; one more fails the unit.
     pub max_error_results: u32,
     /// Replicas ever created; when they are used up without agreement the unit fails.
     pub max_total_results: u32,
@@ -167,7 +170,8 @@ pub enum ReplicaState {
         /// Agreement with the canonical output.
         validation: Validation,
     },
-    /// The host reported an error.
+    /// The host reported an error: a task outcome that counts toward a quorum like an output
+    /// when [`is_task_outcome`] says so, otherwise a host-caused error.
     Error {
         /// Why.
         kind: ErrorKind,
@@ -176,6 +180,10 @@ pub enum ReplicaState {
     },
     /// The unit ended before this replica was sent.
     NotNeeded,
+    /// The host's fetch did not list it although it was leased (lost in a crash or an unanswered
+    /// fetch); replaced at once. Not an error: the server may have lost the answer. A late report
+    /// still counts, like one after a missed deadline.
+    Lost,
 }
 
 /// One replica ("result") of a unit.
@@ -190,6 +198,9 @@ pub struct Replica {
     /// The host's last lines of log, if it reported.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stderr_tail: String,
+    /// Reported after the replica timed out or was lost (and so after a replacement was made).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
     /// Its state.
     #[serde(flatten)]
     pub state: ReplicaState,
@@ -202,6 +213,7 @@ impl Replica {
             sent_ms: 0,
             deadline_ms: 0,
             stderr_tail: String::new(),
+            late: false,
             state: ReplicaState::Unsent,
         }
     }
@@ -210,11 +222,13 @@ impl Replica {
         matches!(self.state, ReplicaState::Unsent | ReplicaState::InProgress)
     }
 
-    fn is_error(&self) -> bool {
-        matches!(
-            self.state,
-            ReplicaState::Error { .. } | ReplicaState::TimedOut
-        )
+    /// A failure the host caused: counts toward `max_error_results`, never toward a quorum.
+    fn is_host_error(&self) -> bool {
+        match &self.state {
+            ReplicaState::TimedOut => true,
+            ReplicaState::Error { kind, .. } => !is_task_outcome(*kind),
+            _ => false,
+        }
     }
 
     fn output(&self) -> Option<&[u8]> {
@@ -223,6 +237,42 @@ impl Replica {
             _ => None,
         }
     }
+
+    /// What the task produced, if this replica reported a deterministic outcome.
+    fn outcome(&self) -> Option<Outcome<'_>> {
+        match &self.state {
+            ReplicaState::Success { output, .. } => Some(Outcome::Output(output.as_slice())),
+            ReplicaState::Error { kind, message } if is_task_outcome(*kind) => {
+                Some(Outcome::TaskError(*kind, message))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A deterministic result of running the task: equal on every honest host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome<'a> {
+    /// Output bytes.
+    Output(&'a [u8]),
+    /// A task error, by kind and message.
+    TaskError(ErrorKind, &'a str),
+}
+
+/// Whether an error of this kind is the task's own deterministic outcome — the same module, input
+/// and limits fail the same way on every honest host (fuel metering makes limits exact) — rather
+/// than something the host caused. Task outcomes agree into a quorum like outputs; the others
+/// (wall-clock timeout and stack overflow, which depend on the host's speed and architecture;
+/// refused modules, client errors and unknown kinds) are retried on another host.
+pub fn is_task_outcome(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::TaskError
+            | ErrorKind::Trap
+            | ErrorKind::FuelExhausted
+            | ErrorKind::MemoryLimit
+            | ErrorKind::OutputTooLarge
+    )
 }
 
 /// A host's report on one replica, as the lifecycle sees it.
@@ -264,7 +314,7 @@ pub enum Event {
         /// cannot inflate its credit by claiming more fuel than an honest peer measured.
         fuel: u64,
     },
-    /// The result disagreed with the canonical one.
+    /// The result (output or task error) disagreed with the agreed outcome.
     Invalidated {
         /// Whose result.
         host: HostId,
@@ -398,11 +448,17 @@ impl Unit {
         self.is_active()
             && self.replicas.get(idx as usize).is_some_and(|r| {
                 r.host == Some(host)
-                    && matches!(r.state, ReplicaState::InProgress | ReplicaState::TimedOut)
+                    && matches!(
+                        r.state,
+                        ReplicaState::InProgress | ReplicaState::TimedOut | ReplicaState::Lost
+                    )
             })
     }
 
-    /// Record `host`'s report on replica `idx`. Idempotent: a second report changes nothing.
+    /// Record `host`'s report on replica `idx`. Idempotent: a second report changes nothing. A
+    /// report after the deadline or after the lease was lost is accepted while it can still help
+    /// (it counts like any replica, but never outvotes an on-time replica still running) and,
+    /// once the unit is done, is only compared with the canonical result.
     pub fn report(&mut self, idx: u32, host: HostId, reported: Reported) -> ReportEffect {
         let Some(replica) = self.replicas.get_mut(idx as usize) else {
             return ReportEffect::Refused("no such result");
@@ -410,22 +466,22 @@ impl Unit {
         if replica.host != Some(host) {
             return ReportEffect::Refused("result not assigned to this host");
         }
-        match replica.state {
-            ReplicaState::InProgress | ReplicaState::TimedOut => {}
+        let late = match replica.state {
+            ReplicaState::InProgress => false,
+            ReplicaState::TimedOut | ReplicaState::Lost => true,
             ReplicaState::Unsent => {
                 return ReportEffect::Refused("result not assigned to this host");
             }
             _ => return ReportEffect::Duplicate,
-        }
-        let mut events = Vec::new();
+        };
         match reported {
-            Reported::Returned if replica.state == ReplicaState::InProgress => {
+            Reported::Returned if !late => {
                 *replica = Replica::unsent();
                 if self.status != UnitStatus::Active {
                     self.replicas[idx as usize].state = ReplicaState::NotNeeded;
                 }
             }
-            // A replica given back after its deadline already counted as an error; keep that.
+            // Given back after it was replaced: its replacement already runs; keep the record.
             Reported::Returned => return ReportEffect::Duplicate,
             Reported::Error {
                 kind,
@@ -433,6 +489,7 @@ impl Unit {
                 stderr_tail,
             } => {
                 replica.stderr_tail = stderr_tail;
+                replica.late = late;
                 replica.state = ReplicaState::Error { kind, message };
             }
             Reported::Success {
@@ -442,33 +499,54 @@ impl Unit {
                 stderr_tail,
             } => {
                 replica.stderr_tail = stderr_tail;
-                let validation = match self.status {
-                    UnitStatus::Done { canonical } => {
-                        let canonical = self.replicas[canonical as usize].output();
-                        if canonical == Some(output.as_slice()) {
-                            let granted = self.valid_fuel().map_or(fuel, |f| f.min(fuel));
-                            events.push(Event::Validated {
-                                host,
-                                fuel: granted,
-                            });
-                            Validation::Valid
-                        } else {
-                            events.push(Event::Invalidated { host });
-                            Validation::Invalid
-                        }
-                    }
-                    _ => Validation::Pending,
-                };
-                self.replicas[idx as usize].state = ReplicaState::Success {
+                replica.late = late;
+                replica.state = ReplicaState::Success {
                     output: Base64Bytes(output),
                     fuel,
                     wall_ms,
-                    validation,
+                    validation: Validation::Pending,
                 };
             }
         }
+        let mut events = Vec::new();
+        if let UnitStatus::Done { canonical } = self.status {
+            self.judge_against_canonical(idx as usize, canonical as usize, &mut events);
+        }
         self.transition(&mut events);
         ReportEffect::Accepted(events)
+    }
+
+    /// Compare a result reported after the unit was done with the canonical output.
+    fn judge_against_canonical(&mut self, idx: usize, canonical: usize, events: &mut Vec<Event>) {
+        let granted = self.valid_fuel();
+        let canonical_output = self.replicas[canonical].output().map(<[u8]>::to_vec);
+        let replica = &mut self.replicas[idx];
+        let Some(host) = replica.host else { return };
+        let is_task_outcome = replica.outcome().is_some();
+        match &mut replica.state {
+            ReplicaState::Success {
+                output,
+                fuel,
+                validation,
+                ..
+            } => {
+                if canonical_output.as_deref() == Some(output.as_slice()) {
+                    *validation = Validation::Valid;
+                    events.push(Event::Validated {
+                        host,
+                        fuel: granted.map_or(*fuel, |f| f.min(*fuel)),
+                    });
+                } else {
+                    *validation = Validation::Invalid;
+                    events.push(Event::Invalidated { host });
+                }
+            }
+            // A task error where the task succeeded on a quorum of hosts is a wrong result.
+            ReplicaState::Error { .. } if is_task_outcome => {
+                events.push(Event::Invalidated { host });
+            }
+            _ => {}
+        }
     }
 
     /// Time out replicas whose deadline is at or before `now_ms`.
@@ -488,6 +566,19 @@ impl Unit {
         events
     }
 
+    /// Mark `host`'s running replica `idx` lost (the host no longer holds it) and replace it.
+    /// Returns `None` if that replica is not running on that host, else the events it caused.
+    pub fn lose(&mut self, idx: u32, host: HostId) -> Option<Vec<Event>> {
+        let replica = self.replicas.get_mut(idx as usize)?;
+        if replica.host != Some(host) || replica.state != ReplicaState::InProgress {
+            return None;
+        }
+        replica.state = ReplicaState::Lost;
+        let mut events = Vec::new();
+        self.transition(&mut events);
+        Some(events)
+    }
+
     /// Stop the unit: unsent replicas are dropped, running ones are told to abort.
     pub fn cancel(&mut self) {
         if self.is_active() {
@@ -505,40 +596,77 @@ impl Unit {
     }
 
     /// Validate, then create replicas or fail the unit as needed (BOINC's validator and
-    /// transitioner in one step).
+    /// transitioner in one step). The rule (docs/protocol.md, "Outcomes and errors"):
+    /// 1. Outputs and task errors ([`is_task_outcome`]: same kind and message) are outcomes; the
+    ///    largest group of identical outcomes with `min_quorum` members decides: an output becomes
+    ///    canonical, an error fails the unit with the task's words. Replicas that disagree with
+    ///    the decision are invalid. A group of only late results does not decide while an on-time
+    ///    replica still runs.
+    /// 2. Otherwise more than `max_error_results` host-caused errors fail the unit.
+    /// 3. Otherwise replicas are added, within `max_total_results`, until a quorum is possible;
+    ///    when none is left to add and none runs, the unit fails.
     fn transition(&mut self, events: &mut Vec<Event>) {
         if !self.is_active() {
             return;
         }
-        // Largest group of byte-identical outputs; ties go to the earliest replica. (Runs on
-        // every report, so it scans in place rather than collecting the successes.)
-        let mut best: Option<(usize, usize)> = None; // (first index, size)
-        let mut n_success = 0u32;
+        let running = self
+            .replicas
+            .iter()
+            .any(|r| r.state == ReplicaState::InProgress);
+        // Largest group of identical outcomes, and the largest one that may decide; ties go to
+        // a group with an on-time result, then to the earliest replica. (Runs on every report,
+        // so it scans in place.)
+        let mut largest = 0u32;
+        // The fewest further agreeing results any group needs to decide.
+        let mut shortfall = self.params.min_quorum;
+        let mut decisive: Option<(usize, (u32, bool))> = None; // (first index, (size, on time))
+        let mut n_outcomes = 0u32;
         for (i, replica) in self.replicas.iter().enumerate() {
-            let Some(output) = replica.output() else {
+            let Some(outcome) = replica.outcome() else {
                 continue;
             };
-            n_success += 1;
-            let size = self
+            n_outcomes += 1;
+            let group = self
                 .replicas
                 .iter()
-                .filter(|r| r.output() == Some(output))
-                .count();
-            if best.is_none_or(|(_, b)| size > b) {
-                best = Some((i, size));
+                .filter(|r| r.outcome() == Some(outcome));
+            let (size, on_time) =
+                group.fold((0u32, false), |(n, on_time), r| (n + 1, on_time || !r.late));
+            largest = largest.max(size);
+            let needed = self.votes_needed(outcome);
+            shortfall = shortfall.min(needed.saturating_sub(size));
+            let may_decide = size >= needed && (on_time || !running);
+            if may_decide && decisive.is_none_or(|(_, best)| (size, on_time) > best) {
+                decisive = Some((i, (size, on_time)));
             }
         }
-        let best_size = best.map_or(0, |(_, size)| size) as u32;
-        if let Some((canonical, size)) = best
-            && size as u32 >= self.votes_needed(n_success, size as u32)
-        {
-            self.accept_canonical(canonical, events);
+        if let Some((first, (size, _))) = decisive {
+            let Some(outcome) = self.replicas[first].outcome() else {
+                return;
+            };
+            // The canonical replica is an on-time one whenever the group has one.
+            let representative = self
+                .replicas
+                .iter()
+                .position(|r| !r.late && r.outcome() == Some(outcome))
+                .unwrap_or(first);
+            match outcome {
+                Outcome::Output(_) => self.accept_canonical(representative, events),
+                Outcome::TaskError(kind, message) => {
+                    let reason = format!(
+                        "the task failed with {}: {message} (the same error on {size} hosts)",
+                        kind_name(kind)
+                    );
+                    self.reject_all_but(representative, events);
+                    self.fail(reason);
+                }
+            }
             return;
         }
-        let n_errors = self.replicas.iter().filter(|r| r.is_error()).count() as u32;
+        let n_errors = self.replicas.iter().filter(|r| r.is_host_error()).count() as u32;
         if n_errors > self.params.max_error_results {
             let last = self.replicas.iter().rev().find_map(|r| match &r.state {
-                ReplicaState::Error { kind, message } => {
+                ReplicaState::Error { kind, message } if r.is_host_error() => {
                     Some(format!("{}: {message}", kind_name(*kind)))
                 }
                 _ => None,
@@ -555,12 +683,8 @@ impl Unit {
         let need = self
             .params
             .target_nresults
-            .saturating_sub(live + n_success)
-            .max(
-                self.votes_needed(n_success, best_size)
-                    .saturating_sub(best_size)
-                    .saturating_sub(live),
-            );
+            .saturating_sub(live + n_outcomes)
+            .max(shortfall.saturating_sub(live));
         let room = self
             .params
             .max_total_results
@@ -568,19 +692,43 @@ impl Unit {
         let n_new = need.min(room);
         self.replicas.extend((0..n_new).map(|_| Replica::unsent()));
         if live + n_new == 0 {
-            let reason = if n_success > 0 {
+            let reason = if n_outcomes > 0 {
                 format!(
-                    "no agreement: {n_success} successful results but at most {best_size} agree \
+                    "no agreement: {n_outcomes} results but at most {largest} agree \
                      (quorum {}); all {} replicas used",
                     self.params.min_quorum, self.params.max_total_results
                 )
             } else {
                 format!(
-                    "all {} replicas used without a successful result",
+                    "all {} replicas used without a result",
                     self.params.max_total_results
                 )
             };
             self.fail(reason);
+        }
+    }
+
+    /// Mark every result that disagrees with replica `agreed` invalid (the unit failed with
+    /// the task error `agreed` holds).
+    fn reject_all_but(&mut self, agreed: usize, events: &mut Vec<Event>) {
+        let Some(outcome) = self.replicas[agreed].outcome() else {
+            return;
+        };
+        let disagreeing: Vec<usize> = self
+            .replicas
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.outcome().is_some_and(|o| o != outcome))
+            .map(|(i, _)| i)
+            .collect();
+        for i in disagreeing {
+            let replica = &mut self.replicas[i];
+            if let ReplicaState::Success { validation, .. } = &mut replica.state {
+                *validation = Validation::Invalid;
+            }
+            if let Some(host) = replica.host {
+                events.push(Event::Invalidated { host });
+            }
         }
     }
 
@@ -615,6 +763,12 @@ impl Unit {
             let agrees = self.replicas[i].output() == self.replicas[canonical].output();
             let replica = &mut self.replicas[i];
             let host = replica.host;
+            // A task error where the task succeeded on a quorum of hosts is a wrong result.
+            if let (ReplicaState::Error { kind, .. }, Some(host)) = (&replica.state, host)
+                && is_task_outcome(*kind)
+            {
+                events.push(Event::Invalidated { host });
+            }
             if let ReplicaState::Success { validation, .. } = &mut replica.state
                 && let Some(host) = host
             {
@@ -643,18 +797,38 @@ impl Unit {
 
     // --- Hooks for reputation (adaptive replication and quarantine; see domain::reputation) ---
 
-    /// Agreeing results a group of `best` needs out of `n_success`: the quorum, plus one for
-    /// each result that disagrees. One replica per host, so a group of k colluders can win a
-    /// disputed unit only against fewer than k - quorum + 1 honest hosts, however fast they are.
-    fn votes_needed(&self, n_success: u32, best: u32) -> u32 {
-        self.params.min_quorum + n_success.saturating_sub(best)
+    /// Agreeing results a group with `outcome` needs to decide: the quorum, plus one for each
+    /// on-time output that differs (late ones were replaced, and errors are cheap to fake, so
+    /// neither dissents). One replica per host, so k colluders win a disputed unit only against
+    /// fewer than k - quorum + 1 honest hosts, however fast they are.
+    fn votes_needed(&self, outcome: Outcome<'_>) -> u32 {
+        let dissent = self
+            .replicas
+            .iter()
+            .filter(|r| {
+                !r.late && matches!(r.outcome(), Some(o @ Outcome::Output(_)) if o != outcome)
+            })
+            .count() as u32;
+        self.params.min_quorum + dissent
     }
 
-    /// Whether the unit is active with two different successful outputs.
+    /// Whether the unit is active with two different task outcomes (outputs or task errors).
     pub fn is_disputed(&self) -> bool {
-        let mut outputs = self.replicas.iter().filter_map(Replica::output);
-        let first = outputs.next();
-        self.is_active() && outputs.any(|o| Some(o) != first)
+        let mut outcomes = self.replicas.iter().filter_map(Replica::outcome);
+        let first = outcomes.next();
+        self.is_active() && outcomes.any(|o| Some(o) != first)
+    }
+
+    /// Hosts whose unjudged outcome is part of a dispute on this unit.
+    pub fn disputants(&self) -> impl Iterator<Item = HostId> + '_ {
+        let disputed = self.is_disputed();
+        self.replicas.iter().filter_map(move |r| {
+            let unjudged = match r.state {
+                ReplicaState::Success { validation, .. } => validation == Validation::Pending,
+                _ => r.outcome().is_some(),
+            };
+            (disputed && unjudged).then_some(r.host).flatten()
+        })
     }
 
     /// Let one trusted host run this unit alone (quorum 1, one replica), if no replica was

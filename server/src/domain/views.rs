@@ -25,6 +25,12 @@ pub fn replica_view(unit: &Unit, idx: usize, replica: &Replica, with_log: bool) 
             Some("deadline passed without a report".to_owned()),
         ),
         ReplicaState::NotNeeded => (ReplicaOutcome::NotNeeded, None, None, None),
+        ReplicaState::Lost => (
+            ReplicaOutcome::TimedOut,
+            None,
+            None,
+            Some("lease lost: the host's fetch no longer listed it; replaced".to_owned()),
+        ),
         ReplicaState::Success {
             fuel,
             wall_ms,

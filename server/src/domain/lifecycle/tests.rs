@@ -35,6 +35,29 @@ fn error() -> Reported {
     }
 }
 
+fn task_error(message: &str) -> Reported {
+    Reported::Error {
+        kind: ErrorKind::TaskError,
+        message: message.into(),
+        stderr_tail: String::new(),
+    }
+}
+
+fn client_error(message: &str) -> Reported {
+    Reported::Error {
+        kind: ErrorKind::ClientError,
+        message: message.into(),
+        stderr_tail: String::new(),
+    }
+}
+
+fn failure_reason(u: &Unit) -> &str {
+    match &u.status {
+        UnitStatus::Failed { reason } => reason,
+        other => panic!("not failed: {other:?}"),
+    }
+}
+
 const H1: HostId = HostId(1);
 const H2: HostId = HostId(2);
 const H3: HostId = HostId(3);
@@ -146,20 +169,195 @@ fn every_valid_result_is_credited_the_smallest_agreeing_fuel() {
 }
 
 #[test]
-fn too_many_errors_fail_the_unit_with_the_last_error() {
+fn too_many_host_errors_fail_the_unit_with_the_last_error() {
     let mut u = unit(params(1, 1, 1, 6));
     for host in [H1, H2] {
         let idx = u.assign(host, 0).unwrap();
-        u.report(idx, host, error());
+        u.report(idx, host, client_error("disk full"));
     }
     let UnitStatus::Failed { reason } = &u.status else {
         panic!("{:?}", u.status)
     };
     assert!(
-        reason.contains("too many errors") && reason.contains("trap: unreachable"),
+        reason.contains("too many errors") && reason.contains("client-error: disk full"),
         "{reason}"
     );
     assert!(!u.has_unsent());
+}
+
+#[test]
+fn identical_task_errors_from_a_quorum_fail_the_unit_with_the_tasks_words() {
+    // Two volunteers, quorum 2: the deterministic error must not wait for a third host.
+    let mut u = unit(params(2, 2, 3, 7));
+    let (a, b) = (u.assign(H1, 0).unwrap(), u.assign(H2, 0).unwrap());
+    u.report(a, H1, task_error("from 9 is greater than to 3"));
+    assert!(u.is_active(), "one host's error alone decides nothing");
+    u.report(b, H2, task_error("from 9 is greater than to 3"));
+    let reason = failure_reason(&u);
+    assert!(
+        reason.contains("task-error: from 9 is greater than to 3") && reason.contains("2 hosts"),
+        "{reason}"
+    );
+    assert!(!u.has_unsent());
+}
+
+#[test]
+fn different_task_errors_do_not_agree() {
+    let mut u = unit(params(2, 2, 0, 7));
+    let (a, b) = (u.assign(H1, 0).unwrap(), u.assign(H2, 0).unwrap());
+    u.report(a, H1, task_error("bad input"));
+    u.report(b, H2, task_error("something else"));
+    assert!(u.is_active(), "{:?}", u.status);
+    assert!(u.has_unsent(), "a third host may break the tie");
+}
+
+#[test]
+fn a_task_error_against_a_success_quorum_is_invalid() {
+    let mut u = unit(params(2, 2, 0, 7));
+    let (a, b) = (u.assign(H1, 0).unwrap(), u.assign(H2, 0).unwrap());
+    u.report(a, H1, task_error("forged failure"));
+    u.report(b, H2, success(b"right"));
+    let c = u.assign(H3, 0).unwrap();
+    let ReportEffect::Accepted(events) = u.report(c, H3, success(b"right")) else {
+        panic!()
+    };
+    assert_eq!(u.canonical_output(), Some(&b"right"[..]));
+    assert!(
+        events.contains(&Event::Invalidated { host: H1 }),
+        "{events:?}"
+    );
+    // A task error reported after the unit is done is judged the same way.
+    let mut v = unit(params(1, 2, 0, 7));
+    let (a, b) = (v.assign(H1, 0).unwrap(), v.assign(H2, 0).unwrap());
+    v.report(a, H1, success(b"right"));
+    assert_eq!(
+        v.report(b, H2, task_error("forged")),
+        ReportEffect::Accepted(vec![Event::Invalidated { host: H2 }])
+    );
+}
+
+#[test]
+fn a_success_against_an_error_quorum_is_invalid() {
+    let mut u = unit(params(2, 3, 3, 7));
+    let (a, b, c) = (
+        u.assign(H1, 0).unwrap(),
+        u.assign(H2, 0).unwrap(),
+        u.assign(H3, 0).unwrap(),
+    );
+    u.report(a, H1, success(b"forged"));
+    u.report(b, H2, task_error("trap"));
+    u.report(c, H3, task_error("trap"));
+    // An output dissents: the errors need a margin (see `votes_needed`).
+    assert!(u.is_active());
+    let h4 = HostId(4);
+    let d = u.assign(h4, 0).unwrap();
+    let ReportEffect::Accepted(events) = u.report(d, h4, task_error("trap")) else {
+        panic!()
+    };
+    assert!(failure_reason(&u).contains("trap"));
+    assert_eq!(events, vec![Event::Invalidated { host: H1 }]);
+    assert!(matches!(
+        u.replicas[a as usize].state,
+        ReplicaState::Success {
+            validation: Validation::Invalid,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn host_caused_errors_are_retried_and_never_agree() {
+    // Identical client errors from two hosts at quorum 2 are not a verdict on the task.
+    let mut u = unit(params(2, 2, 3, 7));
+    let (a, b) = (u.assign(H1, 0).unwrap(), u.assign(H2, 0).unwrap());
+    u.report(a, H1, client_error("cannot download the module"));
+    u.report(b, H2, client_error("cannot download the module"));
+    assert!(u.is_active() && u.has_unsent());
+    for (host, output) in [(H3, b"ok"), (HostId(4), b"ok")] {
+        let idx = u.assign(host, 0).unwrap();
+        u.report(idx, host, success(output));
+    }
+    assert_eq!(u.canonical_output(), Some(&b"ok"[..]));
+    // Wall-clock timeouts and stack overflows depend on the host, too.
+    for kind in [
+        ErrorKind::WallTimeout,
+        ErrorKind::StackOverflow,
+        ErrorKind::RefusedModule,
+    ] {
+        assert!(!is_task_outcome(kind), "{kind:?}");
+    }
+}
+
+#[test]
+fn an_error_flood_does_not_fail_a_unit_honest_hosts_can_finish() {
+    // Four flooders take the replicas first, each with its own error; two honest hosts follow.
+    let mut u = unit(params(2, 2, 3, 7));
+    for flooder in 10..14 {
+        let idx = u.assign(HostId(flooder), 0).unwrap();
+        u.report(idx, HostId(flooder), task_error(&format!("no ({flooder})")));
+        assert!(u.is_active(), "{:?}", u.status);
+    }
+    for honest in [H1, H2] {
+        let idx = u.assign(honest, 0).unwrap();
+        u.report(idx, honest, success(b"good"));
+    }
+    assert_eq!(u.canonical_output(), Some(&b"good"[..]));
+}
+
+#[test]
+fn a_late_result_never_displaces_an_on_time_one() {
+    // Quorum 1: H1 misses its deadline, H2 runs the replacement, then H1 reports late.
+    let mut u = unit(params(1, 1, 3, 6));
+    let late = u.assign(H1, 0).unwrap();
+    u.expire(1000);
+    let on_time = u.assign(H2, 1000).unwrap();
+    assert_eq!(
+        u.report(late, H1, success(b"late")),
+        ReportEffect::Accepted(vec![])
+    );
+    assert!(
+        u.is_active(),
+        "the late result waits for the on-time replica"
+    );
+    let ReportEffect::Accepted(events) = u.report(on_time, H2, success(b"on time")) else {
+        panic!()
+    };
+    assert_eq!(u.canonical_output(), Some(&b"on time"[..]));
+    assert!(events.contains(&Event::Invalidated { host: H1 }));
+    // When the late result agrees with the on-time one, the canonical replica is the on-time one.
+    let mut v = unit(params(2, 2, 3, 6));
+    let (a, b) = (v.assign(H1, 0).unwrap(), v.assign(H2, 0).unwrap());
+    v.expire(1000);
+    let c = v.assign(H3, 1000).unwrap();
+    v.report(a, H1, success(b"x"));
+    v.report(b, H2, success(b"x"));
+    assert!(
+        v.is_active(),
+        "two late results wait while an on-time one runs"
+    );
+    v.report(c, H3, success(b"x"));
+    assert_eq!(v.status, UnitStatus::Done { canonical: c });
+}
+
+#[test]
+fn a_lost_lease_is_replaced_at_once_without_counting_as_an_error() {
+    let mut u = unit(params(1, 1, 0, 3));
+    let idx = u.assign(H1, 0).unwrap();
+    assert_eq!(u.lose(idx, H2), None, "not H2's replica");
+    assert_eq!(u.lose(idx, H1), Some(vec![]));
+    assert_eq!(u.lose(idx, H1), None, "already lost");
+    assert!(
+        u.is_active() && u.has_unsent(),
+        "replaced, though no error is allowed"
+    );
+    let replacement = u.assign(H2, 0).unwrap();
+    u.report(replacement, H2, success(b"ok"));
+    assert_eq!(u.canonical_output(), Some(&b"ok"[..]));
+    // The lost replica's late report is still judged (and credited when right).
+    assert!(matches!(
+        u.report(idx, H1, success(b"ok")),
+        ReportEffect::Accepted(events) if events == vec![Event::Validated { host: H1, fuel: 10 }]
+    ));
 }
 
 #[test]
@@ -267,14 +465,16 @@ enum Op {
     Assign(u64),
     Report { pick: usize, outcome: u8 },
     Expire(u64),
+    Lose(usize),
     Cancel,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..6u64).prop_map(Op::Assign),
-        5 => (any::<usize>(), 0..6u8).prop_map(|(pick, outcome)| Op::Report { pick, outcome }),
+        5 => (any::<usize>(), 0..9u8).prop_map(|(pick, outcome)| Op::Report { pick, outcome }),
         2 => (0..1500u64).prop_map(Op::Expire),
+        1 => any::<usize>().prop_map(Op::Lose),
         1 => Just(Op::Cancel),
     ]
 }
@@ -290,6 +490,13 @@ fn reported(outcome: u8) -> Reported {
         2 => success(b"bad"),
         3 => success(b"worse"),
         4 => error(),
+        5 => task_error("other words"),
+        6 => client_error("disk full"),
+        7 => Reported::Error {
+            kind: ErrorKind::WallTimeout,
+            message: "too slow".into(),
+            stderr_tail: String::new(),
+        },
         _ => Reported::Returned,
     }
 }
@@ -320,6 +527,15 @@ fn check_invariants(u: &Unit, accepted: &BTreeMap<HostId, Vec<u8>>) -> Result<()
             }
         }
         UnitStatus::Done { canonical } => {
+            let chosen = &u.replicas[*canonical as usize];
+            prop_assert!(
+                !chosen.late
+                    || !u
+                        .replicas
+                        .iter()
+                        .any(|r| !r.late && r.output().is_some() && r.output() == chosen.output()),
+                "a late replica is canonical over an agreeing on-time one"
+            );
             let canonical = u.replicas[*canonical as usize]
                 .output()
                 .expect("canonical is a success")
@@ -343,7 +559,35 @@ fn check_invariants(u: &Unit, accepted: &BTreeMap<HostId, Vec<u8>>) -> Result<()
                 }
             }
         }
-        UnitStatus::Failed { .. } | UnitStatus::Cancelled => {}
+        UnitStatus::Failed { reason } => {
+            // A unit fails only for one of the three documented reasons.
+            let mut task_errors: std::collections::HashMap<(ErrorKind, &str), u32> =
+                std::collections::HashMap::new();
+            for r in &u.replicas {
+                if let ReplicaState::Error { kind, message } = &r.state
+                    && is_task_outcome(*kind)
+                {
+                    *task_errors.entry((*kind, message)).or_default() += 1;
+                }
+            }
+            // A late result may have replaced a missed deadline since the unit failed.
+            let host_errors = u
+                .replicas
+                .iter()
+                .filter(|r| r.is_host_error() || r.late)
+                .count() as u32;
+            let error_quorum = task_errors.values().any(|&n| n >= p.min_quorum);
+            let exhausted = u.replicas.len() as u32 == p.max_total_results;
+            prop_assert!(
+                error_quorum || host_errors > p.max_error_results || exhausted,
+                "failed without cause: {}",
+                reason
+            );
+            if reason.starts_with("the task failed") {
+                prop_assert!(error_quorum, "{}", reason);
+            }
+        }
+        UnitStatus::Cancelled => {}
     }
     if !u.is_active() {
         prop_assert!(!u.replicas.iter().any(|r| r.state == ReplicaState::Unsent));
@@ -375,6 +619,13 @@ proptest! {
                     }
                 }
                 Op::Expire(dt) => { now += dt; u.expire(now); }
+                Op::Lose(pick) => {
+                    let running: Vec<(u32, HostId)> = u.leases().map(|(i, h, _)| (i, h)).collect();
+                    if !running.is_empty() {
+                        let (idx, host) = running[pick % running.len()];
+                        prop_assert!(u.lose(idx, host).is_some());
+                    }
+                }
                 Op::Cancel => u.cancel(),
             }
             check_invariants(&u, &accepted)?;

@@ -37,8 +37,8 @@ fn success(output: &str) -> Reported {
 
 fn error() -> Reported {
     Reported::Error {
-        kind: ErrorKind::Trap,
-        message: "unreachable executed".into(),
+        kind: ErrorKind::ClientError,
+        message: "cannot write the module cache".into(),
         stderr_tail: "panicked".into(),
     }
 }
@@ -68,7 +68,8 @@ fn busy_world() -> (World, BatchId, BatchId) {
     let from_a = world.fetch(a, 6, 10);
     let from_b = world.fetch(b, 6, 10);
     assert_eq!((from_a.len(), from_b.len()), (6, 4));
-    // Unit 1: agreement. Unit 2: disagreement. Unit 3: an error fails it (no errors allowed).
+    // Unit 1: agreement. Unit 2: disagreement. Unit 3: a host-caused error fails it (no errors
+    // allowed).
     world.report(a, from_a[0], success("x"), 20);
     world.report(b, from_b[0], success("x"), 20);
     world.report(a, from_a[1], success("y"), 20);
@@ -196,7 +197,10 @@ fn unit_detail_shows_every_replica_with_errors_and_logs() {
         .iter()
         .find(|r| r.outcome == ReplicaOutcome::Error)
         .unwrap();
-    assert_eq!(errored.error.as_deref(), Some("trap: unreachable executed"));
+    assert_eq!(
+        errored.error.as_deref(),
+        Some("client-error: cannot write the module cache")
+    );
     assert!(failed.error.is_some());
 }
 

@@ -220,8 +220,8 @@ fn successes_beyond_the_manifest_limits_count_as_errors() {
         stderr_tail: String::new(),
     };
     for (id, report, kind) in [
-        (leased[0], oversized, "output-too-large"),
-        (leased[1], greedy, "fuel-exhausted"),
+        (leased[0], oversized, "client-error"),
+        (leased[1], greedy, "client-error"),
     ] {
         assert_eq!(
             world.report(HostId(1), id, report, 1).0,
