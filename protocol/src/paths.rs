@@ -93,6 +93,16 @@ pub fn batch_results(id: crate::BatchId, format: crate::ResultsFormat) -> String
     )
 }
 
+/// The ban path of a host.
+pub fn host_ban(id: crate::HostId) -> String {
+    format!("{API_PREFIX}/hosts/{id}/ban")
+}
+
+/// The unban path of a host.
+pub fn host_unban(id: crate::HostId) -> String {
+    format!("{API_PREFIX}/hosts/{id}/unban")
+}
+
 /// The cancel path of a batch.
 pub fn batch_cancel(id: crate::BatchId) -> String {
     format!("{API_PREFIX}/batches/{id}/cancel")

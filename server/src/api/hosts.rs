@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use super::check_len;
 use super::error::ApiError;
-use super::extract::{Caller, ClientIp, JsonBody, PathParam};
+use super::extract::{Caller, ClientIp, JsonBody, OptionalCaller, PathParam};
 use crate::domain::tokens::{self, Principal};
 use crate::domain::world::StandingError;
 use crate::state::AppState;
@@ -18,7 +18,7 @@ use crate::state::AppState;
 /// token, when sent, becomes the host's owner for placement.
 pub async fn register(
     State(state): State<AppState>,
-    caller: Caller,
+    owner: OptionalCaller,
     ClientIp(ip): ClientIp,
     JsonBody(request): JsonBody<RegisterHostRequest>,
 ) -> Result<(StatusCode, Json<RegisterHostResponse>), ApiError> {
@@ -31,14 +31,10 @@ pub async fn register(
             ));
         }
     }
-    let owner = match &caller.0 {
+    // Registration stays open: a header that names no user token is ignored, as before.
+    let owner = match owner.0 {
         Some(Principal::User(record)) => Some(record.id),
-        Some(Principal::Host(_)) => {
-            return Err(ApiError::forbidden(
-                "a host token cannot register another host; register without it or with a user token",
-            ));
-        }
-        None => None,
+        _ => None,
     };
     let name = request.name.unwrap_or_else(|| "volunteer".to_owned());
     check_len("name", &name, 64)?;

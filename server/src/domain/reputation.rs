@@ -26,7 +26,10 @@ pub struct Policy {
     pub spot_checks_per_mille: u32,
     /// The largest daily quota of results a host may fetch.
     pub max_daily_quota: u32,
-    /// The daily quota of a new host (one full fetch); it doubles with each valid result.
+    /// The daily quota of a new host; it halves with each error and doubles with each valid
+    /// result. BOINC starts hosts at the maximum too: a flooder's quota collapses after a few
+    /// errors anyway, while a low start would throttle honest hosts whose early results wait
+    /// for a quorum.
     pub new_host_quota: u32,
     /// Let trusted hosts run units alone at all.
     pub adaptive_replication: bool,
@@ -38,7 +41,7 @@ impl Default for Policy {
             trust_after: 10,
             spot_checks_per_mille: 100,
             max_daily_quota: 10_000,
-            new_host_quota: 64,
+            new_host_quota: 10_000,
             adaptive_replication: true,
         }
     }
@@ -171,7 +174,13 @@ impl Standing {
             .min(policy.max_daily_quota);
     }
 
-    /// The host reported an error or missed a deadline.
+    /// The host missed a deadline: it loses its streak but not its quota, since honest hosts
+    /// miss deadlines when busy or restarted and their leases are reissued anyway.
+    pub fn missed_deadline(&mut self) {
+        self.consecutive_valid = 0;
+    }
+
+    /// The host reported an error.
     pub fn error(&mut self, policy: &Policy) {
         self.consecutive_valid = 0;
         self.daily_quota = (self.quota(policy) / 2).max(1);

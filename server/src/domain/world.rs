@@ -535,20 +535,22 @@ impl World {
         let max = max.min(allowance as usize);
         let trusted = me.standing.trusted(&self.policy);
         let origin = &me.origin;
-        // A host whose last results were errors does not confirm another host's error: error
-        // flooders cannot pile onto one unit and fail it.
-        let may_confirm_errors = me.failed == 0 || me.standing.consecutive_valid > 0;
+        // Hosts whose last results were errors ("suspects") never share a unit with another
+        // suspect or confirm another host's error: error flooders cannot agree on a unit and
+        // fail it.
+        let suspect = |h: &Host| h.failed > 0 && h.standing.consecutive_valid == 0;
+        let i_am_suspect = suspect(me);
         // Replicas of one unit go to hosts of different networks and owners.
         let placeable = |unit: &Unit| {
             !unit.has_host(host)
-                && (may_confirm_errors
-                    || !unit.replicas.iter().any(|r| {
-                        matches!(r.state, ReplicaState::Error { .. } | ReplicaState::TimedOut)
-                    }))
                 && unit.replicas.iter().all(|r| {
-                    r.host
-                        .and_then(|h| self.hosts.get(&h))
-                        .is_none_or(|other| !other.origin.conflicts_with(origin))
+                    let other = r.host.and_then(|h| self.hosts.get(&h));
+                    let errored =
+                        matches!(r.state, ReplicaState::Error { .. } | ReplicaState::TimedOut);
+                    other.is_none_or(|other| {
+                        !other.origin.conflicts_with(origin)
+                            && !(i_am_suspect && (errored || suspect(other)))
+                    })
                 })
         };
         let candidates: Vec<UnitId> = self

@@ -186,7 +186,7 @@ impl World {
             }
             Event::TimedOut { .. } => {
                 h.failed += 1;
-                h.standing.error(&policy);
+                h.standing.missed_deadline();
                 None
             }
         }
