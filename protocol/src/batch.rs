@@ -156,6 +156,18 @@ pub struct BatchStatus {
     /// Absent when no unit waits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosts_able: Option<u64>,
+    /// Units stalled: waiting, none of their replicas running, and every online host able to
+    /// run them already returned a replica. They fail after the server's stall timeout unless
+    /// a new host joins. Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stalled: u64,
+    /// Why one stalled unit waits and when it fails, when `stalled` > 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled_reason: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// `GET /api/v1/batches` answer.

@@ -21,6 +21,7 @@
 //!     },
 //!     wait_ms: Some(30_000),
 //!     in_flight: Vec::new(),
+//!     held: Some(Vec::new()),
 //! };
 //! let body = serde_json::to_string(&request).unwrap();
 //! assert!(body.contains("\"free_slots\":2"));

@@ -28,6 +28,12 @@ pub struct FetchRequest {
     /// Results the host is still running; the answer says which of them to abort.
     #[serde(default)]
     pub in_flight: Vec<ResultId>,
+    /// Every result the host holds: running, and finished but not yet acknowledged. When
+    /// present, replicas leased to this host before this request that it does not list (lost in
+    /// a crash or in an unanswered fetch) are replaced at once instead of at their deadline.
+    /// Absent (older clients, or more than 1024 held): nothing is reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Vec<ResultId>>,
 }
 
 /// `POST /api/v1/work/fetch` answer.

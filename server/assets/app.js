@@ -354,11 +354,16 @@ async function batches() {
   return `<h1>Batches</h1><div class="batches">${items}</div>`;
 }
 
-// Units wait and no online host can take them (none online, or all cap task memory lower).
+// Units wait and no online host can take them (none online, or all cap task memory lower), or
+// some are stalled: every online host able to run them already returned a replica.
 function stalled(b) {
-  return b.hosts_able === 0
+  const none = b.hosts_able === 0
     ? `<p class="error-text" data-stalled>No online host can take the waiting units: none is online, or every volunteer's memory limit per task (<code>--max-task-memory</code>) is below this app's.</p>`
     : "";
+  const some = b.stalled > 0
+    ? `<p class="error-text" data-stalled-units>${esc(b.stalled)} unit(s) stalled: ${esc(b.stalled_reason || "no online host may take them")}</p>`
+    : "";
+  return none + some;
 }
 
 async function batchPage(id) {

@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// Host registrations allowed per source address per minute.
     #[arg(long, env = "MUSKETEER_REGISTER_PER_MINUTE", default_value_t = 10)]
     pub register_per_minute: u32,
+    /// Seconds a unit may stay stalled (waiting, nothing running, and every online host able to
+    /// run it already returned a replica) before it fails with the reason.
+    #[arg(long, env = "MUSKETEER_STALL_TIMEOUT", default_value_t = 600)]
+    pub stall_timeout: u64,
 }
 
 /// `token` subcommands.

@@ -17,6 +17,11 @@ use crate::store::{
     next_ids_write,
 };
 
+/// Default of [`ServeOptions::stall_timeout_ms`]: ten minutes.
+pub const DEFAULT_STALL_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+/// Stalled units are looked for at most this often (the scan walks the queue).
+const STALL_SWEEP_MS: u64 = 1000;
+
 /// Serve-time settings (flags and environment).
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -34,6 +39,8 @@ pub struct ServeOptions {
     pub network_rule: NetworkRule,
     /// Trust, adaptive replication and error throttling.
     pub reputation: Policy,
+    /// How long a unit may stay stalled before it fails, milliseconds.
+    pub stall_timeout_ms: u64,
 }
 
 impl Default for ServeOptions {
@@ -46,6 +53,7 @@ impl Default for ServeOptions {
             store_file: None,
             network_rule: NetworkRule::default(),
             reputation: Policy::default(),
+            stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
         }
     }
 }
@@ -81,7 +89,7 @@ impl std::ops::Deref for AppState {
 
 /// A pending durable commit; await it before answering 2xx.
 #[must_use = "await the commit before acknowledging"]
-pub struct Pending(Option<oneshot::Receiver<Result<(), ()>>>);
+pub struct Pending(Option<(oneshot::Receiver<Result<(), ()>>, AppState)>);
 
 impl Pending {
     /// Nothing to wait for.
@@ -89,44 +97,55 @@ impl Pending {
         Pending(None)
     }
 
-    /// Wait until the rows are durable.
+    /// Wait until the rows are durable. If the commit fails, memory is put back to what the
+    /// store holds before this returns, so that no read shows the change that was refused.
     pub async fn durable(self) -> Result<(), ApiError> {
-        match self.0 {
-            None => Ok(()),
-            Some(rx) => match rx.await {
-                Ok(Ok(())) => Ok(()),
-                _ => Err(ApiError::from(StoreError::WriterStopped)),
-            },
+        let Some((rx, state)) = self.0 else {
+            return Ok(());
+        };
+        if let Ok(Ok(())) = rx.await {
+            return Ok(());
         }
+        // Blocks on locks and on the writer's queue: off the async threads.
+        let reload = tokio::task::spawn_blocking(move || state.reload_after_failed_commit());
+        if let Ok(Err(error)) = reload.await {
+            tracing::error!(%error, "cannot reload the state after a failed commit");
+        }
+        Err(ApiError::from(StoreError::WriterStopped))
     }
+}
+
+/// The in-memory state rebuilt from the store's rows.
+fn rebuild(loaded: crate::store::Loaded) -> (World, TokenTable, ProjectConfig) {
+    let mut tokens = TokenTable::default();
+    for record in loaded.tokens {
+        tokens.put_user(record);
+    }
+    for host in &loaded.hosts {
+        tokens.put_host(&host.token_hash, host.id);
+    }
+    let world = World::restore(
+        loaded.units,
+        loaded.batches,
+        loaded.hosts,
+        loaded.apps,
+        loaded.done_per_minute,
+    )
+    .with_next_ids(loaded.next_ids);
+    (world, tokens, loaded.project)
 }
 
 impl AppState {
     /// Load the store into memory and start its writer.
     pub fn load(store: Store, options: ServeOptions) -> Result<AppState, StoreError> {
-        let loaded = store.load()?;
-        let mut tokens = TokenTable::default();
-        for record in loaded.tokens {
-            tokens.put_user(record);
-        }
-        for host in &loaded.hosts {
-            tokens.put_host(&host.token_hash, host.id);
-        }
-        let mut world = World::restore(
-            loaded.units,
-            loaded.batches,
-            loaded.hosts,
-            loaded.apps,
-            loaded.done_per_minute,
-        )
-        .with_next_ids(loaded.next_ids);
+        let (mut world, tokens, project) = rebuild(store.load()?);
         world.set_policy(options.reputation);
         let writer = store.writer();
         let register_limiter = Mutex::new(RateLimiter::new(options.register_per_minute));
         Ok(AppState(Arc::new(Inner {
             world: Mutex::new(world),
             tokens: RwLock::new(tokens),
-            project: RwLock::new(loaded.project),
+            project: RwLock::new(project),
             store,
             writer,
             work_available: Notify::new(),
@@ -229,12 +248,39 @@ impl AppState {
         if world.has_queued_work() {
             self.work_available.notify_waiters();
         }
-        Pending(Some(self.writer.submit(writes)))
+        Pending(Some((self.writer.submit(writes), self.clone())))
     }
 
     /// Queue rows that are not part of the world (tokens, project settings).
     pub fn persist_rows(&self, writes: Vec<Write>) -> Pending {
-        Pending(Some(self.writer.submit(writes)))
+        Pending(Some((self.writer.submit(writes), self.clone())))
+    }
+
+    /// After a failed commit, put memory back to what the store holds and accept commits again.
+    /// Holds every lock while the writer refuses what was queued, so that no change slips in
+    /// between; a no-op if another request already did it. Blocking.
+    pub fn reload_after_failed_commit(&self) -> Result<(), StoreError> {
+        let mut world = self.world();
+        let mut tokens = self.tokens_mut();
+        let mut project = self.project_mut();
+        self.writer.drain();
+        if !self.writer.has_failed() {
+            return Ok(());
+        }
+        let (mut stored_world, stored_tokens, stored_project) = rebuild(self.store.load()?);
+        stored_world.set_policy(*world.policy());
+        *world = stored_world;
+        *tokens = stored_tokens;
+        *project = stored_project;
+        self.writer.resume();
+        tracing::warn!("state reloaded from the store after a failed commit");
+        Ok(())
+    }
+
+    /// Make the next `n` commits fail as a full disk would (tests of storage faults).
+    #[doc(hidden)]
+    pub fn inject_store_failures(&self, n: u32) {
+        self.writer.inject_failures(n);
     }
 
     /// A receiver that turns true when the server is shutting down.
@@ -252,15 +298,24 @@ impl AppState {
         self.writer.close();
     }
 
-    /// Time out expired leases and persist the changes.
+    /// Time out expired leases, fail units stalled too long, and persist the changes.
     pub async fn expire_leases(&self) -> Result<(), ApiError> {
         let now = Self::now_ms();
         let pending = {
             let mut world = self.world();
-            if world.next_deadline().is_none_or(|d| d > now) {
+            let deadline_passed = world.next_deadline().is_some_and(|d| d <= now);
+            let sweep_due = world
+                .last_stall_sweep_ms()
+                .is_none_or(|last| now >= last + STALL_SWEEP_MS);
+            if !deadline_passed && !sweep_due {
                 return Ok(());
             }
-            world.expire(now);
+            if deadline_passed {
+                world.expire(now);
+            }
+            if sweep_due {
+                world.sweep_stalled(now, self.options.stall_timeout_ms);
+            }
             self.persist(&mut world, Vec::new())
         };
         pending.durable().await

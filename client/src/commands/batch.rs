@@ -116,17 +116,30 @@ pub fn describe(status: &BatchStatus) -> String {
     .replace("Running,", "running,")
     .replace("Finished,", "finished,")
     .replace("Cancelled,", "cancelled,")
-        + stalled_note(status)
+        + &stalled_note(status)
 }
 
-/// Why queued units may not move: no online host can take them.
-fn stalled_note(status: &BatchStatus) -> &'static str {
+/// Why queued units may not move: no online host can take them, or the online ones already
+/// returned a replica of them (stalled units fail after the server's stall timeout).
+fn stalled_note(status: &BatchStatus) -> String {
+    let mut note = String::new();
     if status.hosts_able == Some(0) {
-        "; no online host can take the waiting units (none is online, or every volunteer's \
-         --max-task-memory is below this app's memory limit)"
-    } else {
-        ""
+        note.push_str(
+            "; no online host can take the waiting units (none is online, or every volunteer's \
+             --max-task-memory is below this app's memory limit)",
+        );
     }
+    if status.stalled > 0 {
+        note.push_str(&format!(
+            "; {} stalled: {}",
+            status.stalled,
+            status
+                .stalled_reason
+                .as_deref()
+                .unwrap_or("no online host may take them")
+        ));
+    }
+    note
 }
 
 /// Shows a progress bar on stderr until the batch is finished or cancelled.
@@ -264,6 +277,27 @@ mod tests {
         for fine in [serde_json::json!(2), serde_json::Value::Null] {
             let line = progress_line(&status(fine), Duration::from_secs(1));
             assert!(!line.contains("no online host"), "{line}");
+        }
+    }
+
+    #[test]
+    fn stalled_units_are_counted_with_their_reason() {
+        let status: BatchStatus = serde_json::from_value(serde_json::json!({
+            "id": 3, "app": "big", "version": "1.0.0", "label": null, "state": "running",
+            "created_ms": 0, "first_unit": 1, "progress": 0.5, "priority": 0,
+            "counts": {"queued": 1, "running": 0, "done": 1, "failed": 0, "cancelled": 0},
+            "replication": {}, "hosts_able": 2, "stalled": 1,
+            "stalled_reason": "unit 2 is stalled: all 2 online host(s) already returned a replica",
+        }))
+        .expect("a batch status");
+        for line in [
+            progress_line(&status, Duration::from_secs(1)),
+            describe(&status),
+        ] {
+            assert!(
+                line.contains("1 stalled: unit 2 is stalled: all 2 online host(s)"),
+                "{line}"
+            );
         }
     }
 

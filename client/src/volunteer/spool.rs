@@ -64,6 +64,11 @@ impl Spool {
         self.lock().values().take(max).cloned().collect()
     }
 
+    /// The ids of up to `max` results waiting for acknowledgement, oldest first.
+    pub fn ids(&self, max: usize) -> Vec<ResultId> {
+        self.lock().keys().take(max).copied().collect()
+    }
+
     /// How many results wait.
     pub fn len(&self) -> usize {
         self.lock().len()

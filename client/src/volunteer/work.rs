@@ -143,6 +143,7 @@ impl Worker {
                     platform: self.platform.clone(),
                     wait_ms: Some(shared.config.poll_wait.as_millis() as u64),
                     in_flight: running.keys().copied().collect(),
+                    held: held(&running, &shared.spool),
                 };
                 let api = shared.api.clone();
                 fetch = Some(Box::pin(async move { api.fetch(&request).await }));
@@ -239,6 +240,22 @@ impl Worker {
             None => Ok(()),
         }
     }
+}
+
+/// The server takes at most this many held ids; beyond it the host lists none (no reconciliation).
+const MAX_HELD: usize = 1024;
+
+/// Every result this host holds, for the server to replace the leases it lost: the running ones
+/// and those spooled but not yet acknowledged. A result moves from running to the spool before
+/// it leaves `running`, so none is missing in between. `None` when there are too many to list.
+fn held(running: &HashMap<ResultId, (usize, AbortHandle)>, spool: &Spool) -> Option<Vec<ResultId>> {
+    let mut held: Vec<ResultId> = running.keys().copied().collect();
+    let spooled = spool.ids(MAX_HELD + 1);
+    if held.len() + spooled.len() > MAX_HELD {
+        return None;
+    }
+    held.extend(spooled);
+    Some(held)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

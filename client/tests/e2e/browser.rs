@@ -133,7 +133,8 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
     assert!(bars.as_u64().is_some_and(|n| n >= 1), "drawn bars: {bars}");
     let shot = browser.screenshot("dashboard-screenshot.png");
 
-    // A second batch whose units the task rejects on both hosts (the second error fails a unit):
+    // A second batch whose units the task rejects on both hosts (the same error from a quorum of
+    // two fails a unit with the task's words):
     // a stock the feed does not know, and a stock id that is markup.
     let failing = http.submit(
         &project.researcher,
@@ -145,7 +146,7 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
                 stock(&feed, "<script>alert(1)</script>"),
             ],
             replication: Replication {
-                max_error_results: Some(1),
+                min_quorum: Some(2),
                 ..Replication::default()
             },
             priority: 0,
@@ -179,7 +180,7 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
 
     // The failing batch's page: both failures with the task's error text.
     browser.open(&url(&format!("/#/batch/{}", failing.batch_id.0)));
-    let refusal = format!("last error: task-error: TWSE: {NO_DATA_STAT}");
+    let refusal = format!("the task failed with task-error: TWSE: {NO_DATA_STAT}");
     browser.wait_text(
         "the failures' error texts",
         "#view",

@@ -177,3 +177,89 @@ fn a_reset_server_gets_its_volunteer_back_as_a_new_host() {
         "joined once per identity"
     );
 }
+
+/// A volunteer killed and restarted with the same identity no longer holds the units it ran;
+/// its first fetch says so and the server reissues them at once, not at their 1-hour deadline.
+#[test]
+fn a_restarted_volunteers_lost_units_are_reissued_without_waiting_for_the_deadline() {
+    let project = Project::start();
+    let mut a = project.join("forgetful", 2);
+    wait_idle(&a);
+    let batch = sleepers(&project, 2, 4, 60 * 60 * 1000);
+    let taken = wait_for("the client to start two units", || {
+        let started = unit_ids(&a.stdout.events("started"));
+        (started.len() >= 2).then_some(started)
+    });
+    a.kill();
+    // The other two units go to b; the two a held can only come back through reconciliation
+    // (a host never gets a second replica of a unit).
+    let b = project.join("steady", 2);
+    let a = project.join("forgetful", 2);
+    wait_idle(&a);
+    let http = project.http();
+    http.wait_finished(&project.researcher, batch);
+    assert_complete(&http.results(&project.researcher, batch), 2, 4);
+    let finished_by_b = unit_ids(&b.stdout.events("finished"));
+    for unit in &taken {
+        assert!(
+            finished_by_b.contains(unit),
+            "unit {unit} lost with the first client was not reissued"
+        );
+    }
+}
+
+/// The server committed a fetch's leases but its answer never reached the volunteer (as when the
+/// server is killed between commit and answer): the volunteer's next fetch does not list them,
+/// and they are reissued at once, not at their 1-hour deadline.
+#[test]
+fn leases_from_a_fetch_answer_that_never_arrived_are_reissued_at_once() {
+    use musketeer_protocol::{Backend, FetchRequest, FetchResponse, HostPlatform, paths};
+
+    let project = Project::start();
+    let a = project.join("unlucky", 1);
+    wait_idle(&a);
+    let credentials: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(project.client_dir("unlucky").join("host.json")).expect("host.json"),
+    )
+    .expect("host credentials");
+    let token = credentials["host_token"].as_str().expect("a host token");
+    let batch = sleepers(&project, 1, 3, 60 * 60 * 1000);
+    // A fetch in the volunteer's name whose answer is thrown away.
+    let lost: FetchResponse = project
+        .http()
+        .post(
+            paths::WORK_FETCH,
+            Some(token),
+            &FetchRequest {
+                free_slots: 2,
+                platform: HostPlatform {
+                    arch: std::env::consts::ARCH.into(),
+                    os: std::env::consts::OS.into(),
+                    client_version: env!("CARGO_PKG_VERSION").into(),
+                    wasmtime_version: "48.0.8".into(),
+                    backend: Backend::Cranelift,
+                    slots: 2,
+                    max_task_memory: None,
+                },
+                wait_ms: None,
+                in_flight: Vec::new(),
+                held: None,
+            },
+        )
+        .expect("a fetch");
+    assert!(!lost.assignments.is_empty(), "nothing was leased");
+    // Another volunteer takes the replacements (a host never gets two replicas of one unit).
+    let b = project.join("lucky", 1);
+    let http = project.http();
+    http.wait_finished(&project.researcher, batch);
+    assert_complete(&http.results(&project.researcher, batch), 1, 3);
+    let finished_by_b = unit_ids(&b.stdout.events("finished"));
+    for assignment in &lost.assignments {
+        assert!(
+            finished_by_b.contains(&assignment.unit_id.0),
+            "unit {} of the lost answer was not reissued",
+            assignment.unit_id
+        );
+    }
+    drop(a);
+}

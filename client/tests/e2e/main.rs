@@ -5,6 +5,7 @@
 mod browser;
 mod cross_arch;
 mod demo;
+mod failing;
 mod kills;
 mod quorum;
 mod refusals;

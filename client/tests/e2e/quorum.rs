@@ -61,6 +61,7 @@ impl Liar {
                         platform: platform.clone(),
                         wait_ms: Some(500),
                         in_flight: Vec::new(),
+                        held: None,
                     },
                 );
                 let Ok(fetched) = fetched else { continue };

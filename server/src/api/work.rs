@@ -54,6 +54,12 @@ pub async fn fetch(
             "client {version} is older than this project's minimum {minimum}; upgrade musketeer"
         )));
     }
+    if let Some(held) = &request.held {
+        check_in_flight(held)?;
+    }
+    // Leases made after the request arrived may be in an answer the host has not read yet.
+    let asked_ms = AppState::now_ms();
+    let mut reconciled = false;
     let wanted = request.free_slots.min(MAX_ASSIGNMENTS) as usize;
     let wait = Duration::from_millis(request.wait_ms.unwrap_or(0).min(state.options.max_wait_ms));
     let give_up = tokio::time::Instant::now() + wait;
@@ -67,6 +73,12 @@ pub async fn fetch(
             let mut world = state.world();
             world.touch_host(host, Some(&request.platform), now);
             world.set_network(host, network.clone());
+            // Once per request: a long poll's later rounds may have handed out leases.
+            if let Some(held) = request.held.as_deref()
+                && !std::mem::replace(&mut reconciled, true)
+            {
+                world.reconcile(host, held, asked_ms, now);
+            }
             let ids = if wanted > 0 {
                 world.fetch_within(host, wanted, now, request.platform.max_task_memory)
             } else {
@@ -161,7 +173,7 @@ pub async fn report(
 fn check_in_flight(in_flight: &[ResultId]) -> Result<(), ApiError> {
     if in_flight.len() > MAX_RESULTS {
         return Err(ApiError::invalid(format!(
-            "at most {MAX_RESULTS} in_flight ids per request"
+            "at most {MAX_RESULTS} in_flight (or held) ids per request"
         )));
     }
     Ok(())

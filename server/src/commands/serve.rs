@@ -15,6 +15,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         invite_code: args.invite_code.filter(|c| !c.is_empty()),
         public_dashboard: args.public_dashboard,
         register_per_minute: args.register_per_minute,
+        stall_timeout_ms: args.stall_timeout.saturating_mul(1000),
         store_file: Some(args.data_dir.join(musketeer_server::store::DB_FILE)),
         ..ServeOptions::default()
     };

@@ -185,6 +185,8 @@ fn batch_status() -> BatchStatus {
         replication: replication(),
         priority: 0,
         hosts_able: Some(4),
+        stalled: 0,
+        stalled_reason: None,
     }
 }
 
@@ -272,6 +274,7 @@ fn examples(name: &str) -> Option<Vec<Value>> {
             platform: platform(),
             wait_ms: Some(30_000),
             in_flight: vec![RESULT],
+            held: Some(vec![RESULT]),
         }]),
         "FetchResponse" => values(&[FetchResponse {
             assignments: vec![Assignment {
@@ -353,6 +356,8 @@ fn examples(name: &str) -> Option<Vec<Value>> {
                 state: BatchState::Finished,
                 progress: 1.0,
                 hosts_able: None,
+                stalled: 0,
+                stalled_reason: None,
                 ..batch_status()
             },
         ]),

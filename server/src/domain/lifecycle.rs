@@ -587,6 +587,31 @@ impl Unit {
         }
     }
 
+    /// Fail the unit for a reason outside its replicas (it stalled too long).
+    pub fn give_up(&mut self, reason: String) {
+        if self.is_active() {
+            self.fail(reason);
+        }
+    }
+
+    /// A short account of the results so far, for a stalled unit's reason.
+    pub fn results_summary(&self) -> String {
+        let (mut outputs, mut task_errors, mut other) = (0, 0, 0);
+        for replica in &self.replicas {
+            match replica.outcome() {
+                Some(Outcome::Output(_)) => outputs += 1,
+                Some(Outcome::TaskError(..)) => task_errors += 1,
+                None if replica.host.is_some() && !replica.is_live() => other += 1,
+                None => {}
+            }
+        }
+        format!(
+            "{outputs} output(s), {task_errors} task error(s) and {other} other failure(s) so \
+             far, {} agreeing needed",
+            self.params.min_quorum
+        )
+    }
+
     fn drop_unsent(&mut self) {
         for replica in &mut self.replicas {
             if replica.state == ReplicaState::Unsent {
@@ -653,8 +678,9 @@ impl Unit {
             match outcome {
                 Outcome::Output(_) => self.accept_canonical(representative, events),
                 Outcome::TaskError(kind, message) => {
+                    let hosts = if size == 1 { "host" } else { "hosts" };
                     let reason = format!(
-                        "the task failed with {}: {message} (the same error on {size} hosts)",
+                        "the task failed with {}: {message} (the same error on {size} {hosts})",
                         kind_name(kind)
                     );
                     self.reject_all_but(representative, events);

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+/// Errors in a row that make a host a suspect (see [`Standing::suspect`]); honest hosts rarely
+/// report this many without a valid result between them.
+pub const SUSPECT_AFTER_ERRORS: u32 = 3;
 
 /// Tunables of trust and throttling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,8 @@ pub struct Quarantine {
 pub struct Standing {
     /// Validated results since the last error or invalid result.
     pub consecutive_valid: u64,
+    /// Errors reported since the last validated result.
+    pub errors_since_valid: u32,
     /// Results the host may fetch per day (0: not yet set, i.e. the policy's new-host quota).
     pub daily_quota: u32,
     /// The day (since the epoch) `fetched_today` counts.
@@ -157,6 +162,14 @@ impl Standing {
         self.fetched_today = self.fetched_today.saturating_add(n);
     }
 
+    /// Whether the host's recent reports are all errors ([`SUSPECT_AFTER_ERRORS`] or more since
+    /// its last valid result): it may not confirm another host's error or share a unit with
+    /// another suspect, so that error flooders cannot agree and fail good units. Missed
+    /// deadlines do not count (busy or restarted honest hosts miss them).
+    pub fn suspect(&self) -> bool {
+        self.errors_since_valid >= SUSPECT_AFTER_ERRORS
+    }
+
     /// Whether the host may run units alone.
     pub fn trusted(&self, policy: &Policy) -> bool {
         policy.adaptive_replication
@@ -168,6 +181,7 @@ impl Standing {
     /// A result of the host was validated.
     pub fn valid(&mut self, policy: &Policy) {
         self.consecutive_valid += 1;
+        self.errors_since_valid = 0;
         self.daily_quota = self
             .quota(policy)
             .saturating_mul(2)
@@ -183,6 +197,7 @@ impl Standing {
     /// The host reported an error.
     pub fn error(&mut self, policy: &Policy) {
         self.consecutive_valid = 0;
+        self.errors_since_valid = self.errors_since_valid.saturating_add(1);
         self.daily_quota = (self.quota(policy) / 2).max(1);
     }
 

@@ -106,6 +106,8 @@ impl Batch {
             replication: self.params.to_wire(),
             priority: self.priority,
             hosts_able: None,
+            stalled: 0,
+            stalled_reason: None,
         }
     }
 }
@@ -267,11 +269,18 @@ pub struct World {
     queue: BTreeSet<(Reverse<i32>, UnitId)>,
     /// Running replicas by deadline.
     deadlines: BTreeSet<(u64, ResultId)>,
+    /// Running replicas by host, to reconcile a host's leases with what it holds.
+    leases: BTreeSet<(HostId, ResultId)>,
     counts: UnitCounts,
     results: ResultCounts,
     unsent_replicas: u64,
     /// (minute since epoch, units done in it), last hour.
     done_per_minute: Vec<(u64, u64)>,
+    /// Units stalled (see [`World::sweep_stalled`]) and since when; kept in memory only, so the
+    /// stall timeout starts again after a restart.
+    stalled: BTreeMap<UnitId, u64>,
+    /// When stalled units were last looked for.
+    last_stall_sweep_ms: Option<u64>,
     /// Ids below these were handed out (and may belong to deleted batches).
     id_floor: NextIds,
     /// Trust and throttling settings.
@@ -493,13 +502,90 @@ impl World {
         limits
     }
 
-    /// A batch's status, with how many online hosts could take its waiting units.
+    /// A batch's status, with how many online hosts could take its waiting units and which of
+    /// them are stalled.
     pub fn batch_status(&self, batch: &Batch, online: &OnlineMemoryLimits) -> BatchStatus {
         let mut status = batch.status();
         if status.state == BatchState::Running && status.counts.queued > 0 {
-            status.hosts_able = Some(online.admitting(self.memory_needed(batch)));
+            let able = online.admitting(self.memory_needed(batch));
+            status.hosts_able = Some(able);
+            let end = UnitId(batch.first_unit.0 + batch.n_units);
+            let mut stalled = self.stalled.range(batch.first_unit..end);
+            if let Some((&first, &since)) = stalled.next() {
+                status.stalled = 1 + stalled.count() as u64;
+                status.stalled_reason = self.unit(first).map(|unit| {
+                    format!(
+                        "unit {first} is stalled: nothing runs it and all {able} online host(s) \
+                         able to run it already returned a replica ({}); stalled since {since} \
+                         ms (Unix time), it fails after the server's stall timeout unless \
+                         another host joins",
+                        unit.results_summary()
+                    )
+                });
+            }
         }
         status
+    }
+
+    /// When [`World::sweep_stalled`] last ran.
+    pub fn last_stall_sweep_ms(&self) -> Option<u64> {
+        self.last_stall_sweep_ms
+    }
+
+    /// Find the stalled units — waiting for a host, none of their replicas running, and every
+    /// online host able to run them (at least one) already holding or having returned a
+    /// replica — and fail those stalled for `timeout_ms` or more, with the reason. With no able
+    /// host online nothing is stalled: the batch waits (its `hosts_able` says 0). Returns how
+    /// many units failed.
+    pub fn sweep_stalled(&mut self, now_ms: u64, timeout_ms: u64) -> usize {
+        self.last_stall_sweep_ms = Some(now_ms);
+        let online: Vec<(HostId, Option<u64>)> = self
+            .hosts
+            .values()
+            .filter(|h| h.last_contact_ms + ONLINE_WINDOW_MS > now_ms)
+            .map(|h| (h.id, h.platform.as_ref().and_then(|p| p.max_task_memory)))
+            .collect();
+        let mut stalled = BTreeMap::new();
+        let mut expired = Vec::new();
+        for &(_, id) in &self.queue {
+            let Some(unit) = self.units.get(&id) else {
+                continue;
+            };
+            if unit.state() != UnitState::Queued {
+                continue;
+            }
+            let needed = self
+                .batches
+                .get(&unit.batch)
+                .map_or(0, |b| self.memory_needed(b));
+            let mut able = online
+                .iter()
+                .filter(|(_, cap)| cap.is_none_or(|cap| needed <= cap))
+                .map(|(host, _)| *host)
+                .peekable();
+            if able.peek().is_none() || able.any(|host| !unit.has_host(host)) {
+                continue;
+            }
+            let since = self.stalled.get(&id).copied().unwrap_or(now_ms);
+            stalled.insert(id, since);
+            if now_ms.saturating_sub(since) >= timeout_ms {
+                expired.push(id);
+            }
+        }
+        self.stalled = stalled;
+        for &id in &expired {
+            self.stalled.remove(&id);
+            self.update_unit(id, now_ms, |unit| {
+                let reason = format!(
+                    "stalled for {} s: every online host able to run it already returned a \
+                     replica without agreement ({})",
+                    timeout_ms / 1000,
+                    unit.results_summary()
+                );
+                unit.give_up(reason);
+            });
+        }
+        expired.len()
     }
 
     /// Lease up to `max` replicas to `host`.
@@ -535,21 +621,17 @@ impl World {
         let max = max.min(allowance as usize);
         let trusted = me.standing.trusted(&self.policy);
         let origin = &me.origin;
-        // Hosts whose last results were errors ("suspects") never share a unit with another
-        // suspect or confirm another host's error: error flooders cannot agree on a unit and
-        // fail it.
-        let suspect = |h: &Host| h.failed > 0 && h.standing.consecutive_valid == 0;
-        let i_am_suspect = suspect(me);
+        // Error flooders cannot agree on a unit and fail it (see `Standing::suspect`).
+        let i_am_suspect = me.standing.suspect();
         // Replicas of one unit go to hosts of different networks and owners.
         let placeable = |unit: &Unit| {
             !unit.has_host(host)
                 && unit.replicas.iter().all(|r| {
                     let other = r.host.and_then(|h| self.hosts.get(&h));
-                    let errored =
-                        matches!(r.state, ReplicaState::Error { .. } | ReplicaState::TimedOut);
+                    let errored = matches!(r.state, ReplicaState::Error { .. });
                     other.is_none_or(|other| {
                         !other.origin.conflicts_with(origin)
-                            && !(i_am_suspect && (errored || suspect(other)))
+                            && !(i_am_suspect && (errored || other.standing.suspect()))
                     })
                 })
         };
@@ -723,6 +805,52 @@ impl World {
             .collect()
     }
 
+    /// Replace at once the replicas leased to `host` before `asked_ms` that it does not list in
+    /// `held` (everything it runs or has finished but not reported): the lease was lost in a
+    /// crash or an unanswered fetch. Leases made at or after `asked_ms` may be in an answer the
+    /// host has not read yet, so they are kept. Returns how many were replaced.
+    pub fn reconcile(
+        &mut self,
+        host: HostId,
+        held: &[ResultId],
+        asked_ms: u64,
+        now_ms: u64,
+    ) -> usize {
+        let held: BTreeSet<ResultId> = held.iter().copied().collect();
+        let lost: Vec<ResultId> = self
+            .leases
+            .range(
+                (
+                    host,
+                    ResultId {
+                        unit: UnitId(0),
+                        replica: 0,
+                    },
+                )..,
+            )
+            .take_while(|(h, _)| *h == host)
+            .map(|&(_, id)| id)
+            .filter(|id| {
+                !held.contains(id)
+                    && self.units.get(&id.unit).is_some_and(|u| {
+                        u.replicas
+                            .get(id.replica as usize)
+                            .is_some_and(|r| r.sent_ms < asked_ms)
+                    })
+            })
+            .collect();
+        let mut replaced = 0;
+        for id in lost {
+            if let Some(Some(events)) =
+                self.update_unit(id.unit, now_ms, |u| u.lose(id.replica, host))
+            {
+                replaced += 1;
+                self.apply_events(id.unit, &events, now_ms);
+            }
+        }
+        replaced
+    }
+
     /// Time out leases whose deadline passed. Returns whether replicas were queued.
     pub fn expire(&mut self, now_ms: u64) -> bool {
         let before = self.unsent_replicas;
@@ -855,6 +983,7 @@ impl World {
             hosts,
             queue,
             deadlines,
+            leases,
             counts,
             results,
             unsent_replicas,
@@ -919,11 +1048,13 @@ impl World {
             }
         }
         for (replica, host, deadline) in unit.leases() {
-            let key = (deadline, ResultId { unit: id, replica });
+            let result = ResultId { unit: id, replica };
             if add {
-                deadlines.insert(key);
+                deadlines.insert((deadline, result));
+                leases.insert((host, result));
             } else {
-                deadlines.remove(&key);
+                deadlines.remove(&(deadline, result));
+                leases.remove(&(host, result));
             }
             if let Some(h) = hosts.get_mut(&host) {
                 adjust(&mut h.running);
@@ -945,5 +1076,7 @@ impl World {
     }
 }
 
+#[cfg(test)]
+mod lease_tests;
 #[cfg(test)]
 pub(crate) mod tests;

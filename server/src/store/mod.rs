@@ -64,9 +64,13 @@ pub enum StoreError {
         /// The decoding error.
         error: serde_json::Error,
     },
-    /// The writer thread stopped after a failed commit; restart the server.
-    #[error("storage is unavailable after a failed commit; restart the server")]
+    /// A commit failed (or the writer stopped); the change was not saved and memory was put
+    /// back to what the store holds.
+    #[error("storage refused the change (disk full or failing?); nothing was saved; retry later")]
     WriterStopped,
+    /// A commit failed on purpose (tests of storage faults).
+    #[error("injected storage failure")]
+    Injected,
     /// A file of the store could not be examined.
     #[error("cannot read {}: {error}", path.display())]
     File {

@@ -2,6 +2,7 @@
 //! transaction and then acknowledges every request in it (group commit).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;
 
 use redb::Database;
@@ -83,8 +84,20 @@ struct Request {
 
 enum Message {
     Write(Request),
+    /// Answer once everything queued before this is committed or refused.
+    Barrier(mpsc::Sender<()>),
     /// Commit what is queued before this, then stop.
     Stop,
+}
+
+/// What the writer thread shares with its handles.
+#[derive(Debug, Default)]
+struct Health {
+    /// A commit failed: every later one is refused until [`Writer::resume`], so that nothing
+    /// is acknowledged on top of changes the disk does not have.
+    failed: AtomicBool,
+    /// Commits to fail on purpose (tests of storage faults).
+    injected_failures: AtomicU32,
 }
 
 /// Most requests merged into one transaction; bounds the latency of the first one.
@@ -94,18 +107,22 @@ const MAX_GROUP: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Message>,
+    health: Arc<Health>,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl Writer {
     pub(super) fn start(db: Arc<Database>) -> Writer {
         let (tx, rx) = mpsc::channel::<Message>();
+        let health = Arc::new(Health::default());
+        let shared = health.clone();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(&db, &rx))
+            .spawn(move || run(&db, &rx, &shared))
             .ok();
         Writer {
             tx,
+            health,
             thread: Arc::new(std::sync::Mutex::new(thread)),
         }
     }
@@ -119,6 +136,31 @@ impl Writer {
         rx
     }
 
+    /// Block until everything queued so far is committed or refused.
+    pub fn drain(&self) {
+        let (done, wait) = mpsc::channel();
+        if self.tx.send(Message::Barrier(done)).is_ok() {
+            // An error means the thread is gone: nothing more will be committed either way.
+            let _ = wait.recv();
+        }
+    }
+
+    /// Whether a commit failed since the last [`Writer::resume`] (later ones are refused).
+    pub fn has_failed(&self) -> bool {
+        self.health.failed.load(Ordering::SeqCst)
+    }
+
+    /// Accept commits again, once memory matches the disk (after a failed commit).
+    pub fn resume(&self) {
+        self.health.failed.store(false, Ordering::SeqCst);
+    }
+
+    /// Make the next `n` commits fail as a full disk would (tests of storage faults).
+    #[doc(hidden)]
+    pub fn inject_failures(&self, n: u32) {
+        self.health.injected_failures.store(n, Ordering::SeqCst);
+    }
+
     /// Wait until everything queued so far is durable and stop the thread (on shutdown).
     pub fn close(&self) {
         let thread = self.thread.lock().ok().and_then(|mut t| t.take());
@@ -129,17 +171,25 @@ impl Writer {
     }
 }
 
-fn run(db: &Database, rx: &mpsc::Receiver<Message>) {
-    let mut failed = false;
+fn run(db: &Database, rx: &mpsc::Receiver<Message>, health: &Health) {
     let mut stop = false;
     while !stop {
+        let mut barrier = None;
         let mut group = match rx.recv() {
             Ok(Message::Write(first)) => vec![first],
+            Ok(Message::Barrier(done)) => {
+                let _ = done.send(());
+                continue;
+            }
             Ok(Message::Stop) | Err(_) => break,
         };
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(Message::Write(request)) => group.push(request),
+                Ok(Message::Barrier(done)) => {
+                    barrier = Some(done);
+                    break;
+                }
                 Ok(Message::Stop) => {
                     stop = true;
                     break;
@@ -147,19 +197,32 @@ fn run(db: &Database, rx: &mpsc::Receiver<Message>) {
                 Err(_) => break,
             }
         }
-        let result = if failed {
+        let injected = health
+            .injected_failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let result = if health.failed.load(Ordering::SeqCst) {
             Err(())
         } else {
             let writes: Vec<&Write> = group.iter().flat_map(|r| &r.writes).collect();
-            commit_refs(db, &writes).map_err(|e| {
-                // The in-memory world is now ahead of the disk; refuse everything from here on
-                // so that nothing is acknowledged that a restart would not show.
-                tracing::error!(error = %e, "commit failed; storage is now read-only until restart");
-                failed = true;
+            let committed = if injected {
+                Err(StoreError::Injected)
+            } else {
+                commit_refs(db, &writes)
+            };
+            committed.map_err(|e| {
+                // Memory is now ahead of the disk; refuse everything until the server state
+                // is reloaded from the disk, so that nothing is acknowledged (or shown) that a
+                // restart would not show.
+                tracing::error!(error = %e, "commit failed; reloading the state from the store");
+                health.failed.store(true, Ordering::SeqCst);
             })
         };
         for request in group {
             let _ = request.done.send(result);
+        }
+        if let Some(done) = barrier {
+            let _ = done.send(());
         }
     }
 }

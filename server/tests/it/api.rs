@@ -63,7 +63,7 @@ async fn submit_fetch_report_results() {
             "accepted"
         );
     }
-    let failure = json!({"results": [{"result_id": assignments[2]["result_id"], "outcome": {"status": "error", "kind": "fuel-exhausted", "message": "all fuel consumed"}}]});
+    let failure = json!({"results": [{"result_id": assignments[2]["result_id"], "outcome": {"status": "error", "kind": "wall-timeout", "message": "wall-clock limit reached"}}]});
     let (status, _) = api.post("/api/v1/work/report", Some(&host), failure).await;
     assert_eq!(status, StatusCode::OK);
 
@@ -76,7 +76,7 @@ async fn submit_fetch_report_results() {
     assert_eq!(
         status["counts"],
         json!({"queued": 1, "running": 0, "done": 2, "failed": 0, "cancelled": 0}),
-        "the error is retried: {status}"
+        "a host-caused error is retried: {status}"
     );
 
     let (code, bytes, headers) = api

@@ -302,3 +302,73 @@ async fn sigkill_loses_no_acknowledged_result() {
         task.await.unwrap();
     }
 }
+
+/// A store that refuses a commit (a full disk, injected) answers 503, and memory is put back to
+/// what the store holds: no read shows a registration, lease or token that was never saved.
+#[tokio::test]
+async fn a_refused_commit_leaves_no_phantom_state() {
+    use axum::http::StatusCode;
+
+    use crate::support::{Api, Project};
+
+    let project = Project::new();
+    let state = project.state(musketeer_server::state::ServeOptions::default());
+    let api = Api::serving(&state);
+    api.publish(&project, "demo", "1.0.0", b"m").await;
+    api.submit(&project.researcher, "demo", json!([1, 2, 3]), json!({}))
+        .await;
+    let host = api.register("h1").await;
+    let stats = |api: &Api| {
+        let admin = project.admin.clone();
+        let api = api.clone();
+        async move { api.get("/api/v1/stats", Some(&admin)).await.1 }
+    };
+
+    // A fetch whose leases are refused: nothing looks busy afterwards, and the work is still there.
+    state.inject_store_failures(1);
+    let fetch = json!({"free_slots": 3, "platform": platform()});
+    let (status, body) = api
+        .post("/api/v1/work/fetch", Some(&host), fetch.clone())
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let after = stats(&api).await;
+    assert_eq!(
+        (after["slots_busy"].as_u64(), after["queue_depth"].as_u64()),
+        (Some(0), Some(3)),
+        "{after}"
+    );
+
+    // A refused registration leaves no host behind.
+    state.inject_store_failures(1);
+    let (status, _) = api
+        .post(
+            "/api/v1/hosts/register",
+            None,
+            json!({"name": "phantom", "platform": platform()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (_, hosts) = api.get("/api/v1/hosts", Some(&project.admin)).await;
+    assert_eq!(hosts["hosts"].as_array().map(Vec::len), Some(1), "{hosts}");
+
+    // A refused token leaves nothing behind: the next one gets its id.
+    let create_token = || {
+        api.post(
+            "/api/v1/tokens",
+            Some(&project.admin),
+            json!({"role": "researcher"}),
+        )
+    };
+    state.inject_store_failures(1);
+    let (status, body) = create_token().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, body) = create_token().await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["id"].as_u64(), Some(4), "{body}");
+
+    // Once the store accepts writes again, the same requests succeed.
+    let (status, body) = api.post("/api/v1/work/fetch", Some(&host), fetch).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["assignments"].as_array().map(Vec::len), Some(3));
+    assert_eq!(stats(&api).await["slots_busy"].as_u64(), Some(3));
+}
