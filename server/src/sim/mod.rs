@@ -249,7 +249,8 @@ fn summarize(
         (0..hosts.len())
             .filter(|i| pick(*i))
             .map(|i| scenario.agents[i].throughput())
-            .sum()
+            // An empty f64 sum is -0.0; start from +0.0 so the table shows 0.000.
+            .fold(0.0, |total, x| total + x)
     };
     Summary {
         wrong,
