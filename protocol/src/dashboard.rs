@@ -93,6 +93,10 @@ pub struct UnitDetail {
     pub input: serde_json::Value,
     /// Why it failed or was cancelled.
     pub error: Option<String>,
+    /// Why it is stalled (waiting, nothing running it, and no online host may take it) and what
+    /// happens next; absent when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled: Option<String>,
     /// Every replica, in creation order.
     pub replicas: Vec<ReplicaView>,
 }

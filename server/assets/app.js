@@ -431,6 +431,7 @@ async function unitPage(id) {
   return `<p><a href="#/batch/${u.batch_id}">← Batch ${u.batch_id}</a></p>
     <h1>Unit ${u.id} ${badge(u.state)}</h1>
     ${u.error ? `<p class="error-text">${esc(u.error)}</p>` : ""}
+    ${u.stalled ? `<p class="error-text" data-stalled-unit>${esc(u.stalled)}</p>` : ""}
     <h2>Input</h2><pre class="input">${esc(JSON.stringify(u.input, null, 2))}</pre>
     <h2>Replicas</h2>${table(replicaColumns(true, true), replicaRows(u.replicas, true, true))}`;
 }

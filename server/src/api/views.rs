@@ -76,7 +76,9 @@ pub async fn unit(
     let not_found = || ApiError::not_found(format!("no unit {id} for this token"));
     let unit = world.unit(id).ok_or_else(not_found)?;
     check_batch(&world, user, unit.batch).map_err(|_| not_found())?;
-    Ok(Json(views::unit_detail(unit)))
+    let mut detail = views::unit_detail(unit);
+    detail.stalled = world.stalled_reason(id, &world.online_memory_limits(AppState::now_ms()));
+    Ok(Json(detail))
 }
 
 /// Others' batches look absent, as in the batch endpoints.

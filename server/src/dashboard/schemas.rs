@@ -412,6 +412,7 @@ fn examples(name: &str) -> Option<Vec<Value>> {
             state: UnitState::Done,
             input: json!({"stock": "2330"}),
             error: None,
+            stalled: None,
             replicas: vec![
                 replica(ReplicaOutcome::Valid, None),
                 replica(ReplicaOutcome::Error, Some("trap: unreachable executed")),

@@ -86,6 +86,8 @@ pub fn unit_detail(unit: &Unit) -> UnitDetail {
         state: unit.state(),
         input: unit.input.clone(),
         error: unit_error(unit),
+        // Filled in by the caller, which knows the online hosts.
+        stalled: None,
         replicas: unit
             .replicas
             .iter()

@@ -511,20 +511,28 @@ impl World {
             status.hosts_able = Some(able);
             let end = UnitId(batch.first_unit.0 + batch.n_units);
             let mut stalled = self.stalled.range(batch.first_unit..end);
-            if let Some((&first, &since)) = stalled.next() {
+            if let Some((&first, _)) = stalled.next() {
                 status.stalled = 1 + stalled.count() as u64;
-                status.stalled_reason = self.unit(first).map(|unit| {
-                    format!(
-                        "unit {first} is stalled: nothing runs it and all {able} online host(s) \
-                         able to run it already returned a replica ({}); stalled since {since} \
-                         ms (Unix time), it fails after the server's stall timeout unless \
-                         another host joins",
-                        unit.results_summary()
-                    )
-                });
+                status.stalled_reason = self.stalled_reason(first, online);
             }
         }
         status
+    }
+
+    /// Why a unit is stalled, if the last [`World::sweep_stalled`] found it so.
+    pub fn stalled_reason(&self, id: UnitId, online: &OnlineMemoryLimits) -> Option<String> {
+        let since = self.stalled.get(&id)?;
+        let unit = self.units.get(&id)?;
+        let able = self
+            .batches
+            .get(&unit.batch)
+            .map_or(0, |batch| online.admitting(self.memory_needed(batch)));
+        Some(format!(
+            "unit {id} is stalled: nothing runs it and all {able} online host(s) able to run it \
+             already returned a replica ({}); stalled since {since} ms (Unix time), it fails \
+             after the server's stall timeout unless another host joins",
+            unit.results_summary()
+        ))
     }
 
     /// When [`World::sweep_stalled`] last ran.
@@ -547,6 +555,8 @@ impl World {
             .collect();
         let mut stalled = BTreeMap::new();
         let mut expired = Vec::new();
+        // A batch's units sit together in the queue: look its memory need up once per run.
+        let mut need_of: Option<(BatchId, u64)> = None;
         for &(_, id) in &self.queue {
             let Some(unit) = self.units.get(&id) else {
                 continue;
@@ -554,10 +564,17 @@ impl World {
             if unit.state() != UnitState::Queued {
                 continue;
             }
-            let needed = self
-                .batches
-                .get(&unit.batch)
-                .map_or(0, |b| self.memory_needed(b));
+            let needed = match need_of {
+                Some((batch, needed)) if batch == unit.batch => needed,
+                _ => {
+                    let needed = self
+                        .batches
+                        .get(&unit.batch)
+                        .map_or(0, |b| self.memory_needed(b));
+                    need_of = Some((unit.batch, needed));
+                    needed
+                }
+            };
             let mut able = online
                 .iter()
                 .filter(|(_, cap)| cap.is_none_or(|cap| needed <= cap))

@@ -161,6 +161,9 @@ fn a_unit_no_online_host_may_take_is_stalled_and_fails_after_the_timeout() {
         reason.contains("all 2 online host(s)") && reason.contains("1 output(s), 1 task error(s)"),
         "{reason}"
     );
+    let unit = world.batch(batch).unwrap().first_unit;
+    let online = world.online_memory_limits(100);
+    assert_eq!(world.stalled_reason(unit, &online), Some(reason));
     assert_eq!(world.sweep_stalled(1099, 1000), 0, "not yet");
     assert_eq!(world.sweep_stalled(1100, 1000), 1);
     let unit = world.unit(world.batch(batch).unwrap().first_unit).unwrap();
