@@ -317,6 +317,7 @@ impl AppState {
             }
             if sweep_due {
                 world.sweep_stalled(now, self.options.stall_timeout_ms);
+                world.settle_disputes(now);
             }
             self.persist(&mut world, Vec::new())
         };

@@ -631,6 +631,11 @@ impl Unit {
     /// 3. Otherwise replicas are added, within `max_total_results`, until a quorum is possible;
     ///    when none is left to add and none runs, the unit fails.
     fn transition(&mut self, events: &mut Vec<Event>) {
+        self.transition_with(events, true);
+    }
+
+    /// [`Unit::transition`], with or without the dispute margin (see `votes_needed`).
+    fn transition_with(&mut self, events: &mut Vec<Event>, margin: bool) {
         if !self.is_active() {
             return;
         }
@@ -658,7 +663,11 @@ impl Unit {
             let (size, on_time) =
                 group.fold((0u32, false), |(n, on_time), r| (n + 1, on_time || !r.late));
             largest = largest.max(size);
-            let needed = self.votes_needed(outcome);
+            let needed = if margin {
+                self.votes_needed(outcome)
+            } else {
+                self.params.min_quorum
+            };
             shortfall = shortfall.min(needed.saturating_sub(size));
             let may_decide = size >= needed && (on_time || !running);
             if may_decide && decisive.is_none_or(|(_, best)| (size, on_time) > best) {
@@ -843,6 +852,16 @@ impl Unit {
         let mut outcomes = self.replicas.iter().filter_map(Replica::outcome);
         let first = outcomes.next();
         self.is_active() && outcomes.any(|o| Some(o) != first)
+    }
+
+    /// Decide a disputed unit without the margin, when no further host can join it (too few
+    /// hosts online): the largest group of at least `min_quorum` wins, as in BOINC.
+    pub fn settle_by_plurality(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        if self.is_disputed() {
+            self.transition_with(&mut events, false);
+        }
+        events
     }
 
     /// Hosts whose unjudged outcome is part of a dispute on this unit.

@@ -85,6 +85,42 @@ impl World {
             .map(|unit| Refusal::Disputed { unit })
     }
 
+    /// Settle disputed units that no further online host can join (every one already has a
+    /// replica, or is kept apart by placement, quarantine or a ban) by plain plurality: with
+    /// few hosts the margin could never be met. Returns how many were settled.
+    pub fn settle_disputes(&mut self, now_ms: u64) -> usize {
+        let disputed: BTreeSet<UnitId> = self.disputes.values().flatten().copied().collect();
+        let mut settled = 0;
+        for id in disputed {
+            let Some(unit) = self.units.get(&id) else {
+                continue;
+            };
+            if !unit.has_unsent() {
+                continue;
+            }
+            let joinable = self.hosts.values().any(|h| {
+                h.last_contact_ms + super::ONLINE_WINDOW_MS > now_ms
+                    && h.standing.allowance(&self.policy, now_ms).is_ok()
+                    && !unit.has_host(h.id)
+                    && unit.replicas.iter().all(|r| {
+                        r.host
+                            .and_then(|other| self.hosts.get(&other))
+                            .is_none_or(|other| !other.origin.conflicts_with(&h.origin))
+                    })
+            });
+            if joinable {
+                continue;
+            }
+            if let Some(events) = self.update_unit(id, now_ms, |u| u.settle_by_plurality()) {
+                if self.units.get(&id).is_some_and(|u| !u.is_active()) {
+                    settled += 1;
+                }
+                self.apply_events(id, &events, now_ms);
+            }
+        }
+        settled
+    }
+
     /// A unit where `host`'s result disagrees with another's and is being settled: the host
     /// waits, so that a fast liar cannot run ahead of the honest hosts that will catch it. A
     /// dispute no host has taken up for [`DISPUTE_HOLD_MS`] holds nobody (it may never be

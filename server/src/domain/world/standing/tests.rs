@@ -255,3 +255,36 @@ fn a_ban_reissues_the_hosts_leases_and_an_unban_lets_it_work_again() {
     world.unban(HostId(1)).unwrap();
     assert_eq!(world.fetch_refusal(HostId(1), 3), None);
 }
+
+#[test]
+fn a_dispute_no_further_host_can_join_is_settled_by_plurality() {
+    let mut world = world(3, no_adaptive());
+    submit(&mut world, 1, 2);
+    let liar = take(&mut world, 1);
+    let a = take(&mut world, 2);
+    world.report(HostId(1), liar, output("lie", 10), 2);
+    world.report(HostId(2), a, output("ok", 10), 2);
+    let b = take(&mut world, 3);
+    world.report(HostId(3), b, output("ok", 10), 3);
+    assert_eq!(
+        canonical(&world, a.unit),
+        None,
+        "the margin wants a fourth host"
+    );
+    // Host 4 is online: the unit waits for it.
+    let late = world.register_host("late".into(), String::new(), None, 3);
+    world.set_network(late, Some("net-late".into()));
+    assert_eq!(world.settle_disputes(4), 0);
+    // Once no online host can join (hosts 1-3 still poll, host 4 left), plurality decides,
+    // as in BOINC.
+    let later = 4 + super::super::ONLINE_WINDOW_MS;
+    for host in 1..=3 {
+        world.touch_host(HostId(host), None, later);
+    }
+    assert_eq!(world.settle_disputes(later), 1);
+    assert_eq!(canonical(&world, a.unit).as_deref(), Some("ok"));
+    assert!(matches!(
+        world.fetch_refusal(HostId(1), 5),
+        Some(Refusal::Quarantined(_))
+    ));
+}
