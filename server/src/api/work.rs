@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::extract::{Caller, ClientIp, JsonBody};
 use super::hosts::check_platform;
 use crate::domain::lifecycle::Reported;
+use crate::domain::reputation::Refusal;
 use crate::domain::world::AssignmentView;
 use crate::state::AppState;
 
@@ -85,7 +86,13 @@ pub async fn fetch(
                 Vec::new()
             };
             let cancelled = world.cancelled_among(host, &request.in_flight);
-            let refusal = world.fetch_refusal(host, now).map(|r| r.to_string());
+            let refusal = world.fetch_refusal(host, now);
+            // A banned, quarantined or over-quota host is told at once rather than left to
+            // long-poll; a host held by a dispute waits as usual (settling may free it).
+            let refused_for_good = refusal
+                .as_ref()
+                .is_some_and(|r| !matches!(r, Refusal::Disputed { .. }));
+            let refusal = refusal.map(|r| r.to_string());
             let pending = state.persist(&mut world, Vec::new());
             let response = FetchBody {
                 refusal,
@@ -95,10 +102,9 @@ pub async fn fetch(
                     .collect(),
                 cancelled,
             };
-            // A refused host is told at once rather than left to long-poll.
             let answered = !response.assignments.is_empty()
                 || !response.cancelled.is_empty()
-                || response.refusal.is_some();
+                || refused_for_good;
             let mut body = Vec::with_capacity(
                 64 + response
                     .assignments

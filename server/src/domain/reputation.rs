@@ -109,8 +109,8 @@ impl std::fmt::Display for Refusal {
             Refusal::Quarantined(reason) => write!(f, "quarantined: {reason}"),
             Refusal::Disputed { unit } => write!(
                 f,
-                "your result for unit {} disagrees with another host's; no new work until more \
-                 hosts settle it",
+                "your result for unit {} disagrees with another host's; no new work (other than \
+                 settling disputes) until more hosts settle it",
                 unit.0
             ),
             Refusal::OverQuota { quota } => write!(

@@ -632,9 +632,9 @@ impl World {
         let Ok(allowance) = me.standing.allowance(&self.policy, now_ms) else {
             return Vec::new();
         };
-        if self.held_by_dispute(host, now_ms).is_some() {
-            return Vec::new();
-        }
+        // A host in a dispute gets no fresh work (a fast liar cannot run ahead of the honest
+        // hosts that will catch it) but may help settle other disputes.
+        let held = self.held_by_dispute(host, now_ms).is_some();
         let max = max.min(allowance as usize);
         let trusted = me.standing.trusted(&self.policy);
         let origin = &me.origin;
@@ -657,7 +657,11 @@ impl World {
             .iter()
             .take(MAX_SCAN)
             .map(|&(_, id)| id)
-            .filter(|id| self.units.get(id).is_some_and(|u| placeable(u) && fits(u)))
+            .filter(|id| {
+                self.units
+                    .get(id)
+                    .is_some_and(|u| (!held || u.is_disputed()) && placeable(u) && fits(u))
+            })
             .take(max)
             .collect();
         let policy = self.policy;
