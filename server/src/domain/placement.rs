@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use musketeer_protocol::TokenId;
+use musketeer_protocol::{HostId, TokenId, UnitId};
 use serde::{Deserialize, Serialize};
 
 /// How hosts are grouped into networks.
@@ -76,6 +76,17 @@ impl Origin {
         let same_owner = self.owner.is_some() && self.owner == other.owner;
         same_network || same_owner
     }
+}
+
+/// A pseudo-random sort key of `unit` for one fetch of `host` at `now_ms` (SplitMix64 of the
+/// three): deterministic, so a world replays the same way, and different for each host.
+pub fn scatter(host: HostId, now_ms: u64, unit: UnitId) -> u64 {
+    let mut z = host.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ now_ms.rotate_left(21)
+        ^ unit.0.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

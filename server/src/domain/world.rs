@@ -13,7 +13,7 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 
 use super::lifecycle::{Params, ReplicaState, ReportEffect, Reported, Unit, Validation};
-use super::placement::Origin;
+use super::placement::{self, Origin};
 use super::reputation::{self, Policy, Standing};
 
 mod delete;
@@ -652,18 +652,36 @@ impl World {
                     })
                 })
         };
-        let candidates: Vec<UnitId> = self
-            .queue
-            .iter()
-            .take(MAX_SCAN)
-            .map(|&(_, id)| id)
-            .filter(|id| {
-                self.units
-                    .get(id)
-                    .is_some_and(|u| (!held || u.is_disputed()) && placeable(u) && fits(u))
-            })
-            .take(max)
-            .collect();
+        let eligible = |id: &UnitId| {
+            self.units
+                .get(id)
+                .is_some_and(|u| (!held || u.is_disputed()) && placeable(u) && fits(u))
+        };
+        // Within a priority, each fetch takes a scattered sample of the first eligible units
+        // rather than the very first ones, so that two fast hosts asking together do not take
+        // both replicas of the same units.
+        let window = max.saturating_mul(4).max(64);
+        let mut candidates: Vec<UnitId> = Vec::with_capacity(max);
+        let mut group: Vec<UnitId> = Vec::new();
+        let mut group_priority = None;
+        let take_scattered = |group: &mut Vec<UnitId>, candidates: &mut Vec<UnitId>| {
+            group.sort_by_key(|unit| placement::scatter(host, now_ms, *unit));
+            let room = max.saturating_sub(candidates.len());
+            candidates.extend(group.drain(..).take(room));
+        };
+        for &(Reverse(priority), id) in self.queue.iter().take(MAX_SCAN) {
+            if candidates.len() >= max {
+                break;
+            }
+            if group_priority != Some(priority) || group.len() >= window {
+                take_scattered(&mut group, &mut candidates);
+                group_priority = Some(priority);
+            }
+            if candidates.len() < max && eligible(&id) {
+                group.push(id);
+            }
+        }
+        take_scattered(&mut group, &mut candidates);
         let policy = self.policy;
         let leased: Vec<ResultId> = candidates
             .into_iter()

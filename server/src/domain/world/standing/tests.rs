@@ -143,14 +143,15 @@ fn trusted_hosts_run_units_alone_but_spot_checks_and_a_lie_reopen_their_work() {
         ..Policy::default()
     };
     let mut world = world(4, policy);
-    let batch = submit(&mut world, 60, 2);
-    // Hosts 1 and 2 earn trust together.
+    // Hosts 1 and 2 earn trust together, on one-unit batches.
     for _ in 0..3 {
+        submit(&mut world, 1, 2);
         let a = take(&mut world, 1);
         let b = take(&mut world, 2);
         world.report(HostId(1), a, output("ok", 10), 2);
         world.report(HostId(2), b, output("ok", 10), 2);
     }
+    let batch = submit(&mut world, 60, 2);
     assert!(
         world
             .host_summary(world.host(HostId(1)).unwrap(), 2)
@@ -181,7 +182,7 @@ fn trusted_hosts_run_units_alone_but_spot_checks_and_a_lie_reopen_their_work() {
         .unwrap();
     for host in [2, 3, 4] {
         let id = world
-            .fetch(HostId(host), 40, 5)
+            .fetch(HostId(host), 60, 5)
             .into_iter()
             .find(|r| r.unit == checked.unit)
             .unwrap();
