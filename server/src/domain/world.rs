@@ -665,8 +665,11 @@ impl World {
         let mut group: Vec<UnitId> = Vec::new();
         let mut group_priority = None;
         let take_scattered = |group: &mut Vec<UnitId>, candidates: &mut Vec<UnitId>| {
-            group.sort_by_key(|unit| placement::scatter(host, now_ms, *unit));
             let room = max.saturating_sub(candidates.len());
+            // With little choice the oldest units go first; scattering would only delay them.
+            if group.len() > room + room / 2 {
+                group.sort_by_key(|unit| placement::scatter(host, now_ms, *unit));
+            }
             candidates.extend(group.drain(..).take(room));
         };
         for &(Reverse(priority), id) in self.queue.iter().take(MAX_SCAN) {
@@ -682,6 +685,15 @@ impl World {
             }
         }
         take_scattered(&mut group, &mut candidates);
+        // Hand the sample out in queue order (priority, then age), as hosts expect.
+        candidates.sort_by_key(|unit| {
+            let priority = self
+                .units
+                .get(unit)
+                .and_then(|u| self.batches.get(&u.batch))
+                .map_or(0, |b| b.priority);
+            (Reverse(priority), *unit)
+        });
         let policy = self.policy;
         let leased: Vec<ResultId> = candidates
             .into_iter()
