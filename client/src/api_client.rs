@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use musketeer_protocol::limits::{MAX_SMALL_ANSWER_BYTES, fetch_answer_cap};
 use musketeer_protocol::{
-    ApiErrorBody, BatchId, BatchStatus, DeleteBatchResponse, ErrorCode, FetchRequest, ProjectInfo,
-    PublishRequest, PublishResponse, RegisterHostRequest, RegisterHostResponse, ReportRequest,
-    ReportResponse, ResultsFormat, SubmitBatchRequest, SubmitBatchResponse, paths,
+    ApiErrorBody, BanRequest, BatchId, BatchStatus, DeleteBatchResponse, ErrorCode, FetchRequest,
+    HostId, HostList, HostSummary, ProjectInfo, PublishRequest, PublishResponse,
+    RegisterHostRequest, RegisterHostResponse, ReportRequest, ReportResponse, ResultsFormat,
+    SubmitBatchRequest, SubmitBatchResponse, paths,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -219,6 +220,30 @@ impl ApiClient {
     /// `GET /api/v1/batches/{id}`.
     pub async fn batch_status(&self, id: BatchId) -> Result<BatchStatus, ApiError> {
         self.get_json(&paths::batch(id)).await
+    }
+
+    /// `GET /api/v1/hosts`.
+    pub async fn hosts(&self) -> Result<HostList, ApiError> {
+        self.get_json(paths::HOSTS).await
+    }
+
+    /// `POST /api/v1/hosts/{id}/ban` (admin).
+    pub async fn ban_host(&self, id: HostId, reason: &str) -> Result<HostSummary, ApiError> {
+        let body = BanRequest {
+            reason: reason.to_owned(),
+        };
+        self.post_json(&paths::host_ban(id), &body, REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// `POST /api/v1/hosts/{id}/unban` (admin).
+    pub async fn unban_host(&self, id: HostId) -> Result<HostSummary, ApiError> {
+        self.post_json(
+            &paths::host_unban(id),
+            &serde_json::json!({}),
+            REQUEST_TIMEOUT,
+        )
+        .await
     }
 
     /// `POST /api/v1/batches/{id}/cancel`.

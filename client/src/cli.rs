@@ -34,6 +34,40 @@ pub enum Command {
     },
     /// Task author: publish a signed app version (manifest from `musketeer sign`).
     Publish(PublishArgs),
+    /// Admin: list volunteer hosts with their standing; ban or unban one.
+    Hosts {
+        #[command(subcommand)]
+        command: HostsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostsCommand {
+    /// Every host with its counters, trust, quarantine and ban.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print the server's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ban a host (admin token): it gets no more work and its results are re-verified.
+    Ban {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The host id (see `musketeer hosts list`).
+        id: u64,
+        /// Why; shown to the host and on the dashboard.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a host's ban or quarantine (admin token); it starts over as a new host.
+    Unban {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The host id.
+        id: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -59,5 +59,6 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Submit(args) => commands::submit::submit(args),
         cli::Command::Batch { command } => commands::batch::batch(command),
         cli::Command::Publish(args) => commands::publish::publish(args),
+        cli::Command::Hosts { command } => commands::hosts::hosts(command),
     }
 }

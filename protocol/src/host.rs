@@ -82,6 +82,25 @@ pub struct HostSummary {
     pub invalid: u64,
     /// Fuel of its validated results.
     pub credit: u64,
+    /// Whether it has earned the trust to run units alone (with spot checks).
+    #[serde(default)]
+    pub trusted: bool,
+    /// Why it was quarantined (caught with a wrong result): it gets no work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<String>,
+    /// Why an admin banned it: it gets no work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ban: Option<String>,
+    /// Results it may fetch per day now; halves with each error or invalid result.
+    #[serde(default)]
+    pub daily_quota: u32,
+}
+
+/// `POST /api/v1/hosts/{id}/ban` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanRequest {
+    /// Why, shown to the host's owner and on the dashboard (at most 200 characters).
+    pub reason: String,
 }
 
 /// `GET /api/v1/hosts` answer.

@@ -54,7 +54,8 @@ pub use bytes::Base64Bytes;
 pub use dashboard::{HostDetail, ReplicaOutcome, ReplicaView, UnitDetail, UnitList, UnitSummary};
 pub use error::{ApiErrorBody, ErrorCode};
 pub use host::{
-    Backend, HostList, HostPlatform, HostSummary, RegisterHostRequest, RegisterHostResponse,
+    Backend, BanRequest, HostList, HostPlatform, HostSummary, RegisterHostRequest,
+    RegisterHostResponse,
 };
 pub use ids::{BatchId, HostId, ParseIdError, ResultId, TokenId, UnitId};
 pub use input::task_input_bytes;

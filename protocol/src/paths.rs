@@ -36,6 +36,10 @@ pub const TOKEN: &str = "/api/v1/tokens/{id}";
 
 /// `GET`: one host with its recent replicas (dashboard).
 pub const HOST: &str = "/api/v1/hosts/{id}";
+/// `POST` (admin token): ban a host, with a reason.
+pub const HOST_BAN: &str = "/api/v1/hosts/{id}/ban";
+/// `POST` (admin token): lift a host's ban or quarantine.
+pub const HOST_UNBAN: &str = "/api/v1/hosts/{id}/unban";
 /// `GET`: one unit with its replicas (owner or admin).
 pub const UNIT: &str = "/api/v1/units/{id}";
 /// `GET`: a batch's units, `?state=failed&limit=100` (owner or admin).
@@ -52,6 +56,8 @@ pub const ALL: &[&str] = &[
     HOSTS_REGISTER,
     HOSTS,
     HOST,
+    HOST_BAN,
+    HOST_UNBAN,
     WORK_FETCH,
     WORK_REPORT,
     MODULE,
@@ -85,6 +91,16 @@ pub fn batch_results(id: crate::BatchId, format: crate::ResultsFormat) -> String
         "{API_PREFIX}/batches/{id}/results?format={}",
         format.as_str()
     )
+}
+
+/// The ban path of a host.
+pub fn host_ban(id: crate::HostId) -> String {
+    format!("{API_PREFIX}/hosts/{id}/ban")
+}
+
+/// The unban path of a host.
+pub fn host_unban(id: crate::HostId) -> String {
+    format!("{API_PREFIX}/hosts/{id}/unban")
 }
 
 /// The cancel path of a batch.

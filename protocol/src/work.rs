@@ -43,6 +43,9 @@ pub struct FetchResponse {
     pub assignments: Vec<Assignment>,
     /// Results from `in_flight` that are no longer needed: abort them and do not report them.
     pub cancelled: Vec<ResultId>,
+    /// Why the host gets no work at all now (banned, quarantined, daily quota used), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
 }
 
 /// One replica of a work unit leased to the host.

@@ -191,7 +191,21 @@ const HOST_COLUMNS = [
   { key: "succeeded", label: "Succeeded", num: true }, { key: "failed", label: "Failed", num: true },
   { key: "invalid", label: "Invalid", num: true }, { key: "credit", label: "Credit", num: true },
   { key: "last_contact_ms", label: "Last contact" }, { key: "online", label: "Status" },
+  { key: "standing", label: "Standing" },
 ];
+
+// Banned, quarantined, trusted or new; the reason shows on hover and on the host page.
+function standingBadge(h) {
+  if (h.ban) return `<span title="${esc(h.ban)}">${badge("banned", "failed")}</span>`;
+  if (h.quarantine) return `<span title="${esc(h.quarantine)}">${badge("quarantined", "invalid")}</span>`;
+  return h.trusted ? badge("trusted", "valid") : badge("replicated", "pending");
+}
+
+function standingText(h) {
+  if (h.ban) return `banned: ${h.ban}`;
+  if (h.quarantine) return `quarantined: ${h.quarantine}`;
+  return h.trusted ? "trusted: runs units alone, with spot checks" : "replicated: not yet trusted";
+}
 
 function hostSortValue(h, key) {
   const p = h.platform || {};
@@ -201,6 +215,7 @@ function hostSortValue(h, key) {
     case "backend": return p.backend || "";
     case "slots": return p.slots || 0;
     case "online": return h.online ? 1 : 0;
+    case "standing": return h.ban ? 0 : h.quarantine ? 1 : h.trusted ? 3 : 2;
     default: return h[key];
   }
 }
@@ -235,6 +250,7 @@ async function hosts() {
         failed: num(h.failed), invalid: num(h.invalid), credit: num(h.credit),
         last_contact_ms: `<span title="${esc(when(h.last_contact_ms))}">${esc(ago(h.last_contact_ms, now))}</span>`,
         online: h.online ? badge("online") : badge("offline"),
+        standing: standingBadge(h),
       },
     };
   });
@@ -281,6 +297,8 @@ async function hostPage(id) {
       <dt>Memory per task</dt><dd>${p.max_task_memory ? "up to " + bytes(p.max_task_memory) : "no limit given"}</dd>
       <dt>Results</dt><dd>${num(h.succeeded)} succeeded · ${num(h.failed)} failed · ${num(h.invalid)} invalid</dd>
       <dt>Credit</dt><dd>${num(h.credit)} fuel</dd>
+      <dt>Standing</dt><dd>${standingBadge(h)} ${esc(standingText(h))}</dd>
+      <dt>Daily quota</dt><dd>${num(h.daily_quota)} results (halves with each error or invalid result)</dd>
       <dt>Registered</dt><dd>${esc(when(h.registered_ms))}</dd><dt>Last contact</dt><dd>${esc(ago(h.last_contact_ms, now))}</dd>
     </dl>
     <h2>Recent units</h2>` + (detail.recent.length === 0 ? empty("No units yet", "This host has not been given work yet.")

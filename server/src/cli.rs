@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The musketeer server.
 #[derive(Debug, Parser)]
@@ -100,6 +100,33 @@ pub struct ServeArgs {
     /// run it already returned a replica) before it fails with the reason.
     #[arg(long, env = "MUSKETEER_STALL_TIMEOUT", default_value_t = 600)]
     pub stall_timeout: u64,
+    #[command(flatten)]
+    pub reputation: ReputationArgs,
+}
+
+/// Placement and reputation settings of `serve` (docs/operator.md, "Reputation and bans").
+#[derive(Debug, Args)]
+pub struct ReputationArgs {
+    /// Leading bits of an IPv4 address that name a host's network; replicas of one unit never
+    /// go to two hosts of one network (0: off). Loopback peers are never grouped.
+    #[arg(long, env = "MUSKETEER_NETWORK_PREFIX_V4", default_value_t = 24, value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub network_prefix_v4: u8,
+    /// The same for IPv6 (0: off).
+    #[arg(long, env = "MUSKETEER_NETWORK_PREFIX_V6", default_value_t = 48, value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub network_prefix_v6: u8,
+    /// Validated results in a row after which a host may run units alone (with spot checks).
+    #[arg(long, env = "MUSKETEER_TRUST_AFTER", default_value_t = 10)]
+    pub trust_after: u64,
+    /// Of the units a trusted host would run alone, how many per thousand stay replicated.
+    #[arg(long, env = "MUSKETEER_SPOT_CHECKS_PER_MILLE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub spot_checks_per_mille: u32,
+    /// Never let a host run units alone: every unit gets its batch's full quorum.
+    #[arg(long, env = "MUSKETEER_NO_ADAPTIVE_REPLICATION")]
+    pub no_adaptive_replication: bool,
+    /// Most results a host may fetch per day; halves with each error or invalid result and
+    /// doubles with each valid one.
+    #[arg(long, env = "MUSKETEER_MAX_DAILY_QUOTA", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_daily_quota: u32,
 }
 
 /// `token` subcommands.

@@ -21,6 +21,7 @@
 pub mod api;
 pub mod dashboard;
 pub mod domain;
+pub mod sim;
 pub mod state;
 pub mod store;
 

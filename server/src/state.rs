@@ -7,7 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::api::error::ApiError;
+use crate::domain::placement::NetworkRule;
 use crate::domain::ratelimit::RateLimiter;
+use crate::domain::reputation::Policy;
 use crate::domain::tokens::TokenTable;
 use crate::domain::world::World;
 use crate::store::{
@@ -35,6 +37,10 @@ pub struct ServeOptions {
     pub max_wait_ms: u64,
     /// The store's file, whose size `/metrics` reports (None: not reported).
     pub store_file: Option<std::path::PathBuf>,
+    /// How peer addresses group into networks for placement.
+    pub network_rule: NetworkRule,
+    /// Trust, adaptive replication and error throttling.
+    pub reputation: Policy,
     /// How long a unit may stay stalled before it fails, milliseconds.
     pub stall_timeout_ms: u64,
 }
@@ -47,6 +53,8 @@ impl Default for ServeOptions {
             register_per_minute: 10,
             max_wait_ms: 30_000,
             store_file: None,
+            network_rule: NetworkRule::default(),
+            reputation: Policy::default(),
             stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
         }
     }
@@ -132,7 +140,8 @@ fn rebuild(loaded: crate::store::Loaded) -> (World, TokenTable, ProjectConfig) {
 impl AppState {
     /// Load the store into memory and start its writer.
     pub fn load(store: Store, options: ServeOptions) -> Result<AppState, StoreError> {
-        let (world, tokens, project) = rebuild(store.load()?);
+        let (mut world, tokens, project) = rebuild(store.load()?);
+        world.set_policy(options.reputation);
         let writer = store.writer();
         let register_limiter = Mutex::new(RateLimiter::new(options.register_per_minute));
         Ok(AppState(Arc::new(Inner {
@@ -260,7 +269,8 @@ impl AppState {
         if !self.writer.has_failed() {
             return Ok(());
         }
-        let (stored_world, stored_tokens, stored_project) = rebuild(self.store.load()?);
+        let (mut stored_world, stored_tokens, stored_project) = rebuild(self.store.load()?);
+        stored_world.set_policy(*world.policy());
         *world = stored_world;
         *tokens = stored_tokens;
         *project = stored_project;
@@ -307,6 +317,7 @@ impl AppState {
             }
             if sweep_due {
                 world.sweep_stalled(now, self.options.stall_timeout_ms);
+                world.settle_disputes(now);
             }
             self.persist(&mut world, Vec::new())
         };

@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod connection;
+pub mod hosts;
 pub mod join;
 pub mod keys;
 pub mod publish;

@@ -74,6 +74,27 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The caller if its Authorization header names a valid token, else nobody: for open endpoints
+/// where a token only adds something (a host's owner at registration).
+#[derive(Debug, Clone)]
+pub struct OptionalCaller(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for OptionalCaller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(OptionalCaller(
+            Caller::from_request_parts(parts, state)
+                .await
+                .ok()
+                .and_then(|caller| caller.0),
+        ))
+    }
+}
+
 impl Caller {
     /// The calling host.
     pub fn host(&self) -> Result<HostId, ApiError> {

@@ -2,19 +2,23 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use musketeer_protocol::{
-    HostList, HostPlatform, RegisterHostRequest, RegisterHostResponse, Stats,
+    BanRequest, HostId, HostList, HostPlatform, HostSummary, RegisterHostRequest,
+    RegisterHostResponse, Role, Stats,
 };
 use subtle::ConstantTimeEq;
 
 use super::check_len;
 use super::error::ApiError;
-use super::extract::{Caller, ClientIp, JsonBody};
-use crate::domain::tokens;
+use super::extract::{Caller, ClientIp, JsonBody, OptionalCaller, PathParam};
+use crate::domain::tokens::{self, Principal};
+use crate::domain::world::StandingError;
 use crate::state::AppState;
 
-/// `POST /api/v1/hosts/register`: open (or invite-only), rate-limited per address.
+/// `POST /api/v1/hosts/register`: open (or invite-only), rate-limited per address. A user
+/// token, when sent, becomes the host's owner for placement.
 pub async fn register(
     State(state): State<AppState>,
+    owner: OptionalCaller,
     ClientIp(ip): ClientIp,
     JsonBody(request): JsonBody<RegisterHostRequest>,
 ) -> Result<(StatusCode, Json<RegisterHostResponse>), ApiError> {
@@ -27,6 +31,11 @@ pub async fn register(
             ));
         }
     }
+    // Registration stays open: a header that names no user token is ignored, as before.
+    let owner = match owner.0 {
+        Some(Principal::User(record)) => Some(record.id),
+        _ => None,
+    };
     let name = request.name.unwrap_or_else(|| "volunteer".to_owned());
     check_len("name", &name, 64)?;
     if let Some(platform) = &request.platform {
@@ -47,6 +56,11 @@ pub async fn register(
     let (host_id, pending) = {
         let mut world = state.world();
         let id = world.register_host(name, hash.clone(), request.platform, now);
+        world.set_owner(id, owner);
+        world.set_network(
+            id,
+            ip.and_then(|ip| state.options.network_rule.network_of(ip)),
+        );
         (id, state.persist(&mut world, Vec::new()))
     };
     pending.durable().await?;
@@ -90,4 +104,56 @@ pub async fn list(
 pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Stats>, ApiError> {
     caller.viewer(state.options.public_dashboard)?;
     Ok(Json(state.world().stats(AppState::now_ms())))
+}
+
+/// `POST /api/v1/hosts/{id}/ban`: admin token; the host gets no more work and its results are
+/// re-verified.
+pub async fn ban(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<HostId>,
+    JsonBody(request): JsonBody<BanRequest>,
+) -> Result<Json<HostSummary>, ApiError> {
+    caller.user_with(&[Role::Admin])?;
+    let reason = request.reason.trim().to_owned();
+    if reason.is_empty() {
+        return Err(ApiError::invalid(
+            "reason must say why the host is banned (it is shown on the dashboard)",
+        ));
+    }
+    check_len("reason", &reason, 200)?;
+    change_standing(&state, id, |world, now| world.ban(id, reason, now)).await
+}
+
+/// `POST /api/v1/hosts/{id}/unban`: admin token; lifts a ban or quarantine.
+pub async fn unban(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<HostId>,
+) -> Result<Json<HostSummary>, ApiError> {
+    caller.user_with(&[Role::Admin])?;
+    change_standing(&state, id, |world, _| world.unban(id)).await
+}
+
+async fn change_standing(
+    state: &AppState,
+    id: HostId,
+    change: impl FnOnce(&mut crate::domain::world::World, u64) -> Result<(), StandingError>,
+) -> Result<Json<HostSummary>, ApiError> {
+    let now = AppState::now_ms();
+    let (summary, pending) = {
+        let mut world = state.world();
+        change(&mut world, now).map_err(|e| match e {
+            StandingError::UnknownHost(_) => ApiError::not_found(e.to_string()),
+        })?;
+        let summary = world
+            .host(id)
+            .map(|h| world.host_summary(h, now))
+            .ok_or_else(|| ApiError::not_found(format!("no host {id}")))?;
+        (summary, state.persist(&mut world, Vec::new()))
+    };
+    pending.durable().await?;
+    // Re-verification may have queued replicas.
+    state.work_available.notify_waiters();
+    Ok(Json(summary))
 }

@@ -64,6 +64,8 @@ pub fn app(state: AppState) -> Router {
         .route(paths::TOKENS, post(tokens::create))
         .route(paths::TOKEN, delete(tokens::revoke))
         .route(paths::HOST, get(views::host))
+        .route(paths::HOST_BAN, post(hosts::ban))
+        .route(paths::HOST_UNBAN, post(hosts::unban))
         .route(paths::UNIT, get(views::unit))
         .route(paths::BATCH_UNITS, get(views::batch_units))
         .merge(crate::dashboard::routes())

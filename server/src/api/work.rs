@@ -10,9 +10,10 @@ use musketeer_protocol::{
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, ClientIp, JsonBody};
 use super::hosts::check_platform;
 use crate::domain::lifecycle::Reported;
+use crate::domain::reputation::Refusal;
 use crate::domain::world::AssignmentView;
 use crate::state::AppState;
 
@@ -28,15 +29,19 @@ const MAX_STDERR_TAIL: usize = 8 * 1024;
 struct FetchBody<'a> {
     assignments: Vec<AssignmentView<'a>>,
     cancelled: Vec<ResultId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refusal: Option<String>,
 }
 
 /// `POST /api/v1/work/fetch`: host token; long-polls when there is no work.
 pub async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
+    ClientIp(ip): ClientIp,
     JsonBody(request): JsonBody<FetchRequest>,
 ) -> Result<Response, ApiError> {
     let host = caller.host()?;
+    let network = ip.and_then(|ip| state.options.network_rule.network_of(ip));
     check_platform(&request.platform)?;
     check_in_flight(&request.in_flight)?;
     let version = semver::Version::parse(&request.platform.client_version).map_err(|e| {
@@ -68,6 +73,7 @@ pub async fn fetch(
             let now = AppState::now_ms();
             let mut world = state.world();
             world.touch_host(host, Some(&request.platform), now);
+            world.set_network(host, network.clone());
             // Once per request: a long poll's later rounds may have handed out leases.
             if let Some(held) = request.held.as_deref()
                 && !std::mem::replace(&mut reconciled, true)
@@ -80,15 +86,25 @@ pub async fn fetch(
                 Vec::new()
             };
             let cancelled = world.cancelled_among(host, &request.in_flight);
+            let refusal = world.fetch_refusal(host, now);
+            // A banned, quarantined or over-quota host is told at once rather than left to
+            // long-poll; a host held by a dispute waits as usual (settling may free it).
+            let refused_for_good = refusal
+                .as_ref()
+                .is_some_and(|r| !matches!(r, Refusal::Disputed { .. }));
+            let refusal = refusal.map(|r| r.to_string());
             let pending = state.persist(&mut world, Vec::new());
             let response = FetchBody {
+                refusal,
                 assignments: ids
                     .into_iter()
                     .filter_map(|id| world.assignment_view(id))
                     .collect(),
                 cancelled,
             };
-            let answered = !response.assignments.is_empty() || !response.cancelled.is_empty();
+            let answered = !response.assignments.is_empty()
+                || !response.cancelled.is_empty()
+                || refused_for_good;
             let mut body = Vec::with_capacity(
                 64 + response
                     .assignments

@@ -1,4 +1,6 @@
 use anyhow::Context as _;
+use musketeer_server::domain::placement::NetworkRule;
+use musketeer_server::domain::reputation::Policy;
 use musketeer_server::state::{AppState, ServeOptions};
 use musketeer_server::store::Store;
 
@@ -16,6 +18,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_dashboard: args.public_dashboard,
         register_per_minute: args.register_per_minute,
         stall_timeout_ms: args.stall_timeout.saturating_mul(1000),
+        network_rule: NetworkRule {
+            ipv4_prefix: args.reputation.network_prefix_v4,
+            ipv6_prefix: args.reputation.network_prefix_v6,
+        },
+        reputation: Policy {
+            trust_after: args.reputation.trust_after,
+            spot_checks_per_mille: args.reputation.spot_checks_per_mille,
+            adaptive_replication: !args.reputation.no_adaptive_replication,
+            max_daily_quota: args.reputation.max_daily_quota,
+            new_host_quota: args.reputation.max_daily_quota,
+        },
         store_file: Some(args.data_dir.join(musketeer_server::store::DB_FILE)),
         ..ServeOptions::default()
     };

@@ -3,14 +3,14 @@
 //! added to or removed from a wire type breaks the build here until the document follows.
 
 use musketeer_protocol::{
-    AppList, AppVersionInfo, Assignment, Backend, Base64Bytes, BatchId, BatchList, BatchState,
-    BatchStatus, CreateTokenRequest, CreateTokenResponse, DeleteBatchResponse, ErrorKind,
-    FetchRequest, FetchResponse, HostDetail, HostId, HostList, HostPlatform, HostSummary, Limits,
-    Outcome, ProjectInfo, PublishRequest, PublishResponse, RegisterHostRequest,
-    RegisterHostResponse, RegistrationPolicy, ReplicaOutcome, ReplicaView, Replication, ReportAck,
-    ReportRequest, ReportResponse, ReportStatus, ResultId, ResultReport, Role, Stats,
-    SubmitBatchRequest, SubmitBatchResponse, TokenId, TrustedKey, UnitCounts, UnitDetail, UnitId,
-    UnitList, UnitState, UnitSummary,
+    AppList, AppVersionInfo, Assignment, Backend, BanRequest, Base64Bytes, BatchId, BatchList,
+    BatchState, BatchStatus, CreateTokenRequest, CreateTokenResponse, DeleteBatchResponse,
+    ErrorKind, FetchRequest, FetchResponse, HostDetail, HostId, HostList, HostPlatform,
+    HostSummary, Limits, Outcome, ProjectInfo, PublishRequest, PublishResponse,
+    RegisterHostRequest, RegisterHostResponse, RegistrationPolicy, ReplicaOutcome, ReplicaView,
+    Replication, ReportAck, ReportRequest, ReportResponse, ReportStatus, ResultId, ResultReport,
+    Role, Stats, SubmitBatchRequest, SubmitBatchResponse, TokenId, TrustedKey, UnitCounts,
+    UnitDetail, UnitId, UnitList, UnitState, UnitSummary,
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -213,6 +213,10 @@ fn host_summary() -> HostSummary {
         failed: 1,
         invalid: 0,
         credit: 3_249_360,
+        trusted: true,
+        quarantine: None,
+        ban: None,
+        daily_quota: 10_000,
     }
 }
 
@@ -289,6 +293,7 @@ fn examples(name: &str) -> Option<Vec<Value>> {
                 unit: UnitId(13),
                 replica: 1,
             }],
+            refusal: None,
         }]),
         "ReportRequest" => values(&[ReportRequest {
             results: vec![
@@ -415,6 +420,10 @@ fn examples(name: &str) -> Option<Vec<Value>> {
         }]),
         "HostList" => values(&[HostList {
             hosts: vec![host_summary()],
+        }]),
+        "HostSummary" => values(&[host_summary()]),
+        "BanRequest" => values(&[BanRequest {
+            reason: "returned forged results".into(),
         }]),
         "HostDetail" => values(&[HostDetail {
             host: host_summary(),

@@ -2,8 +2,10 @@
 //! world, tokens and roles, publish checks, result formatting and the dashboard's views.
 
 pub mod lifecycle;
+pub mod placement;
 pub mod publish;
 pub mod ratelimit;
+pub mod reputation;
 pub mod results;
 pub mod tokens;
 pub mod views;

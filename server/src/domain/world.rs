@@ -13,10 +13,14 @@ use musketeer_protocol::{
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
-use super::lifecycle::{Event, Params, ReplicaState, ReportEffect, Reported, Unit, Validation};
+use super::lifecycle::{Params, ReplicaState, ReportEffect, Reported, Unit, Validation};
+use super::placement::{self, Origin};
+use super::reputation::{self, Policy, Standing};
 
 mod delete;
+mod standing;
 pub use delete::{DeleteError, DeletedBatch, NextIds};
+pub use standing::{CreditSamples, StandingError};
 
 /// A host counts as online if it made contact within this time.
 pub const ONLINE_WINDOW_MS: u64 = 2 * 60 * 1000;
@@ -132,6 +136,12 @@ pub struct Host {
     pub invalid: u64,
     /// Fuel of validated results.
     pub credit: u64,
+    /// Trust, quota, quarantine and ban.
+    #[serde(default)]
+    pub standing: Standing,
+    /// Its network and owner, for placement.
+    #[serde(default)]
+    pub origin: Origin,
     /// Replicas running now (derived, not stored).
     #[serde(skip)]
     pub running: u64,
@@ -274,6 +284,12 @@ pub struct World {
     last_stall_sweep_ms: Option<u64>,
     /// Ids below these were handed out (and may belong to deleted batches).
     id_floor: NextIds,
+    /// Trust and throttling settings.
+    policy: Policy,
+    /// Recent credit granted per app, for results no replica confirms.
+    credit_samples: BTreeMap<String, CreditSamples>,
+    /// Per host, active units where its unvalidated result disagrees with another's (derived).
+    disputes: BTreeMap<HostId, BTreeSet<UnitId>>,
     dirty: Dirty,
 }
 
@@ -407,6 +423,8 @@ impl World {
             failed: 0,
             invalid: 0,
             credit: 0,
+            standing: Standing::default(),
+            origin: Origin::default(),
             running: 0,
         };
         self.hosts.insert(id, host);
@@ -609,25 +627,95 @@ impl World {
                     .is_some_and(|batch| self.memory_needed(batch) <= cap)
             })
         };
-        let candidates: Vec<UnitId> = self
-            .queue
-            .iter()
-            .take(MAX_SCAN)
-            .map(|&(_, id)| id)
-            .filter(|id| {
-                self.units
-                    .get(id)
-                    .is_some_and(|u| !u.has_host(host) && fits(u))
-            })
-            .take(max)
-            .collect();
-        candidates
+        let Some(me) = self.hosts.get(&host) else {
+            return Vec::new();
+        };
+        let Ok(allowance) = me.standing.allowance(&self.policy, now_ms) else {
+            return Vec::new();
+        };
+        // A host in a dispute gets no fresh work (a fast liar cannot run ahead of the honest
+        // hosts that will catch it) but may help settle other disputes.
+        let held = self.held_by_dispute(host, now_ms).is_some();
+        let max = max.min(allowance as usize);
+        let trusted = me.standing.trusted(&self.policy);
+        let origin = &me.origin;
+        // Error flooders cannot agree on a unit and fail it (see `Standing::suspect`).
+        let i_am_suspect = me.standing.suspect();
+        // Replicas of one unit go to hosts of different networks and owners.
+        let placeable = |unit: &Unit| {
+            !unit.has_host(host)
+                && unit.replicas.iter().all(|r| {
+                    let other = r.host.and_then(|h| self.hosts.get(&h));
+                    let errored = matches!(r.state, ReplicaState::Error { .. });
+                    other.is_none_or(|other| {
+                        !other.origin.conflicts_with(origin)
+                            && !(i_am_suspect && (errored || other.standing.suspect()))
+                    })
+                })
+        };
+        let eligible = |id: &UnitId| {
+            self.units
+                .get(id)
+                .is_some_and(|u| (!held || u.is_disputed()) && placeable(u) && fits(u))
+        };
+        // Within a priority, each fetch takes a scattered sample of the first eligible units
+        // rather than the very first ones, so that two fast hosts asking together do not take
+        // both replicas of the same units.
+        let window = max.saturating_mul(4).max(64);
+        let mut candidates: Vec<UnitId> = Vec::with_capacity(max);
+        let mut group: Vec<UnitId> = Vec::new();
+        let mut group_priority = None;
+        let take_scattered = |group: &mut Vec<UnitId>, candidates: &mut Vec<UnitId>| {
+            let room = max.saturating_sub(candidates.len());
+            // With little choice the oldest units go first; scattering would only delay them.
+            if group.len() > room + room / 2 {
+                group.sort_by_key(|unit| placement::scatter(host, now_ms, *unit));
+            }
+            candidates.extend(group.drain(..).take(room));
+        };
+        for &(Reverse(priority), id) in self.queue.iter().take(MAX_SCAN) {
+            if candidates.len() >= max {
+                break;
+            }
+            if group_priority != Some(priority) || group.len() >= window {
+                take_scattered(&mut group, &mut candidates);
+                group_priority = Some(priority);
+            }
+            if candidates.len() < max && eligible(&id) {
+                group.push(id);
+            }
+        }
+        take_scattered(&mut group, &mut candidates);
+        // Hand the sample out in queue order (priority, then age), as hosts expect.
+        candidates.sort_by_key(|unit| {
+            let priority = self
+                .units
+                .get(unit)
+                .and_then(|u| self.batches.get(&u.batch))
+                .map_or(0, |b| b.priority);
+            (Reverse(priority), *unit)
+        });
+        let policy = self.policy;
+        let leased: Vec<ResultId> = candidates
             .into_iter()
             .filter_map(|unit| {
-                let replica = self.update_unit(unit, now_ms, |u| u.assign(host, now_ms))??;
+                let alone = trusted && !reputation::spot_check(&policy, unit);
+                let replica = self.update_unit(unit, now_ms, |u| {
+                    if alone {
+                        u.run_alone();
+                    }
+                    u.assign(host, now_ms)
+                })??;
                 Some(ResultId { unit, replica })
             })
-            .collect()
+            .collect();
+        if let Some(h) = self.hosts.get_mut(&host)
+            && !leased.is_empty()
+        {
+            h.standing.fetched(leased.len() as u32, now_ms);
+            self.dirty.hosts.insert(host);
+        }
+        leased
     }
 
     /// The assignment for a leased replica.
@@ -695,12 +783,15 @@ impl World {
                 if let Some(h) = self.hosts.get_mut(&host) {
                     match counter {
                         Some(true) => h.succeeded += 1,
-                        Some(false) => h.failed += 1,
+                        Some(false) => {
+                            h.failed += 1;
+                            h.standing.error(&self.policy);
+                        }
                         None => {}
                     }
                     self.dirty.hosts.insert(host);
                 }
-                self.apply_events(&events);
+                self.apply_events(id.unit, &events, now_ms);
                 (ReportStatus::Accepted, None)
             }
             ReportEffect::Duplicate => (ReportStatus::Duplicate, None),
@@ -834,7 +925,7 @@ impl World {
                 self.update_unit(id.unit, now_ms, |u| u.lose(id.replica, host))
             {
                 replaced += 1;
-                self.apply_events(&events);
+                self.apply_events(id.unit, &events, now_ms);
             }
         }
         replaced
@@ -851,7 +942,7 @@ impl World {
             .collect();
         for unit in due {
             if let Some(events) = self.update_unit(unit, now_ms, |u| u.expire(now_ms)) {
-                self.apply_events(&events);
+                self.apply_events(unit, &events, now_ms);
             }
         }
         self.unsent_replicas > before
@@ -934,6 +1025,10 @@ impl World {
             failed: host.failed,
             invalid: host.invalid,
             credit: host.credit,
+            trusted: host.standing.trusted(&self.policy),
+            quarantine: host.standing.quarantine.as_ref().map(|q| q.reason.clone()),
+            ban: host.standing.ban.clone(),
+            daily_quota: host.standing.quota(&self.policy),
         }
     }
 
@@ -972,6 +1067,7 @@ impl World {
             counts,
             results,
             unsent_replicas,
+            disputes,
             ..
         } = self;
         let Some(unit) = units.get(&id) else { return };
@@ -1018,6 +1114,19 @@ impl World {
                 _ => {}
             }
         }
+        {
+            for host in unit.disputants() {
+                let units = disputes.entry(host).or_default();
+                if add {
+                    units.insert(id);
+                } else {
+                    units.remove(&id);
+                    if units.is_empty() {
+                        disputes.remove(&host);
+                    }
+                }
+            }
+        }
         for (replica, host, deadline) in unit.leases() {
             let result = ResultId { unit: id, replica };
             if add {
@@ -1030,25 +1139,6 @@ impl World {
             if let Some(h) = hosts.get_mut(&host) {
                 adjust(&mut h.running);
             }
-        }
-    }
-
-    fn apply_events(&mut self, events: &[Event]) {
-        for event in events {
-            let host = match *event {
-                Event::Validated { host, .. }
-                | Event::Invalidated { host }
-                | Event::TimedOut { host } => host,
-            };
-            let Some(h) = self.hosts.get_mut(&host) else {
-                continue;
-            };
-            match *event {
-                Event::Validated { fuel, .. } => h.credit += fuel,
-                Event::Invalidated { .. } => h.invalid += 1,
-                Event::TimedOut { .. } => h.failed += 1,
-            }
-            self.dirty.hosts.insert(host);
         }
     }
 

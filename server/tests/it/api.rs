@@ -176,6 +176,7 @@ async fn quorum_two_marks_the_wrong_host_invalid() {
         api.register("honest-1").await,
         api.register("cheater").await,
         api.register("honest-2").await,
+        api.register("honest-3").await,
     ];
     let a = api.fetch(&hosts[0], 1).await.remove(0);
     let b = api.fetch(&hosts[1], 1).await.remove(0);
@@ -183,9 +184,12 @@ async fn quorum_two_marks_the_wrong_host_invalid() {
         .await;
     api.report_success(&hosts[1], &b["result_id"], b"wrong")
         .await;
-    let c = api.fetch(&hosts[2], 1).await.remove(0);
-    api.report_success(&hosts[2], &c["result_id"], b"right")
-        .await;
+    // A disputed unit needs the quorum plus one agreeing result per differing output.
+    for honest in &hosts[2..] {
+        let c = api.fetch(honest, 1).await.remove(0);
+        api.report_success(honest, &c["result_id"], b"right").await;
+    }
+    let cheater_token = hosts[1].clone();
     let (_, status) = api
         .get(
             &format!("/api/v1/batches/{batch}"),
@@ -204,13 +208,33 @@ async fn quorum_two_marks_the_wrong_host_invalid() {
         (cheater["invalid"].as_u64(), cheater["credit"].as_u64()),
         (Some(1), Some(0))
     );
+    assert!(
+        cheater["quarantine"]
+            .as_str()
+            .is_some_and(|r| r.contains("disagreed")),
+        "{cheater}"
+    );
+    // A quarantined host is told why it gets no work, at once.
+    let (_, fetched) = api
+        .post(
+            "/api/v1/work/fetch",
+            Some(&cheater_token),
+            json!({"free_slots": 1, "platform": platform(), "wait_ms": 30_000}),
+        )
+        .await;
+    assert!(
+        fetched["refusal"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("quarantined")),
+        "{fetched}"
+    );
     let (_, stats) = api.get("/api/v1/stats", Some(&project.admin)).await;
     assert_eq!(
         (
             stats["results"]["valid"].as_u64(),
             stats["results"]["invalid"].as_u64()
         ),
-        (Some(2), Some(1))
+        (Some(3), Some(1))
     );
     assert_eq!(stats["units"]["done"], 1);
 }

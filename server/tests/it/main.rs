@@ -10,6 +10,7 @@ mod cli;
 mod dashboard;
 mod delete;
 mod durability;
+mod reputation;
 mod restart;
 mod rotation;
 mod socket;

@@ -110,7 +110,7 @@ fn host_never_gets_two_replicas_of_a_unit() {
 }
 
 #[test]
-fn disagreement_creates_a_tiebreaker_and_marks_the_minority_invalid() {
+fn disagreement_needs_a_margin_and_marks_the_minority_invalid() {
     let mut u = unit(params(2, 2, 3, 6));
     let a = u.assign(H1, 0).unwrap();
     let b = u.assign(H2, 0).unwrap();
@@ -122,7 +122,13 @@ fn disagreement_creates_a_tiebreaker_and_marks_the_minority_invalid() {
         "a third replica waits for a host"
     );
     let c = u.assign(H3, 0).unwrap();
-    let ReportEffect::Accepted(events) = u.report(c, H3, success(b"right")) else {
+    u.report(c, H3, success(b"right"));
+    // Two against one is not enough: the quorum plus one vote per dissenting result.
+    assert_eq!(u.canonical_output(), None);
+    assert!(u.is_disputed());
+    let h4 = HostId(4);
+    let d = u.assign(h4, 0).unwrap();
+    let ReportEffect::Accepted(events) = u.report(d, h4, success(b"right")) else {
         panic!()
     };
     assert_eq!(u.canonical_output(), Some(&b"right"[..]));
@@ -240,7 +246,12 @@ fn a_success_against_an_error_quorum_is_invalid() {
     );
     u.report(a, H1, success(b"forged"));
     u.report(b, H2, task_error("trap"));
-    let ReportEffect::Accepted(events) = u.report(c, H3, task_error("trap")) else {
+    u.report(c, H3, task_error("trap"));
+    // An output dissents: the errors need a margin (see `votes_needed`).
+    assert!(u.is_active());
+    let h4 = HostId(4);
+    let d = u.assign(h4, 0).unwrap();
+    let ReportEffect::Accepted(events) = u.report(d, h4, task_error("trap")) else {
         panic!()
     };
     assert!(failure_reason(&u).contains("trap"));

@@ -65,8 +65,11 @@ fn busy_world() -> (World, BatchId, BatchId) {
     let b = world.register_host("b".into(), String::new(), Some(platform("aarch64")), 0);
     let replicated = submit(&mut world, 4, 2, 0);
     let single = submit(&mut world, 2, 1, 3);
-    let from_a = world.fetch(a, 6, 10);
-    let from_b = world.fetch(b, 6, 10);
+    // Fetches take a scattered sample of the queue; order them by unit for the script below.
+    let mut from_a = world.fetch(a, 6, 10);
+    let mut from_b = world.fetch(b, 6, 10);
+    from_a.sort();
+    from_b.sort();
     assert_eq!((from_a.len(), from_b.len()), (6, 4));
     // Unit 1: agreement. Unit 2: disagreement. Unit 3: a host-caused error fails it (no errors
     // allowed).
