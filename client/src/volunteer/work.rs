@@ -125,6 +125,8 @@ impl Worker {
         let mut backoff = Backoff::new(Duration::from_millis(250), shared.config.max_backoff);
         let mut retry_at = tokio::time::Instant::now();
         let mut waiting_announced = false;
+        // The last reason the server gave for sending no work, announced once per change.
+        let mut last_refusal: Option<String> = None;
         let mut shutdown = shutdown;
         let mut stop_deadline: Option<tokio::time::Instant> = None;
         let mut fatal: Option<ApiError> = None;
@@ -157,6 +159,16 @@ impl Worker {
                         Ok(response) => {
                             backoff.reset();
                             abort(&mut running, &mut free, &shared, &response.cancelled);
+                            if response.refusal != last_refusal {
+                                if let Some(reason) = &response.refusal {
+                                    shared.events.emit(
+                                        "refused",
+                                        serde_json::json!({"reason": reason}),
+                                        format!("the server gives this host no work: {reason}"),
+                                    );
+                                }
+                                last_refusal = response.refusal.clone();
+                            }
                             if response.assignments.is_empty() && running.is_empty() && !waiting_announced {
                                 waiting_announced = true;
                                 shared.events.emit("idle", serde_json::json!({}), "waiting for work");

@@ -12,7 +12,7 @@ use musketeer_protocol::{
 };
 use musketeer_task_artifacts::PRIMES;
 
-use crate::support::{Http, Project, primes_answer, wait_for, wait_idle};
+use crate::support::{Http, Project, musketeer_ok, primes_answer, wait_for, wait_idle};
 
 /// What a raw-protocol attacker reports for every assignment.
 #[derive(Clone, Copy)]
@@ -259,4 +259,36 @@ fn an_error_flooder_drains_little_and_fails_no_good_unit() {
         host.quarantine.is_some() || host.daily_quota < 10_000,
         "{host:?}"
     );
+}
+
+#[test]
+fn an_admin_bans_and_unbans_a_host_from_the_cli() {
+    let project = Project::start();
+    let suspect = Attacker::start(&project.url, "suspect", Attack::Forge);
+    let id = suspect.host_id.to_string();
+    let server = [
+        "--server",
+        project.url.as_str(),
+        "--token",
+        project.admin.as_str(),
+    ];
+    let banned = musketeer_ok(
+        &[
+            &["hosts", "ban", &id, "--reason", "forged results"],
+            &server[..],
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(banned.contains("banned: forged results"), "{banned}");
+    let list = musketeer_ok(&[&["hosts", "list"], &server[..]].concat(), &[]);
+    let row = list
+        .lines()
+        .find(|l| l.contains("suspect"))
+        .unwrap_or_else(|| panic!("suspect listed: {list}"));
+    assert!(row.contains("banned: forged results"), "{row}");
+    let unbanned = musketeer_ok(&[&["hosts", "unban", &id], &server[..]].concat(), &[]);
+    assert!(unbanned.contains("may work again"), "{unbanned}");
+    let list = musketeer_ok(&[&["hosts", "list"], &server[..]].concat(), &[]);
+    assert!(!list.contains("banned"), "{list}");
 }

@@ -13,7 +13,6 @@ use super::error::ApiError;
 use super::extract::{Caller, ClientIp, JsonBody};
 use super::hosts::check_platform;
 use crate::domain::lifecycle::Reported;
-use crate::domain::reputation::Refusal;
 use crate::domain::world::AssignmentView;
 use crate::state::AppState;
 
@@ -86,13 +85,9 @@ pub async fn fetch(
                 Vec::new()
             };
             let cancelled = world.cancelled_among(host, &request.in_flight);
-            let refusal = world.fetch_refusal(host, now);
-            // A banned, quarantined or over-quota host is told at once rather than left to
-            // long-poll; a host held by a dispute waits as usual (settling may free it).
-            let refused_for_good = refusal
-                .as_ref()
-                .is_some_and(|r| !matches!(r, Refusal::Disputed { .. }));
-            let refusal = refusal.map(|r| r.to_string());
+            // A refused host still long-polls as usual (an unban, a new day or a settled
+            // dispute may give it work), so that clients do not spin; the answer says why.
+            let refusal = world.fetch_refusal(host, now).map(|r| r.to_string());
             let pending = state.persist(&mut world, Vec::new());
             let response = FetchBody {
                 refusal,
@@ -102,9 +97,7 @@ pub async fn fetch(
                     .collect(),
                 cancelled,
             };
-            let answered = !response.assignments.is_empty()
-                || !response.cancelled.is_empty()
-                || refused_for_good;
+            let answered = !response.assignments.is_empty() || !response.cancelled.is_empty();
             let mut body = Vec::with_capacity(
                 64 + response
                     .assignments
