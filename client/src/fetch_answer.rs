@@ -17,6 +17,8 @@ pub struct FetchAnswer {
     pub assignments: Vec<Result<Assignment, BadAssignment>>,
     /// Results from `in_flight` that are no longer needed.
     pub cancelled: Vec<ResultId>,
+    /// Why the host gets no work at all now (banned, quarantined, daily quota used), if so.
+    pub refusal: Option<String>,
 }
 
 /// An assignment the client will not run.
@@ -32,6 +34,8 @@ pub struct BadAssignment {
 struct Envelope {
     assignments: Vec<Box<RawValue>>,
     cancelled: Vec<ResultId>,
+    #[serde(default)]
+    refusal: Option<String>,
 }
 
 /// Just the id of an assignment; every other field is skipped without being decoded.
@@ -46,6 +50,7 @@ pub fn decode(bytes: &[u8]) -> Result<FetchAnswer, serde_json::Error> {
     Ok(FetchAnswer {
         assignments: envelope.assignments.iter().map(|raw| one(raw)).collect(),
         cancelled: envelope.cancelled,
+        refusal: envelope.refusal,
     })
 }
 
@@ -164,6 +169,16 @@ mod tests {
             bad.reason.len()
         );
         assert_eq!(one_line("a\nb\u{1b}"), "a\\nb\\u{1b}");
+    }
+
+    #[test]
+    fn the_servers_refusal_is_kept() {
+        let answer =
+            decode(br#"{"assignments":[],"cancelled":[],"refusal":"banned: forged outputs"}"#)
+                .unwrap();
+        assert_eq!(answer.refusal.as_deref(), Some("banned: forged outputs"));
+        let answer = decode(br#"{"assignments":[],"cancelled":[]}"#).unwrap();
+        assert_eq!(answer.refusal, None);
     }
 
     #[test]
