@@ -204,6 +204,9 @@ pub async fn join(
             serde_json::json!({"poll_wait_ms": config.poll_wait.as_millis() as u64}),
             "waiting for work; each task is shown here as it starts",
         );
+        if let Some(max) = config.max_task_memory {
+            warn_about_apps_too_big(&api.with_token(host.host_token.clone()), max, &events).await;
+        }
         let worker = work::Worker::new(work::WorkerSetup {
             api: api.with_token(host.host_token.clone()),
             data: data.clone(),
@@ -238,6 +241,52 @@ pub async fn join(
             other => return other,
         }
     }
+}
+
+/// Says which of the project's apps need more memory than `max_task_memory` allows (the
+/// server sends this host none of their work). Best effort: a server that does not list its
+/// apps to hosts leaves the volunteer with the limit shown in the "joined" line.
+async fn warn_about_apps_too_big(api: &ApiClient, max_task_memory: u64, events: &Events) {
+    let apps: musketeer_protocol::AppList =
+        match api.get_json(musketeer_protocol::paths::APPS).await {
+            Ok(apps) => apps,
+            Err(error) => {
+                tracing::debug!("cannot list the project's apps: {error}");
+                return;
+            }
+        };
+    let (too_big, any_fits) = memory::apps_too_big(&apps, max_task_memory);
+    if too_big.is_empty() {
+        return;
+    }
+    let list = too_big
+        .iter()
+        .map(|app| {
+            format!(
+                "{} needs {} MiB",
+                app.app,
+                app.needs_bytes.div_ceil(1 << 20)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let consequence = if any_fits {
+        "their work will not be sent here"
+    } else {
+        "no app of this project fits, so this host will get no work"
+    };
+    events.emit(
+        "apps-too-big",
+        serde_json::json!({
+            "max_task_memory": max_task_memory,
+            "any_app_fits": any_fits,
+            "apps": too_big.iter().map(|app| serde_json::json!({"app": app.app, "memory_bytes": app.needs_bytes})).collect::<Vec<_>>(),
+        }),
+        format!(
+            "warning: tasks here may use at most {} MiB ({list}); {consequence}. Raise --max-task-memory (or lower --slots, which raises the default) if this machine can spare it",
+            max_task_memory >> 20
+        ),
+    );
 }
 
 /// This host's credentials at the server: the stored ones, or new ones from registering.
