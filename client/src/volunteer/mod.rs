@@ -81,9 +81,9 @@ pub enum JoinError {
     /// This host never joined the server, and the server could not be read: the URL is
     /// probably wrong or the server down, so the client stops instead of retrying forever.
     #[error(
-        "cannot join {server}: {cause}. This data directory has never joined it, so the client \
-         stops instead of retrying: check the URL (scheme, host and port, as the project \
-         publishes it) and that the server is up, then join again"
+        "{cause}. This data directory has never joined {server}, so the client stops instead \
+         of retrying: check the URL (scheme, host and port, as the project publishes it) and \
+         that the server is up, then join again"
     )]
     FirstContact {
         /// The server asked for.
