@@ -247,14 +247,22 @@ pub async fn join(
 /// server sends this host none of their work). Best effort: a server that does not list its
 /// apps to hosts leaves the volunteer with the limit shown in the "joined" line.
 async fn warn_about_apps_too_big(api: &ApiClient, max_task_memory: u64, events: &Events) {
-    let apps: musketeer_protocol::AppList =
-        match api.get_json(musketeer_protocol::paths::APPS).await {
-            Ok(apps) => apps,
-            Err(error) => {
-                tracing::debug!("cannot list the project's apps: {error}");
-                return;
-            }
-        };
+    // Only a hint: a slow answer must not hold up the work.
+    let listing = tokio::time::timeout(
+        Duration::from_secs(5),
+        api.get_json::<musketeer_protocol::AppList>(musketeer_protocol::paths::APPS),
+    );
+    let apps = match listing.await {
+        Ok(Ok(apps)) => apps,
+        Ok(Err(error)) => {
+            tracing::debug!("cannot list the project's apps: {error}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("the project's app list took too long; not checked");
+            return;
+        }
+    };
     let (too_big, any_fits) = memory::apps_too_big(&apps, max_task_memory);
     if too_big.is_empty() {
         return;
