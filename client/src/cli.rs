@@ -24,6 +24,7 @@ pub enum Command {
     /// Verify and run a signed task module locally, in the same sandbox volunteers use.
     Run(RunArgs),
     /// Volunteer: join a project and run its work until stopped (Ctrl-C).
+    #[command(after_help = JOIN_AFTER_HELP)]
     Join(JoinArgs),
     /// Researcher: submit a batch of inputs to an app; prints the batch id.
     Submit(SubmitArgs),
@@ -178,6 +179,16 @@ pub enum LogFormatArg {
     /// One JSON object per line.
     Json,
 }
+
+/// What `join --help` says after the options: the environment it reads besides them.
+const JOIN_AFTER_HELP: &str = "\
+Environment:
+  MUSKETEER_LOG  diagnostics on stderr, in tracing's filter syntax (default: warn), e.g.
+                 MUSKETEER_LOG=debug, or MUSKETEER_LOG=musketeer_client=debug,wasmtime=warn.
+                 The volunteer's own lines (stdout, --log-format) do not depend on it.
+
+A first join to a server this data directory never joined stops after a few tries if the
+server cannot be read (check the URL); a project joined before is retried until it is back.";
 
 #[derive(Debug, Args)]
 pub struct JoinArgs {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use musketeer_client::{cli, commands};
+use musketeer_client::{cli, commands, volunteer};
 
 /// Exit status when a task was refused or failed in the sandbox (setup errors exit 1).
 const EXIT_TASK_FAILED: u8 = 3;
@@ -30,7 +30,10 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {error:#}");
+            // The whole cause chain, each cause once: the root cause ("Connection refused")
+            // is what says what to fix.
+            let causes = error.chain().map(ToString::to_string);
+            eprintln!("error: {}", volunteer::events::compact_chain(causes));
             ExitCode::FAILURE
         }
     }

@@ -64,9 +64,66 @@ impl Events {
     }
 }
 
+/// `error` and every error under it, on one line: "outer: cause: root cause".
+///
+/// A cause whose text the line already holds is left out: many errors quote their source in
+/// their own message (reqwest's "error sending request" would otherwise appear twice), and the
+/// root cause ("Connection refused") is what tells the volunteer what to fix.
+pub fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    compact_chain(std::iter::successors(Some(error), |e| e.source()).map(|e| e.to_string()))
+}
+
+/// Joins error messages, outermost first, with ": ", leaving out those already said.
+pub fn compact_chain(messages: impl IntoIterator<Item = String>) -> String {
+    let mut line = String::new();
+    for message in messages {
+        let message = message.trim();
+        if message.is_empty() || line.contains(message) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(message);
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Events, LogFormat};
+    use super::{Events, LogFormat, cause_chain};
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Leaf(&'static str);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct Wrapper {
+        text: &'static str,
+        source: Box<dyn std::error::Error + 'static>,
+    }
+
+    #[test]
+    fn the_root_cause_is_kept_and_repeats_are_dropped() {
+        // Shaped like a refused connection under reqwest: the outer error quotes its source.
+        let error = Wrapper {
+            text: "cannot reach the server: error sending request for url (http://x/)",
+            source: Box::new(Wrapper {
+                text: "error sending request for url (http://x/)",
+                source: Box::new(Wrapper {
+                    text: "client error (Connect)",
+                    source: Box::new(Leaf("Connection refused (os error 111)")),
+                }),
+            }),
+        };
+        assert_eq!(
+            cause_chain(&error),
+            "cannot reach the server: error sending request for url (http://x/): \
+             client error (Connect): Connection refused (os error 111)"
+        );
+        assert_eq!(cause_chain(&Leaf("alone")), "alone");
+    }
 
     #[test]
     fn an_event_is_one_line_whatever_its_text() {

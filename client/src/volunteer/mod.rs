@@ -78,6 +78,22 @@ pub enum JoinError {
     /// The sandbox could not start.
     #[error("cannot start the sandbox: {0}")]
     Sandbox(String),
+    /// This host never joined the server, and the server could not be read: the URL is
+    /// probably wrong or the server down, so the client stops instead of retrying forever.
+    #[error(
+        "{cause}. This data directory has never joined {server}, so the client stops instead \
+         of retrying: check the URL (scheme, host and port, as the project publishes it) and \
+         that the server is up, then join again"
+    )]
+    FirstContact {
+        /// The server asked for.
+        server: String,
+        /// What went wrong, with its root cause.
+        cause: String,
+        /// The last error.
+        #[source]
+        source: ApiError,
+    },
     /// The data directory belongs to another server.
     #[error("the data directory {dir} belongs to {other}; use another --data-dir for {server}")]
     OtherServer {
@@ -100,12 +116,34 @@ pub async fn join(
     let api = ApiClient::new(&config.server, None)?;
     let stop = StopSignal::new(shutdown);
 
-    let Some(project) = retry(&events, &config, &stop, "read the project", || {
-        api.project()
-    })
-    .await?
-    else {
-        return Ok(());
+    // A project joined before keeps being retried (it may be restarting); a first contact that
+    // fails is most likely a wrong URL, and a volunteer should hear that rather than wait.
+    let known = data.host()?.is_some() || data.pinned()?.is_some();
+    let attempts = if known {
+        Attempts::Forever
+    } else {
+        Attempts::AtMost(FIRST_CONTACT_ATTEMPTS)
+    };
+    let project = match retry(
+        &events,
+        &config,
+        &stop,
+        "read the project",
+        attempts,
+        || api.project(),
+    )
+    .await
+    {
+        Ok(Some(project)) => project,
+        Ok(None) => return Ok(()),
+        Err(JoinError::Api(source)) if !known => {
+            return Err(JoinError::FirstContact {
+                server: api.base_url().to_owned(),
+                cause: events::cause_chain(&source),
+                source,
+            });
+        }
+        Err(error) => return Err(error),
     };
     let trust = trust::pin_keys(&data, &config, &project, &events)?;
 
@@ -159,6 +197,16 @@ pub async fn join(
                 data.root().display()
             ),
         );
+        // Work may take a while to come (the server holds each request until it has some): say
+        // so now, or a fresh client looks hung.
+        events.emit(
+            "waiting",
+            serde_json::json!({"poll_wait_ms": config.poll_wait.as_millis() as u64}),
+            "waiting for work; each task is shown here as it starts",
+        );
+        if let Some(max) = config.max_task_memory {
+            warn_about_apps_too_big(&api.with_token(host.host_token.clone()), max, &events).await;
+        }
         let worker = work::Worker::new(work::WorkerSetup {
             api: api.with_token(host.host_token.clone()),
             data: data.clone(),
@@ -195,6 +243,60 @@ pub async fn join(
     }
 }
 
+/// Says which of the project's apps need more memory than `max_task_memory` allows (the
+/// server sends this host none of their work). Best effort: a server that does not list its
+/// apps to hosts leaves the volunteer with the limit shown in the "joined" line.
+async fn warn_about_apps_too_big(api: &ApiClient, max_task_memory: u64, events: &Events) {
+    // Only a hint: a slow answer must not hold up the work.
+    let listing = tokio::time::timeout(
+        Duration::from_secs(5),
+        api.get_json::<musketeer_protocol::AppList>(musketeer_protocol::paths::APPS),
+    );
+    let apps = match listing.await {
+        Ok(Ok(apps)) => apps,
+        Ok(Err(error)) => {
+            tracing::debug!("cannot list the project's apps: {error}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("the project's app list took too long; not checked");
+            return;
+        }
+    };
+    let (too_big, any_fits) = memory::apps_too_big(&apps, max_task_memory);
+    if too_big.is_empty() {
+        return;
+    }
+    let list = too_big
+        .iter()
+        .map(|app| {
+            format!(
+                "{} needs {} MiB",
+                app.app,
+                app.needs_bytes.div_ceil(1 << 20)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let consequence = if any_fits {
+        "their work will not be sent here"
+    } else {
+        "no app of this project fits, so this host will get no work"
+    };
+    events.emit(
+        "apps-too-big",
+        serde_json::json!({
+            "max_task_memory": max_task_memory,
+            "any_app_fits": any_fits,
+            "apps": too_big.iter().map(|app| serde_json::json!({"app": app.app, "memory_bytes": app.needs_bytes})).collect::<Vec<_>>(),
+        }),
+        format!(
+            "warning: tasks here may use at most {} MiB ({list}); {consequence}. Raise --max-task-memory (or lower --slots, which raises the default) if this machine can spare it",
+            max_task_memory >> 20
+        ),
+    );
+}
+
 /// This host's credentials at the server: the stored ones, or new ones from registering.
 /// `None` when a shutdown came first.
 async fn identity(
@@ -219,7 +321,10 @@ async fn identity(
                 platform: Some(platform.clone()),
             };
             let Some(registered) =
-                retry(events, config, stop, "register", || api.register(&request)).await?
+                retry(events, config, stop, "register", Attempts::Forever, || {
+                    api.register(&request)
+                })
+                .await?
             else {
                 return Ok(None);
             };
@@ -234,6 +339,19 @@ async fn identity(
     }
 }
 
+/// Tries of a first contact before the client gives up (about a second in all): enough to
+/// ride out a server that is just starting, short enough that a wrong URL is said at once.
+const FIRST_CONTACT_ATTEMPTS: u32 = 3;
+
+/// How often [`retry`] tries while the server is away.
+#[derive(Debug, Clone, Copy)]
+enum Attempts {
+    /// Until it succeeds or fails for good.
+    Forever,
+    /// At most this many times; then the last error is returned.
+    AtMost(u32),
+}
+
 /// Calls `attempt` until it succeeds or fails for good, backing off while the server is away.
 /// `None` when `shutdown` came first.
 async fn retry<T, F, Fut>(
@@ -241,6 +359,7 @@ async fn retry<T, F, Fut>(
     config: &JoinConfig,
     stop: &StopSignal,
     what: &str,
+    attempts: Attempts,
     mut attempt: F,
 ) -> Result<Option<T>, JoinError>
 where
@@ -248,15 +367,21 @@ where
     Fut: Future<Output = Result<T, ApiError>>,
 {
     let mut backoff = Backoff::new(Duration::from_millis(250), config.max_backoff);
+    let mut tried = 0u32;
     loop {
+        tried = tried.saturating_add(1);
         match attempt().await {
             Ok(value) => return Ok(Some(value)),
-            Err(error) if error.is_retryable() => {
+            Err(error)
+                if error.is_retryable()
+                    && !matches!(attempts, Attempts::AtMost(max) if tried >= max) =>
+            {
                 let delay = backoff.next_delay();
+                let cause = events::cause_chain(&error);
                 events.emit(
                     "retry",
-                    serde_json::json!({"what": what, "error": error.to_string(), "delay_ms": delay.as_millis() as u64}),
-                    format!("cannot {what} ({error}); retrying in {:.1} s", delay.as_secs_f64()),
+                    serde_json::json!({"what": what, "error": cause, "delay_ms": delay.as_millis() as u64}),
+                    format!("cannot {what} ({cause}); retrying in {:.1} s", delay.as_secs_f64()),
                 );
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}

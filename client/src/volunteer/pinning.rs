@@ -45,6 +45,20 @@ pub enum PinError {
         /// The key the volunteer expected.
         key_id: String,
     },
+    /// A key given with `--trust-key` is not the one pinned here (after any signed rotation).
+    #[error(
+        "the key you gave with --trust-key ({given}) is not the key this data directory pinned \
+         for the project ({pinned}); refusing to go on. If the project moved to that key, it \
+         should publish a rotation statement signed by the pinned key; if you are sure the pin \
+         is wrong, remove trust.json from the data directory (or use a new --data-dir) and join \
+         again"
+    )]
+    TrustKeyNotPinned {
+        /// The key the volunteer gave.
+        given: String,
+        /// The keys pinned here, comma-separated.
+        pinned: String,
+    },
     /// The project publishes no key at all.
     #[error("the project publishes no signing key; nothing it sends could be verified")]
     NoKeys,
@@ -98,6 +112,20 @@ pub fn decide(
                 .keys
                 .apply_rotations(&rotations)
                 .map_err(|e| PinError::Invalid(e.to_string()))?;
+            if let Some(given) = expected
+                .iter()
+                .find(|k| !vouches_for_pinned(k, &rotations, &pinned.keys))
+            {
+                return Err(PinError::TrustKeyNotPinned {
+                    given: given.key_id().to_string(),
+                    pinned: pinned
+                        .keys
+                        .keys()
+                        .map(|k| k.key_id().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
             if let Some(unknown) = offered.iter().find(|k| !pinned.keys.contains(&k.key_id())) {
                 return Err(PinError::UnpinnedKey {
                     key_id: unknown.key_id().to_string(),
@@ -107,6 +135,24 @@ pub fn decide(
             Ok(Decision::Keep { pinned, rotated })
         }
     }
+}
+
+/// Whether `given` is pinned, or the project's signed rotations lead from it to a pinned key
+/// (a volunteer who keeps passing the key they first trusted after a rotation is not refused).
+fn vouches_for_pinned(
+    given: &PublicKey,
+    rotations: &[RotationStatement],
+    pinned: &TrustStore,
+) -> bool {
+    if pinned.contains(&given.key_id()) {
+        return true;
+    }
+    let mut from_given = TrustStore::new();
+    from_given.add(given.clone());
+    // Statements were already verified against the pinned keys; one that fails from here
+    // simply does not vouch.
+    from_given.apply_rotations(rotations).is_ok()
+        && from_given.keys().any(|k| pinned.contains(&k.key_id()))
 }
 
 fn project_keys(project: &ProjectInfo) -> Result<Vec<PublicKey>, PinError> {
@@ -185,6 +231,32 @@ mod tests {
         let pinned = pinned_after_first_contact(&old);
         let err = decide(Some(pinned), &[], &project(&[&new], &[])).unwrap_err();
         assert!(matches!(err, PinError::UnpinnedKey { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_trust_key_other_than_the_pinned_one_is_refused() {
+        let pinned_key = SecretKey::from_seed(&[1; 32]);
+        let other = SecretKey::from_seed(&[2; 32]);
+        let pinned = pinned_after_first_contact(&pinned_key);
+        let offered = project(&[&pinned_key], &[]);
+        let err = decide(Some(pinned.clone()), &[other.public_key()], &offered).unwrap_err();
+        assert_eq!(
+            err,
+            PinError::TrustKeyNotPinned {
+                given: other.public_key().key_id().to_string(),
+                pinned: pinned_key.public_key().key_id().to_string(),
+            }
+        );
+        // Giving the pinned key again is fine, and so is the key a signed rotation moved to.
+        assert!(decide(Some(pinned.clone()), &[pinned_key.public_key()], &offered).is_ok());
+        let rotation = RotationStatement::sign(&pinned_key, &other.public_key(), true);
+        let rotated = project(&[&other], &[rotation]);
+        assert!(decide(Some(pinned.clone()), &[other.public_key()], &rotated).is_ok());
+        // After the rotation is stored, the key first trusted still vouches for the new one.
+        let Ok(Decision::Keep { pinned: moved, .. }) = decide(Some(pinned), &[], &rotated) else {
+            panic!("the rotation is accepted")
+        };
+        assert!(decide(Some(moved), &[pinned_key.public_key()], &rotated).is_ok());
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl Worker {
                             }
                             if response.assignments.is_empty() && running.is_empty() && !waiting_announced {
                                 waiting_announced = true;
-                                shared.events.emit("idle", serde_json::json!({}), "waiting for work");
+                                shared.events.emit("idle", serde_json::json!({}), "no work yet; still waiting");
                             }
                             for assignment in response.assignments {
                                 waiting_announced = false;
@@ -196,10 +196,11 @@ impl Worker {
                         Err(error) if error.is_retryable() => {
                             let delay = backoff.next_delay();
                             retry_at = tokio::time::Instant::now() + delay;
+                            let cause = super::events::cause_chain(&error);
                             shared.events.emit(
                                 "retry",
-                                serde_json::json!({"what": "fetch", "error": error.to_string(), "delay_ms": delay.as_millis() as u64}),
-                                format!("cannot fetch work ({error}); retrying in {:.1} s", delay.as_secs_f64()),
+                                serde_json::json!({"what": "fetch", "error": cause, "delay_ms": delay.as_millis() as u64}),
+                                format!("cannot fetch work ({cause}); retrying in {:.1} s", delay.as_secs_f64()),
                             );
                         }
                         Err(error) => {
@@ -588,11 +589,12 @@ async fn report_loop(
             }
             Err(error) if error.is_retryable() => {
                 let delay = backoff.next_delay();
+                let cause = super::events::cause_chain(&error);
                 shared.events.emit(
                     "retry",
-                    serde_json::json!({"what": "report", "error": error.to_string(), "delay_ms": delay.as_millis() as u64, "spooled": shared.spool.len()}),
+                    serde_json::json!({"what": "report", "error": cause, "delay_ms": delay.as_millis() as u64, "spooled": shared.spool.len()}),
                     format!(
-                        "cannot report {} result(s) ({error}); kept on disk, retrying in {:.1} s",
+                        "cannot report {} result(s) ({cause}); kept on disk, retrying in {:.1} s",
                         shared.spool.len(),
                         delay.as_secs_f64()
                     ),

@@ -8,6 +8,7 @@ mod cross_arch;
 mod demo;
 mod failing;
 mod kills;
+mod newcomer;
 mod poison;
 mod quorum;
 mod refusals;

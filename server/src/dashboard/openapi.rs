@@ -6,7 +6,7 @@ use axum::Json;
 use musketeer_protocol::paths;
 use serde_json::{Map, Value, json};
 
-use self::Access::{Host, Public, Roles, Viewer};
+use self::Access::{Host, HostOrViewer, Public, Roles, Viewer};
 use crate::dashboard::{ASSET, INDEX};
 
 /// Who may call an endpoint.
@@ -18,6 +18,8 @@ pub enum Access {
     Host,
     /// Any user token, or anyone when the server runs with `--public-dashboard`.
     Viewer,
+    /// A host token, or whoever [`Access::Viewer`] admits.
+    HostOrViewer,
     /// A user token with one of the named roles (batch owners, or admin, for batches).
     Roles(&'static str),
 }
@@ -111,7 +113,7 @@ pub const ROUTES: &[Route] = &[
     route(
         "GET",
         paths::APPS,
-        Viewer,
+        HostOrViewer,
         "Published app versions",
         None,
         200,
@@ -395,6 +397,9 @@ fn access_text(access: Access) -> String {
         Access::Viewer => {
             "Any user token; public when the server runs with --public-dashboard.".into()
         }
+        Access::HostOrViewer => "A host token or any user token; public when the server runs \
+                                 with --public-dashboard."
+            .into(),
         Access::Roles(roles) => format!("User token with role: {roles}."),
     }
 }
@@ -402,7 +407,7 @@ fn access_text(access: Access) -> String {
 fn security(access: Access) -> Option<Value> {
     match access {
         Access::Public => None,
-        Access::Viewer => Some(json!([{"bearer": []}, {}])),
+        Access::Viewer | Access::HostOrViewer => Some(json!([{"bearer": []}, {}])),
         Access::Host | Access::Roles(_) => Some(json!([{"bearer": []}])),
     }
 }
