@@ -49,6 +49,12 @@ pub const OPENAPI: &str = "/api/v1/openapi.json";
 /// `GET`: Prometheus metrics (outside the API prefix, where scrapers look).
 pub const METRICS: &str = "/metrics";
 
+/// `GET`: liveness probe, 200 while the process answers HTTP. Public, outside the API prefix.
+pub const HEALTHZ: &str = "/healthz";
+/// `GET`: readiness probe, 200 when the store accepts writes and the server is not shutting
+/// down, else 503 with the reason. Public, outside the API prefix.
+pub const READYZ: &str = "/readyz";
+
 /// Every path above, for checks that documentation and routes agree.
 pub const ALL: &[&str] = &[
     PROJECT,
@@ -73,6 +79,8 @@ pub const ALL: &[&str] = &[
     TOKEN,
     OPENAPI,
     METRICS,
+    HEALTHZ,
+    READYZ,
 ];
 
 /// The download path of the module with this sha256 (lowercase hex).

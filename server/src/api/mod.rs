@@ -4,6 +4,7 @@ mod apps;
 mod batches;
 pub mod error;
 pub(crate) mod extract;
+mod health;
 mod hosts;
 mod modules;
 mod project;
@@ -68,6 +69,8 @@ pub fn app(state: AppState) -> Router {
         .route(paths::HOST_UNBAN, post(hosts::unban))
         .route(paths::UNIT, get(views::unit))
         .route(paths::BATCH_UNITS, get(views::batch_units))
+        .route(paths::HEALTHZ, get(health::live))
+        .route(paths::READYZ, get(health::ready))
         .merge(crate::dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

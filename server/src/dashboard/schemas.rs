@@ -456,6 +456,7 @@ fn examples(name: &str) -> Option<Vec<Value>> {
             id: TokenId(4),
             token: "mku_…".into(),
         }]),
+        "HealthStatus" => values(&[musketeer_protocol::HealthStatus::ok()]),
         _ => return None,
     })
 }

@@ -1,0 +1,85 @@
+//! Operations endpoints: the liveness and readiness probes.
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use musketeer_protocol::paths;
+use musketeer_server::state::ServeOptions;
+use musketeer_server::store::Write;
+use serde_json::json;
+
+use crate::support::{Api, Project, assert_error};
+
+#[tokio::test]
+async fn probes_answer_ok_without_a_token() {
+    let project = Project::new();
+    let api = Api::new(&project);
+    assert_eq!(
+        api.get(paths::HEALTHZ, None).await,
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
+    assert_eq!(
+        api.get(paths::READYZ, None).await,
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
+}
+
+#[tokio::test]
+async fn readyz_fails_while_commits_are_refused_and_recovers_after_the_reload() {
+    let project = Project::new();
+    let state = project.state(ServeOptions::default());
+    let api = Api::serving(&state);
+    state.inject_store_failures(1);
+    let pending = state.persist_rows(vec![Write::Meta("probe".into(), b"x".to_vec())]);
+    // The writer thread refuses the commit on its own schedule; wait for readyz to see it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let answer = api.get(paths::READYZ, None).await;
+        if answer.0 != StatusCode::OK || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert!(
+        answer.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("commit failed"),
+        "{}",
+        answer.1
+    );
+    // Liveness is not readiness: the process still answers.
+    assert_eq!(api.get(paths::HEALTHZ, None).await.0, StatusCode::OK);
+    // Awaiting the failed commit reloads the state from the store and accepts writes again.
+    assert!(pending.durable().await.is_err());
+    assert_eq!(api.get(paths::READYZ, None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readyz_fails_once_the_writer_stops() {
+    let project = Project::new();
+    let state = project.state(ServeOptions::default());
+    let api = Api::serving(&state);
+    state.close();
+    let answer = api.get(paths::READYZ, None).await;
+    assert_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert!(answer.1["message"].as_str().unwrap().contains("writer"));
+}
+
+#[tokio::test]
+async fn readyz_fails_once_shutdown_begins() {
+    let project = Project::new();
+    let state = project.state(ServeOptions::default());
+    let api = Api::serving(&state);
+    state.begin_shutdown();
+    let answer = api.get(paths::READYZ, None).await;
+    assert_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert!(
+        answer.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down")
+    );
+    state.close();
+}
