@@ -10,7 +10,7 @@ use musketeer_protocol::{
     ApiErrorBody, BanRequest, BatchId, BatchStatus, DeleteBatchResponse, ErrorCode, FetchRequest,
     HostId, HostList, HostSummary, ProjectInfo, PublishRequest, PublishResponse,
     RegisterHostRequest, RegisterHostResponse, ReportRequest, ReportResponse, ResultsFormat,
-    SubmitBatchRequest, SubmitBatchResponse, paths,
+    SubmitBatchRequest, SubmitBatchResponse, TokenId, TokenList, paths,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -244,6 +244,19 @@ impl ApiClient {
             REQUEST_TIMEOUT,
         )
         .await
+    }
+
+    /// `GET /api/v1/tokens` (admin).
+    pub async fn tokens(&self) -> Result<TokenList, ApiError> {
+        self.get_json(paths::TOKENS).await
+    }
+
+    /// `DELETE /api/v1/tokens/{id}` (admin): answered once the revocation is durable.
+    pub async fn revoke_token(&self, id: TokenId) -> Result<(), ApiError> {
+        let url = self.url(&paths::token(id));
+        self.send(self.http.delete(&url), &url, REQUEST_TIMEOUT)
+            .await
+            .map(drop)
     }
 
     /// `POST /api/v1/batches/{id}/cancel`.

@@ -64,7 +64,7 @@ pub use limits::{InputLimitError, check_input};
 pub use ops::HealthStatus;
 pub use project::{ProjectInfo, RegistrationPolicy, TrustedKey};
 pub use stats::{ResultCounts, Stats};
-pub use tokens::{CreateTokenRequest, CreateTokenResponse, Role};
+pub use tokens::{CreateTokenRequest, CreateTokenResponse, Role, TokenInfo, TokenList};
 pub use work::{
     Assignment, ErrorKind, FetchRequest, FetchResponse, Limits, Outcome, ReportAck, ReportRequest,
     ReportResponse, ReportStatus, ResultReport,

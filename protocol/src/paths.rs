@@ -29,7 +29,7 @@ pub const BATCH_RESULTS: &str = "/api/v1/batches/{id}/results";
 pub const BATCH_CANCEL: &str = "/api/v1/batches/{id}/cancel";
 /// `GET`: server-wide counters (dashboard).
 pub const STATS: &str = "/api/v1/stats";
-/// `POST` (admin token): create a user token.
+/// `GET` (admin token): every user token, without secrets; `POST` (admin token): create one.
 pub const TOKENS: &str = "/api/v1/tokens";
 /// `DELETE` (admin token): revoke a user token by id.
 pub const TOKEN: &str = "/api/v1/tokens/{id}";

@@ -9,6 +9,7 @@ pub mod publish;
 pub mod run;
 pub mod sign;
 pub mod submit;
+pub mod tokens;
 
 use std::path::PathBuf;
 

@@ -62,7 +62,7 @@ pub fn app(state: AppState) -> Router {
         .route(paths::BATCH, get(batches::status).delete(batches::delete))
         .route(paths::BATCH_RESULTS, get(batches::results))
         .route(paths::BATCH_CANCEL, post(batches::cancel))
-        .route(paths::TOKENS, post(tokens::create))
+        .route(paths::TOKENS, get(tokens::list).post(tokens::create))
         .route(paths::TOKEN, delete(tokens::revoke))
         .route(paths::HOST, get(views::host))
         .route(paths::HOST_BAN, post(hosts::ban))

@@ -253,6 +253,15 @@ pub const ROUTES: &[Route] = &[
         "Stats",
     ),
     route(
+        "GET",
+        paths::TOKENS,
+        Roles("admin"),
+        "Every user token (id, role, apps, expiry, label, created, revoked; never the secret)",
+        None,
+        200,
+        "TokenList",
+    ),
+    route(
         "POST",
         paths::TOKENS,
         Roles("admin"),

@@ -83,3 +83,88 @@ async fn readyz_fails_once_shutdown_begins() {
     );
     state.close();
 }
+
+#[tokio::test]
+async fn admins_list_tokens_without_secrets_and_revocation_is_immediate_and_durable() {
+    let project = Project::new();
+    let state = project.state(ServeOptions::default());
+    let api = Api::serving(&state);
+    assert_error(
+        &api.get(paths::TOKENS, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_error(
+        &api.get(paths::TOKENS, Some(&project.researcher)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let (status, list) = api.get(paths::TOKENS, Some(&project.admin)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let roles: Vec<(u64, &str, bool)> = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_u64().unwrap(),
+                t["role"].as_str().unwrap(),
+                t["revoked"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            (1, "admin", false),
+            (2, "researcher", false),
+            (3, "publisher", false)
+        ]
+    );
+    let text = list.to_string();
+    for secret in [&project.admin, &project.researcher, &project.publisher] {
+        let hash = hex::encode(musketeer_server::domain::tokens::hash(secret));
+        assert!(
+            !text.contains(secret.as_str()) && !text.contains(&hash),
+            "{text}"
+        );
+    }
+    assert!(list["tokens"][0].get("hash").is_none(), "{text}");
+
+    assert_eq!(
+        api.get(paths::BATCHES, Some(&project.researcher)).await.0,
+        StatusCode::OK
+    );
+    let (status, _) = api
+        .call(
+            axum::http::Method::DELETE,
+            &paths::token(musketeer_protocol::TokenId(2)),
+            Some(&project.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Effective at once: the very next request with it is refused.
+    assert_error(
+        &api.get(paths::BATCHES, Some(&project.researcher)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let (_, list) = api.get(paths::TOKENS, Some(&project.admin)).await;
+    assert_eq!(list["tokens"][1]["revoked"], true, "{list}");
+
+    // Durable before the answer: a store reopened from disk still refuses it.
+    drop(api);
+    state.close();
+    drop(state);
+    let api = Api::new(&project);
+    assert_error(
+        &api.get(paths::BATCHES, Some(&project.researcher)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_eq!(
+        api.get(paths::BATCHES, Some(&project.admin)).await.0,
+        StatusCode::OK
+    );
+}
