@@ -8,6 +8,7 @@ mod cross_arch;
 mod demo;
 mod failing;
 mod kills;
+mod operations;
 mod poison;
 mod quorum;
 mod refusals;
