@@ -286,7 +286,17 @@ impl ApiClient {
         format: ResultsFormat,
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<u64, ApiError> {
-        let url = self.url(&paths::batch_results(id, format));
+        self.stream_into(&paths::batch_results(id, format), out)
+            .await
+    }
+
+    /// `GET` `path`, streaming the answer into `out` as it arrives; the bytes written.
+    async fn stream_into(
+        &self,
+        path: &str,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, ApiError> {
+        let url = self.url(path);
         let mut response = self
             .send(self.http.get(&url), &url, Duration::from_secs(600))
             .await?;
@@ -306,6 +316,12 @@ impl ApiClient {
             written += chunk.len() as u64;
         }
         Ok(written)
+    }
+
+    /// `GET /api/v1/admin/backup` (admin): the store copy streamed into `out`. Returns the
+    /// bytes written.
+    pub async fn backup(&self, out: &mut (dyn std::io::Write + Send)) -> Result<u64, ApiError> {
+        self.stream_into(paths::ADMIN_BACKUP, out).await
     }
 
     /// `GET` a JSON document at an API path (also for dashboard views such as `/api/v1/hosts`),

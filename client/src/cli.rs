@@ -39,10 +39,27 @@ pub enum Command {
         #[command(subcommand)]
         command: HostsCommand,
     },
+    /// Admin: operate a running server (online backup).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Admin: list or revoke user tokens on a running server.
     Tokens {
         #[command(subcommand)]
         command: TokensCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Download a consistent copy of the store, taken while the server serves.
+    Backup {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Where to write it (refused if it exists); restore by serving it as DIR/musketeer.redb.
+        #[arg(long)]
+        out: std::path::PathBuf,
     },
 }
 

@@ -49,6 +49,8 @@ pub const OPENAPI: &str = "/api/v1/openapi.json";
 /// `GET`: Prometheus metrics (outside the API prefix, where scrapers look).
 pub const METRICS: &str = "/metrics";
 
+/// `GET` (admin token): a consistent copy of the store, taken while serving (a redb file).
+pub const ADMIN_BACKUP: &str = "/api/v1/admin/backup";
 /// `GET`: liveness probe, 200 while the process answers HTTP. Public, outside the API prefix.
 pub const HEALTHZ: &str = "/healthz";
 /// `GET`: readiness probe, 200 when the store accepts writes and the server is not shutting
@@ -81,6 +83,7 @@ pub const ALL: &[&str] = &[
     METRICS,
     HEALTHZ,
     READYZ,
+    ADMIN_BACKUP,
 ];
 
 /// The download path of the module with this sha256 (lowercase hex).

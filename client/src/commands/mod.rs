@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod admin;
 pub mod batch;
 pub mod connection;
 pub mod hosts;

@@ -1,6 +1,7 @@
 //! The HTTP API under `/api/v1`: thin handlers that extract, call the domain and map results.
 
 mod apps;
+mod backup;
 mod batches;
 pub mod error;
 pub(crate) mod extract;
@@ -69,6 +70,7 @@ pub fn app(state: AppState) -> Router {
         .route(paths::HOST_UNBAN, post(hosts::unban))
         .route(paths::UNIT, get(views::unit))
         .route(paths::BATCH_UNITS, get(views::batch_units))
+        .route(paths::ADMIN_BACKUP, get(backup::download))
         .route(paths::HEALTHZ, get(health::live))
         .route(paths::READYZ, get(health::ready))
         .merge(crate::dashboard::routes())

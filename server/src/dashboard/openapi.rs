@@ -299,6 +299,15 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "GET",
+        paths::ADMIN_BACKUP,
+        Roles("admin"),
+        "A consistent copy of the store taken while serving (a redb file; restore by serving it)",
+        None,
+        200,
+        "application/octet-stream",
+    ),
+    route(
+        "GET",
         paths::HEALTHZ,
         Public,
         "Liveness probe: the process answers",

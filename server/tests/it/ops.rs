@@ -168,3 +168,85 @@ async fn admins_list_tokens_without_secrets_and_revocation_is_immediate_and_dura
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn an_online_backup_restores_the_same_batches_and_nothing_later() {
+    let project = Project::new();
+    let state = project.state(ServeOptions::default());
+    let api = Api::serving(&state);
+    api.publish(&project, "echo", "1.0.0", b"\0asm-echo").await;
+    let kept = api
+        .submit(&project.researcher, "echo", json!(["a", "b"]), json!({}))
+        .await;
+    let host = api.register("athos").await;
+    let assignment = api.fetch(&host, 1).await.remove(0);
+    let ack = api
+        .report_success(&host, &assignment["result_id"], b"\"A\"")
+        .await;
+    assert_eq!(ack, "accepted");
+    assert_error(
+        &api.get(paths::ADMIN_BACKUP, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_error(
+        &api.get(paths::ADMIN_BACKUP, Some(&project.researcher))
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let (status, backup, headers) = api
+        .send(
+            axum::http::Method::GET,
+            paths::ADMIN_BACKUP,
+            Some(&project.admin),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-length"], backup.len().to_string().as_str());
+    let later = api
+        .submit(&project.researcher, "echo", json!(["c"]), json!({}))
+        .await;
+
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::write(restored.path().join("musketeer.redb"), &backup).unwrap();
+    let state = musketeer_server::state::AppState::load(
+        musketeer_server::store::Store::open(restored.path()).unwrap(),
+        ServeOptions::default(),
+    )
+    .unwrap();
+    let restored_api = Api::serving(&state);
+    let (status, batch) = restored_api
+        .get(
+            &format!("/api/v1/batches/{kept}"),
+            Some(&project.researcher),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{batch}");
+    assert_eq!(
+        (&batch["counts"]["done"], &batch["counts"]["queued"]),
+        (&json!(1), &json!(1)),
+        "{batch}"
+    );
+    assert_eq!(
+        restored_api
+            .get(
+                &format!("/api/v1/batches/{later}"),
+                Some(&project.researcher)
+            )
+            .await
+            .0,
+        StatusCode::NOT_FOUND,
+        "submitted after the backup"
+    );
+    assert_eq!(
+        restored_api
+            .get("/api/v1/apps", Some(&project.admin))
+            .await
+            .1["versions"][0]["app"],
+        "echo"
+    );
+    state.close();
+}
