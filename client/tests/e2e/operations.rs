@@ -1,10 +1,12 @@
-//! Operations against a running server through the `musketeer` binary: token list and revoke.
+//! Operations against a running server through the `musketeer` binary: token list and revoke,
+//! online backup and restore.
 
 use std::process::Command;
 
-use musketeer_protocol::{Role, TokenList};
+use musketeer_protocol::{Replication, Role, SubmitBatchRequest, TokenList};
+use musketeer_task_artifacts::PRIMES;
 
-use crate::support::{Project, musketeer, musketeer_ok};
+use crate::support::{Project, musketeer, musketeer_ok, path, primes_answer, wait_idle};
 
 #[test]
 fn an_admin_lists_and_revokes_tokens_of_a_running_server() {
@@ -64,4 +66,66 @@ fn an_admin_lists_and_revokes_tokens_of_a_running_server() {
         .get_text("/api/v1/batches", &project.researcher)
         .expect_err("still revoked after a restart");
     assert!(refused.starts_with("401"), "{refused}");
+}
+
+#[test]
+fn a_backup_taken_while_serving_restores_to_a_server_that_finishes_the_batch() {
+    let mut project = Project::start();
+    project.publish(PRIMES, "primes", "1.0.0", &[]);
+    let http = project.http();
+    let ranges = [(1u64, 1000u64), (1000, 3000), (3000, 6000)];
+    let request = SubmitBatchRequest {
+        app: "primes".into(),
+        version: None,
+        inputs: ranges
+            .iter()
+            .map(|(from, to)| serde_json::json!({"from": from, "to": to}))
+            .collect(),
+        replication: Replication::default(),
+        priority: 0,
+        label: Some("backed up".into()),
+    };
+    // Taken while serving, before any volunteer: the restored server must finish the batch.
+    let batch = http.submit(&project.researcher, &request).batch_id;
+    let backup = project.dir.path().join("backup.redb");
+    let (url, admin) = (project.url.clone(), project.admin.clone());
+    let admin_env = [
+        ("MUSKETEER_SERVER", url.as_str()),
+        ("MUSKETEER_TOKEN", admin.as_str()),
+    ];
+    let out = musketeer_ok(&["admin", "backup", "--out", path(&backup)], &admin_env);
+    assert!(out.contains("wrote"), "{out}");
+    let later = http.submit(&project.researcher, &request).batch_id;
+
+    // Restore: stop the server, put the copy in place, start it again.
+    project.server.kill();
+    std::fs::copy(&backup, project.dir.path().join("server/musketeer.redb"))
+        .expect("put the backup in place");
+    project.restart_server();
+    let http = project.http();
+    let missing = http
+        .status(&project.researcher, later)
+        .expect_err("a batch submitted after the backup is not in it");
+    assert!(missing.starts_with("404"), "{missing}");
+    let volunteer = project.join("aramis", 2);
+    wait_idle(&volunteer);
+    let status = http.wait_finished(&project.researcher, batch);
+    assert_eq!(status.counts.done, 3, "{status:?}");
+    for row in http.results(&project.researcher, batch) {
+        let (from, to) = ranges[(row.unit_id.0 - status.first_unit.0) as usize];
+        assert_eq!(row.output, Some(primes_answer(from, to)), "{from}..={to}");
+    }
+
+    // An existing --out is refused before anything is downloaded.
+    let refused = Command::new(musketeer())
+        .args(["admin", "backup", "--out", path(&backup)])
+        .envs(admin_env)
+        .output()
+        .expect("run musketeer");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("exists"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }
