@@ -10,7 +10,7 @@ use musketeer_protocol::{
     ApiErrorBody, BanRequest, BatchId, BatchStatus, DeleteBatchResponse, ErrorCode, FetchRequest,
     HostId, HostList, HostSummary, ProjectInfo, PublishRequest, PublishResponse,
     RegisterHostRequest, RegisterHostResponse, ReportRequest, ReportResponse, ResultsFormat,
-    SubmitBatchRequest, SubmitBatchResponse, paths,
+    SubmitBatchRequest, SubmitBatchResponse, TokenId, TokenList, paths,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -246,6 +246,19 @@ impl ApiClient {
         .await
     }
 
+    /// `GET /api/v1/tokens` (admin).
+    pub async fn tokens(&self) -> Result<TokenList, ApiError> {
+        self.get_json(paths::TOKENS).await
+    }
+
+    /// `DELETE /api/v1/tokens/{id}` (admin): answered once the revocation is durable.
+    pub async fn revoke_token(&self, id: TokenId) -> Result<(), ApiError> {
+        let url = self.url(&paths::token(id));
+        self.send(self.http.delete(&url), &url, REQUEST_TIMEOUT)
+            .await
+            .map(drop)
+    }
+
     /// `POST /api/v1/batches/{id}/cancel`.
     pub async fn cancel_batch(&self, id: BatchId) -> Result<BatchStatus, ApiError> {
         self.post_json(
@@ -273,7 +286,17 @@ impl ApiClient {
         format: ResultsFormat,
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<u64, ApiError> {
-        let url = self.url(&paths::batch_results(id, format));
+        self.stream_into(&paths::batch_results(id, format), out)
+            .await
+    }
+
+    /// `GET` `path`, streaming the answer into `out` as it arrives; the bytes written.
+    async fn stream_into(
+        &self,
+        path: &str,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, ApiError> {
+        let url = self.url(path);
         let mut response = self
             .send(self.http.get(&url), &url, Duration::from_secs(600))
             .await?;
@@ -293,6 +316,12 @@ impl ApiClient {
             written += chunk.len() as u64;
         }
         Ok(written)
+    }
+
+    /// `GET /api/v1/admin/backup` (admin): the store copy streamed into `out`. Returns the
+    /// bytes written.
+    pub async fn backup(&self, out: &mut (dyn std::io::Write + Send)) -> Result<u64, ApiError> {
+        self.stream_into(paths::ADMIN_BACKUP, out).await
     }
 
     /// `GET` a JSON document at an API path (also for dashboard views such as `/api/v1/hosts`),

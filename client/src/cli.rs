@@ -40,6 +40,47 @@ pub enum Command {
         #[command(subcommand)]
         command: HostsCommand,
     },
+    /// Admin: operate a running server (online backup).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Admin: list or revoke user tokens on a running server.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Download a consistent copy of the store, taken while the server serves.
+    Backup {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Where to write it (refused if it exists); restore by serving it as DIR/musketeer.redb.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Every user token: id, role, apps, expiry, label, creation, revoked (never the secret).
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print the server's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a user token (admin token): it gets 401 from its next request on.
+    Revoke {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The token id (see `musketeer tokens list`).
+        id: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -63,5 +63,7 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Batch { command } => commands::batch::batch(command),
         cli::Command::Publish(args) => commands::publish::publish(args),
         cli::Command::Hosts { command } => commands::hosts::hosts(command),
+        cli::Command::Admin { command } => commands::admin::admin(command),
+        cli::Command::Tokens { command } => commands::tokens::tokens(command),
     }
 }

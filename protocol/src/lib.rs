@@ -39,6 +39,7 @@ mod host;
 mod ids;
 mod input;
 pub mod limits;
+mod ops;
 pub mod paths;
 mod project;
 mod stats;
@@ -60,9 +61,10 @@ pub use host::{
 pub use ids::{BatchId, HostId, ParseIdError, ResultId, TokenId, UnitId};
 pub use input::task_input_bytes;
 pub use limits::{InputLimitError, check_input};
+pub use ops::HealthStatus;
 pub use project::{ProjectInfo, RegistrationPolicy, TrustedKey};
 pub use stats::{ResultCounts, Stats};
-pub use tokens::{CreateTokenRequest, CreateTokenResponse, Role};
+pub use tokens::{CreateTokenRequest, CreateTokenResponse, Role, TokenInfo, TokenList};
 pub use work::{
     Assignment, ErrorKind, FetchRequest, FetchResponse, Limits, Outcome, ReportAck, ReportRequest,
     ReportResponse, ReportStatus, ResultReport,

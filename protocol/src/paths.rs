@@ -29,7 +29,7 @@ pub const BATCH_RESULTS: &str = "/api/v1/batches/{id}/results";
 pub const BATCH_CANCEL: &str = "/api/v1/batches/{id}/cancel";
 /// `GET`: server-wide counters (dashboard).
 pub const STATS: &str = "/api/v1/stats";
-/// `POST` (admin token): create a user token.
+/// `GET` (admin token): every user token, without secrets; `POST` (admin token): create one.
 pub const TOKENS: &str = "/api/v1/tokens";
 /// `DELETE` (admin token): revoke a user token by id.
 pub const TOKEN: &str = "/api/v1/tokens/{id}";
@@ -48,6 +48,14 @@ pub const BATCH_UNITS: &str = "/api/v1/batches/{id}/units";
 pub const OPENAPI: &str = "/api/v1/openapi.json";
 /// `GET`: Prometheus metrics (outside the API prefix, where scrapers look).
 pub const METRICS: &str = "/metrics";
+
+/// `GET` (admin token): a consistent copy of the store, taken while serving (a redb file).
+pub const ADMIN_BACKUP: &str = "/api/v1/admin/backup";
+/// `GET`: liveness probe, 200 while the process answers HTTP. Public, outside the API prefix.
+pub const HEALTHZ: &str = "/healthz";
+/// `GET`: readiness probe, 200 when the store accepts writes and the server is not shutting
+/// down, else 503 with the reason. Public, outside the API prefix.
+pub const READYZ: &str = "/readyz";
 
 /// Every path above, for checks that documentation and routes agree.
 pub const ALL: &[&str] = &[
@@ -73,6 +81,9 @@ pub const ALL: &[&str] = &[
     TOKEN,
     OPENAPI,
     METRICS,
+    HEALTHZ,
+    READYZ,
+    ADMIN_BACKUP,
 ];
 
 /// The download path of the module with this sha256 (lowercase hex).

@@ -38,3 +38,29 @@ pub struct CreateTokenResponse {
     /// The secret; shown only once, stored only as a hash.
     pub token: String,
 }
+
+/// One user token as `GET /api/v1/tokens` lists it: never the secret nor its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// The token's id (for revoking).
+    pub id: TokenId,
+    /// What it may do.
+    pub role: Role,
+    /// Apps it is limited to; None: all.
+    pub apps: Option<Vec<String>>,
+    /// It stops working at this time.
+    pub expires_ms: Option<u64>,
+    /// The operator's note.
+    pub label: Option<String>,
+    /// When it was created.
+    pub created_ms: u64,
+    /// Revoked tokens are kept (they may own batches) but never authenticate.
+    pub revoked: bool,
+}
+
+/// `GET /api/v1/tokens` answer (admin only), by id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenList {
+    /// Every user token, revoked ones included.
+    pub tokens: Vec<TokenInfo>,
+}

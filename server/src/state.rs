@@ -60,6 +60,23 @@ impl Default for ServeOptions {
     }
 }
 
+/// Why the server is not ready (`GET /readyz` answers 503 with this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotReady {
+    /// Shutdown has begun; in-flight requests finish but new work should go elsewhere.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The store's writer thread is gone, so nothing can be made durable.
+    #[error("the store writer has stopped; restart the server")]
+    WriterStopped,
+    /// The last commit failed (e.g. a full disk) and the state is being reloaded from the store.
+    #[error(
+        "the last store commit failed; writes are refused until the state is reloaded (check disk space and the log)"
+    )]
+    CommitFailed,
+}
+
 /// Cheaply cloneable handle to the server state.
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Inner>);
@@ -283,6 +300,21 @@ impl AppState {
     #[doc(hidden)]
     pub fn inject_store_failures(&self, n: u32) {
         self.writer.inject_failures(n);
+    }
+
+    /// Whether this server can take work now: why not, if it cannot. Cheap (no store access),
+    /// so that probes may call it often.
+    pub fn readiness(&self) -> Result<(), NotReady> {
+        if *self.shutdown.borrow() {
+            return Err(NotReady::ShuttingDown);
+        }
+        if !self.writer.is_running() {
+            return Err(NotReady::WriterStopped);
+        }
+        if self.writer.has_failed() {
+            return Err(NotReady::CommitFailed);
+        }
+        Ok(())
     }
 
     /// A receiver that turns true when the server is shutting down.

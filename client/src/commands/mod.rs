@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod admin;
 pub mod batch;
 pub mod connection;
 pub mod hosts;
@@ -9,6 +10,7 @@ pub mod publish;
 pub mod run;
 pub mod sign;
 pub mod submit;
+pub mod tokens;
 
 use std::path::PathBuf;
 

@@ -9,6 +9,7 @@ mod demo;
 mod failing;
 mod kills;
 mod newcomer;
+mod operations;
 mod poison;
 mod quorum;
 mod refusals;

@@ -64,6 +64,15 @@ impl ApiError {
         )
     }
 
+    /// 503: the server cannot serve this now; the message says why.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            message,
+        )
+    }
+
     /// 405.
     pub fn method_not_allowed() -> Self {
         Self::new(

@@ -1,9 +1,11 @@
 //! The HTTP API under `/api/v1`: thin handlers that extract, call the domain and map results.
 
 mod apps;
+mod backup;
 mod batches;
 pub mod error;
 pub(crate) mod extract;
+mod health;
 mod hosts;
 mod modules;
 mod project;
@@ -61,13 +63,16 @@ pub fn app(state: AppState) -> Router {
         .route(paths::BATCH, get(batches::status).delete(batches::delete))
         .route(paths::BATCH_RESULTS, get(batches::results))
         .route(paths::BATCH_CANCEL, post(batches::cancel))
-        .route(paths::TOKENS, post(tokens::create))
+        .route(paths::TOKENS, get(tokens::list).post(tokens::create))
         .route(paths::TOKEN, delete(tokens::revoke))
         .route(paths::HOST, get(views::host))
         .route(paths::HOST_BAN, post(hosts::ban))
         .route(paths::HOST_UNBAN, post(hosts::unban))
         .route(paths::UNIT, get(views::unit))
         .route(paths::BATCH_UNITS, get(views::batch_units))
+        .route(paths::ADMIN_BACKUP, get(backup::download))
+        .route(paths::HEALTHZ, get(health::live))
+        .route(paths::READYZ, get(health::ready))
         .merge(crate::dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,7 +1,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use musketeer_protocol::{CreateTokenRequest, CreateTokenResponse, Role, TokenId};
+use musketeer_protocol::{
+    CreateTokenRequest, CreateTokenResponse, Role, TokenId, TokenInfo, TokenList,
+};
 
 use super::check_len;
 use super::error::ApiError;
@@ -9,6 +11,28 @@ use super::extract::{Caller, JsonBody, PathParam};
 use crate::domain::tokens::{self, TokenRecord};
 use crate::state::AppState;
 use crate::store::{Write, encode};
+
+/// `GET /api/v1/tokens`: admin only. Never the secrets nor their hashes.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<TokenList>, ApiError> {
+    caller.user_with(&[Role::Admin])?;
+    let tokens = state
+        .tokens()
+        .users()
+        .map(|record| TokenInfo {
+            id: record.id,
+            role: record.role,
+            apps: record.apps.clone(),
+            expires_ms: record.expires_ms,
+            label: record.label.clone(),
+            created_ms: record.created_ms,
+            revoked: record.revoked,
+        })
+        .collect();
+    Ok(Json(TokenList { tokens }))
+}
 
 /// `POST /api/v1/tokens`: admin only.
 pub async fn create(

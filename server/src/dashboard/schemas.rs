@@ -456,6 +456,29 @@ fn examples(name: &str) -> Option<Vec<Value>> {
             id: TokenId(4),
             token: "mku_…".into(),
         }]),
+        "TokenList" => values(&[musketeer_protocol::TokenList {
+            tokens: vec![
+                musketeer_protocol::TokenInfo {
+                    id: TokenId(1),
+                    role: Role::Admin,
+                    apps: None,
+                    expires_ms: None,
+                    label: Some("init".into()),
+                    created_ms: 1_760_000_000_000,
+                    revoked: false,
+                },
+                musketeer_protocol::TokenInfo {
+                    id: TokenId(4),
+                    role: Role::Researcher,
+                    apps: Some(vec!["stock-day".into()]),
+                    expires_ms: Some(1_770_000_000_000),
+                    label: Some("alice".into()),
+                    created_ms: 1_760_000_100_000,
+                    revoked: true,
+                },
+            ],
+        }]),
+        "HealthStatus" => values(&[musketeer_protocol::HealthStatus::ok()]),
         _ => return None,
     })
 }
@@ -494,6 +517,7 @@ mod tests {
         check::<UnitDetail>("UnitDetail");
         check::<HostDetail>("HostDetail");
         check::<Stats>("Stats");
+        check::<musketeer_protocol::TokenList>("TokenList");
         check::<SubmitBatchRequest>("SubmitBatchRequest");
         check::<DeleteBatchResponse>("DeleteBatchResponse");
         check::<musketeer_signing_keys::RotationStatement>("RotationStatement");

@@ -83,6 +83,11 @@ impl TokenTable {
         self.users.get(&id)
     }
 
+    /// Every user token, revoked ones included, by id.
+    pub fn users(&self) -> impl Iterator<Item = &TokenRecord> {
+        self.users.values()
+    }
+
     /// The id for the next user token.
     pub fn next_id(&self) -> TokenId {
         TokenId(self.users.keys().next_back().map_or(1, |id| id.0 + 1))

@@ -3,6 +3,7 @@
 //! [`done_per_minute_row`]; docs/operator.md describes them. Reads happen anywhere; all writes go
 //! through the [`Writer`] thread, which group-commits.
 
+mod backup;
 mod codec;
 pub mod done_per_minute_row;
 pub mod unit_row;
@@ -303,7 +304,7 @@ pub fn next_ids_write(next: NextIds) -> Write {
     Write::Meta(NEXT_IDS_KEY.into(), encode(&next))
 }
 
-fn open_error(e: redb::DatabaseError, path: &Path) -> StoreError {
+pub(crate) fn open_error(e: redb::DatabaseError, path: &Path) -> StoreError {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_owned()),
         other => StoreError::Redb(other.into()),

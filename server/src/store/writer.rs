@@ -150,6 +150,13 @@ impl Writer {
         self.health.failed.load(Ordering::SeqCst)
     }
 
+    /// Whether the writer thread is alive (it stops on [`Writer::close`] or if it panicked).
+    pub fn is_running(&self) -> bool {
+        self.thread
+            .lock()
+            .is_ok_and(|thread| thread.as_ref().is_some_and(|t| !t.is_finished()))
+    }
+
     /// Accept commits again, once memory matches the disk (after a failed commit).
     pub fn resume(&self) {
         self.health.failed.store(false, Ordering::SeqCst);

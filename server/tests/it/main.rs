@@ -10,6 +10,7 @@ mod cli;
 mod dashboard;
 mod delete;
 mod durability;
+mod ops;
 mod reputation;
 mod restart;
 mod rotation;
