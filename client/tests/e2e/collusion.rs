@@ -59,11 +59,7 @@ fn a_colluding_pair_is_quarantined_and_no_canonical_result_is_wrong() {
     assert_primes_right(&http, &project.researcher, batch, &ranges);
     assert!(pair.iter().all(|a| a.reported.load(Ordering::Relaxed) > 0));
     for attacker in &pair {
-        let host = hosts
-            .hosts
-            .iter()
-            .find(|h| h.id.0 == attacker.host_id)
-            .unwrap();
+        let host = attacker.listed(&hosts);
         assert_eq!(host.credit, 0, "{host:?}");
     }
     assert!(
@@ -99,11 +95,7 @@ fn an_error_flooder_drains_little_and_fails_no_good_unit() {
         "the flooder drained {drained} of 80 replicas"
     );
     let hosts = http.hosts(&project.admin);
-    let host = hosts
-        .hosts
-        .iter()
-        .find(|h| h.id.0 == flooder.host_id)
-        .unwrap();
+    let host = flooder.listed(&hosts);
     assert!(
         host.quarantine.is_some() || host.daily_quota < 10_000,
         "{host:?}"

@@ -36,11 +36,7 @@ fn a_lying_host_is_outvoted_and_earns_nothing() {
         "the liar never got a replica, so the test proved nothing"
     );
     let hosts = http.hosts(&project.admin);
-    let liar_host = hosts
-        .hosts
-        .iter()
-        .find(|h| h.id.0 == liar.host_id)
-        .expect("liar listed");
+    let liar_host = liar.listed(&hosts);
     assert_eq!(liar_host.credit, 0, "{liar_host:?}");
     assert!(liar_host.invalid >= 1, "{liar_host:?}");
     let honest_credit: u64 = hosts

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use musketeer_protocol::{
-    Backend, Base64Bytes, ErrorKind, FetchRequest, FetchResponse, HostPlatform, Outcome,
-    RegisterHostRequest, RegisterHostResponse, ReportRequest, ReportResponse, ResultReport, paths,
+    Backend, Base64Bytes, ErrorKind, FetchRequest, FetchResponse, HostList, HostPlatform,
+    HostSummary, Outcome, RegisterHostRequest, RegisterHostResponse, ReportRequest, ReportResponse,
+    ResultReport, paths,
 };
 
 use super::Http;
@@ -110,6 +111,15 @@ impl RawHost {
             thread: Some(thread),
             host_id: registered.host_id.0,
         }
+    }
+
+    /// This host's row in an admin's host list.
+    pub fn listed<'a>(&self, hosts: &'a HostList) -> &'a HostSummary {
+        hosts
+            .hosts
+            .iter()
+            .find(|h| h.id.0 == self.host_id)
+            .expect("the raw-protocol host is listed")
     }
 }
 
