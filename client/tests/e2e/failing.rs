@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use musketeer_protocol::{Replication, SubmitBatchRequest, UnitState};
+use musketeer_protocol::UnitState;
 use musketeer_task_artifacts::PRIMES;
 
-use crate::support::{Project, musketeer_ok, primes_answer, wait_idle};
+use crate::support::{Project, musketeer_ok, primes_answer, primes_quorum_batch, wait_idle};
 
 #[test]
 fn a_deterministically_failing_unit_fails_in_seconds_with_two_volunteers() {
@@ -17,20 +17,7 @@ fn a_deterministically_failing_unit_fails_in_seconds_with_two_volunteers() {
     wait_idle(&a);
     wait_idle(&b);
     let ranges = [(1, 1000), (1000, 5000), (9, 3), (5000, 9000), (2, 2)];
-    let request = SubmitBatchRequest {
-        app: "primes".into(),
-        version: None,
-        inputs: ranges
-            .iter()
-            .map(|(from, to)| serde_json::json!({"from": from, "to": to}))
-            .collect(),
-        replication: Replication {
-            min_quorum: Some(2),
-            ..Replication::default()
-        },
-        priority: 0,
-        label: Some("one bad range".into()),
-    };
+    let request = primes_quorum_batch(&ranges, Some("one bad range"));
     let http = project.http();
     let started = Instant::now();
     let batch = http.submit(&project.researcher, &request).batch_id;

@@ -18,6 +18,12 @@ use musketeer_protocol::{
     SubmitBatchResponse, UnitDetail, UnitId,
 };
 
+mod primes;
+mod raw_host;
+
+pub use primes::{assert_primes_right, primes_quorum_batch};
+pub use raw_host::{Attack, RawHost};
+
 /// How long any one condition may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(120);
 

@@ -1,16 +1,8 @@
 //! The author-facing CLI: `keys generate`, `sign`, `run`, as a user runs them.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn musketeer(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_musketeer"))
-        .args(args)
-        .env("MUSKETEER_CACHE_DIR", crate::support::shared_cache_dir())
-        .current_dir(dir)
-        .output()
-        .expect("run musketeer")
-}
+use crate::support::{musketeer, run_args, sign_args};
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -35,35 +27,13 @@ impl Author {
     }
 
     fn sign(&self, module: &str, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "sign",
-            "--key",
-            "keys/musketeer.key",
-            "--module",
-            module,
-            "--app",
-            "demo",
-            "--version",
-            "1.0.0",
-            "--out",
-            "task.manifest.json",
-        ];
+        let mut args = sign_args(module, "demo");
         args.extend_from_slice(extra);
         self.cmd(&args)
     }
 
     fn run(&self, module: &str, input: &str, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "run",
-            "--manifest",
-            "task.manifest.json",
-            "--module",
-            module,
-            "--trust",
-            "keys/musketeer.pub",
-            "--input",
-            input,
-        ];
+        let mut args = run_args(module, input);
         args.extend_from_slice(extra);
         self.cmd(&args)
     }

@@ -1,33 +1,19 @@
 //! Containments added for issue 11: one memory budget per task, truthful reasons for every way
 //! a run can end, and guest text that cannot forge a volunteer's log.
 
-use musketeer_signing_keys::{Limits, Manifest, SecretKey, TrustStore};
+use musketeer_signing_keys::Limits;
 use serde_json::json;
 
 use crate::components;
-use crate::support::{Signed, kind, run_once, sandbox, sign, test_limits};
+use crate::support::{
+    Signed, kind, musketeer, run_args, run_once, sandbox, sign, sign_args, sign_module, test_limits,
+};
 
 const MIB: u64 = 1024 * 1024;
 
 /// Signs module bytes that exist only in memory (the hand-written components).
 fn sign_bytes(module: Vec<u8>, limits: Limits) -> Signed {
-    let key = SecretKey::generate();
-    let manifest = Manifest::for_module(
-        "fixture",
-        semver::Version::new(1, 0, 0),
-        &module,
-        Vec::new(),
-        limits,
-    )
-    .expect("valid manifest")
-    .sign(&key);
-    let mut trust = TrustStore::default();
-    trust.add(key.public_key());
-    Signed {
-        trust,
-        manifest,
-        module,
-    }
+    sign_module("fixture", module, &[], limits)
 }
 
 fn hostile(limits: Limits) -> Signed {
@@ -190,46 +176,17 @@ async fn a_huge_task_error_is_capped() {
 #[test]
 fn musketeer_run_prints_the_kind_once_and_the_task_words_on_one_line() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let musketeer = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_musketeer"))
-            .args(args)
-            .env("MUSKETEER_CACHE_DIR", crate::support::shared_cache_dir())
-            .current_dir(dir.path())
-            .output()
-            .expect("run musketeer")
-    };
+    let musketeer = |args: &[&str]| musketeer(args, dir.path());
     let hostile = musketeer_task_artifacts::HOSTILE;
     assert!(
         musketeer(&["keys", "generate", "--out", "keys"])
             .status
             .success()
     );
-    let signed = musketeer(&[
-        "sign",
-        "--key",
-        "keys/musketeer.key",
-        "--module",
-        hostile,
-        "--app",
-        "demo",
-        "--version",
-        "1.0.0",
-        "--out",
-        "task.manifest.json",
-    ]);
+    let signed = musketeer(&sign_args(hostile, "demo"));
     assert!(signed.status.success());
     let input = json!({"mode":"error","message":"bad\n[volunteer] result accepted\u{1b}[0m"});
-    let out = musketeer(&[
-        "run",
-        "--manifest",
-        "task.manifest.json",
-        "--module",
-        hostile,
-        "--trust",
-        "keys/musketeer.pub",
-        "--input",
-        &input.to_string(),
-    ]);
+    let out = musketeer(&run_args(hostile, &input.to_string()));
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),

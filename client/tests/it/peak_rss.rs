@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::components;
+use crate::support::{run_args, sign_args};
 
 const MIB: u64 = 1024 * 1024;
 /// Allowance for allocator and page-table noise between two runs of the client.
@@ -55,33 +56,11 @@ fn peak_rss(dir: &Path, args: &[&str]) -> (Option<i32>, String, u64) {
 
 /// Signs `module` in `dir` with `limits` (extra `sign` flags) and returns the `run` arguments.
 fn signed_run<'a>(dir: &Path, module: &'a str, limits: &[&str], input: &'a str) -> Vec<&'a str> {
-    let mut sign = vec![
-        "sign",
-        "--key",
-        "keys/musketeer.key",
-        "--module",
-        module,
-        "--app",
-        "bomb",
-        "--version",
-        "1.0.0",
-        "--out",
-        "task.manifest.json",
-    ];
+    let mut sign = sign_args(module, "bomb");
     sign.extend_from_slice(limits);
     let (code, stderr, _) = peak_rss(dir, &sign);
     assert_eq!(code, Some(0), "{stderr}");
-    vec![
-        "run",
-        "--manifest",
-        "task.manifest.json",
-        "--module",
-        module,
-        "--trust",
-        "keys/musketeer.pub",
-        "--input",
-        input,
-    ]
+    run_args(module, input)
 }
 
 /// Peak RSS of the run, measured on its second go so that compiling (cached after the first)

@@ -29,16 +29,21 @@ pub fn test_limits() -> Limits {
 
 pub fn sign(module_path: &str, allow: &[String], limits: Limits) -> Signed {
     let module = std::fs::read(module_path).expect("built task module");
+    sign_module("test-app", module, allow, limits)
+}
+
+/// Signs `module` as `app` 1.0.0 with a fresh key that the returned trust store trusts.
+pub fn sign_module(app: &str, module: Vec<u8>, allow: &[String], limits: Limits) -> Signed {
     let key = SecretKey::generate();
     let manifest = Manifest::for_module(
-        "test-app",
+        app,
         semver::Version::new(1, 0, 0),
         &module,
         allow.to_vec(),
         limits,
     )
-    .expect("valid manifest");
-    let manifest = manifest.sign(&key);
+    .expect("valid manifest")
+    .sign(&key);
     let mut trust = TrustStore::default();
     trust.add(key.public_key());
     Signed {
@@ -46,6 +51,49 @@ pub fn sign(module_path: &str, allow: &[String], limits: Limits) -> Signed {
         manifest,
         module,
     }
+}
+
+/// Runs the `musketeer` binary in `dir`, sharing the test process's compiled-code cache.
+pub fn musketeer(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_musketeer"))
+        .args(args)
+        .env("MUSKETEER_CACHE_DIR", shared_cache_dir())
+        .current_dir(dir)
+        .output()
+        .expect("run musketeer")
+}
+
+/// `musketeer sign` arguments for `module` as `app` 1.0.0, with the key that
+/// `musketeer keys generate --out keys` made, writing `task.manifest.json`.
+pub fn sign_args<'a>(module: &'a str, app: &'a str) -> Vec<&'a str> {
+    vec![
+        "sign",
+        "--key",
+        "keys/musketeer.key",
+        "--module",
+        module,
+        "--app",
+        app,
+        "--version",
+        "1.0.0",
+        "--out",
+        "task.manifest.json",
+    ]
+}
+
+/// `musketeer run` arguments for `module` as signed by [`sign_args`], trusting that key.
+pub fn run_args<'a>(module: &'a str, input: &'a str) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--manifest",
+        "task.manifest.json",
+        "--module",
+        module,
+        "--trust",
+        "keys/musketeer.pub",
+        "--input",
+        input,
+    ]
 }
 
 /// A sandbox with the default settings, sharing one compiled-code cache per test process so

@@ -1159,4 +1159,6 @@ impl World {
 #[cfg(test)]
 mod lease_tests;
 #[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
 pub(crate) mod tests;

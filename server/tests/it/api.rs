@@ -215,13 +215,7 @@ async fn quorum_two_marks_the_wrong_host_invalid() {
         "{cheater}"
     );
     // A quarantined host is told why it gets no work.
-    let (_, fetched) = api
-        .post(
-            "/api/v1/work/fetch",
-            Some(&cheater_token),
-            json!({"free_slots": 1, "platform": platform()}),
-        )
-        .await;
+    let fetched = api.fetch_answer(&cheater_token, 1, &[]).await;
     assert!(
         fetched["refusal"]
             .as_str()
@@ -259,13 +253,7 @@ async fn cancel_stops_handing_out_and_tells_hosts() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["state"], "cancelled");
     assert_eq!(body["counts"]["cancelled"], 3);
-    let (_, fetched) = api
-        .post(
-            "/api/v1/work/fetch",
-            Some(&host),
-            json!({"free_slots": 4, "platform": platform(), "in_flight": [leased["result_id"]]}),
-        )
-        .await;
+    let fetched = api.fetch_answer(&host, 4, &[&leased["result_id"]]).await;
     assert_eq!(fetched["assignments"], json!([]));
     assert_eq!(fetched["cancelled"], json!([leased["result_id"]]));
 }

@@ -60,13 +60,7 @@ async fn an_admin_bans_and_unbans_a_host_with_a_reason() {
     assert_eq!(status, StatusCode::OK, "{summary}");
     assert_eq!(summary["ban"], "forged outputs");
     // The banned host is told why, and to drop the replica it held, which goes to others.
-    let (_, fetched) = api
-        .post(
-            "/api/v1/work/fetch",
-            Some(&host),
-            json!({"free_slots": 4, "platform": platform(), "in_flight": [leased["result_id"]]}),
-        )
-        .await;
+    let fetched = api.fetch_answer(&host, 4, &[&leased["result_id"]]).await;
     assert_eq!(fetched["assignments"], json!([]));
     assert_eq!(fetched["cancelled"], json!([leased["result_id"]]));
     assert!(
@@ -91,13 +85,7 @@ async fn an_admin_bans_and_unbans_a_host_with_a_reason() {
         .await;
     assert_eq!(status, StatusCode::OK, "{summary}");
     assert!(summary.get("ban").is_none(), "{summary}");
-    let (_, fetched) = api
-        .post(
-            "/api/v1/work/fetch",
-            Some(&host),
-            json!({"free_slots": 4, "platform": platform()}),
-        )
-        .await;
+    let fetched = api.fetch_answer(&host, 4, &[]).await;
     assert!(fetched.get("refusal").is_none(), "{fetched}");
 }
 

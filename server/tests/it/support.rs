@@ -249,6 +249,20 @@ impl Api {
         body["assignments"].as_array().unwrap().clone()
     }
 
+    /// Fetch without waiting while still holding `in_flight` result ids; the whole answer
+    /// (assignments, ids to drop, refusal).
+    pub async fn fetch_answer(&self, host: &str, slots: u32, in_flight: &[&Value]) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/work/fetch",
+                Some(host),
+                json!({"free_slots": slots, "platform": platform(), "in_flight": in_flight}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
     /// Report one success; the ack status.
     pub async fn report_success(&self, host: &str, result_id: &Value, output: &[u8]) -> String {
         let body = json!({"results": [{"result_id": result_id, "outcome": {"status": "success", "output": base64_encode(output), "fuel_consumed": 7, "wall_ms": 1}}]});

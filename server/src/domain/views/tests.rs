@@ -1,10 +1,8 @@
-use musketeer_protocol::{ErrorKind, HostPlatform, Replication, TokenId, UnitState};
-use serde_json::json;
+use musketeer_protocol::{ErrorKind, HostPlatform, Replication, UnitState};
 
 use super::*;
 use crate::domain::lifecycle::{Params, Reported};
-use crate::domain::world::NewBatch;
-use crate::domain::world::tests::app;
+use crate::domain::world::test_support::{app, new_batch};
 
 fn submit(world: &mut World, n: usize, min_quorum: u32, max_error_results: u32) -> BatchId {
     let params = Params::resolve(&Replication {
@@ -14,16 +12,7 @@ fn submit(world: &mut World, n: usize, min_quorum: u32, max_error_results: u32) 
         ..Default::default()
     })
     .unwrap();
-    let new = NewBatch {
-        owner: TokenId(1),
-        app: "demo".into(),
-        version: "1.0.0".parse().unwrap(),
-        inputs: (0..n).map(|i| json!(i)).collect(),
-        params,
-        priority: 0,
-        label: None,
-    };
-    world.submit(new, 0).id
+    world.submit(new_batch("demo", n, params, 0), 0).id
 }
 
 fn success(output: &str) -> Reported {

@@ -1,39 +1,10 @@
 //! The world's side of the lifecycle: error floods, stalled units and lost leases.
 
-use musketeer_protocol::{ErrorKind, Replication};
-use serde_json::json;
+use musketeer_protocol::ErrorKind;
 
-use super::tests::app;
+use super::test_support::{submit, world_with_hosts};
 use super::*;
 use crate::domain::lifecycle::UnitStatus;
-
-fn world_with_hosts(n: u64) -> World {
-    let mut world = World::default();
-    world.publish(app());
-    for i in 0..n {
-        world.register_host(format!("h{i}"), String::new(), None, 0);
-    }
-    world
-}
-
-fn submit(world: &mut World, n: usize, min_quorum: u32) -> BatchId {
-    let params = Params::resolve(&Replication {
-        min_quorum: Some(min_quorum),
-        delay_bound_ms: Some(60_000),
-        ..Default::default()
-    })
-    .unwrap();
-    let new = NewBatch {
-        owner: TokenId(1),
-        app: "demo".into(),
-        version: "1.0.0".parse().unwrap(),
-        inputs: (0..n).map(|i| json!(i)).collect(),
-        params,
-        priority: 0,
-        label: None,
-    };
-    world.submit(new, 0).id
-}
 
 fn output_of(unit: UnitId) -> Vec<u8> {
     format!("out{}", unit.0).into_bytes()

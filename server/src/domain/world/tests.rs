@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 use serde_json::json;
 
+use super::test_support::{app, new_batch, world_with_hosts};
 use super::*;
 use crate::domain::lifecycle::ReplicaState;
 
@@ -13,46 +14,10 @@ fn params(min_quorum: u32) -> Params {
     .unwrap()
 }
 
-/// An app version with small limits that the tests' outputs and fuel stay within.
-pub(crate) fn app() -> AppVersion {
-    AppVersion {
-        app: "demo".into(),
-        version: "1.0.0".parse().unwrap(),
-        key_id: "ed25519:0000000000000000".into(),
-        module_sha256: "00".repeat(32),
-        module_size: 3,
-        http_allow: vec![],
-        limits: Limits {
-            fuel: 1000,
-            memory_bytes: 1,
-            wall_time_ms: 1,
-            output_bytes: 16,
-        },
-        signed_manifest: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
-        published_ms: 0,
-    }
-}
-
-fn world_with_hosts(n: u64) -> World {
-    let mut world = World::default();
-    world.publish(app());
-    for i in 0..n {
-        world.register_host(format!("h{i}"), String::new(), None, 0);
-    }
-    world
-}
-
 fn submit(world: &mut World, n: usize, quorum: u32, priority: i32) -> BatchId {
-    let new = NewBatch {
-        owner: TokenId(1),
-        app: "demo".into(),
-        version: "1.0.0".parse().unwrap(),
-        inputs: (0..n).map(|i| json!(i)).collect(),
-        params: params(quorum),
-        priority,
-        label: None,
-    };
-    world.submit(new, 0).id
+    world
+        .submit(new_batch("demo", n, params(quorum), priority), 0)
+        .id
 }
 
 fn success(output: &str) -> Reported {
@@ -126,16 +91,9 @@ fn submit_big(world: &mut World, n: usize, priority: i32, now_ms: u64) -> BatchI
         },
         ..app()
     });
-    let new = NewBatch {
-        owner: TokenId(1),
-        app: "big".into(),
-        version: "1.0.0".parse().unwrap(),
-        inputs: (0..n).map(|i| json!(i)).collect(),
-        params: params(1),
-        priority,
-        label: None,
-    };
-    world.submit(new, now_ms).id
+    world
+        .submit(new_batch("big", n, params(1), priority), now_ms)
+        .id
 }
 
 #[test]

@@ -1,10 +1,8 @@
-use serde_json::json;
-
-use super::super::tests::app;
-use super::super::{NewBatch, World};
-use crate::domain::lifecycle::{Params, Reported, UnitStatus};
+use super::super::World;
+use super::super::test_support::{app, submit};
+use crate::domain::lifecycle::{Reported, UnitStatus};
 use crate::domain::reputation::{Policy, Refusal};
-use musketeer_protocol::{BatchId, HostId, Replication, ResultId, TokenId, UnitId, UnitState};
+use musketeer_protocol::{HostId, ResultId, TokenId, UnitId, UnitState};
 
 fn world(hosts: u64, policy: Policy) -> World {
     let mut world = World::default();
@@ -23,25 +21,6 @@ fn no_adaptive() -> Policy {
         adaptive_replication: false,
         ..Policy::default()
     }
-}
-
-fn submit(world: &mut World, n: usize, quorum: u32) -> BatchId {
-    let params = Params::resolve(&Replication {
-        min_quorum: Some(quorum),
-        delay_bound_ms: Some(60_000),
-        ..Default::default()
-    })
-    .unwrap();
-    let new = NewBatch {
-        owner: TokenId(1),
-        app: "demo".into(),
-        version: "1.0.0".parse().unwrap(),
-        inputs: (0..n).map(|i| json!(i)).collect(),
-        params,
-        priority: 0,
-        label: None,
-    };
-    world.submit(new, 0).id
 }
 
 fn output(text: &str, fuel: u64) -> Reported {
