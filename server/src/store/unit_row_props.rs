@@ -88,14 +88,16 @@ fn replica() -> impl Strategy<Value = Replica> {
         any::<bool>(),
         replica_state(),
     )
-        .prop_map(|(host, sent_ms, deadline_ms, stderr_tail, late, state)| Replica {
-            host: host.map(HostId),
-            sent_ms,
-            deadline_ms,
-            stderr_tail,
-            late,
-            state,
-        })
+        .prop_map(
+            |(host, sent_ms, deadline_ms, stderr_tail, late, state)| Replica {
+                host: host.map(HostId),
+                sent_ms,
+                deadline_ms,
+                stderr_tail,
+                late,
+                state,
+            },
+        )
 }
 
 fn unit() -> impl Strategy<Value = Unit> {
