@@ -116,3 +116,22 @@ pub fn batch_cancel(id: crate::BatchId) -> String {
 pub fn token(id: crate::TokenId) -> String {
     format!("{API_PREFIX}/tokens/{id}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_wait_paths_keep_the_tag_one_parameter() {
+        let id = crate::BatchId(7);
+        assert_eq!(batch_wait(id, 0, None), "/api/v1/batches/7?wait_ms=0");
+        assert_eq!(
+            batch_wait(id, 2000, Some("running-1-0-0-0-0-0")),
+            "/api/v1/batches/7?wait_ms=2000&after=running-1-0-0-0-0-0"
+        );
+        assert_eq!(
+            batch_wait(id, 1, Some("a&b=c d")),
+            "/api/v1/batches/7?wait_ms=1&after=a%26b%3Dc%20d"
+        );
+    }
+}
