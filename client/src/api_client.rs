@@ -259,6 +259,23 @@ impl ApiClient {
             .map(drop)
     }
 
+    /// `GET /api/v1/batches/{id}?wait_ms=N[&after=TAG]`: answered as soon as the batch is
+    /// finished or cancelled, its progress tag differs from `after` (if given), or `wait` passes
+    /// (the server may cap it).
+    pub async fn wait_batch_status(
+        &self,
+        id: BatchId,
+        wait: Duration,
+        after: Option<&str>,
+    ) -> Result<BatchStatus, ApiError> {
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let url = self.url(&paths::batch_wait(id, wait_ms, after));
+        let response = self
+            .send(self.http.get(&url), &url, REQUEST_TIMEOUT + wait)
+            .await?;
+        decode(response, url, MAX_VIEW_ANSWER_BYTES).await
+    }
+
     /// `POST /api/v1/batches/{id}/cancel`.
     pub async fn cancel_batch(&self, id: BatchId) -> Result<BatchStatus, ApiError> {
         self.post_json(

@@ -166,6 +166,42 @@ pub struct BatchStatus {
     pub stalled_reason: Option<String>,
 }
 
+impl BatchStatus {
+    /// What the long poll of `GET /api/v1/batches/{id}?wait_ms=N&after=TAG` compares: the
+    /// state, the counts by state and the stalled count, as
+    /// `{state}-{queued}-{running}-{done}-{failed}-{cancelled}-{stalled}` (URL-safe). Equal
+    /// tags mean no progress a researcher can see.
+    pub fn progress_tag(&self) -> String {
+        let c = &self.counts;
+        let state = match self.state {
+            BatchState::Running => "running",
+            BatchState::Finished => "finished",
+            BatchState::Cancelled => "cancelled",
+        };
+        format!(
+            "{state}-{}-{}-{}-{}-{}-{}",
+            c.queued, c.running, c.done, c.failed, c.cancelled, self.stalled
+        )
+    }
+}
+
+/// Query of `GET /api/v1/batches/{id}`: a long poll when `wait_ms` is given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchStatusQuery {
+    /// Wait up to this long (the server caps it at its longest long-poll wait) for the batch to
+    /// finish or be cancelled, or, with `after`, for its progress tag to differ from `after`.
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+    /// A [`BatchStatus::progress_tag`] the caller holds: answer as soon as progress differs.
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+impl BatchStatusQuery {
+    /// The longest `after` accepted: a tag of seven 20-digit numbers and a state fits.
+    pub const MAX_AFTER_LEN: usize = 200;
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

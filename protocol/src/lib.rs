@@ -48,8 +48,8 @@ mod work;
 
 pub use apps::{AppList, AppVersionInfo, PublishRequest, PublishResponse};
 pub use batch::{
-    BatchList, BatchState, BatchStatus, DeleteBatchResponse, Replication, ResultRow, ResultsFormat,
-    SubmitBatchRequest, SubmitBatchResponse, UnitCounts, UnitState,
+    BatchList, BatchState, BatchStatus, BatchStatusQuery, DeleteBatchResponse, Replication,
+    ResultRow, ResultsFormat, SubmitBatchRequest, SubmitBatchResponse, UnitCounts, UnitState,
 };
 pub use bytes::Base64Bytes;
 pub use dashboard::{HostDetail, ReplicaOutcome, ReplicaView, UnitDetail, UnitList, UnitSummary};

@@ -21,7 +21,8 @@ pub const MODULE: &str = "/api/v1/modules/{sha256}";
 pub const APPS: &str = "/api/v1/apps";
 /// `GET`: the caller's batches (all batches for admin); `POST` (researcher token): submit one.
 pub const BATCHES: &str = "/api/v1/batches";
-/// `GET`: one batch's status; `DELETE`: delete a finished (or cancelled) batch and its units.
+/// `GET`: one batch's status, `?wait_ms=N[&after=TAG]` to long-poll for its end or progress;
+/// `DELETE`: delete a finished (or cancelled) batch and its units.
 pub const BATCH: &str = "/api/v1/batches/{id}";
 /// `GET`: one batch's results, `?format=jsonl` (default) or `?format=csv`, streamed.
 pub const BATCH_RESULTS: &str = "/api/v1/batches/{id}/results";
@@ -96,6 +97,25 @@ pub fn batch(id: crate::BatchId) -> String {
     format!("{API_PREFIX}/batches/{id}")
 }
 
+/// The long-poll status path of a batch: answered when the batch is finished or cancelled,
+/// when its progress tag differs from `after` (if given), or after `wait_ms`.
+pub fn batch_wait(id: crate::BatchId, wait_ms: u64, after: Option<&str>) -> String {
+    let mut path = format!("{API_PREFIX}/batches/{id}?wait_ms={wait_ms}");
+    if let Some(tag) = after {
+        // Tags are URL-safe (letters, digits, '-'); anything else is escaped so the query stays
+        // one parameter.
+        path.push_str("&after=");
+        for byte in tag.bytes() {
+            if byte.is_ascii_alphanumeric() || byte == b'-' {
+                path.push(char::from(byte));
+            } else {
+                path.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    path
+}
+
 /// The results path of a batch in the given format.
 pub fn batch_results(id: crate::BatchId, format: crate::ResultsFormat) -> String {
     format!(
@@ -122,4 +142,23 @@ pub fn batch_cancel(id: crate::BatchId) -> String {
 /// The revoke path of a token.
 pub fn token(id: crate::TokenId) -> String {
     format!("{API_PREFIX}/tokens/{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_wait_paths_keep_the_tag_one_parameter() {
+        let id = crate::BatchId(7);
+        assert_eq!(batch_wait(id, 0, None), "/api/v1/batches/7?wait_ms=0");
+        assert_eq!(
+            batch_wait(id, 2000, Some("running-1-0-0-0-0-0")),
+            "/api/v1/batches/7?wait_ms=2000&after=running-1-0-0-0-0-0"
+        );
+        assert_eq!(
+            batch_wait(id, 1, Some("a&b=c d")),
+            "/api/v1/batches/7?wait_ms=1&after=a%26b%3Dc%20d"
+        );
+    }
 }

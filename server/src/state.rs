@@ -92,6 +92,9 @@ pub struct Inner {
     writer: Writer,
     /// Signalled when replicas are queued, to wake long-polling fetches.
     pub work_available: Notify,
+    /// Bumped after each durable commit that changed units or batches, to wake long-polling
+    /// batch status requests (they compare the batch's progress themselves).
+    progress: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
     /// Serve-time settings.
     pub options: ServeOptions,
@@ -108,7 +111,14 @@ impl std::ops::Deref for AppState {
 
 /// A pending durable commit; await it before answering 2xx.
 #[must_use = "await the commit before acknowledging"]
-pub struct Pending(Option<(oneshot::Receiver<Result<(), ()>>, AppState)>);
+pub struct Pending(Option<Commit>);
+
+/// A queued commit: the writer's answer, the state, and whether batch progress may change.
+struct Commit {
+    done: oneshot::Receiver<Result<(), ()>>,
+    state: AppState,
+    changes_progress: bool,
+}
 
 impl Pending {
     /// Nothing to wait for.
@@ -116,13 +126,31 @@ impl Pending {
         Pending(None)
     }
 
+    fn queued(done: oneshot::Receiver<Result<(), ()>>, state: &AppState, progress: bool) -> Self {
+        Pending(Some(Commit {
+            done,
+            state: state.clone(),
+            changes_progress: progress,
+        }))
+    }
+
     /// Wait until the rows are durable. If the commit fails, memory is put back to what the
     /// store holds before this returns, so that no read shows the change that was refused.
     pub async fn durable(self) -> Result<(), ApiError> {
-        let Some((rx, state)) = self.0 else {
+        let Some(Commit {
+            done,
+            state,
+            changes_progress,
+        }) = self.0
+        else {
             return Ok(());
         };
-        if let Ok(Ok(())) = rx.await {
+        if let Ok(Ok(())) = done.await {
+            // After durability, so that a researcher woken by it never reads a result a failed
+            // commit takes back.
+            if changes_progress {
+                state.progress.send_modify(|seq| *seq = seq.wrapping_add(1));
+            }
             return Ok(());
         }
         // Blocks on locks and on the writer's queue: off the async threads.
@@ -168,6 +196,7 @@ impl AppState {
             store,
             writer,
             work_available: Notify::new(),
+            progress: watch::channel(0).0,
             shutdown: watch::channel(false).0,
             options,
             register_limiter,
@@ -223,6 +252,8 @@ impl AppState {
         if dirty.is_empty() && extra.is_empty() {
             return Pending::none();
         }
+        let changes_progress =
+            !dirty.units.is_empty() || !dirty.batches.is_empty() || !dirty.deleted.is_empty();
         let mut writes = extra;
         writes.reserve(2 + dirty.hosts.len() + dirty.batches.len() + dirty.apps.len());
         for (app, version) in &dirty.apps {
@@ -267,12 +298,19 @@ impl AppState {
         if world.has_queued_work() {
             self.work_available.notify_waiters();
         }
-        Pending(Some((self.writer.submit(writes), self.clone())))
+        Pending::queued(self.writer.submit(writes), self, changes_progress)
     }
 
     /// Queue rows that are not part of the world (tokens, project settings).
     pub fn persist_rows(&self, writes: Vec<Write>) -> Pending {
-        Pending(Some((self.writer.submit(writes), self.clone())))
+        Pending::queued(self.writer.submit(writes), self, false)
+    }
+
+    /// A receiver of batch progress: it sees a change after each durable commit that changed
+    /// units or batches. Mark it seen before reading the world, so no commit after the read
+    /// goes unnoticed.
+    pub fn progress_signal(&self) -> watch::Receiver<u64> {
+        self.progress.subscribe()
     }
 
     /// After a failed commit, put memory back to what the store holds and accept commits again.

@@ -10,8 +10,13 @@ use musketeer_protocol::{BatchId, BatchState, BatchStatus, ErrorCode, ResultsFor
 use crate::api_client::{ApiClient, ApiError};
 use crate::cli::{BatchCommand, ResultsFormatArg};
 
-/// How often progress is polled.
-const POLL: Duration = Duration::from_millis(500);
+/// How long one status long poll may wait while the batch runs: the progress refresh on a
+/// terminal. The server answers as soon as the batch ends.
+const REFRESH_TERMINAL: Duration = Duration::from_secs(1);
+/// The same when stderr is a log: progress lines are printed at most every 2 s anyway.
+const REFRESH_LOG: Duration = Duration::from_secs(2);
+/// Pause between retries while the server cannot be reached.
+const RETRY: Duration = Duration::from_secs(1);
 
 pub fn batch(command: BatchCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
@@ -142,15 +147,25 @@ fn stalled_note(status: &BatchStatus) -> String {
     note
 }
 
-/// Shows a progress bar on stderr until the batch is finished or cancelled.
+/// Shows a progress bar on stderr until the batch is finished or cancelled. Each status request
+/// is a long poll the server answers the moment the batch ends, so the wait ends with the batch,
+/// not at the next poll.
 pub async fn wait(api: &ApiClient, id: BatchId) -> anyhow::Result<BatchStatus> {
     let started = Instant::now();
     let terminal = std::io::stderr().is_terminal();
+    let refresh = if terminal {
+        REFRESH_TERMINAL
+    } else {
+        REFRESH_LOG
+    };
     let mut last_line = String::new();
     let mut last_print = Instant::now();
     let mut errors = 0u32;
+    // The first request answers at once, so that progress shows from the start.
+    let mut wait = Duration::ZERO;
     loop {
-        let status = match api.batch_status(id).await {
+        let asked = Instant::now();
+        let status = match api.wait_batch_status(id, wait, None).await {
             Ok(status) => {
                 errors = 0;
                 status
@@ -158,7 +173,7 @@ pub async fn wait(api: &ApiClient, id: BatchId) -> anyhow::Result<BatchStatus> {
             Err(error) if error.is_retryable() && errors < 120 => {
                 // The server may be restarting; keep waiting a while.
                 errors += 1;
-                tokio::time::sleep(POLL * 2).await;
+                tokio::time::sleep(RETRY).await;
                 continue;
             }
             Err(error) => {
@@ -181,7 +196,12 @@ pub async fn wait(api: &ApiClient, id: BatchId) -> anyhow::Result<BatchStatus> {
             }
             return Ok(status);
         }
-        tokio::time::sleep(POLL).await;
+        // A server that answers a running batch early (shutting down, or one without the long
+        // poll) must not be asked again at once.
+        if wait > Duration::ZERO && asked.elapsed() < wait / 2 {
+            tokio::time::sleep(wait - asked.elapsed()).await;
+        }
+        wait = refresh;
     }
 }
 

@@ -15,4 +15,5 @@ mod quorum;
 mod refusals;
 mod resources;
 mod rotation;
+mod submit_wait;
 mod support;

@@ -122,7 +122,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(mut command: Command, name: &'static str) -> Proc {
+    pub fn spawn(mut command: Command, name: &'static str) -> Proc {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn child process");
         let stdout = Lines::default();

@@ -3,9 +3,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
 use musketeer_protocol::{
-    BatchId, BatchList, BatchStatus, DeleteBatchResponse, ResultsFormat, Role, SubmitBatchRequest,
-    SubmitBatchResponse, UnitId,
+    BatchId, BatchList, BatchState, BatchStatus, BatchStatusQuery, DeleteBatchResponse,
+    ResultsFormat, Role, SubmitBatchRequest, SubmitBatchResponse, UnitId,
 };
 use serde::Deserialize;
 
@@ -105,18 +107,49 @@ pub async fn list(
     Ok(Json(BatchList { batches }))
 }
 
-/// `GET /api/v1/batches/{id}`.
+/// `GET /api/v1/batches/{id}`, and with `?wait_ms=N[&after=TAG]` a long poll: answered as soon
+/// as the batch is finished or cancelled, its progress tag differs from `after`, the wait ends
+/// (capped at the server's longest long-poll wait) or the server shuts down.
 pub async fn status(
     State(state): State<AppState>,
     caller: Caller,
     PathParam(id): PathParam<BatchId>,
+    QueryParam(query): QueryParam<BatchStatusQuery>,
 ) -> Result<Json<BatchStatus>, ApiError> {
     let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
-    let world = state.world();
-    let online = world.online_memory_limits(AppState::now_ms());
-    Ok(Json(
-        world.batch_status(visible(&world, user, id)?, &online),
-    ))
+    if let Some(after) = &query.after {
+        check_len("after", after, BatchStatusQuery::MAX_AFTER_LEN)?;
+    }
+    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0).min(state.options.max_wait_ms));
+    let give_up = tokio::time::Instant::now() + wait;
+    let mut progress = state.progress_signal();
+    let mut shutdown = state.shutdown_signal();
+    loop {
+        progress.borrow_and_update();
+        let status = {
+            let world = state.world();
+            let online = world.online_memory_limits(AppState::now_ms());
+            world.batch_status(visible(&world, user, id)?, &online)
+        };
+        let moved = status.state != BatchState::Running
+            || query
+                .after
+                .as_deref()
+                .is_some_and(|after| after != status.progress_tag());
+        if moved || tokio::time::Instant::now() >= give_up || *shutdown.borrow() {
+            return Ok(Json(status));
+        }
+        tokio::select! {
+            changed = progress.changed() => {
+                // The sender lives as long as the state; gone means shutting down.
+                if changed.is_err() {
+                    return Ok(Json(status));
+                }
+            }
+            () = tokio::time::sleep_until(give_up) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
 }
 
 /// `POST /api/v1/batches/{id}/cancel`.

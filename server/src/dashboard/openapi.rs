@@ -150,7 +150,7 @@ pub const ROUTES: &[Route] = &[
         "GET",
         paths::BATCH,
         Roles("researcher, admin"),
-        "One batch's status (owner or admin)",
+        "One batch's status (owner or admin); ?wait_ms=N[&after=TAG] long-polls until it ends, its progress tag differs from TAG, or N ms pass",
         None,
         200,
         "BatchStatus",

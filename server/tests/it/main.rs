@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod bad_input;
+mod batch_wait;
 mod cli;
 mod dashboard;
 mod delete;

@@ -1,0 +1,217 @@
+//! `musketeer submit --wait` follows the batch status long poll instead of polling: a loopback
+//! proxy between the CLI and the real server records each request the CLI makes, and the test
+//! plays the volunteer through the protocol so that it decides when the unit finishes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use musketeer_protocol::{
+    Backend, Base64Bytes, FetchRequest, FetchResponse, HostPlatform, Outcome, RegisterHostRequest,
+    RegisterHostResponse, ReportRequest, ReportResponse, ResultReport, paths,
+};
+use musketeer_task_artifacts::NOOP;
+
+use crate::support::{Http, Proc, Project, musketeer, path, wait_for};
+
+/// Requests seen by the proxy: (arrival, method, path and query).
+type Seen = Arc<Mutex<Vec<(Instant, String, String)>>>;
+
+struct RecordingProxy {
+    url: String,
+    seen: Seen,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for RecordingProxy {
+    fn drop(&mut self) {
+        // Stops the proxy's tasks with the test, pass or fail.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl RecordingProxy {
+    fn start(upstream: &str) -> RecordingProxy {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("proxy runtime");
+        let seen = Seen::default();
+        let state = (upstream.to_owned(), reqwest::Client::new(), seen.clone());
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let app = Router::new().fallback(forward).with_state(state);
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        RecordingProxy {
+            url: format!("http://{addr}"),
+            seen,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// The `GET`s of the batch's status, with their arrival times.
+    fn status_requests(&self, batch_path: &str) -> Vec<(Instant, String)> {
+        self.seen
+            .lock()
+            .expect("proxy log")
+            .iter()
+            .filter(|(_, method, path)| {
+                method == "GET"
+                    && (path == batch_path || path.starts_with(&format!("{batch_path}?")))
+            })
+            .map(|(at, _, path)| (*at, path.clone()))
+            .collect()
+    }
+}
+
+async fn forward(
+    State((base, http, seen)): State<(String, reqwest::Client, Seen)>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    seen.lock()
+        .expect("proxy log")
+        .push((Instant::now(), parts.method.to_string(), path.clone()));
+    let Ok(body) = axum::body::to_bytes(body, 64 << 20).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let mut outgoing = http
+        .request(parts.method.clone(), format!("{base}{path}"))
+        .body(body);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+        if let Some(value) = parts.headers.get(&name) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let Ok(answer) = outgoing.send().await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let status = answer.status();
+    let Ok(bytes) = answer.bytes().await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    response
+}
+
+fn platform() -> HostPlatform {
+    HostPlatform {
+        arch: "x86_64".into(),
+        os: "linux".into(),
+        client_version: env!("CARGO_PKG_VERSION").into(),
+        wasmtime_version: "48.0.8".into(),
+        backend: Backend::Cranelift,
+        slots: 1,
+        max_task_memory: None,
+    }
+}
+
+#[test]
+fn submit_wait_long_polls_and_ends_with_the_batch() {
+    let project = Project::start();
+    project.publish(NOOP, "noop", "1.0.0", &[]);
+    let proxy = RecordingProxy::start(&project.url);
+    let inputs = project.dir.path().join("one.jsonl");
+    std::fs::write(&inputs, "{\"n\":1}\n").expect("write the inputs");
+
+    let started = Instant::now();
+    let mut command = std::process::Command::new(musketeer());
+    command
+        .args(["submit", "--server", &proxy.url, "--app", "noop"])
+        .args(["--inputs", path(&inputs), "--wait"])
+        .env("MUSKETEER_TOKEN", &project.researcher)
+        .env("MUSKETEER_LOG", "warn");
+    let mut submit = Proc::spawn(command, "submit");
+    let batch_id: u64 = wait_for("the batch id on stdout", || {
+        submit.stdout.snapshot().first()?.trim().parse().ok()
+    });
+    let batch_path = paths::batch(musketeer_protocol::BatchId(batch_id));
+    // The first status request answers at once; the next one is a long poll.
+    wait_for("a long poll of the batch status", || {
+        (proxy.status_requests(&batch_path).len() >= 2).then_some(())
+    });
+
+    // Play the volunteer: take the unit and report it.
+    let http = Http::new(&project.url);
+    let registered: RegisterHostResponse = http
+        .post(
+            paths::HOSTS_REGISTER,
+            None,
+            &RegisterHostRequest {
+                name: Some("by-hand".into()),
+                invite_code: None,
+                platform: Some(platform()),
+            },
+        )
+        .expect("register a host");
+    let fetched: FetchResponse = http
+        .post(
+            paths::WORK_FETCH,
+            Some(&registered.host_token),
+            &FetchRequest {
+                free_slots: 1,
+                platform: platform(),
+                wait_ms: Some(10_000),
+                in_flight: Vec::new(),
+                held: None,
+            },
+        )
+        .expect("fetch the unit");
+    let [assignment] = fetched.assignments.as_slice() else {
+        panic!("one assignment expected: {fetched:?}");
+    };
+    let _: ReportResponse = http
+        .post(
+            paths::WORK_REPORT,
+            Some(&registered.host_token),
+            &ReportRequest {
+                results: vec![ResultReport {
+                    result_id: assignment.result_id,
+                    outcome: Outcome::Success {
+                        output: Base64Bytes(br#"{"echo":"by hand"}"#.to_vec()),
+                        fuel_consumed: 1,
+                        wall_ms: 1,
+                        stderr_tail: String::new(),
+                    },
+                }],
+                in_flight: Vec::new(),
+            },
+        )
+        .expect("report the result");
+
+    let exit = submit.wait_exit();
+    let elapsed = started.elapsed();
+    let stdout = submit.stdout.snapshot().join("\n");
+    assert!(exit.success(), "submit --wait failed: {stdout}");
+    assert!(stdout.contains(r#""echo":"by hand""#), "{stdout}");
+
+    let requests = proxy.status_requests(&batch_path);
+    for (_, later) in &requests[1..] {
+        assert!(later.contains("wait_ms="), "not a long poll: {later}");
+    }
+    // Each long poll is held until the batch moves or about 2 s pass: a 500 ms status poll
+    // would have made about two requests per second.
+    let bound = 2 + elapsed.as_secs() as usize;
+    assert!(
+        requests.len() <= bound,
+        "{} status requests in {elapsed:?}: {requests:?}",
+        requests.len()
+    );
+}
