@@ -9,16 +9,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::body::Bytes;
 use musketeer_protocol::{Replication, SubmitBatchRequest, UnitState, paths};
 use musketeer_task_artifacts::HOSTILE;
 use serde_json::{Value, json};
 
-use crate::support::{Proc, Project, wait_for, wait_idle};
+use crate::support::{Proc, Project, Proxy, wait_for, wait_idle};
 
 /// The marker input the proxy replaces.
 fn marker() -> Value {
@@ -31,99 +27,22 @@ fn deep_input() -> Value {
     serde_json::from_str(&text).expect("125 levels parse on their own")
 }
 
-struct Proxy {
-    url: String,
-    /// Fetch answers in which the deep input was swapped in.
-    poisoned: Arc<AtomicUsize>,
-    runtime: Option<tokio::runtime::Runtime>,
+/// A proxy in front of `upstream` that swaps the deep input in for the marker in fetch answers,
+/// counting the answers it changed in `poisoned`.
+fn start_proxy(upstream: &str, poisoned: Arc<AtomicUsize>) -> Proxy {
+    Proxy::rewriting(
+        upstream,
+        Arc::new(move |path, bytes| {
+            if path.starts_with(paths::WORK_FETCH) {
+                poison(&poisoned, bytes)
+            } else {
+                bytes
+            }
+        }),
+    )
 }
 
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        // Stops the proxy's tasks with the test, pass or fail.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-#[derive(Clone)]
-struct Upstream {
-    base: String,
-    http: reqwest::Client,
-    poisoned: Arc<AtomicUsize>,
-}
-
-/// Forwards every request to `upstream`; in fetch answers, the marker input becomes
-/// [`deep_input`].
-fn start_proxy(upstream: &str) -> Proxy {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("proxy runtime");
-    let poisoned = Arc::new(AtomicUsize::new(0));
-    let state = Upstream {
-        base: upstream.to_owned(),
-        http: reqwest::Client::new(),
-        poisoned: poisoned.clone(),
-    };
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind the proxy");
-    let addr = listener.local_addr().expect("proxy address");
-    let app = Router::new().fallback(forward).with_state(state);
-    runtime.spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Proxy {
-        url: format!("http://{addr}"),
-        poisoned,
-        runtime: Some(runtime),
-    }
-}
-
-async fn forward(State(upstream): State<Upstream>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let Ok(body) = axum::body::to_bytes(body, 64 << 20).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-    };
-    let mut outgoing = upstream
-        .http
-        .request(parts.method.clone(), format!("{}{path}", upstream.base))
-        .body(body);
-    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
-        if let Some(value) = parts.headers.get(&name) {
-            outgoing = outgoing.header(name, value);
-        }
-    }
-    let Ok(answer) = outgoing.send().await else {
-        return StatusCode::BAD_GATEWAY.into_response();
-    };
-    let status = answer.status();
-    let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
-    let Ok(mut bytes) = answer.bytes().await else {
-        return StatusCode::BAD_GATEWAY.into_response();
-    };
-    if path.starts_with(paths::WORK_FETCH) && status.is_success() {
-        bytes = poison(&upstream, bytes);
-    }
-    let mut response = Response::new(Body::from(bytes));
-    *response.status_mut() = status;
-    if let Some(content_type) = content_type {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, content_type);
-    }
-    response
-}
-
-fn poison(upstream: &Upstream, bytes: Bytes) -> Bytes {
+fn poison(poisoned: &AtomicUsize, bytes: Bytes) -> Bytes {
     let Ok(mut answer) = serde_json::from_slice::<Value>(&bytes) else {
         return bytes;
     };
@@ -139,7 +58,7 @@ fn poison(upstream: &Upstream, bytes: Bytes) -> Bytes {
     if !swapped {
         return bytes;
     }
-    upstream.poisoned.fetch_add(1, Ordering::SeqCst);
+    poisoned.fetch_add(1, Ordering::SeqCst);
     // Writing JSON has no depth limit; only reading it does.
     Bytes::from(serde_json::to_vec(&answer).expect("serialize the poisoned answer"))
 }
@@ -164,7 +83,8 @@ fn alive(process: &Proc) -> bool {
 fn poisoned_units_fail_alone_and_every_volunteer_survives() {
     let mut project = Project::start();
     project.publish(HOSTILE, "hostile", "1.0.0", &[]);
-    let proxy = start_proxy(&project.url);
+    let poisoned = Arc::new(AtomicUsize::new(0));
+    let proxy = start_proxy(&project.url, poisoned.clone());
     // The volunteers talk to the server through the proxy; the researcher talks to it directly.
     let server_url = std::mem::replace(&mut project.url, proxy.url.clone());
     let volunteers = [project.join("a", 1), project.join("b", 1)];
@@ -209,7 +129,7 @@ fn poisoned_units_fail_alone_and_every_volunteer_survives() {
             assert_eq!(row.state, UnitState::Failed, "{row:?}");
         }
     }
-    assert!(proxy.poisoned.load(Ordering::SeqCst) >= 1);
+    assert!(poisoned.load(Ordering::SeqCst) >= 1);
 
     let deep = http.unit(&project.researcher, rows[1].unit_id);
     let reasons: Vec<&str> = deep

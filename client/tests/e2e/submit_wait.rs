@@ -2,113 +2,26 @@
 //! proxy between the CLI and the real server records each request the CLI makes, and the test
 //! plays the volunteer through the protocol so that it decides when the unit finishes.
 
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use musketeer_protocol::{
     Backend, Base64Bytes, FetchRequest, FetchResponse, HostPlatform, Outcome, RegisterHostRequest,
     RegisterHostResponse, ReportRequest, ReportResponse, ResultReport, paths,
 };
 use musketeer_task_artifacts::NOOP;
 
-use crate::support::{Http, Proc, Project, musketeer, path, wait_for};
+use crate::support::{Http, Proc, Project, Proxy, musketeer, path, wait_for};
 
-/// Requests seen by the proxy: (arrival, method, path and query).
-type Seen = Arc<Mutex<Vec<(Instant, String, String)>>>;
-
-struct RecordingProxy {
-    url: String,
-    seen: Seen,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for RecordingProxy {
-    fn drop(&mut self) {
-        // Stops the proxy's tasks with the test, pass or fail.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-impl RecordingProxy {
-    fn start(upstream: &str) -> RecordingProxy {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("proxy runtime");
-        let seen = Seen::default();
-        let state = (upstream.to_owned(), reqwest::Client::new(), seen.clone());
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind the proxy");
-        let addr = listener.local_addr().expect("proxy address");
-        let app = Router::new().fallback(forward).with_state(state);
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        RecordingProxy {
-            url: format!("http://{addr}"),
-            seen,
-            runtime: Some(runtime),
-        }
-    }
-
-    /// The `GET`s of the batch's status, with their arrival times.
-    fn status_requests(&self, batch_path: &str) -> Vec<(Instant, String)> {
-        self.seen
-            .lock()
-            .expect("proxy log")
-            .iter()
-            .filter(|(_, method, path)| {
-                method == "GET"
-                    && (path == batch_path || path.starts_with(&format!("{batch_path}?")))
-            })
-            .map(|(at, _, path)| (*at, path.clone()))
-            .collect()
-    }
-}
-
-async fn forward(
-    State((base, http, seen)): State<(String, reqwest::Client, Seen)>,
-    request: Request,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    seen.lock()
-        .expect("proxy log")
-        .push((Instant::now(), parts.method.to_string(), path.clone()));
-    let Ok(body) = axum::body::to_bytes(body, 64 << 20).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-    };
-    let mut outgoing = http
-        .request(parts.method.clone(), format!("{base}{path}"))
-        .body(body);
-    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
-        if let Some(value) = parts.headers.get(&name) {
-            outgoing = outgoing.header(name, value);
-        }
-    }
-    let Ok(answer) = outgoing.send().await else {
-        return StatusCode::BAD_GATEWAY.into_response();
-    };
-    let status = answer.status();
-    let Ok(bytes) = answer.bytes().await else {
-        return StatusCode::BAD_GATEWAY.into_response();
-    };
-    let mut response = Response::new(Body::from(bytes));
-    *response.status_mut() = status;
-    response
+/// The `GET`s of the batch's status the proxy saw, with their arrival times.
+fn status_requests(proxy: &Proxy, batch_path: &str) -> Vec<(Instant, String)> {
+    proxy
+        .requests()
+        .into_iter()
+        .filter(|(_, method, path)| {
+            method == "GET" && (path == batch_path || path.starts_with(&format!("{batch_path}?")))
+        })
+        .map(|(at, _, path)| (at, path))
+        .collect()
 }
 
 fn platform() -> HostPlatform {
@@ -127,7 +40,7 @@ fn platform() -> HostPlatform {
 fn submit_wait_long_polls_and_ends_with_the_batch() {
     let project = Project::start();
     project.publish(NOOP, "noop", "1.0.0", &[]);
-    let proxy = RecordingProxy::start(&project.url);
+    let proxy = Proxy::start(&project.url);
     let inputs = project.dir.path().join("one.jsonl");
     std::fs::write(&inputs, "{\"n\":1}\n").expect("write the inputs");
 
@@ -145,7 +58,7 @@ fn submit_wait_long_polls_and_ends_with_the_batch() {
     let batch_path = paths::batch(musketeer_protocol::BatchId(batch_id));
     // The first status request answers at once; the next one is a long poll.
     wait_for("a long poll of the batch status", || {
-        (proxy.status_requests(&batch_path).len() >= 2).then_some(())
+        (status_requests(&proxy, &batch_path).len() >= 2).then_some(())
     });
 
     // Play the volunteer: take the unit and report it.
@@ -202,7 +115,7 @@ fn submit_wait_long_polls_and_ends_with_the_batch() {
     assert!(exit.success(), "submit --wait failed: {stdout}");
     assert!(stdout.contains(r#""echo":"by hand""#), "{stdout}");
 
-    let requests = proxy.status_requests(&batch_path);
+    let requests = status_requests(&proxy, &batch_path);
     for (_, later) in &requests[1..] {
         assert!(later.contains("wait_ms="), "not a long poll: {later}");
     }

@@ -19,9 +19,11 @@ use musketeer_protocol::{
 };
 
 mod primes;
+mod proxy;
 mod raw_host;
 
 pub use primes::{assert_primes_right, primes_quorum_batch};
+pub use proxy::Proxy;
 pub use raw_host::{Attack, RawHost};
 
 /// How long any one condition may take before the test fails.
