@@ -127,6 +127,13 @@ pub struct ReputationArgs {
     /// doubles with each valid one.
     #[arg(long, env = "MUSKETEER_MAX_DAILY_QUOTA", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_daily_quota: u32,
+    /// Most of one batch's replicas, in percent, one host may hold or have returned (100: no
+    /// bound); a host past it still gets units no other online host could take.
+    #[arg(long, env = "MUSKETEER_MAX_BATCH_SHARE", default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_batch_share: u32,
+    /// Replicas of a batch any host may take whatever `--max-batch-share` says.
+    #[arg(long, env = "MUSKETEER_BATCH_SHARE_FLOOR", default_value_t = 16)]
+    pub batch_share_floor: u64,
 }
 
 /// `token` subcommands.

@@ -28,6 +28,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             adaptive_replication: !args.reputation.no_adaptive_replication,
             max_daily_quota: args.reputation.max_daily_quota,
             new_host_quota: args.reputation.max_daily_quota,
+            max_batch_share_percent: args.reputation.max_batch_share,
+            batch_share_floor: args.reputation.batch_share_floor,
         },
         store_file: Some(args.data_dir.join(musketeer_server::store::DB_FILE)),
         ..ServeOptions::default()

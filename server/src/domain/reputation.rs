@@ -36,6 +36,11 @@ pub struct Policy {
     pub new_host_quota: u32,
     /// Let trusted hosts run units alone at all.
     pub adaptive_replication: bool,
+    /// Most of one batch's replicas, in percent, that one host may hold or have returned
+    /// (100: no bound), so one fast party cannot take every copy of a batch.
+    pub max_batch_share_percent: u32,
+    /// Replicas of a batch any host may take whatever the share, so small batches finish.
+    pub batch_share_floor: u64,
 }
 
 impl Default for Policy {
@@ -46,6 +51,8 @@ impl Default for Policy {
             max_daily_quota: 10_000,
             new_host_quota: 10_000,
             adaptive_replication: true,
+            max_batch_share_percent: 100,
+            batch_share_floor: 16,
         }
     }
 }

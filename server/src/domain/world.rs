@@ -17,6 +17,7 @@ use super::lifecycle::{Params, ReplicaState, ReportEffect, Reported, Unit, Valid
 use super::placement::{self, Origin};
 use super::reputation::{self, Policy, Standing};
 
+mod batch_share;
 mod delete;
 mod leases;
 mod stall;
@@ -274,6 +275,8 @@ pub struct World {
     deadlines: BTreeSet<(u64, ResultId)>,
     /// Running replicas by host, to reconcile a host's leases with what it holds.
     leases: BTreeSet<(HostId, ResultId)>,
+    /// Replicas each host holds or returned, per batch (derived), for the batch share bound.
+    batch_shares: BTreeMap<(BatchId, HostId), u64>,
     counts: UnitCounts,
     results: ResultCounts,
     unsent_replicas: u64,
@@ -786,6 +789,7 @@ impl World {
             queue,
             deadlines,
             leases,
+            batch_shares,
             counts,
             results,
             unsent_replicas,
@@ -822,6 +826,17 @@ impl World {
             }
         }
         for replica in &unit.replicas {
+            if let Some(host) = replica.host {
+                let key = (unit.batch, host);
+                if add {
+                    *batch_shares.entry(key).or_default() += 1;
+                } else if let Some(n) = batch_shares.get_mut(&key) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        batch_shares.remove(&key);
+                    }
+                }
+            }
             match &replica.state {
                 ReplicaState::Success {
                     validation: Validation::Valid,

@@ -162,3 +162,55 @@ fn a_new_host_unstalls_a_unit_and_no_host_online_is_not_a_stall() {
     assert_eq!(status_of(&world, batch, later).stalled, 1);
     assert_eq!(world.sweep_stalled(later + 999, 1000), 0);
 }
+
+fn share_world(hosts: u64, percent: u32, floor: u64) -> World {
+    let mut world = world_with_hosts(hosts);
+    world.set_policy(Policy {
+        max_batch_share_percent: percent,
+        batch_share_floor: floor,
+        adaptive_replication: false,
+        ..Policy::default()
+    });
+    world
+}
+
+#[test]
+fn a_fast_host_takes_no_more_than_its_share_of_a_batch() {
+    // 100 units at quorum 2: 200 replicas, a 10% share is 20 of them.
+    let mut world = share_world(11, 10, 4);
+    let batch = submit(&mut world, 100, 2);
+    let first = world.fetch(HostId(1), 15, 0);
+    let second = world.fetch(HostId(1), 15, 0);
+    assert_eq!(first.len(), 15);
+    assert_eq!(second.len(), 15, "the share is checked before a fetch");
+    assert!(world.fetch(HostId(1), 15, 0).is_empty());
+    assert_eq!(world.batch_share_of(batch, HostId(1)), 30);
+    // Others still get work, and the counters survive a restart.
+    assert_eq!(world.fetch(HostId(2), 15, 0).len(), 15);
+    let restored = super::tests::rebuilt(&world);
+    assert_eq!(restored.batch_share_of(batch, HostId(1)), 30);
+    assert_eq!(restored.batch_share_of(batch, HostId(2)), 15);
+}
+
+#[test]
+fn without_a_bound_a_fast_host_takes_a_whole_batch() {
+    let mut world = share_world(11, 100, 4);
+    submit(&mut world, 100, 2);
+    assert_eq!(world.fetch(HostId(1), 100, 0).len(), 100);
+}
+
+#[test]
+fn a_host_past_its_share_still_gets_units_no_one_else_could_take() {
+    // Two hosts, 20 units at quorum 1, a share of 4: once host 2 is offline and host 1 is past
+    // its share, host 1 finishes the batch rather than letting it hang.
+    let mut world = share_world(2, 10, 4);
+    let batch = submit(&mut world, 20, 1);
+    assert_eq!(world.fetch(HostId(1), 10, 0).len(), 10);
+    assert!(
+        world.fetch(HostId(1), 10, 0).is_empty(),
+        "host 2 could take them"
+    );
+    let later = ONLINE_WINDOW_MS + 1;
+    assert_eq!(world.fetch(HostId(1), 10, later).len(), 10);
+    assert_eq!(world.batch_share_of(batch, HostId(1)), 20);
+}

@@ -51,10 +51,14 @@ impl World {
                     })
                 })
         };
-        let eligible = |id: &UnitId| {
-            self.units
-                .get(id)
-                .is_some_and(|u| (!held || u.is_disputed()) && placeable(u) && fits(u))
+        let mut share = batch_share::ShareCheck::default();
+        let mut eligible = |id: &UnitId| {
+            self.units.get(id).is_some_and(|u| {
+                (!held || u.is_disputed())
+                    && placeable(u)
+                    && fits(u)
+                    && share.within(self, host, u, now_ms)
+            })
         };
         // Within a priority, each fetch takes a scattered sample of the first eligible units
         // rather than the very first ones, so that two fast hosts asking together do not take

@@ -30,7 +30,7 @@ fn success(output: &str) -> Reported {
 }
 
 /// A world rebuilt from its own rows, as after a restart.
-fn rebuilt(world: &World) -> World {
+pub(super) fn rebuilt(world: &World) -> World {
     World::restore(
         world.units.values().cloned(),
         world.batches.values().cloned(),
