@@ -177,6 +177,8 @@ pub fn run(scenario: &Scenario) -> Summary {
         }
         if free[i] > 0 {
             let agent = &scenario.agents[i];
+            // As the work API does: a fetch is contact, so the host counts as online.
+            world.touch_host(hosts[i], None, now);
             for id in world.fetch(hosts[i], free[i] as usize, now) {
                 free[i] -= 1;
                 // ±10% around the host's speed.
