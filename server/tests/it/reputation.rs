@@ -116,3 +116,36 @@ async fn hosts_registered_with_one_user_token_never_share_a_unit() {
     let stranger = api.register("stranger").await;
     assert_eq!(api.fetch(&stranger, 1).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_host_past_its_batch_share_waits_while_another_online_host_could_take_the_units() {
+    let project = Project::new();
+    let api = Api::with_options(
+        &project,
+        musketeer_server::state::ServeOptions {
+            reputation: musketeer_server::domain::reputation::Policy {
+                max_batch_share_percent: 10,
+                batch_share_floor: 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    api.publish(&project, "demo", "1.0.0", b"module").await;
+    // 20 units at quorum 1: a share of 2 replicas per host.
+    let inputs: Vec<u64> = (0..20).collect();
+    api.submit(&project.researcher, "demo", json!(inputs), json!({}))
+        .await;
+    let fast = api.register("fast").await;
+    let other = api.register("other").await;
+    assert_eq!(api.fetch(&fast, 1).await.len(), 1);
+    assert_eq!(api.fetch(&fast, 1).await.len(), 1);
+    assert_eq!(
+        api.fetch(&fast, 4).await.len(),
+        0,
+        "`other` could take them"
+    );
+    assert_eq!(api.fetch(&other, 4).await.len(), 4);
+    // Both are past their share now: the bound lifts rather than hang the batch.
+    assert_eq!(api.fetch(&fast, 4).await.len(), 4);
+}
