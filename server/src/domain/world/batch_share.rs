@@ -26,20 +26,25 @@ impl World {
         self.batch_shares.get(&(batch, host)).copied().unwrap_or(0)
     }
 
-    /// Whether `other` is online, may fetch, and may take a replica of `unit` as placement sees
-    /// it: the hosts a host past its share must leave the unit to.
-    fn could_take(&self, other: HostId, unit: &Unit, needed_memory: u64, now_ms: u64) -> bool {
+    /// Whether `other` is online, may fetch, and admits tasks needing `needed_memory` bytes.
+    fn may_fetch_now(&self, other: HostId, needed_memory: u64, now_ms: u64) -> bool {
+        self.hosts.get(&other).is_some_and(|me| {
+            me.last_contact_ms + ONLINE_WINDOW_MS > now_ms
+                && me.standing.allowance(&self.policy, now_ms).is_ok()
+                && me
+                    .platform
+                    .as_ref()
+                    .and_then(|p| p.max_task_memory)
+                    .is_none_or(|cap| needed_memory <= cap)
+        })
+    }
+
+    /// Whether placement lets `other` take a replica of `unit`.
+    fn placement_admits(&self, other: HostId, unit: &Unit) -> bool {
         let Some(me) = self.hosts.get(&other) else {
             return false;
         };
-        me.last_contact_ms + ONLINE_WINDOW_MS > now_ms
-            && me.standing.allowance(&self.policy, now_ms).is_ok()
-            && me
-                .platform
-                .as_ref()
-                .and_then(|p| p.max_task_memory)
-                .is_none_or(|cap| needed_memory <= cap)
-            && !unit.has_host(other)
+        !unit.has_host(other)
             && unit.replicas.iter().all(|r| {
                 r.host
                     .and_then(|h| self.hosts.get(&h))
@@ -55,7 +60,6 @@ pub(super) struct ShareCheck {
     batch: Option<BatchId>,
     /// Hosts within their share, when the fetching host is past its own.
     others: Option<Vec<HostId>>,
-    needed_memory: u64,
 }
 
 impl ShareCheck {
@@ -72,14 +76,18 @@ impl ShareCheck {
             };
             let limit = world.batch_share_limit(batch);
             if world.batch_share_of(unit.batch, host) >= limit {
-                self.needed_memory = world.memory_needed(batch);
+                // Host-wide conditions once per batch, so that each unit costs only the
+                // placement check of the hosts that could take it.
+                let needed_memory = world.memory_needed(batch);
                 self.others = Some(
                     world
                         .hosts
                         .keys()
                         .copied()
                         .filter(|&other| {
-                            other != host && world.batch_share_of(unit.batch, other) < limit
+                            other != host
+                                && world.batch_share_of(unit.batch, other) < limit
+                                && world.may_fetch_now(other, needed_memory, now_ms)
                         })
                         .collect(),
                 );
@@ -89,7 +97,7 @@ impl ShareCheck {
             None => true,
             Some(others) => !others
                 .iter()
-                .any(|&other| world.could_take(other, unit, self.needed_memory, now_ms)),
+                .any(|&other| world.placement_admits(other, unit)),
         }
     }
 }
