@@ -22,38 +22,23 @@ impl Store {
         let snapshot = self.db.begin_read().db()?;
         let copy = Database::create(dest).map_err(|e| open_error(e, dest))?;
         let txn = copy.begin_write().db()?;
-        let rows = copy_by_name(&snapshot, &txn, META)?
-            + copy_by_id(&snapshot, &txn, TOKENS)?
-            + copy_by_id(&snapshot, &txn, HOSTS)?
-            + copy_by_name(&snapshot, &txn, APPS)?
-            + copy_by_name(&snapshot, &txn, MODULES)?
-            + copy_by_id(&snapshot, &txn, BATCHES)?
-            + copy_by_id(&snapshot, &txn, UNITS)?;
+        let rows = copy_table(&snapshot, &txn, META)?
+            + copy_table(&snapshot, &txn, TOKENS)?
+            + copy_table(&snapshot, &txn, HOSTS)?
+            + copy_table(&snapshot, &txn, APPS)?
+            + copy_table(&snapshot, &txn, MODULES)?
+            + copy_table(&snapshot, &txn, BATCHES)?
+            + copy_table(&snapshot, &txn, UNITS)?;
         txn.commit().db()?;
         Ok(rows)
     }
 }
 
-fn copy_by_id(
+/// Copies one table's rows; the store's tables differ only in their key type.
+fn copy_table<K: redb::Key + 'static>(
     from: &ReadTransaction,
     to: &WriteTransaction,
-    table: TableDefinition<u64, &[u8]>,
-) -> Result<u64, StoreError> {
-    let source = from.open_table(table).db()?;
-    let mut target = to.open_table(table).db()?;
-    let mut rows = 0;
-    for entry in source.iter().db()? {
-        let (key, value) = entry.db()?;
-        target.insert(key.value(), value.value()).db()?;
-        rows += 1;
-    }
-    Ok(rows)
-}
-
-fn copy_by_name(
-    from: &ReadTransaction,
-    to: &WriteTransaction,
-    table: TableDefinition<&str, &[u8]>,
+    table: TableDefinition<K, &[u8]>,
 ) -> Result<u64, StoreError> {
     let source = from.open_table(table).db()?;
     let mut target = to.open_table(table).db()?;

@@ -31,6 +31,18 @@ async fn parked_poll(api: &Api, token: &str, path: String) -> JoinHandle<(Status
     poll
 }
 
+/// A project with the `demo` app published and one batch of `inputs` submitted by its
+/// researcher; the batch's status path.
+async fn demo_batch(inputs: Value) -> (Project, Api, String) {
+    let project = Project::new();
+    let api = Api::new(&project);
+    api.publish(&project, "demo", "1.0.0", b"m").await;
+    let batch = api
+        .submit(&project.researcher, "demo", inputs, json!({}))
+        .await;
+    (project, api, format!("/api/v1/batches/{batch}"))
+}
+
 async fn answer(poll: JoinHandle<(StatusCode, Value)>) -> Value {
     let (status, body) = tokio::time::timeout(Duration::from_secs(10), poll)
         .await
@@ -42,14 +54,8 @@ async fn answer(poll: JoinHandle<(StatusCode, Value)>) -> Value {
 
 #[tokio::test]
 async fn long_poll_answers_on_progress_and_when_the_unit_finishes() {
-    let project = Project::new();
-    let api = Api::new(&project);
-    api.publish(&project, "demo", "1.0.0", b"m").await;
-    let batch = api
-        .submit(&project.researcher, "demo", json!([1]), json!({}))
-        .await;
+    let (project, api, path) = demo_batch(json!([1])).await;
     let host = api.register("h").await;
-    let path = format!("/api/v1/batches/{batch}");
     let (_, queued) = api.get(&path, Some(&project.researcher)).await;
     let queued_tag = tag_of(&queued);
     assert_eq!(queued_tag, "running-1-0-0-0-0-0");
@@ -92,13 +98,7 @@ async fn long_poll_answers_on_progress_and_when_the_unit_finishes() {
 
 #[tokio::test]
 async fn long_poll_returns_the_unchanged_status_when_the_wait_ends() {
-    let project = Project::new();
-    let api = Api::new(&project);
-    api.publish(&project, "demo", "1.0.0", b"m").await;
-    let batch = api
-        .submit(&project.researcher, "demo", json!([1, 2]), json!({}))
-        .await;
-    let path = format!("/api/v1/batches/{batch}");
+    let (project, api, path) = demo_batch(json!([1, 2])).await;
     let (_, before) = api.get(&path, Some(&project.researcher)).await;
     let tag = tag_of(&before);
     let started = Instant::now();
@@ -153,13 +153,7 @@ async fn long_poll_waits_no_longer_than_the_server_allows() {
 
 #[tokio::test]
 async fn long_poll_refuses_bad_parameters_and_unknown_batches() {
-    let project = Project::new();
-    let api = Api::new(&project);
-    api.publish(&project, "demo", "1.0.0", b"m").await;
-    let batch = api
-        .submit(&project.researcher, "demo", json!([1]), json!({}))
-        .await;
-    let path = format!("/api/v1/batches/{batch}");
+    let (project, api, path) = demo_batch(json!([1])).await;
     let researcher = Some(project.researcher.as_str());
     for bad in [
         "wait_ms=soon",
