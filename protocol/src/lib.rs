@@ -22,6 +22,7 @@
 //!     wait_ms: Some(30_000),
 //!     in_flight: Vec::new(),
 //!     held: Some(Vec::new()),
+//!     results: Vec::new(),
 //! };
 //! let body = serde_json::to_string(&request).unwrap();
 //! assert!(body.contains("\"free_slots\":2"));
@@ -66,6 +67,6 @@ pub use project::{ProjectInfo, RegistrationPolicy, TrustedKey};
 pub use stats::{ResultCounts, Stats};
 pub use tokens::{CreateTokenRequest, CreateTokenResponse, Role, TokenInfo, TokenList};
 pub use work::{
-    Assignment, ErrorKind, FetchRequest, FetchResponse, Limits, Outcome, ReportAck, ReportRequest,
-    ReportResponse, ReportStatus, ResultReport,
+    Assignment, ErrorKind, FetchRequest, FetchResponse, Limits, MAX_RESULTS_PER_REQUEST, Outcome,
+    ReportAck, ReportRequest, ReportResponse, ReportStatus, ResultReport,
 };

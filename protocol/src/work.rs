@@ -15,10 +15,14 @@ pub struct Limits {
     pub output_bytes: u64,
 }
 
+/// Most results one report or fetch request may carry.
+pub const MAX_RESULTS_PER_REQUEST: usize = 256;
+
 /// `POST /api/v1/work/fetch` body (host token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchRequest {
-    /// How many assignments the host can start now (at most 64 are sent per request).
+    /// How many assignments the host wants: its free slots plus room in its work buffer (at
+    /// most 64 are sent per request). The wire name predates the buffer.
     pub free_slots: u32,
     /// The host's platform, recorded for the dashboard.
     pub platform: HostPlatform,
@@ -34,6 +38,12 @@ pub struct FetchRequest {
     /// Absent (older clients, or more than 1024 held): nothing is reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<Vec<ResultId>>,
+    /// Finished results riding on this fetch, recorded exactly as `POST /work/report` records
+    /// them and in the same commit as this fetch's leases; at most 256. A fetch that carries
+    /// results is answered at once (it does not long-poll), with one ack per result.
+    /// Empty for older clients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<ResultReport>,
 }
 
 /// `POST /api/v1/work/fetch` answer.
@@ -46,6 +56,11 @@ pub struct FetchResponse {
     /// Why the host gets no work at all now (banned, quarantined, daily quota used), if so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
+    /// One entry per result of the request's `results`, in order, durable when this arrives.
+    /// Absent from older servers' answers: a client that sent results and reads no acks keeps
+    /// them and reports them with `POST /work/report`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acks: Vec<ReportAck>,
 }
 
 /// One replica of a work unit leased to the host.
@@ -78,7 +93,7 @@ pub struct Assignment {
 /// `POST /api/v1/work/report` body (host token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportRequest {
-    /// Finished (or returned) replicas; at most 256 per request.
+    /// Finished (or returned) replicas; at most [`MAX_RESULTS_PER_REQUEST`] per request.
     pub results: Vec<ResultReport>,
     /// Results the host is still running; the answer says which of them to abort.
     #[serde(default)]
@@ -234,5 +249,64 @@ mod tests {
         ));
         let returned: Outcome = serde_json::from_str(r#"{"status":"returned"}"#).unwrap();
         assert_eq!(returned, Outcome::Returned);
+    }
+
+    fn platform() -> HostPlatform {
+        serde_json::from_value(serde_json::json!({
+            "os": "linux", "arch": "x86_64", "backend": "cranelift", "slots": 4,
+            "client_version": "0.1.0", "wasmtime_version": "48.0.8"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_fetch_without_results_reads_as_before_both_ways() {
+        let old_client = serde_json::json!({"free_slots": 2, "platform": platform()});
+        let request: FetchRequest = serde_json::from_value(old_client).unwrap();
+        assert!(request.results.is_empty());
+        // An empty list is not sent, so an older server sees exactly the old body.
+        let sent = serde_json::to_value(&request).unwrap();
+        assert!(sent.get("results").is_none());
+    }
+
+    #[test]
+    fn results_ride_on_a_fetch_and_acks_come_back() {
+        let id = ResultId {
+            unit: UnitId(3),
+            replica: 1,
+        };
+        let request = FetchRequest {
+            free_slots: 4,
+            platform: platform(),
+            wait_ms: None,
+            in_flight: Vec::new(),
+            held: None,
+            results: vec![ResultReport {
+                result_id: id,
+                outcome: Outcome::Returned,
+            }],
+        };
+        let text = serde_json::to_string(&request).unwrap();
+        assert_eq!(
+            serde_json::from_str::<FetchRequest>(&text).unwrap(),
+            request
+        );
+
+        // An older server's answer has no acks: the client reads none (and reports the old way).
+        let old_server: FetchResponse =
+            serde_json::from_str(r#"{"assignments":[],"cancelled":[]}"#).unwrap();
+        assert!(old_server.acks.is_empty());
+        let new_server: FetchResponse = serde_json::from_str(
+            r#"{"assignments":[],"cancelled":[],"acks":[{"result_id":"3.1","status":"accepted"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            new_server.acks,
+            vec![ReportAck {
+                result_id: id,
+                status: ReportStatus::Accepted,
+                reason: None
+            }]
+        );
     }
 }

@@ -246,6 +246,7 @@ fn leases_from_a_fetch_answer_that_never_arrived_are_reissued_at_once() {
                 wait_ms: None,
                 in_flight: Vec::new(),
                 held: None,
+                results: Vec::new(),
             },
         )
         .expect("a fetch");

@@ -84,6 +84,7 @@ fn submit_wait_long_polls_and_ends_with_the_batch() {
                 wait_ms: Some(10_000),
                 in_flight: Vec::new(),
                 held: None,
+                results: Vec::new(),
             },
         )
         .expect("fetch the unit");

@@ -161,6 +161,7 @@ async fn answers_past_their_endpoint_cap_are_refused() {
         wait_ms: None,
         in_flight: Vec::new(),
         held: None,
+        results: Vec::new(),
     };
     let within = Duration::from_secs(120);
     let fetch = tokio::time::timeout(within, api.fetch(&request))

@@ -5,7 +5,8 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use musketeer_protocol::{
-    FetchRequest, Outcome, ReportAck, ReportRequest, ReportResponse, ResultId,
+    FetchRequest, HostId, MAX_RESULTS_PER_REQUEST, Outcome, ReportAck, ReportRequest,
+    ReportResponse, ResultId, ResultReport,
 };
 use serde::Serialize;
 
@@ -13,7 +14,7 @@ use super::error::ApiError;
 use super::extract::{Caller, ClientIp, JsonBody};
 use super::hosts::check_platform;
 use crate::domain::lifecycle::Reported;
-use crate::domain::world::AssignmentView;
+use crate::domain::world::{AssignmentView, World};
 use crate::state::AppState;
 
 /// Most assignments per fetch.
@@ -30,6 +31,8 @@ struct FetchBody<'a> {
     cancelled: Vec<ResultId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refusal: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    acks: Vec<ReportAck>,
 }
 
 /// `POST /api/v1/work/fetch`: host token; long-polls when there is no work.
@@ -57,6 +60,15 @@ pub async fn fetch(
     if let Some(held) = &request.held {
         check_in_flight(held)?;
     }
+    if request.results.len() > MAX_RESULTS_PER_REQUEST {
+        return Err(ApiError::invalid(format!(
+            "at most {MAX_RESULTS_PER_REQUEST} results per fetch; report the rest with /work/report"
+        )));
+    }
+    // Recorded in the first round, in the same commit as its leases; a fetch with results is
+    // answered at once so that their acks are not held up by a long poll.
+    let mut results = Some(request.results);
+    let carries_results = results.as_ref().is_some_and(|r| !r.is_empty());
     // Leases made after the request arrived may be in an answer the host has not read yet.
     let asked_ms = AppState::now_ms();
     let mut reconciled = false;
@@ -73,6 +85,10 @@ pub async fn fetch(
             let mut world = state.world();
             world.touch_host(host, Some(&request.platform), now);
             world.set_network(host, network.clone());
+            let acks = results
+                .take()
+                .map(|results| record_reports(&mut world, host, results, now))
+                .unwrap_or_default();
             // Once per request: a long poll's later rounds may have handed out leases.
             if let Some(held) = request.held.as_deref()
                 && !std::mem::replace(&mut reconciled, true)
@@ -96,8 +112,11 @@ pub async fn fetch(
                     .filter_map(|id| world.assignment_view(id))
                     .collect(),
                 cancelled,
+                acks,
             };
-            let answered = !response.assignments.is_empty() || !response.cancelled.is_empty();
+            let answered = !response.assignments.is_empty()
+                || !response.cancelled.is_empty()
+                || carries_results;
             let mut body = Vec::with_capacity(
                 64 + response
                     .assignments
@@ -146,19 +165,7 @@ pub async fn report(
         let now = AppState::now_ms();
         let mut world = state.world();
         world.touch_host(host, None, now);
-        let acks = request
-            .results
-            .into_iter()
-            .map(|result| {
-                let (status, reason) =
-                    world.report(host, result.result_id, reported(result.outcome), now);
-                ReportAck {
-                    result_id: result.result_id,
-                    status,
-                    reason: reason.map(str::to_owned),
-                }
-            })
-            .collect();
+        let acks = record_reports(&mut world, host, request.results, now);
         let cancelled = world.cancelled_among(host, &request.in_flight);
         (
             ReportResponse { acks, cancelled },
@@ -167,6 +174,27 @@ pub async fn report(
     };
     pending.durable().await?;
     Ok(Json(response))
+}
+
+/// Records reported results, one ack per result in order (the report and the fetch share it).
+fn record_reports(
+    world: &mut World,
+    host: HostId,
+    results: Vec<ResultReport>,
+    now: u64,
+) -> Vec<ReportAck> {
+    results
+        .into_iter()
+        .map(|result| {
+            let (status, reason) =
+                world.report(host, result.result_id, reported(result.outcome), now);
+            ReportAck {
+                result_id: result.result_id,
+                status,
+                reason: reason.map(str::to_owned),
+            }
+        })
+        .collect()
 }
 
 fn check_in_flight(in_flight: &[ResultId]) -> Result<(), ApiError> {

@@ -275,6 +275,7 @@ fn examples(name: &str) -> Option<Vec<Value>> {
             wait_ms: Some(30_000),
             in_flight: vec![RESULT],
             held: Some(vec![RESULT]),
+            results: Vec::new(),
         }]),
         "FetchResponse" => values(&[FetchResponse {
             assignments: vec![Assignment {
@@ -294,6 +295,7 @@ fn examples(name: &str) -> Option<Vec<Value>> {
                 replica: 1,
             }],
             refusal: None,
+            acks: Vec::new(),
         }]),
         "ReportRequest" => values(&[ReportRequest {
             results: vec![

@@ -497,3 +497,47 @@ async fn hosts_get_only_work_within_their_memory_limit_and_a_stalled_batch_says_
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn results_ride_on_a_fetch_and_are_acknowledged_at_once() {
+    let project = Project::new();
+    let api = Api::new(&project);
+    api.publish(&project, "demo", "1.0.0", b"m").await;
+    api.submit(&project.researcher, "demo", json!([1, 2]), json!({}))
+        .await;
+    let host = api.register("h1").await;
+    let first = api.fetch(&host, 1).await.remove(0);
+    let success = |id: &Value| json!({"result_id": id, "outcome": {"status": "success", "output": base64_encode(b"1"), "fuel_consumed": 7, "wall_ms": 1}});
+    // A long poll that carries a result answers at once, whether or not there is work.
+    let fetch_with = |results: Value| {
+        api.post(
+            "/api/v1/work/fetch",
+            Some(&host),
+            json!({"free_slots": 1, "platform": platform(), "wait_ms": 30_000, "results": results}),
+        )
+    };
+    let within = Duration::from_secs(10);
+    let (status, answer) =
+        tokio::time::timeout(within, fetch_with(json!([success(&first["result_id"])])))
+            .await
+            .expect("answered without waiting");
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["acks"][0]["status"], "accepted", "{answer}");
+    assert_eq!(answer["acks"][0]["result_id"], first["result_id"]);
+    assert_eq!(answer["assignments"].as_array().unwrap().len(), 1);
+
+    let (status, again) =
+        tokio::time::timeout(within, fetch_with(json!([success(&first["result_id"])])))
+            .await
+            .expect("answered without waiting although no work is left");
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["acks"][0]["status"], "duplicate", "{again}");
+    assert!(again["assignments"].as_array().unwrap().is_empty());
+
+    let too_many: Vec<Value> = (0..257).map(|_| success(&first["result_id"])).collect();
+    let answer = fetch_with(json!(too_many)).await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+
+    let (_, hosts) = api.get("/api/v1/hosts", Some(&project.admin)).await;
+    assert_eq!(hosts["hosts"][0]["succeeded"].as_u64(), Some(1));
+}

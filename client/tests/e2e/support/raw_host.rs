@@ -74,6 +74,7 @@ impl RawHost {
                         wait_ms: Some(300),
                         in_flight: Vec::new(),
                         held: None,
+                        results: Vec::new(),
                     },
                 );
                 let Ok(fetched) = fetched else { continue };
