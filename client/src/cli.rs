@@ -265,6 +265,11 @@ pub struct JoinArgs {
     /// slots).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_task_memory: Option<u64>,
+    /// Seconds of work to keep fetched ahead of the free slots, so a slot that frees starts at
+    /// once and fetches come in batches (0: fetch only for free slots). Buffered work is
+    /// handed back when the client stops.
+    #[arg(long, value_name = "SECS", default_value_t = 4.0)]
+    pub work_buffer: f64,
     /// How long one request waits on the server for work, in milliseconds.
     #[arg(long, default_value_t = 20_000, hide = true)]
     pub poll_wait_ms: u64,

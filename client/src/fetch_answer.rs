@@ -6,7 +6,7 @@
 //! [`BadAssignment`] with the replica's id when that much can be read, so the volunteer reports
 //! it as an error of that replica and carries on.
 
-use musketeer_protocol::{Assignment, ResultId, check_input};
+use musketeer_protocol::{Assignment, ReportAck, ResultId, check_input};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -19,6 +19,8 @@ pub struct FetchAnswer {
     pub cancelled: Vec<ResultId>,
     /// Why the host gets no work at all now (banned, quarantined, daily quota used), if so.
     pub refusal: Option<String>,
+    /// One per result the fetch carried; none from older servers (they ignore the results).
+    pub acks: Vec<ReportAck>,
 }
 
 /// An assignment the client will not run.
@@ -36,6 +38,8 @@ struct Envelope {
     cancelled: Vec<ResultId>,
     #[serde(default)]
     refusal: Option<String>,
+    #[serde(default)]
+    acks: Vec<ReportAck>,
 }
 
 /// Just the id of an assignment; every other field is skipped without being decoded.
@@ -51,6 +55,7 @@ pub fn decode(bytes: &[u8]) -> Result<FetchAnswer, serde_json::Error> {
         assignments: envelope.assignments.iter().map(|raw| one(raw)).collect(),
         cancelled: envelope.cancelled,
         refusal: envelope.refusal,
+        acks: envelope.acks,
     })
 }
 
@@ -179,6 +184,15 @@ mod tests {
         assert_eq!(answer.refusal.as_deref(), Some("banned: forged outputs"));
         let answer = decode(br#"{"assignments":[],"cancelled":[]}"#).unwrap();
         assert_eq!(answer.refusal, None);
+        assert!(answer.acks.is_empty(), "an older server sends no acks");
+        let answer = decode(
+            br#"{"assignments":[],"cancelled":[],"acks":[{"result_id":"4.1","status":"duplicate"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            answer.acks[0].status,
+            musketeer_protocol::ReportStatus::Duplicate
+        );
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
         (1..=4096).contains(&slots),
         "--slots must be between 1 and 4096"
     );
+    anyhow::ensure!(
+        args.work_buffer.is_finite() && (0.0..=3600.0).contains(&args.work_buffer),
+        "--work-buffer must be between 0 and 3600 seconds (0 turns the buffer off)"
+    );
     let name = args.name.clone().unwrap_or_else(default_name);
     let data_dir = match args.data_dir.clone() {
         Some(dir) => dir,
@@ -53,6 +57,7 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
             .max_task_memory
             .map(|mib| mib << 20)
             .or_else(|| crate::volunteer::memory::default_task_memory(slots)),
+        work_buffer: Duration::from_secs_f64(args.work_buffer),
     };
     // Before the runtime starts its threads: they inherit this thread's priority.
     match crate::volunteer::priority::lower_cpu_priority(args.nice) {

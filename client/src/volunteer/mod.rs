@@ -3,18 +3,22 @@
 //! [`join`] contacts the server, decides which keys to trust ([`pinning`]), registers once
 //! (credentials kept in the data directory, see [`files`]; again as a new host if the server
 //! stops accepting them, e.g. after its store was reset) and runs the work loop: it long-polls
-//! for assignments while slots are free, runs each in the sandbox, keeps every finished result in
-//! the [`spool`] until the server acknowledges it, and retries with [`backoff`] while the server
-//! is away. A shutdown signal stops fetching, hands unstarted and unfinished work back, and
+//! for assignments while slots are free or its work buffer runs low, runs each in the sandbox,
+//! keeps every finished result in the [`spool`] until the server acknowledges it (delivered on
+//! the next fetch, or by a report of its own), and retries with [`backoff`] while the server is
+//! away. A shutdown signal stops fetching, hands unstarted and unfinished work back, and
 //! returns.
 
 pub mod backoff;
+mod buffer;
 pub mod events;
 pub mod files;
 pub mod memory;
 pub mod modules;
 pub mod pinning;
 pub mod priority;
+mod report;
+mod slot;
 pub mod spool;
 mod stop;
 mod trust;
@@ -60,6 +64,8 @@ pub struct JoinConfig {
     pub shutdown_grace: Duration,
     /// The largest manifest memory limit a task may have here (`None`: any).
     pub max_task_memory: Option<u64>,
+    /// Seconds of work per slot to keep fetched beyond the free slots (zero: none).
+    pub work_buffer: Duration,
 }
 
 /// Why joining failed for good (transient failures are retried, not returned).

@@ -1,61 +1,160 @@
 //! Finished results kept on disk until the server acknowledges them, so a result computed is
 //! not lost to a crash, a restart or an unreachable server.
+//!
+//! One append-only log, `spool.log`, of framed records: `[payload length: u32 LE]
+//! [checksum: the first 8 bytes of the payload's SHA-256][payload: JSON]`. A payload is a
+//! finished result or an acknowledgement (a tombstone: the server has that result). One writer
+//! thread appends what queued while its last write ran and syncs the whole group with one
+//! fdatasync, so results finishing together share it. When most of the log is acknowledged it is
+//! rewritten atomically with the waiting results alone. On open a torn last record (a crash
+//! mid-append) is dropped and a record whose checksum fails is skipped, each with a warning.
+//! Older clients kept one `<id>.json` file per result; those are moved into the log once.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use musketeer_protocol::{ResultId, ResultReport};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::oneshot;
 
-use super::files::{FileError, write_atomic};
+use super::files::FileError;
 
-/// The spool: one JSON file per result, mirrored in memory.
+/// The log's file name in the spool directory.
+const LOG_NAME: &str = "spool.log";
+/// Length and checksum before each payload.
+const HEADER_BYTES: usize = 12;
+/// A length beyond this is a corrupt header, not a record (outputs are far smaller).
+const MAX_RECORD_BYTES: usize = 256 << 20;
+/// The log is rewritten once it holds this many records and at most half of them wait.
+const COMPACT_AFTER_RECORDS: u64 = 4096;
+/// Most records written as one group.
+const MAX_GROUP: usize = 1024;
+
+/// One record of the log, as read.
+#[derive(Deserialize)]
+#[serde(tag = "record", rename_all = "lowercase")]
+enum Record {
+    /// A finished result waiting for acknowledgement.
+    Result { report: ResultReport },
+    /// The server acknowledged this result: forget it.
+    Ack { result_id: ResultId },
+}
+
+/// One record of the log, as written ([`Record`] without copying the result).
+#[derive(Serialize)]
+#[serde(tag = "record", rename_all = "lowercase")]
+enum RecordRef<'a> {
+    Result { report: &'a ResultReport },
+    Ack { result_id: ResultId },
+}
+
+/// Something for the writer to append.
+struct Job {
+    frame: Vec<u8>,
+    /// Told once the frame is durable (or failed to be written).
+    done: Option<oneshot::Sender<std::io::Result<()>>>,
+}
+
+/// The results waiting for acknowledgement, in memory, shared with the writer for compaction.
+type Entries = Arc<Mutex<BTreeMap<ResultId, ResultReport>>>;
+
+/// The spool: an append-only log on disk, mirrored in memory.
 #[derive(Debug)]
 pub struct Spool {
-    dir: PathBuf,
-    entries: Mutex<BTreeMap<ResultId, ResultReport>>,
+    path: PathBuf,
+    entries: Entries,
+    jobs: Option<Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
 }
 
 impl Spool {
-    /// Opens the spool in `dir`, loading what a previous run left there. Unreadable files are
-    /// skipped with a warning (they cannot be reported anyway).
+    /// Opens the spool in `dir`, loading what a previous run left there (and the one-file-per-
+    /// result spool of older clients, moved into the log).
     pub fn open(dir: PathBuf) -> Result<Self, FileError> {
-        let mut entries = BTreeMap::new();
-        let listing = std::fs::read_dir(&dir).map_err(|source| FileError::Io {
-            path: dir.clone(),
+        Self::open_compacting_after(dir, COMPACT_AFTER_RECORDS)
+    }
+
+    fn open_compacting_after(dir: PathBuf, compact_after: u64) -> Result<Self, FileError> {
+        let path = dir.join(LOG_NAME);
+        let io = |source| FileError::Io {
+            path: path.clone(),
             source,
-        })?;
-        for entry in listing.flatten() {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("json") {
-                continue;
-            }
-            match std::fs::read(&path)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<ResultReport>(&bytes).ok())
-            {
-                Some(report) => {
-                    entries.insert(report.result_id, report);
-                }
-                None => {
-                    tracing::warn!(path = %path.display(), "skipping unreadable spooled result")
-                }
-            }
+        };
+        let loaded = read_log(&path).map_err(io)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
+        if file.metadata().map_err(io)?.len() > loaded.good_len {
+            tracing::warn!(path = %path.display(), "dropping a torn record at the end of the spool");
+            file.set_len(loaded.good_len).map_err(io)?;
         }
+        let mut entries = loaded.entries;
+        let mut records = loaded.records;
+        let migrated = migrate_json_files(&dir, &mut file, &mut entries).map_err(io)?;
+        records += migrated;
+
+        let entries = Arc::new(Mutex::new(entries));
+        let (jobs, queue) = std::sync::mpsc::channel();
+        let mut log = Log {
+            path: path.clone(),
+            file,
+            records,
+            compact_after,
+        };
+        let shared = entries.clone();
+        let writer = std::thread::Builder::new()
+            .name("spool-writer".into())
+            .spawn(move || log.run(queue, &shared))
+            .map_err(io)?;
         Ok(Self {
-            dir,
-            entries: Mutex::new(entries),
+            path,
+            entries,
+            jobs: Some(jobs),
+            writer: Some(writer),
         })
     }
 
-    /// Stores a result durably before it is reported.
-    pub fn push(&self, report: ResultReport) -> Result<(), FileError> {
-        let bytes = serde_json::to_vec(&report).map_err(|e| FileError::Corrupt {
-            path: self.path(report.result_id),
-            message: e.to_string(),
-        })?;
-        write_atomic(&self.path(report.result_id), &bytes, false)?;
+    /// Stores a result; returns once it is durable.
+    pub async fn push(&self, report: ResultReport) -> Result<(), FileError> {
+        let (done, durable) = oneshot::channel();
+        self.enqueue(report, Some(done))?;
+        let stopped = || std::io::Error::other("the spool writer stopped");
+        durable
+            .await
+            .unwrap_or_else(|_| Err(stopped()))
+            .map_err(|source| FileError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Stores a result without waiting for it to be durable (for replicas handed back unrun:
+    /// losing one costs the server a lease deadline, not a computation).
+    pub fn push_soon(&self, report: ResultReport) -> Result<(), FileError> {
+        self.enqueue(report, None)
+    }
+
+    fn enqueue(
+        &self,
+        report: ResultReport,
+        done: Option<oneshot::Sender<std::io::Result<()>>>,
+    ) -> Result<(), FileError> {
+        let frame =
+            frame(&RecordRef::Result { report: &report }).map_err(|e| FileError::Corrupt {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
+        // In memory at once: it may be reported before it is durable (the server keeps it then).
         self.lock().insert(report.result_id, report);
+        self.send(Job { frame, done });
         Ok(())
     }
 
@@ -79,10 +178,16 @@ impl Spool {
         self.len() == 0
     }
 
-    /// Forgets an acknowledged result.
+    /// Forgets an acknowledged result. The tombstone is not synced: losing it to a power cut
+    /// means one duplicate report, which the server answers `duplicate`.
     pub fn remove(&self, id: ResultId) {
-        self.lock().remove(&id);
-        let _ = std::fs::remove_file(self.path(id));
+        if self.lock().remove(&id).is_none() {
+            return;
+        }
+        // An ack is ids and strings only; it always serializes.
+        if let Ok(frame) = frame(&RecordRef::Ack { result_id: id }) {
+            self.send(Job { frame, done: None });
+        }
     }
 
     /// Forgets every result; returns how many there were. For results that can no longer be
@@ -96,61 +201,257 @@ impl Spool {
         ids.len()
     }
 
-    fn path(&self, id: ResultId) -> PathBuf {
-        self.dir.join(format!("{id}.json"))
+    fn send(&self, job: Job) {
+        if let Some(jobs) = &self.jobs
+            && let Err(std::sync::mpsc::SendError(job)) = jobs.send(job)
+            && let Some(done) = job.done
+        {
+            let _ = done.send(Err(std::io::Error::other("the spool writer stopped")));
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ResultId, ResultReport>> {
-        // A panic while holding the lock cannot leave the map inconsistent (single inserts).
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.entries)
     }
+}
+
+impl Drop for Spool {
+    /// Writes what is queued before the spool goes, so a reopened spool sees it.
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn lock(entries: &Entries) -> std::sync::MutexGuard<'_, BTreeMap<ResultId, ResultReport>> {
+    // A panic while holding the lock cannot leave the map inconsistent (single inserts).
+    entries.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The writer thread's side of the log.
+struct Log {
+    path: PathBuf,
+    file: File,
+    /// Records in the file, for deciding when to compact.
+    records: u64,
+    compact_after: u64,
+}
+
+impl Log {
+    fn run(&mut self, queue: Receiver<Job>, entries: &Entries) {
+        while let Ok(first) = queue.recv() {
+            // What queued while the last group was written goes in this one.
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            let needs_sync = group.iter().any(|job| job.done.is_some());
+            let mut bytes = Vec::with_capacity(group.iter().map(|job| job.frame.len()).sum());
+            for job in &group {
+                bytes.extend_from_slice(&job.frame);
+            }
+            let written = self.append(&bytes, needs_sync);
+            for job in group {
+                if let Some(done) = job.done {
+                    let answer = match &written {
+                        Ok(()) => Ok(()),
+                        Err(error) => Err(std::io::Error::new(error.kind(), error.to_string())),
+                    };
+                    let _ = done.send(answer);
+                }
+            }
+            if let Err(error) = written {
+                tracing::warn!(%error, path = %self.path.display(), "cannot write the spool");
+                continue;
+            }
+            self.records += bytes_records(&bytes);
+            let waiting = lock(entries).len() as u64;
+            if self.records >= self.compact_after
+                && waiting * 2 <= self.records
+                && let Err(error) = self.compact(entries)
+            {
+                tracing::warn!(%error, path = %self.path.display(), "cannot compact the spool");
+            }
+        }
+    }
+
+    /// Appends whole records; on failure cuts the file back so no partial record stays before
+    /// later ones.
+    fn append(&mut self, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+        let before = self.file.metadata()?.len();
+        let written = self
+            .file
+            .write_all(bytes)
+            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
+        if written.is_err() {
+            let _ = self.file.set_len(before);
+        }
+        written
+    }
+
+    /// Rewrites the log with the waiting results alone, atomically (temporary file, sync,
+    /// rename, directory sync).
+    fn compact(&mut self, entries: &Entries) -> std::io::Result<()> {
+        let mut bytes = Vec::new();
+        let mut waiting = 0;
+        for report in lock(entries).values() {
+            bytes.extend(frame(&RecordRef::Result { report }).map_err(std::io::Error::other)?);
+            waiting += 1;
+        }
+        let tmp = self.path.with_extension("log.tmp");
+        let mut file = File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, &self.path)?;
+        sync_dir(&self.path);
+        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        self.records = waiting;
+        Ok(())
+    }
+}
+
+/// How many whole frames `bytes` holds (they were framed by this process).
+fn bytes_records(mut bytes: &[u8]) -> u64 {
+    let mut count = 0;
+    while bytes.len() >= HEADER_BYTES {
+        let len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        bytes = bytes.get(HEADER_BYTES + len..).unwrap_or_default();
+        count += 1;
+    }
+    count
+}
+
+fn sync_dir(path: &Path) {
+    if let Some(parent) = path.parent()
+        && let Ok(dir) = File::open(parent)
+    {
+        let _ = dir.sync_all();
+    }
+}
+
+fn checksum(payload: &[u8]) -> [u8; 8] {
+    let digest = Sha256::digest(payload);
+    let mut sum = [0; 8];
+    sum.copy_from_slice(&digest[..8]);
+    sum
+}
+
+fn frame(record: &RecordRef<'_>) -> Result<Vec<u8>, serde_json::Error> {
+    let payload = serde_json::to_vec(record)?;
+    let mut frame = Vec::with_capacity(HEADER_BYTES + payload.len());
+    // Results are bounded by the task output limit, far below 4 GiB.
+    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&checksum(&payload));
+    frame.extend_from_slice(&payload);
+    Ok(frame)
+}
+
+/// What a log held.
+struct Loaded {
+    entries: BTreeMap<ResultId, ResultReport>,
+    /// Bytes up to the end of the last whole record.
+    good_len: u64,
+    records: u64,
+}
+
+fn read_log(path: &Path) -> std::io::Result<Loaded> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(error),
+    };
+    let mut entries = BTreeMap::new();
+    let mut offset = 0;
+    let mut records = 0;
+    while offset < bytes.len() {
+        let Some(header) = bytes.get(offset..offset + HEADER_BYTES) else {
+            break;
+        };
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if len > MAX_RECORD_BYTES {
+            // A length this large is damage, not a record: nothing after it can be framed.
+            tracing::warn!(path = %path.display(), offset, "unreadable spool record; the rest of the spool is dropped");
+            break;
+        }
+        let Some(payload) = bytes.get(offset + HEADER_BYTES..offset + HEADER_BYTES + len) else {
+            break;
+        };
+        offset += HEADER_BYTES + len;
+        records += 1;
+        if header[4..] != checksum(payload) {
+            tracing::warn!(path = %path.display(), offset, "skipping a spool record whose checksum fails");
+            continue;
+        }
+        match serde_json::from_slice::<Record>(payload) {
+            Ok(Record::Result { report }) => {
+                entries.insert(report.result_id, report);
+            }
+            Ok(Record::Ack { result_id }) => {
+                entries.remove(&result_id);
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "skipping an unreadable spool record")
+            }
+        }
+    }
+    Ok(Loaded {
+        entries,
+        good_len: offset as u64,
+        records,
+    })
+}
+
+/// Moves the `<id>.json` files of older clients into the log (synced before they go); returns
+/// how many records were appended. Unreadable files are skipped with a warning (they cannot be
+/// reported anyway).
+fn migrate_json_files(
+    dir: &Path,
+    log: &mut File,
+    entries: &mut BTreeMap<ResultId, ResultReport>,
+) -> std::io::Result<u64> {
+    let mut files = Vec::new();
+    let mut bytes = Vec::new();
+    let mut records = 0;
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        match std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<ResultReport>(&bytes).ok())
+        {
+            Some(report) => {
+                bytes.extend(
+                    frame(&RecordRef::Result { report: &report }).map_err(std::io::Error::other)?,
+                );
+                records += 1;
+                entries.insert(report.result_id, report);
+            }
+            None => {
+                tracing::warn!(path = %path.display(), "skipping unreadable spooled result")
+            }
+        }
+        files.push(path);
+    }
+    if files.is_empty() {
+        return Ok(0);
+    }
+    log.write_all(&bytes)?;
+    log.sync_data()?;
+    for path in &files {
+        let _ = std::fs::remove_file(path);
+    }
+    sync_dir(&dir.join(LOG_NAME));
+    Ok(records)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use musketeer_protocol::{Outcome, UnitId};
-
-    #[test]
-    fn results_survive_a_restart_until_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let id = ResultId {
-            unit: UnitId(42),
-            replica: 1,
-        };
-        let spool = Spool::open(dir.path().to_path_buf()).unwrap();
-        spool
-            .push(ResultReport {
-                result_id: id,
-                outcome: Outcome::Returned,
-            })
-            .unwrap();
-        drop(spool);
-        let spool = Spool::open(dir.path().to_path_buf()).unwrap();
-        assert_eq!(spool.pending(10)[0].result_id, id);
-        spool.remove(id);
-        drop(spool);
-        assert!(Spool::open(dir.path().to_path_buf()).unwrap().is_empty());
-    }
-
-    #[test]
-    fn discarded_results_stay_gone_after_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path().to_path_buf()).unwrap();
-        for replica in 1..=3 {
-            spool
-                .push(ResultReport {
-                    result_id: ResultId {
-                        unit: UnitId(7),
-                        replica,
-                    },
-                    outcome: Outcome::Returned,
-                })
-                .unwrap();
-        }
-        assert_eq!(spool.discard_all(), 3);
-        assert!(spool.is_empty());
-        drop(spool);
-        assert!(Spool::open(dir.path().to_path_buf()).unwrap().is_empty());
-    }
-}
+#[path = "spool_tests.rs"]
+mod tests;

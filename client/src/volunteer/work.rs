@@ -1,34 +1,31 @@
-//! The work loop: fetch while slots are free, run assignments, spool and report results.
+//! The work loop: fetch while slots are free or the work buffer runs low, start buffered
+//! assignments as slots free, and deliver spooled results on the next fetch or a report.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use musketeer_protocol::{
-    Assignment, Base64Bytes, ErrorKind, FetchRequest, HostPlatform, Outcome, ReportRequest,
-    ResultId, ResultReport,
-};
-use musketeer_signing_keys::{SignedManifest, TrustStore};
+use musketeer_protocol::{ErrorKind, FetchRequest, HostPlatform, Outcome, ResultId, ResultReport};
+use musketeer_signing_keys::TrustStore;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
 
 use super::backoff::Backoff;
+use super::buffer::{WorkBuffer, max_buffered};
 use super::events::Events;
 use super::files::{AppVersions, DataDir};
-use super::modules::{ModuleError, Modules};
+use super::modules::Modules;
+use super::report::{REPORT_BATCH, forget_acknowledged, report_loop, report_once};
+use super::slot::{SlotDone, run_slot};
 use super::spool::Spool;
 use super::trust::LiveTrust;
 use super::{JoinConfig, JoinError};
 use crate::api_client::{ApiClient, ApiError};
 use crate::fetch_answer::{BadAssignment, FetchAnswer};
-use crate::sandbox::{RunError, RunOptions, Sandbox};
-
-/// Results per report request (the server accepts up to 1024).
-const REPORT_BATCH: usize = 256;
-/// Kept of a task's stderr in its report.
-const STDERR_TAIL: usize = 4096;
+use crate::sandbox::Sandbox;
 
 /// Everything the worker needs.
 pub struct WorkerSetup {
@@ -42,28 +39,31 @@ pub struct WorkerSetup {
 }
 
 /// State shared by the slots and the reporter.
-struct Shared {
-    api: ApiClient,
-    data: DataDir,
-    modules: Modules,
-    trust: LiveTrust,
-    versions: Mutex<AppVersions>,
-    spool: Spool,
+pub(super) struct Shared {
+    pub(super) api: ApiClient,
+    pub(super) data: DataDir,
+    pub(super) modules: Modules,
+    pub(super) trust: LiveTrust,
+    pub(super) versions: Mutex<AppVersions>,
+    pub(super) spool: Spool,
     /// Wakes the reporter when a result is spooled.
-    spooled: Notify,
-    /// Results assigned to this host and not yet spooled.
-    in_flight: Mutex<HashSet<ResultId>>,
-    events: Events,
-    config: JoinConfig,
+    pub(super) spooled: Notify,
+    /// Results assigned to this host and not yet spooled: running or buffered.
+    pub(super) in_flight: Mutex<HashSet<ResultId>>,
+    /// Held by the one request that carries results, so no result is in two requests at once.
+    pub(super) sending: Arc<tokio::sync::Mutex<()>>,
+    /// Whether the next fetch will likely carry the spooled results (fetches find work and the
+    /// server takes results on them), so the reporter leaves them a moment.
+    pub(super) results_ride_on_fetches: AtomicBool,
+    pub(super) events: Events,
+    pub(super) config: JoinConfig,
 }
 
-/// A slot's task finished (its result is in the spool, unless it was cancelled).
-struct SlotDone {
-    result_id: ResultId,
-    slot: usize,
-}
+/// A fetch's answer, and whether its request carried results.
+type FetchFuture = Pin<Box<dyn Future<Output = Result<(FetchAnswer, bool), ApiError>> + Send>>;
 
-type FetchFuture = Pin<Box<dyn Future<Output = Result<FetchAnswer, ApiError>> + Send>>;
+/// What runs, by result: its slot and how to abort it.
+type Running = HashMap<ResultId, (usize, AbortHandle)>;
 
 /// The worker.
 pub struct Worker {
@@ -87,6 +87,8 @@ impl Worker {
                 spool,
                 spooled: Notify::new(),
                 in_flight: Mutex::new(HashSet::new()),
+                sending: Arc::new(tokio::sync::Mutex::new(())),
+                results_ride_on_fetches: AtomicBool::new(false),
                 events: setup.events,
                 config: setup.config,
             }),
@@ -120,8 +122,14 @@ impl Worker {
         }
 
         let mut free: BTreeSet<usize> = (1..=slots).collect();
-        let mut running: HashMap<ResultId, (usize, AbortHandle)> = HashMap::new();
+        let mut running: Running = HashMap::new();
+        let mut buffer = WorkBuffer::new(shared.config.work_buffer, slots);
         let mut fetch: Option<FetchFuture> = None;
+        // Top-up fetches (and results riding on fetches) only while fetches find work: a fetch
+        // that finds none long-polls, and must not hold results or spin.
+        let mut last_found_work = false;
+        // Cleared when a server answers a fetch with results but without acks (an older one).
+        let mut server_takes_results = true;
         let mut backoff = Backoff::new(Duration::from_millis(250), shared.config.max_backoff);
         let mut retry_at = tokio::time::Instant::now();
         let mut waiting_announced = false;
@@ -133,32 +141,41 @@ impl Worker {
 
         loop {
             let stopping = stop_deadline.is_some();
-            if stopping && running.is_empty() {
-                break;
+            if stopping {
+                // Buffered work is not started any more: back to the server for others.
+                for result_id in buffer.drain() {
+                    hand_back(&shared, result_id);
+                }
+                if running.is_empty() {
+                    break;
+                }
+            } else {
+                start_buffered(&shared, &mut buffer, &mut free, &mut running, &done_tx);
             }
-            if fetch.is_none()
-                && !stopping
-                && !free.is_empty()
-                && tokio::time::Instant::now() >= retry_at
-            {
-                let request = FetchRequest {
-                    free_slots: u32::try_from(free.len()).unwrap_or(u32::MAX),
-                    platform: self.platform.clone(),
-                    wait_ms: Some(shared.config.poll_wait.as_millis() as u64),
-                    in_flight: running.keys().copied().collect(),
-                    held: held(&running, &shared.spool),
-                };
-                let api = shared.api.clone();
-                fetch = Some(Box::pin(async move { api.fetch(&request).await }));
+            let rides = server_takes_results && last_found_work && !stopping;
+            shared
+                .results_ride_on_fetches
+                .store(rides, Ordering::Relaxed);
+            let fetch_wanted = !stopping
+                && ((!free.is_empty() && buffer.is_empty())
+                    || (last_found_work && buffer.wants_top_up()));
+            if fetch.is_none() && fetch_wanted && tokio::time::Instant::now() >= retry_at {
+                fetch = Some(self.start_fetch(&running, &buffer, free.len(), rides));
             }
-            let can_retry_fetch = fetch.is_none() && !stopping && !free.is_empty();
+            let can_retry_fetch = fetch.is_none() && fetch_wanted;
             tokio::select! {
                 result = async { fetch.as_mut().expect("guarded").await }, if fetch.is_some() => {
                     fetch = None;
                     match result {
-                        Ok(response) => {
+                        Ok((response, sent_results)) => {
                             backoff.reset();
-                            abort(&mut running, &mut free, &shared, &response.cancelled);
+                            if sent_results && response.acks.is_empty() {
+                                // An older server ignored them: report them the old way.
+                                server_takes_results = false;
+                                shared.spooled.notify_one();
+                            }
+                            forget_acknowledged(&shared, &response.acks);
+                            abort(&mut running, &mut buffer, &mut free, &shared, &response.cancelled);
                             if response.refusal != last_refusal {
                                 if let Some(reason) = &response.refusal {
                                     shared.events.emit(
@@ -169,28 +186,22 @@ impl Worker {
                                 }
                                 last_refusal = response.refusal.clone();
                             }
-                            if response.assignments.is_empty() && running.is_empty() && !waiting_announced {
+                            last_found_work = !response.assignments.is_empty();
+                            if !last_found_work && running.is_empty() && buffer.is_empty() && !waiting_announced {
                                 waiting_announced = true;
                                 shared.events.emit("idle", serde_json::json!({}), "no work yet; still waiting");
                             }
                             for assignment in response.assignments {
                                 waiting_announced = false;
-                                let assignment = match assignment {
-                                    Ok(assignment) => assignment,
-                                    Err(bad) => {
-                                        refuse_assignment(&shared, bad);
-                                        continue;
+                                match assignment {
+                                    Ok(assignment) if buffer.len() < free.len() + max_buffered(slots) => {
+                                        lock(&shared.in_flight).insert(assignment.result_id);
+                                        buffer.push(assignment);
                                     }
-                                };
-                                let Some(slot) = free.pop_first() else {
                                     // More than asked for: give it back rather than overcommit.
-                                    hand_back(&shared, assignment.result_id);
-                                    continue;
-                                };
-                                let result_id = assignment.result_id;
-                                lock(&shared.in_flight).insert(result_id);
-                                let handle = tokio::spawn(run_slot(shared.clone(), assignment, slot, done_tx.clone()));
-                                running.insert(result_id, (slot, handle.abort_handle()));
+                                    Ok(assignment) => hand_back(&shared, assignment.result_id),
+                                    Err(bad) => refuse_assignment(&shared, bad),
+                                }
                             }
                         }
                         Err(error) if error.is_retryable() => {
@@ -202,6 +213,8 @@ impl Worker {
                                 serde_json::json!({"what": "fetch", "error": cause, "delay_ms": delay.as_millis() as u64}),
                                 format!("cannot fetch work ({cause}); retrying in {:.1} s", delay.as_secs_f64()),
                             );
+                            // Results it carried stay spooled; the reporter retries them too.
+                            shared.spooled.notify_one();
                         }
                         Err(error) => {
                             fatal = Some(error);
@@ -213,10 +226,11 @@ impl Worker {
                 Some(done) = done_rx.recv() => {
                     if running.remove(&done.result_id).is_some() {
                         free.insert(done.slot);
+                        buffer.observe(done.took);
                     }
                 }
                 Some(cancelled) = cancel_rx.recv() => {
-                    abort(&mut running, &mut free, &shared, &cancelled);
+                    abort(&mut running, &mut buffer, &mut free, &shared, &cancelled);
                 }
                 Some(error) = fatal_rx.recv() => {
                     fatal = Some(error);
@@ -227,8 +241,8 @@ impl Worker {
                     fetch = None;
                     shared.events.emit(
                         "stopping",
-                        serde_json::json!({"running": running.len()}),
-                        format!("stopping: no new work; {} running task(s) get {} s to finish", running.len(), shared.config.shutdown_grace.as_secs()),
+                        serde_json::json!({"running": running.len(), "buffered": buffer.len()}),
+                        format!("stopping: no new work; {} buffered assignment(s) handed back; {} running task(s) get {} s to finish", buffer.len(), running.len(), shared.config.shutdown_grace.as_secs()),
                     );
                     stop_deadline = Some(tokio::time::Instant::now() + shared.config.shutdown_grace);
                 }
@@ -261,16 +275,93 @@ impl Worker {
             None => Ok(()),
         }
     }
+
+    /// A fetch for the free slots and the buffer's room; with the spooled results when `rides`
+    /// and no report is being sent.
+    fn start_fetch(
+        &self,
+        running: &Running,
+        buffer: &WorkBuffer,
+        free_slots: usize,
+        rides: bool,
+    ) -> FetchFuture {
+        let shared = &self.shared;
+        let in_flight: Vec<ResultId> = running.keys().copied().chain(buffer.ids()).collect();
+        let sending = rides
+            .then(|| shared.sending.clone().try_lock_owned().ok())
+            .flatten();
+        let results = match sending {
+            Some(_) => shared.spool.pending(REPORT_BATCH),
+            None => Vec::new(),
+        };
+        let carries_results = !results.is_empty();
+        let request = FetchRequest {
+            free_slots: u32::try_from(free_slots + buffer.room()).unwrap_or(u32::MAX),
+            platform: self.platform.clone(),
+            wait_ms: Some(shared.config.poll_wait.as_millis() as u64),
+            held: held(&in_flight, &shared.spool),
+            in_flight,
+            results,
+        };
+        let api = shared.api.clone();
+        Box::pin(async move {
+            let answer = api.fetch(&request).await;
+            // Only now may another request carry results.
+            drop(sending);
+            answer.map(|answer| (answer, carries_results))
+        })
+    }
+}
+
+/// Starts buffered assignments on the free slots; hands back those past their deadline (the
+/// server has given them to another host, or will before they could be reported).
+fn start_buffered(
+    shared: &Arc<Shared>,
+    buffer: &mut WorkBuffer,
+    free: &mut BTreeSet<usize>,
+    running: &mut Running,
+    done: &mpsc::UnboundedSender<SlotDone>,
+) {
+    while !free.is_empty() {
+        let Some(assignment) = buffer.pop() else {
+            return;
+        };
+        if assignment.deadline_ms <= now_ms() {
+            shared.events.emit(
+                "expired",
+                serde_json::json!({"result_id": assignment.result_id, "unit_id": assignment.unit_id}),
+                format!(
+                    "unit {} waited past its deadline in the work buffer; handed back",
+                    assignment.unit_id
+                ),
+            );
+            hand_back(shared, assignment.result_id);
+            continue;
+        }
+        let Some(slot) = free.pop_first() else {
+            return;
+        };
+        let result_id = assignment.result_id;
+        let handle = tokio::spawn(run_slot(shared.clone(), assignment, slot, done.clone()));
+        running.insert(result_id, (slot, handle.abort_handle()));
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The server takes at most this many held ids; beyond it the host lists none (no reconciliation).
 const MAX_HELD: usize = 1024;
 
-/// Every result this host holds, for the server to replace the leases it lost: the running ones
-/// and those spooled but not yet acknowledged. A result moves from running to the spool before
-/// it leaves `running`, so none is missing in between. `None` when there are too many to list.
-fn held(running: &HashMap<ResultId, (usize, AbortHandle)>, spool: &Spool) -> Option<Vec<ResultId>> {
-    let mut held: Vec<ResultId> = running.keys().copied().collect();
+/// Every result this host holds, for the server to replace the leases it lost: running and
+/// buffered ones (`in_flight`) and those spooled but not yet acknowledged. A result enters the
+/// spool before it leaves `running`, so none is missing in between. `None` when there are too
+/// many to list.
+fn held(in_flight: &[ResultId], spool: &Spool) -> Option<Vec<ResultId>> {
+    let mut held = in_flight.to_vec();
     let spooled = spool.ids(MAX_HELD + 1);
     if held.len() + spooled.len() > MAX_HELD {
         return None;
@@ -279,17 +370,21 @@ fn held(running: &HashMap<ResultId, (usize, AbortHandle)>, spool: &Spool) -> Opt
     Some(held)
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Aborts cancelled results; they are not reported.
+/// Aborts cancelled results, running or buffered; they are not reported.
 fn abort(
-    running: &mut HashMap<ResultId, (usize, AbortHandle)>,
+    running: &mut Running,
+    buffer: &mut WorkBuffer,
     free: &mut BTreeSet<usize>,
     shared: &Shared,
     cancelled: &[ResultId],
 ) {
+    for id in buffer.remove(cancelled) {
+        lock(&shared.in_flight).remove(&id);
+    }
     for id in cancelled {
         if let Some((slot, handle)) = running.remove(id) {
             handle.abort();
@@ -311,7 +406,7 @@ fn hand_back(shared: &Shared, result_id: ResultId) {
         result_id,
         outcome: Outcome::Returned,
     };
-    if let Err(error) = shared.spool.push(report) {
+    if let Err(error) = shared.spool.push_soon(report) {
         tracing::warn!(%error, "cannot spool a returned result");
     }
     shared.spooled.notify_one();
@@ -351,289 +446,8 @@ fn refuse_assignment(shared: &Shared, bad: BadAssignment) {
             stderr_tail: String::new(),
         },
     };
-    if let Err(error) = shared.spool.push(report) {
+    if let Err(error) = shared.spool.push_soon(report) {
         tracing::warn!(%error, "cannot spool the error of a bad assignment");
     }
     shared.spooled.notify_one();
-}
-
-async fn run_slot(
-    shared: Arc<Shared>,
-    assignment: Assignment,
-    slot: usize,
-    done: mpsc::UnboundedSender<SlotDone>,
-) {
-    let result_id = assignment.result_id;
-    let unit_id = assignment.unit_id;
-    let app = format!("{} {}", assignment.app, assignment.version);
-    shared.events.emit(
-        "started",
-        serde_json::json!({"slot": slot, "result_id": result_id, "unit_id": unit_id, "app": assignment.app, "version": assignment.version.to_string()}),
-        format!("slot {slot}: running unit {unit_id} ({app})"),
-    );
-    let outcome = execute(&shared, assignment).await;
-    let (event, text, fields) = match &outcome {
-        Outcome::Success {
-            fuel_consumed,
-            wall_ms,
-            ..
-        } => (
-            "finished",
-            format!("slot {slot}: unit {unit_id} done in {wall_ms} ms ({fuel_consumed} fuel)"),
-            serde_json::json!({"slot": slot, "result_id": result_id, "unit_id": unit_id, "fuel": fuel_consumed, "wall_ms": wall_ms}),
-        ),
-        Outcome::Error { kind, message, .. } => (
-            "failed",
-            format!("slot {slot}: unit {unit_id} failed: {message}"),
-            serde_json::json!({"slot": slot, "result_id": result_id, "unit_id": unit_id, "kind": kind, "message": message}),
-        ),
-        Outcome::Returned => (
-            "returned",
-            format!("slot {slot}: unit {unit_id} handed back"),
-            serde_json::json!({"slot": slot, "result_id": result_id, "unit_id": unit_id}),
-        ),
-    };
-    if let Err(error) = shared.spool.push(ResultReport { result_id, outcome }) {
-        shared.events.emit(
-            "spool-error",
-            serde_json::json!({"result_id": result_id, "error": error.to_string()}),
-            format!("cannot keep result {result_id} on disk: {error}"),
-        );
-    }
-    lock(&shared.in_flight).remove(&result_id);
-    shared.events.emit(event, fields, text);
-    shared.spooled.notify_one();
-    let _ = done.send(SlotDone { result_id, slot });
-}
-
-/// Verifies, prepares and runs one assignment.
-async fn execute(shared: &Shared, assignment: Assignment) -> Outcome {
-    let refuse = |message: String| Outcome::Error {
-        kind: ErrorKind::RefusedModule,
-        message,
-        fuel_consumed: 0,
-        wall_ms: 0,
-        stderr_tail: String::new(),
-    };
-    let signed = match serde_json::to_string(&assignment.signed_manifest)
-        .map_err(|e| e.to_string())
-        .and_then(|text| SignedManifest::from_json(&text).map_err(|e| e.to_string()))
-    {
-        Ok(signed) => signed,
-        Err(error) => {
-            return refuse(format!(
-                "refused module: unreadable signed manifest: {error}"
-            ));
-        }
-    };
-    let (app, version) = (signed.manifest.app.clone(), signed.manifest.version.clone());
-    if app != assignment.app
-        || version != assignment.version
-        || signed.manifest.module_sha256 != assignment.module_sha256
-    {
-        return refuse(format!(
-            "refused module: the assignment ({} {}, {}) does not match its signed manifest ({app} {version}, {})",
-            assignment.app,
-            assignment.version,
-            assignment.module_sha256,
-            signed.manifest.module_sha256
-        ));
-    }
-    if let Some(highest) = lock(&shared.versions).get(&app)
-        && version < *highest
-    {
-        return refuse(format!(
-            "refused module: rollback: {app} {version} is older than {highest}, which this host already ran"
-        ));
-    }
-    let wanted = signed.manifest.limits.memory_bytes;
-    if let Some(allowed) = shared.config.max_task_memory
-        && wanted > allowed
-    {
-        // The server should not have sent it (the limit is in every fetch); refuse, not run.
-        return refuse(format!(
-            "refused module: {app} {version} may use {} MiB of memory; this host allows {} MiB (--max-task-memory)",
-            wanted >> 20,
-            allowed >> 20
-        ));
-    }
-    let trust = shared
-        .trust
-        .for_key(
-            &signed.key_id,
-            &shared.api,
-            &shared.data,
-            &shared.config,
-            &shared.events,
-        )
-        .await;
-    let task = match shared
-        .modules
-        .prepare(&shared.api, &trust, signed, &assignment.module_sha256)
-        .await
-    {
-        Ok(task) => task,
-        Err(ModuleError::Refused(error)) => {
-            return Outcome::Error {
-                kind: error_kind(&error),
-                message: error.to_string(),
-                fuel_consumed: 0,
-                wall_ms: 0,
-                stderr_tail: String::new(),
-            };
-        }
-        Err(error @ ModuleError::WrongBytes { .. }) => {
-            return refuse(format!("refused module: {error}"));
-        }
-        Err(error) => {
-            return Outcome::Error {
-                kind: ErrorKind::ClientError,
-                message: error.to_string(),
-                fuel_consumed: 0,
-                wall_ms: 0,
-                stderr_tail: String::new(),
-            };
-        }
-    };
-    record_version(shared, &app, &version);
-    // The same bytes on every client, whatever its serde_json features (see the protocol).
-    let input = musketeer_protocol::task_input_bytes(&assignment.input);
-    let options = RunOptions {
-        // Replicas of one unit must see the same clocks and randomness: seed with the unit id.
-        run_id: assignment.unit_id.to_string(),
-        progress: None,
-    };
-    match shared.modules.sandbox().run(&task, &input, options).await {
-        Ok(output) => Outcome::Success {
-            output: Base64Bytes(output.output),
-            fuel_consumed: output.fuel_consumed,
-            wall_ms: output.wall_time.as_millis() as u64,
-            stderr_tail: tail(&output.stderr),
-        },
-        Err(error) => Outcome::Error {
-            kind: error_kind(&error),
-            message: match error {
-                // The kind already says `task-error`: send the task's own words alone.
-                RunError::TaskFailed(own) => own,
-                other => other.to_string(),
-            },
-            fuel_consumed: 0,
-            wall_ms: 0,
-            stderr_tail: String::new(),
-        },
-    }
-}
-
-fn record_version(shared: &Shared, app: &str, version: &semver::Version) {
-    let mut versions = lock(&shared.versions);
-    if versions.get(app).is_some_and(|v| v >= version) {
-        return;
-    }
-    versions.insert(app.to_owned(), version.clone());
-    if let Err(error) = shared.data.save_versions(&versions) {
-        tracing::warn!(%error, "cannot record the app version");
-    }
-}
-
-fn tail(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(STDERR_TAIL);
-    // Escaped like every guest text; escapes at most quadruple its length (`\x1b`).
-    musketeer_protocol::guest_text::sanitize_lines(
-        &String::from_utf8_lossy(&bytes[start..]),
-        STDERR_TAIL * 4,
-    )
-}
-
-/// The wire kind of a sandbox error.
-pub fn error_kind(error: &RunError) -> ErrorKind {
-    match error.kind() {
-        "refused-module" | "bad-manifest" | "invalid-module" | "unsupported-imports" => {
-            ErrorKind::RefusedModule
-        }
-        "fuel-exhausted" => ErrorKind::FuelExhausted,
-        "wall-timeout" => ErrorKind::WallTimeout,
-        "memory-limit" | "resource-limit" => ErrorKind::MemoryLimit,
-        "stack-overflow" => ErrorKind::StackOverflow,
-        "output-too-large" => ErrorKind::OutputTooLarge,
-        "task-error" | "stdio-flood" => ErrorKind::TaskError,
-        "trap" => ErrorKind::Trap,
-        "instantiation-fuel-exhausted" => ErrorKind::InstantiationFuelExhausted,
-        "memory-fault" => ErrorKind::MemoryFault,
-        "panic" => ErrorKind::Panic,
-        "exit" => ErrorKind::Exit,
-        _ => ErrorKind::ClientError,
-    }
-}
-
-/// Reports spooled results whenever there are some, backing off while the server is away.
-async fn report_loop(
-    shared: Arc<Shared>,
-    cancel: mpsc::UnboundedSender<Vec<ResultId>>,
-    fatal: mpsc::UnboundedSender<ApiError>,
-) {
-    let mut backoff = Backoff::new(Duration::from_millis(250), shared.config.max_backoff);
-    loop {
-        if shared.spool.is_empty() {
-            shared.spooled.notified().await;
-        }
-        match report_once(&shared).await {
-            Ok((cancelled, forgotten)) => {
-                backoff.reset();
-                if !cancelled.is_empty() {
-                    let _ = cancel.send(cancelled);
-                }
-                if forgotten == 0 && !shared.spool.is_empty() {
-                    // The server acknowledged none of them; do not spin.
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
-            }
-            Err(error) if error.is_retryable() => {
-                let delay = backoff.next_delay();
-                let cause = super::events::cause_chain(&error);
-                shared.events.emit(
-                    "retry",
-                    serde_json::json!({"what": "report", "error": cause, "delay_ms": delay.as_millis() as u64, "spooled": shared.spool.len()}),
-                    format!(
-                        "cannot report {} result(s) ({cause}); kept on disk, retrying in {:.1} s",
-                        shared.spool.len(),
-                        delay.as_secs_f64()
-                    ),
-                );
-                tokio::time::sleep(delay).await;
-            }
-            Err(error) => {
-                let refused_token = error.is_unauthorized();
-                let _ = fatal.send(error);
-                if refused_token {
-                    return;
-                }
-                tokio::time::sleep(shared.config.max_backoff).await;
-            }
-        }
-    }
-}
-
-/// Sends one report of spooled results; forgets every acknowledged one. Returns the cancelled
-/// in-flight results and how many spooled results were forgotten.
-async fn report_once(shared: &Shared) -> Result<(Vec<ResultId>, usize), ApiError> {
-    let results = shared.spool.pending(REPORT_BATCH);
-    if results.is_empty() {
-        return Ok((Vec::new(), 0));
-    }
-    let in_flight = lock(&shared.in_flight).iter().copied().collect();
-    let response = shared
-        .api
-        .report(&ReportRequest { results, in_flight })
-        .await?;
-    for ack in &response.acks {
-        if let Some(reason) = &ack.reason {
-            shared.events.emit(
-                "report-refused",
-                serde_json::json!({"result_id": ack.result_id, "status": ack.status, "reason": reason}),
-                format!("server did not record result {}: {reason}", ack.result_id),
-            );
-        }
-        shared.spool.remove(ack.result_id);
-    }
-    Ok((response.cancelled, response.acks.len()))
 }

@@ -1,0 +1,155 @@
+//! The work buffer: assignments fetched beyond the free slots, as BOINC's "store at least /
+//! up to", so that a slot that frees starts its next task at once instead of waiting for a fetch,
+//! and fetches come in batches rather than one per task.
+//!
+//! Its size follows the tasks' observed durations: enough for `--work-buffer` seconds of work on
+//! every slot, at most [`max_buffered`] assignments. A top-up fetch is due once it is down to
+//! half of that.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use musketeer_protocol::{Assignment, ResultId};
+
+/// The most assignments buffered for `slots` slots: two rounds plus a margin for short tasks,
+/// and never more than one fetch answer holds.
+pub fn max_buffered(slots: usize) -> usize {
+    (2 * slots + 16).min(musketeer_protocol::limits::MAX_ASSIGNMENTS_PER_FETCH as usize)
+}
+
+/// Weight of the newest duration in the running average.
+const NEWEST_WEIGHT: f64 = 0.2;
+
+/// Fetched assignments waiting for a slot.
+#[derive(Debug)]
+pub struct WorkBuffer {
+    queue: VecDeque<Assignment>,
+    /// Seconds of work to keep per slot; zero disables the buffer.
+    seconds: Duration,
+    slots: usize,
+    /// Running average of a task's wall time, once one finished.
+    average: Option<Duration>,
+}
+
+impl WorkBuffer {
+    pub fn new(seconds: Duration, slots: usize) -> Self {
+        Self {
+            queue: VecDeque::new(),
+            seconds,
+            slots: slots.max(1),
+            average: None,
+        }
+    }
+
+    /// How many assignments to keep: `seconds` of work per slot at the average duration (one
+    /// per slot before any task finished), within [`max_buffered`].
+    pub fn target(&self) -> usize {
+        if self.seconds.is_zero() {
+            return 0;
+        }
+        let wanted = match self.average {
+            None => self.slots,
+            Some(average) => {
+                let per_slot = self.seconds.as_secs_f64() / average.as_secs_f64().max(1e-6);
+                (per_slot * self.slots as f64).ceil() as usize
+            }
+        };
+        wanted.clamp(1, max_buffered(self.slots))
+    }
+
+    /// Whether the buffer is low enough for a top-up fetch.
+    pub fn wants_top_up(&self) -> bool {
+        let target = self.target();
+        target > 0 && self.queue.len() <= target / 2
+    }
+
+    /// Room left below the target.
+    pub fn room(&self) -> usize {
+        self.target().saturating_sub(self.queue.len())
+    }
+
+    /// Records how long a task ran.
+    pub fn observe(&mut self, took: Duration) {
+        self.average = Some(match self.average {
+            None => took,
+            Some(average) => average.mul_f64(1.0 - NEWEST_WEIGHT) + took.mul_f64(NEWEST_WEIGHT),
+        });
+    }
+
+    pub fn push(&mut self, assignment: Assignment) {
+        self.queue.push_back(assignment);
+    }
+
+    /// The next assignment, oldest first.
+    pub fn pop(&mut self) -> Option<Assignment> {
+        self.queue.pop_front()
+    }
+
+    /// Drops the listed assignments (cancelled by the server); returns the ids dropped.
+    pub fn remove(&mut self, ids: &[ResultId]) -> Vec<ResultId> {
+        let mut removed = Vec::new();
+        self.queue.retain(|assignment| {
+            let cancelled = ids.contains(&assignment.result_id);
+            if cancelled {
+                removed.push(assignment.result_id);
+            }
+            !cancelled
+        });
+        removed
+    }
+
+    /// Takes every buffered assignment (to hand them back).
+    pub fn drain(&mut self) -> Vec<ResultId> {
+        self.queue.drain(..).map(|a| a.result_id).collect()
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = ResultId> + '_ {
+        self.queue.iter().map(|a| a.result_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_follows_task_durations_within_the_cap() {
+        let mut buffer = WorkBuffer::new(Duration::from_secs(4), 4);
+        // Nothing observed yet: one round.
+        assert_eq!(buffer.target(), 4);
+        buffer.observe(Duration::from_secs(2));
+        // 4 s of 2 s tasks on 4 slots.
+        assert_eq!(buffer.target(), 8);
+        for _ in 0..50 {
+            buffer.observe(Duration::from_millis(1));
+        }
+        assert_eq!(buffer.target(), max_buffered(4));
+        for _ in 0..50 {
+            buffer.observe(Duration::from_secs(600));
+        }
+        // Long tasks still keep one ready.
+        assert_eq!(buffer.target(), 1);
+    }
+
+    #[test]
+    fn zero_seconds_disables_the_buffer() {
+        let buffer = WorkBuffer::new(Duration::ZERO, 4);
+        assert_eq!(buffer.target(), 0);
+        assert_eq!(buffer.room(), 0);
+        assert!(!buffer.wants_top_up());
+    }
+
+    #[test]
+    fn the_cap_stays_within_one_fetch_answer() {
+        assert_eq!(max_buffered(4), 24);
+        assert_eq!(max_buffered(1000), 64);
+    }
+}
