@@ -112,7 +112,7 @@ impl Worker {
         if !shared.spool.is_empty() {
             shared.events.emit(
                 "spool",
-                serde_json::json!({"results": shared.spool.len()}),
+                serde_json::json!({"results": shared.spool.len(), "result_ids": shared.spool.ids(MAX_HELD)}),
                 format!(
                     "{} finished result(s) from an earlier run wait to be reported",
                     shared.spool.len()

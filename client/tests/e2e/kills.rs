@@ -266,3 +266,88 @@ fn leases_from_a_fetch_answer_that_never_arrived_are_reissued_at_once() {
     }
     drop(a);
 }
+
+/// The units of `"unit.replica"` result ids in an event's list.
+fn spooled_units(event: &serde_json::Value) -> BTreeSet<u64> {
+    event["result_ids"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| id.as_str()?.split('.').next()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_killed_buffering_volunteer_keeps_what_it_finished_and_reports_nothing_twice() {
+    let mut project = Project::start();
+    let mut a = project.join_with("buffered", 4, &["--work-buffer", "30"]);
+    wait_idle(&a);
+    let n = 16;
+    let batch = sleepers(&project, 1, n, 60_000);
+    let http = project.http();
+    wait_for("some units to be acknowledged", || {
+        http.status(&project.researcher, batch)
+            .ok()
+            .filter(|s| s.counts.done >= 4)
+    });
+    project.server.kill();
+    // With the server gone, buffered units keep running and their results go to the spool.
+    let finished_at_kill = unit_ids(&a.stdout.events("finished")).len();
+    wait_for("a unit to finish while the server is down", || {
+        (unit_ids(&a.stdout.events("finished")).len() > finished_at_kill).then_some(())
+    });
+    a.kill();
+    let finished_before = unit_ids(&a.stdout.events("finished"));
+
+    project.restart_server();
+    let http = project.http();
+    let acknowledged: BTreeSet<u64> = wait_for("the restarted server to answer", || {
+        http.status(&project.researcher, batch).ok()
+    })
+    .counts
+    .done
+    .eq(&0)
+    .then(BTreeSet::new)
+    .unwrap_or_else(|| {
+        http.results(&project.researcher, batch)
+            .iter()
+            .filter(|row| row.state == UnitState::Done)
+            .map(|row| row.unit_id.0)
+            .collect()
+    });
+
+    let b = project.join_with("buffered", 4, &["--work-buffer", "30"]);
+    let spool = wait_for("the restarted volunteer to read its spool", || {
+        b.stdout.events("spool").into_iter().next()
+    });
+    let spooled = spooled_units(&spool);
+    assert_eq!(
+        spool["results"].as_u64(),
+        Some(spooled.len() as u64),
+        "{spool}"
+    );
+    assert!(
+        acknowledged.is_disjoint(&spooled),
+        "acknowledged results would be reported again: {:?}",
+        acknowledged.intersection(&spooled).collect::<Vec<_>>()
+    );
+    let kept: BTreeSet<u64> = acknowledged.union(&spooled).copied().collect();
+    assert!(
+        finished_before.is_subset(&kept),
+        "finished results lost in the kill: {:?}",
+        finished_before.difference(&kept).collect::<Vec<_>>()
+    );
+
+    // The units lost in the kill go to another host (a unit is not given twice to one host).
+    let _c = project.join_with("second", 4, &["--work-buffer", "30"]);
+    http.wait_finished(&project.researcher, batch);
+    assert_complete(&http.results(&project.researcher, batch), 1, n);
+    let hosts = http.hosts(&project.admin).hosts;
+    assert_eq!(hosts.len(), 2, "{hosts:?}");
+    // Every unit succeeded once: nothing counted twice, nothing lost.
+    let succeeded: u64 = hosts.iter().map(|host| host.succeeded).sum();
+    assert_eq!(succeeded, n as u64, "{hosts:?}");
+    drop(b);
+}
