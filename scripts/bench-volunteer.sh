@@ -29,25 +29,8 @@ for file in "$BEFORE_DIR/musketeer" "$BEFORE_DIR/musketeer-server" "$AFTER_DIR/m
     [[ -f "$file" ]] || { echo "missing $file: build it first (see the header)" >&2; exit 2; }
 done
 
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-wait_for_line() {
-    local pattern="$1" file="$2"
-    for _ in $(seq 600); do
-        grep -q "$pattern" "$file" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "timed out waiting for '$pattern' in $file" >&2
-    cat "$file" >&2
-    exit 1
-}
+# shellcheck source=bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh"
 
 python3 -c "import json; print(json.dumps({'app': 'noop', 'inputs': [{'n': i} for i in range($UNITS)]}))" \
     >"$WORK/batch.json"
