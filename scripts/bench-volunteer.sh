@@ -22,7 +22,7 @@ RUNS="${2:-3}"
 UNITS="${3:-10000}"
 SLOTS="${4:-4}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-AFTER_DIR="$TARGET_DIR/release"
+AFTER_DIR="${AFTER_DIR:-$TARGET_DIR/release}" # this build (AFTER_DIR=... for another profile)
 NOOP="$TARGET_DIR/wasm-tasks/wasm32-wasip2/release/musketeer_task_noop.wasm"
 for file in "$BEFORE_DIR/musketeer" "$BEFORE_DIR/musketeer-server" "$AFTER_DIR/musketeer" \
     "$AFTER_DIR/musketeer-server" "$NOOP"; do

@@ -3,8 +3,10 @@
 //! and fetches come in batches rather than one per task.
 //!
 //! Its size follows the tasks' observed durations: enough for `--work-buffer` seconds of work on
-//! every slot, at most [`max_buffered`] assignments. A top-up fetch is due once it is down to
-//! half of that.
+//! every slot, at most [`max_buffered`] assignments, and never more than can start well before
+//! the assignments' deadlines (a replica that expires here cannot come back to this host: the
+//! server gives a unit to each host once). Until a task has finished nothing is buffered. A
+//! top-up fetch is due once it is down to half of its target.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -29,6 +31,8 @@ pub struct WorkBuffer {
     slots: usize,
     /// Running average of a task's wall time, once one finished.
     average: Option<Duration>,
+    /// The shortest time to its deadline of the last assignments received.
+    lease: Option<Duration>,
 }
 
 impl WorkBuffer {
@@ -38,23 +42,23 @@ impl WorkBuffer {
             seconds,
             slots: slots.max(1),
             average: None,
+            lease: None,
         }
     }
 
-    /// How many assignments to keep: `seconds` of work per slot at the average duration (one
-    /// per slot before any task finished), within [`max_buffered`].
+    /// How many assignments to keep: `seconds` of work per slot at the average duration, but
+    /// no more than finish within half of the lease; at most [`max_buffered`]. None before a
+    /// task finished (nothing to size by).
     pub fn target(&self) -> usize {
-        if self.seconds.is_zero() {
+        let Some(average) = self.average else {
             return 0;
-        }
-        let wanted = match self.average {
-            None => self.slots,
-            Some(average) => {
-                let per_slot = self.seconds.as_secs_f64() / average.as_secs_f64().max(1e-6);
-                (per_slot * self.slots as f64).ceil() as usize
-            }
         };
-        wanted.clamp(1, max_buffered(self.slots))
+        let mut per_slot = self.seconds;
+        if let Some(lease) = self.lease {
+            per_slot = per_slot.min((lease / 2).saturating_sub(average));
+        }
+        let tasks_per_slot = per_slot.as_secs_f64() / average.as_secs_f64().max(1e-6);
+        ((tasks_per_slot * self.slots as f64).floor() as usize).min(max_buffered(self.slots))
     }
 
     /// Whether the buffer is low enough for a top-up fetch.
@@ -74,6 +78,11 @@ impl WorkBuffer {
             None => took,
             Some(average) => average.mul_f64(1.0 - NEWEST_WEIGHT) + took.mul_f64(NEWEST_WEIGHT),
         });
+    }
+
+    /// Records the time left to the deadlines of a fetch's assignments (the shortest).
+    pub fn observe_lease(&mut self, left: Duration) {
+        self.lease = Some(left);
     }
 
     pub fn push(&mut self, assignment: Assignment) {
@@ -123,8 +132,8 @@ mod tests {
     #[test]
     fn the_target_follows_task_durations_within_the_cap() {
         let mut buffer = WorkBuffer::new(Duration::from_secs(4), 4);
-        // Nothing observed yet: one round.
-        assert_eq!(buffer.target(), 4);
+        // Nothing observed yet: nothing to size by.
+        assert_eq!(buffer.target(), 0);
         buffer.observe(Duration::from_secs(2));
         // 4 s of 2 s tasks on 4 slots.
         assert_eq!(buffer.target(), 8);
@@ -135,8 +144,22 @@ mod tests {
         for _ in 0..50 {
             buffer.observe(Duration::from_secs(600));
         }
-        // Long tasks still keep one ready.
+        // Tasks longer than the buffer's seconds: none kept waiting.
+        assert_eq!(buffer.target(), 0);
+    }
+
+    #[test]
+    fn buffered_work_starts_well_before_its_deadline() {
+        let mut buffer = WorkBuffer::new(Duration::from_secs(4), 2);
+        buffer.observe(Duration::from_secs(1));
+        assert_eq!(buffer.target(), 8);
+        // 3 s leases of 1 s tasks: half a second per slot of waiting work, not a whole task.
+        buffer.observe_lease(Duration::from_secs(3));
         assert_eq!(buffer.target(), 1);
+        buffer.observe_lease(Duration::from_secs(2));
+        assert_eq!(buffer.target(), 0);
+        buffer.observe_lease(Duration::from_secs(3600));
+        assert_eq!(buffer.target(), 8);
     }
 
     #[test]

@@ -187,6 +187,16 @@ impl Worker {
                                 last_refusal = response.refusal.clone();
                             }
                             last_found_work = !response.assignments.is_empty();
+                            let now = now_ms();
+                            let shortest_lease = response
+                                .assignments
+                                .iter()
+                                .filter_map(|a| a.as_ref().ok())
+                                .map(|a| a.deadline_ms.saturating_sub(now))
+                                .min();
+                            if let Some(left) = shortest_lease {
+                                buffer.observe_lease(Duration::from_millis(left));
+                            }
                             if !last_found_work && running.is_empty() && buffer.is_empty() && !waiting_announced {
                                 waiting_announced = true;
                                 shared.events.emit("idle", serde_json::json!({}), "no work yet; still waiting");
