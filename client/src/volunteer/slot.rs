@@ -68,6 +68,8 @@ pub async fn run_slot(
     }
     lock(&shared.in_flight).remove(&result_id);
     shared.events.emit(event, fields, text);
+    // Reported only after its event: whoever sees the server count it has seen the event too.
+    shared.spool.release(result_id);
     shared.spooled.notify_one();
     let _ = done.send(SlotDone {
         result_id,

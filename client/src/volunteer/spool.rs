@@ -61,8 +61,16 @@ struct Job {
     done: Option<oneshot::Sender<std::io::Result<()>>>,
 }
 
+/// A result waiting for acknowledgement.
+#[derive(Debug)]
+struct Entry {
+    report: ResultReport,
+    /// Whether it may be reported yet (see [`Spool::release`]).
+    ready: bool,
+}
+
 /// The results waiting for acknowledgement, in memory, shared with the writer for compaction.
-type Entries = Arc<Mutex<BTreeMap<ResultId, ResultReport>>>;
+type Entries = Arc<Mutex<BTreeMap<ResultId, Entry>>>;
 
 /// The spool: an append-only log on disk, mirrored in memory.
 #[derive(Debug)]
@@ -101,6 +109,18 @@ impl Spool {
         let migrated = migrate_json_files(&dir, &mut file, &mut entries).map_err(io)?;
         records += migrated;
 
+        let entries = entries
+            .into_iter()
+            .map(|(id, report)| {
+                (
+                    id,
+                    Entry {
+                        report,
+                        ready: true,
+                    },
+                )
+            })
+            .collect();
         let entries = Arc::new(Mutex::new(entries));
         let (jobs, queue) = std::sync::mpsc::channel();
         let mut log = Log {
@@ -122,10 +142,11 @@ impl Spool {
         })
     }
 
-    /// Stores a result; returns once it is durable.
+    /// Stores a result; returns once it is durable. It is held (listed by [`Spool::ids`]) but
+    /// not reported until [`Spool::release`], so the caller can say it finished first.
     pub async fn push(&self, report: ResultReport) -> Result<(), FileError> {
         let (done, durable) = oneshot::channel();
-        self.enqueue(report, Some(done))?;
+        self.enqueue(report, Some(done), false)?;
         let stopped = || std::io::Error::other("the spool writer stopped");
         durable
             .await
@@ -139,28 +160,42 @@ impl Spool {
     /// Stores a result without waiting for it to be durable (for replicas handed back unrun:
     /// losing one costs the server a lease deadline, not a computation).
     pub fn push_soon(&self, report: ResultReport) -> Result<(), FileError> {
-        self.enqueue(report, None)
+        self.enqueue(report, None, true)
+    }
+
+    /// Lets a pushed result be reported.
+    pub fn release(&self, id: ResultId) {
+        if let Some(entry) = self.lock().get_mut(&id) {
+            entry.ready = true;
+        }
     }
 
     fn enqueue(
         &self,
         report: ResultReport,
         done: Option<oneshot::Sender<std::io::Result<()>>>,
+        ready: bool,
     ) -> Result<(), FileError> {
         let frame =
             frame(&RecordRef::Result { report: &report }).map_err(|e| FileError::Corrupt {
                 path: self.path.clone(),
                 message: e.to_string(),
             })?;
-        // In memory at once: it may be reported before it is durable (the server keeps it then).
-        self.lock().insert(report.result_id, report);
+        // In memory at once, so that a compaction before the write keeps it too.
+        self.lock()
+            .insert(report.result_id, Entry { report, ready });
         self.send(Job { frame, done });
         Ok(())
     }
 
-    /// Up to `max` results waiting for acknowledgement, oldest ids first.
+    /// Up to `max` results ready to be reported, oldest ids first.
     pub fn pending(&self, max: usize) -> Vec<ResultReport> {
-        self.lock().values().take(max).cloned().collect()
+        self.lock()
+            .values()
+            .filter(|entry| entry.ready)
+            .take(max)
+            .map(|entry| entry.report.clone())
+            .collect()
     }
 
     /// The ids of up to `max` results waiting for acknowledgement, oldest first.
@@ -210,7 +245,7 @@ impl Spool {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ResultId, ResultReport>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ResultId, Entry>> {
         lock(&self.entries)
     }
 }
@@ -225,7 +260,7 @@ impl Drop for Spool {
     }
 }
 
-fn lock(entries: &Entries) -> std::sync::MutexGuard<'_, BTreeMap<ResultId, ResultReport>> {
+fn lock(entries: &Entries) -> std::sync::MutexGuard<'_, BTreeMap<ResultId, Entry>> {
     // A panic while holding the lock cannot leave the map inconsistent (single inserts).
     entries.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -299,7 +334,8 @@ impl Log {
     fn compact(&mut self, entries: &Entries) -> std::io::Result<()> {
         let mut bytes = Vec::new();
         let mut waiting = 0;
-        for report in lock(entries).values() {
+        for entry in lock(entries).values() {
+            let report = &entry.report;
             bytes.extend(frame(&RecordRef::Result { report }).map_err(std::io::Error::other)?);
             waiting += 1;
         }

@@ -39,6 +39,17 @@ async fn results_survive_a_restart_until_removed() {
 }
 
 #[tokio::test]
+async fn a_pushed_result_is_held_but_reported_only_once_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open(dir.path());
+    spool.push(result(8, 1)).await.unwrap();
+    assert_eq!(waiting_units(&spool), vec![8]);
+    assert!(spool.pending(10).is_empty());
+    spool.release(result(8, 1).result_id);
+    assert_eq!(spool.pending(10), vec![result(8, 1)]);
+}
+
+#[tokio::test]
 async fn discarded_results_stay_gone_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let spool = open(dir.path());
