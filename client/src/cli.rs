@@ -26,6 +26,14 @@ pub enum Command {
     /// Volunteer: join a project and run its work until stopped (Ctrl-C).
     #[command(after_help = JOIN_AFTER_HELP)]
     Join(JoinArgs),
+    /// Volunteer: what the running client is doing (units, results, credit, what is suspended
+    /// and why).
+    Status(StatusArgs),
+    /// Volunteer: suspend work (running tasks pause, nothing new is fetched) until resumed or
+    /// for a while.
+    Pause(PauseArgs),
+    /// Volunteer: end a pause.
+    Resume(ControlArgs),
     /// Researcher: submit a batch of inputs to an app; prints the batch id.
     Submit(SubmitArgs),
     /// Researcher: watch, collect, cancel or delete a batch.
@@ -265,12 +273,55 @@ pub struct JoinArgs {
     /// slots).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_task_memory: Option<u64>,
+    /// Share of each second tasks may compute, 1-100 (default: preferences.toml, else 100).
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub cpu_percent: Option<u8>,
+    /// Compute on battery too (default: preferences.toml, else suspend on battery).
+    #[arg(long)]
+    pub run_on_battery: bool,
+    /// Compute only at these local times, e.g. "09:00-17:00, 22:00-06:00" (default:
+    /// preferences.toml, else any time).
+    #[arg(long, value_name = "RANGES")]
+    pub schedule: Option<String>,
+    /// Where the power supplies are listed (for tests and unusual systems).
+    #[arg(long, env = "MUSKETEER_POWER_SUPPLY_DIR", hide = true,
+          default_value = crate::volunteer::prefs::DEFAULT_POWER_SUPPLY_DIR)]
+    pub power_supply_dir: PathBuf,
     /// How long one request waits on the server for work, in milliseconds.
     #[arg(long, default_value_t = 20_000, hide = true)]
     pub poll_wait_ms: u64,
     /// Longest pause between retries while the server is unreachable, in milliseconds.
     #[arg(long, default_value_t = 10_000, hide = true)]
     pub max_backoff_ms: u64,
+}
+
+/// Which running client `status`, `pause` and `resume` talk to.
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// The data directory the client runs with (as given to `join`).
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The server it joined, to find its default data directory (not needed when only one
+    /// client runs).
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub client: ControlArgs,
+    /// Print the client's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    #[command(flatten)]
+    pub client: ControlArgs,
+    /// Resume by itself after this long, e.g. 90s, 30m, 1h (default: until `musketeer resume`).
+    #[arg(long = "for", value_name = "DURATION")]
+    pub for_duration: Option<String>,
 }
 
 /// Where a researcher or author command finds the server and its token.

@@ -59,6 +59,9 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
             runtime.block_on(commands::run::run(&args))
         }
         cli::Command::Join(args) => commands::join::join(args),
+        cli::Command::Status(args) => commands::control::status(&args),
+        cli::Command::Pause(args) => commands::control::pause(&args),
+        cli::Command::Resume(args) => commands::control::resume(&args),
         cli::Command::Submit(args) => commands::submit::submit(args),
         cli::Command::Batch { command } => commands::batch::batch(command),
         cli::Command::Publish(args) => commands::publish::publish(args),

@@ -7,6 +7,8 @@ use anyhow::Context;
 
 use crate::cli::{JoinArgs, LogFormatArg};
 use crate::volunteer::events::LogFormat;
+use crate::volunteer::gate::{Gate, GateSetup};
+use crate::volunteer::prefs::PrefsFile;
 use crate::volunteer::{JoinConfig, join as join_project};
 
 /// How long running tasks may finish after Ctrl-C (the issue promises exit within 10 s).
@@ -35,6 +37,16 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot read public key {}", path.display()))?,
         );
     }
+    let gate = Gate::new(GateSetup {
+        data_dir: data_dir.clone(),
+        overrides: PrefsFile {
+            cpu_percent: args.cpu_percent,
+            run_on_battery: args.run_on_battery.then_some(true),
+            schedule: args.schedule.clone(),
+        },
+        power_supply_dir: args.power_supply_dir.clone(),
+    })
+    .context("cannot use the preferences (fix the flag or preferences.toml, then join again)")?;
     let config = JoinConfig {
         server: args.server.clone(),
         slots,
@@ -53,6 +65,7 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
             .max_task_memory
             .map(|mib| mib << 20)
             .or_else(|| crate::volunteer::memory::default_task_memory(slots)),
+        gate,
     };
     // Before the runtime starts its threads: they inherit this thread's priority.
     match crate::volunteer::priority::lower_cpu_priority(args.nice) {
@@ -83,7 +96,7 @@ fn default_name() -> String {
 }
 
 /// `~/.local/share/musketeer/<host_port>` (or under `$XDG_DATA_HOME`).
-fn default_data_dir(server: &str) -> Option<PathBuf> {
+pub(super) fn default_data_dir(server: &str) -> Option<PathBuf> {
     let project: String = server
         .trim_start_matches("https://")
         .trim_start_matches("http://")

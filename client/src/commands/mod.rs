@@ -3,6 +3,8 @@
 pub mod admin;
 pub mod batch;
 pub mod connection;
+#[cfg(unix)]
+pub mod control;
 pub mod hosts;
 pub mod join;
 pub mod keys;

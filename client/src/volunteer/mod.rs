@@ -9,13 +9,18 @@
 //! returns.
 
 pub mod backoff;
+#[cfg(unix)]
+pub mod control;
 pub mod events;
 pub mod files;
+pub mod gate;
 pub mod memory;
 pub mod modules;
 pub mod pinning;
+pub mod prefs;
 pub mod priority;
 pub mod spool;
+pub mod status;
 mod stop;
 mod trust;
 mod work;
@@ -60,6 +65,8 @@ pub struct JoinConfig {
     pub shutdown_grace: Duration,
     /// The largest manifest memory limit a task may have here (`None`: any).
     pub max_task_memory: Option<u64>,
+    /// Preferences and local control: whether work may run now (see [`gate`]).
+    pub gate: gate::Gate,
 }
 
 /// Why joining failed for good (transient failures are retried, not returned).
@@ -115,6 +122,8 @@ pub async fn join(
     let data = DataDir::open(&config.data_dir)?;
     let api = ApiClient::new(&config.server, None)?;
     let stop = StopSignal::new(shutdown);
+    // Preferences hook: the gate pauses tasks and holds back fetches while work is suspended.
+    let _gate_driver = config.gate.spawn_driver(events.clone());
 
     // A project joined before keeps being retried (it may be restarting); a first contact that
     // fails is most likely a wrong URL, and a volunteer should hear that rather than wait.
@@ -204,6 +213,8 @@ pub async fn join(
             serde_json::json!({"poll_wait_ms": config.poll_wait.as_millis() as u64}),
             "waiting for work; each task is shown here as it starts",
         );
+        // Local control hook: `musketeer status|pause|resume` while this identity works.
+        let _control = start_control(&config, &data, &api, &host, &project.name, &events);
         if let Some(max) = config.max_task_memory {
             warn_about_apps_too_big(&api.with_token(host.host_token.clone()), max, &events).await;
         }
@@ -241,6 +252,48 @@ pub async fn join(
             other => return other,
         }
     }
+}
+
+/// Opens the control socket; without it the client still works, and says why.
+#[cfg(unix)]
+fn start_control(
+    config: &JoinConfig,
+    data: &DataDir,
+    api: &ApiClient,
+    host: &HostCredentials,
+    project: &str,
+    events: &Events,
+) -> Option<control::ControlServer> {
+    let context = control::ControlContext {
+        gate: config.gate.clone(),
+        api: api.with_token(host.host_token.clone()),
+        host_id: host.host_id,
+        project: project.to_owned(),
+        slots: config.slots,
+    };
+    match control::serve(data.root(), context) {
+        Ok(server) => Some(server),
+        Err(error) => {
+            events.emit(
+                "control-unavailable",
+                serde_json::json!({"error": error.to_string()}),
+                format!("warning: `musketeer status`, `pause` and `resume` will not reach this client: {error}"),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn start_control(
+    _config: &JoinConfig,
+    _data: &DataDir,
+    _api: &ApiClient,
+    _host: &HostCredentials,
+    _project: &str,
+    _events: &Events,
+) -> Option<()> {
+    None
 }
 
 /// Says which of the project's apps need more memory than `max_task_memory` allows (the

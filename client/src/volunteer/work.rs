@@ -99,6 +99,10 @@ impl Worker {
     ) -> Result<(), JoinError> {
         let shared = self.shared.clone();
         let slots = shared.config.slots.max(1);
+        // Status hook: `musketeer status` counts the spool (weak: the board outlives a worker).
+        let weak = Arc::downgrade(&shared);
+        let board = shared.config.gate.board();
+        board.count_spool(move || weak.upgrade().map_or(0, |shared| shared.spool.len()));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<SlotDone>();
         let (cancel_tx, mut cancel_rx) = mpsc::unbounded_channel::<Vec<ResultId>>();
         let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<ApiError>();
@@ -136,9 +140,12 @@ impl Worker {
             if stopping && running.is_empty() {
                 break;
             }
+            // Preferences hook: no new work while the gate says work is suspended.
+            let gate_open = shared.config.gate.is_open();
             if fetch.is_none()
                 && !stopping
                 && !free.is_empty()
+                && gate_open
                 && tokio::time::Instant::now() >= retry_at
             {
                 let request = FetchRequest {
@@ -210,6 +217,7 @@ impl Worker {
                     }
                 }
                 () = tokio::time::sleep_until(retry_at), if can_retry_fetch && tokio::time::Instant::now() < retry_at => {}
+                () = shared.config.gate.until_open(), if !gate_open && !stopping => {}
                 Some(done) = done_rx.recv() => {
                     if running.remove(&done.result_id).is_some() {
                         free.insert(done.slot);
@@ -498,10 +506,17 @@ async fn execute(shared: &Shared, assignment: Assignment) -> Outcome {
     record_version(shared, &app, &version);
     // The same bytes on every client, whatever its serde_json features (see the protocol).
     let input = musketeer_protocol::task_input_bytes(&assignment.input);
+    // Preferences hook: the gate pauses the task at fuel yields; the board shows it running.
+    let on_board = shared
+        .config
+        .gate
+        .board()
+        .start(assignment.unit_id.to_string(), format!("{app} {version}"));
     let options = RunOptions {
         // Replicas of one unit must see the same clocks and randomness: seed with the unit id.
         run_id: assignment.unit_id.to_string(),
-        progress: None,
+        progress: Some(on_board.progress_sink()),
+        pause: Some(shared.config.gate.pause_token()),
     };
     match shared.modules.sandbox().run(&task, &input, options).await {
         Ok(output) => Outcome::Success {

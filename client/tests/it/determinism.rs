@@ -12,6 +12,7 @@ async fn run(sandbox: &Sandbox, signed: &Signed, input: &[u8], run_id: &str) -> 
     let options = RunOptions {
         run_id: run_id.into(),
         progress: None,
+        pause: None,
     };
     sandbox.run(&task, input, options).await.expect("run")
 }

@@ -7,6 +7,7 @@ mod containment;
 mod determinism;
 mod hostile;
 mod network_reads;
+mod pausing;
 mod peak_rss;
 mod stock_day;
 mod support;
