@@ -4,6 +4,7 @@
 
 mod browser;
 mod collusion;
+mod control;
 mod cross_arch;
 mod demo;
 mod failing;

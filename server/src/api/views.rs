@@ -21,13 +21,16 @@ const HOST_RECENT: usize = 50;
 const DEFAULT_UNITS: usize = 100;
 const MAX_UNITS: usize = 1000;
 
-/// `GET /api/v1/hosts/{id}`: dashboard view.
+/// `GET /api/v1/hosts/{id}`: dashboard view; a host may always read its own.
 pub async fn host(
     State(state): State<AppState>,
     caller: Caller,
     PathParam(id): PathParam<HostId>,
 ) -> Result<Json<HostDetail>, ApiError> {
-    caller.viewer(state.options.public_dashboard)?;
+    // A host may read its own standing (`musketeer status` shows the volunteer's credit).
+    if caller.host().ok() != Some(id) {
+        caller.viewer(state.options.public_dashboard)?;
+    }
     let world = state.world();
     let host = world
         .host(id)

@@ -152,7 +152,7 @@ async fn populated(options: ServeOptions) -> (Project, Api, u64, String) {
 
 #[tokio::test]
 async fn detail_views_follow_the_batch_and_dashboard_rules() {
-    let (project, api, batch, _) = populated(ServeOptions {
+    let (project, api, batch, host_a) = populated(ServeOptions {
         register_per_minute: 1000,
         ..ServeOptions::default()
     })
@@ -162,6 +162,15 @@ async fn detail_views_follow_the_batch_and_dashboard_rules() {
         &api.get("/api/v1/hosts/1", None).await,
         StatusCode::UNAUTHORIZED,
         "unauthorized",
+    );
+    // A host reads its own page (its credit, for `musketeer status`), not another host's.
+    let (status, own) = api.get("/api/v1/hosts/1", Some(&host_a)).await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    assert_eq!(own["host"]["succeeded"], 2);
+    assert_error(
+        &api.get("/api/v1/hosts/2", Some(&host_a)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
     );
     let (status, host) = api.get("/api/v1/hosts/1", Some(&project.publisher)).await;
     assert_eq!(status, StatusCode::OK, "{host}");

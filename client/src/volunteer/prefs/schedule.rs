@@ -23,7 +23,8 @@ pub enum ScheduleError {
 /// Ranges of local time of day when work may run; empty means at any time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
-    /// `(start, end)` in minutes after midnight; `end < start` crosses midnight.
+    /// `(start, end)` in minutes after midnight (end up to 1440); `end < start` crosses
+    /// midnight.
     ranges: Vec<(u16, u16)>,
 }
 
@@ -39,7 +40,8 @@ impl Schedule {
         for range in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
             let bad = || ScheduleError::Range(range.to_owned());
             let (start, end) = range.split_once('-').ok_or_else(bad)?;
-            let start = minute_of_day(start.trim()).ok_or_else(bad)?;
+            // 24:00 ends a day; as a start it is the next day's midnight.
+            let start = minute_of_day(start.trim()).ok_or_else(bad)? % DAY;
             let end = minute_of_day(end.trim()).ok_or_else(bad)?;
             if start == end {
                 return Err(ScheduleError::Empty(range.to_owned()));
@@ -99,7 +101,7 @@ fn minute_of_day(text: &str) -> Option<u16> {
     let hours: u16 = hours.parse().ok()?;
     let minutes: u16 = minutes.parse().ok()?;
     let total = hours.checked_mul(60)?.checked_add(minutes)?;
-    (minutes < 60 && total <= DAY).then_some(total % DAY)
+    (minutes < 60 && total <= DAY).then_some(total)
 }
 
 /// The local time of day now, in minutes after midnight (the `TZ` environment variable and
@@ -149,6 +151,9 @@ mod tests {
         assert!(!schedule.allows(22 * 60 + 29));
         assert_eq!(schedule.to_string(), "09:00-17:00, 22:30-06:00");
         assert!(Schedule::parse("").expect("empty").allows(3));
+        let all_day = Schedule::parse("00:00-24:00").expect("the whole day");
+        assert!(all_day.allows(0) && all_day.allows(23 * 60 + 59));
+        assert_eq!(all_day.to_string(), "00:00-24:00");
         assert!(
             Schedule::parse("18:00-24:00")
                 .expect("to midnight")
