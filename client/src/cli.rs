@@ -283,6 +283,10 @@ pub struct JoinArgs {
     /// preferences.toml, else any time).
     #[arg(long, value_name = "RANGES")]
     pub schedule: Option<String>,
+    /// Compute only after this many minutes without input at this computer (systemd-logind's
+    /// idle hint; default: preferences.toml, else whenever).
+    #[arg(long, value_name = "MINUTES")]
+    pub idle_minutes: Option<u32>,
     /// Where the power supplies are listed (for tests and unusual systems).
     #[arg(long, env = "MUSKETEER_POWER_SUPPLY_DIR", hide = true,
           default_value = crate::volunteer::prefs::DEFAULT_POWER_SUPPLY_DIR)]

@@ -8,7 +8,7 @@ use anyhow::Context;
 use crate::cli::{JoinArgs, LogFormatArg};
 use crate::volunteer::events::LogFormat;
 use crate::volunteer::gate::{Gate, GateSetup};
-use crate::volunteer::prefs::PrefsFile;
+use crate::volunteer::prefs::{Logind, PrefsFile};
 use crate::volunteer::{JoinConfig, join as join_project};
 
 /// How long running tasks may finish after Ctrl-C (the issue promises exit within 10 s).
@@ -43,8 +43,11 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
             cpu_percent: args.cpu_percent,
             run_on_battery: args.run_on_battery.then_some(true),
             schedule: args.schedule.clone(),
+            idle_minutes: args.idle_minutes,
+            ..PrefsFile::default()
         },
         power_supply_dir: args.power_supply_dir.clone(),
+        idle: std::sync::Arc::new(Logind),
     })
     .context("cannot use the preferences (fix the flag or preferences.toml, then join again)")?;
     let config = JoinConfig {
@@ -61,10 +64,13 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
         poll_wait: Duration::from_millis(args.poll_wait_ms),
         max_backoff: Duration::from_millis(args.max_backoff_ms.max(100)),
         shutdown_grace: SHUTDOWN_GRACE,
-        max_task_memory: args
-            .max_task_memory
-            .map(|mib| mib << 20)
-            .or_else(|| crate::volunteer::memory::default_task_memory(slots)),
+        max_task_memory: task_memory_limit(
+            args.max_task_memory
+                .map(|mib| mib << 20)
+                .or_else(|| crate::volunteer::memory::default_task_memory(slots)),
+            gate.preferences().max_memory_mib,
+            slots,
+        ),
         gate,
     };
     // Before the runtime starts its threads: they inherit this thread's priority.
@@ -81,6 +87,16 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
     runtime
         .block_on(join_project(config, shutdown_signal()))
         .with_context(|| format!("cannot work for {}", args.server))
+}
+
+/// The most memory one task may have: the per-task limit, lowered so that all slots at it fit
+/// in the volunteer's total (`max_memory_mib` in preferences.toml).
+fn task_memory_limit(per_task: Option<u64>, total_mib: Option<u64>, slots: usize) -> Option<u64> {
+    let share = total_mib.map(|mib| (mib << 20) / slots.max(1) as u64);
+    match (per_task, share) {
+        (Some(per_task), Some(share)) => Some(per_task.min(share)),
+        (per_task, share) => per_task.or(share),
+    }
 }
 
 fn default_name() -> String {
@@ -131,5 +147,26 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::task_memory_limit;
+
+    #[test]
+    fn the_total_memory_cap_is_shared_among_the_slots() {
+        let mib = 1u64 << 20;
+        assert_eq!(
+            task_memory_limit(Some(512 * mib), Some(1024), 4),
+            Some(256 * mib)
+        );
+        assert_eq!(
+            task_memory_limit(Some(128 * mib), Some(1024), 4),
+            Some(128 * mib)
+        );
+        assert_eq!(task_memory_limit(None, Some(1024), 2), Some(512 * mib));
+        assert_eq!(task_memory_limit(Some(64 * mib), None, 2), Some(64 * mib));
+        assert_eq!(task_memory_limit(None, None, 2), None);
     }
 }

@@ -332,6 +332,7 @@ mod tests {
             data_dir: dir.to_path_buf(),
             overrides: PrefsFile::default(),
             power_supply_dir: dir.join("power"),
+            idle: std::sync::Arc::new(crate::volunteer::prefs::Logind),
         })
         .expect("gate");
         ControlContext {

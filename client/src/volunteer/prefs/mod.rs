@@ -5,6 +5,8 @@
 //! flags. The defaults are safe on a laptop: no work on battery. The file is read again when
 //! it changes, so a volunteer can edit it without restarting the client.
 
+mod disk;
+mod idle;
 mod power;
 mod schedule;
 
@@ -12,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use disk::bytes_used;
+pub use idle::{IdleSource, Logind};
 pub use power::on_battery;
 pub use schedule::{Schedule, ScheduleError, local_minute_of_day};
 
@@ -40,6 +44,9 @@ pub enum PrefsError {
         /// What the TOML parser said.
         message: String,
     },
+    /// A size limit is zero.
+    #[error("{0} must be at least 1 (leave it out for no limit)")]
+    Zero(&'static str),
     /// `cpu_percent` is out of range.
     #[error("cpu_percent must be between 1 and 100, not {0}")]
     CpuPercent(u8),
@@ -58,6 +65,12 @@ pub struct PrefsFile {
     pub run_on_battery: Option<bool>,
     /// Local times when work may run, e.g. "09:00-17:00, 22:00-06:00".
     pub schedule: Option<String>,
+    /// Run only after this many minutes without user input (0: whenever).
+    pub idle_minutes: Option<u32>,
+    /// Memory all slots' tasks may have together, in MiB (read at start-up).
+    pub max_memory_mib: Option<u64>,
+    /// Size the data directory may reach before no more work is fetched, in MiB.
+    pub max_disk_mib: Option<u64>,
 }
 
 impl PrefsFile {
@@ -83,6 +96,9 @@ impl PrefsFile {
             cpu_percent: over.cpu_percent.or(self.cpu_percent),
             run_on_battery: over.run_on_battery.or(self.run_on_battery),
             schedule: over.schedule.clone().or_else(|| self.schedule.clone()),
+            idle_minutes: over.idle_minutes.or(self.idle_minutes),
+            max_memory_mib: over.max_memory_mib.or(self.max_memory_mib),
+            max_disk_mib: over.max_disk_mib.or(self.max_disk_mib),
         }
     }
 
@@ -100,6 +116,9 @@ impl PrefsFile {
                 Some(text) => Schedule::parse(text)?,
                 None => defaults.schedule,
             },
+            idle_minutes: self.idle_minutes.unwrap_or(defaults.idle_minutes),
+            max_memory_mib: positive("max_memory_mib", self.max_memory_mib)?,
+            max_disk_mib: positive("max_disk_mib", self.max_disk_mib)?,
         })
     }
 }
@@ -113,16 +132,33 @@ pub struct Preferences {
     pub run_on_battery: bool,
     /// When work may run.
     pub schedule: Schedule,
+    /// Minutes without user input before work runs (0: whenever).
+    pub idle_minutes: u32,
+    /// Memory all slots' tasks may have together, in MiB.
+    pub max_memory_mib: Option<u64>,
+    /// Size of the data directory beyond which no work is fetched, in MiB.
+    pub max_disk_mib: Option<u64>,
+}
+
+/// `value`, refused if it is zero.
+fn positive(name: &'static str, value: Option<u64>) -> Result<Option<u64>, PrefsError> {
+    match value {
+        Some(0) => Err(PrefsError::Zero(name)),
+        other => Ok(other),
+    }
 }
 
 impl Default for Preferences {
     /// Safe on a laptop: all of the CPU (at the lowest priority, see `--nice`), never on
-    /// battery, at any time.
+    /// battery, at any time, in use or not, memory as `--max-task-memory` says.
     fn default() -> Self {
         Self {
             cpu_percent: 100,
             run_on_battery: false,
             schedule: Schedule::always(),
+            idle_minutes: 0,
+            max_memory_mib: None,
+            max_disk_mib: None,
         }
     }
 }

@@ -9,58 +9,26 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use super::events::Events;
-use super::prefs::{self, Preferences, PrefsError, PrefsFile};
+use super::prefs::{self, IdleSource, Preferences, PrefsError, PrefsFile};
 use super::status::StatusBoard;
 use crate::sandbox::PauseToken;
 
+mod reason;
+
+pub use reason::Reason;
+use reason::unix_now;
+
 /// How often conditions are checked, and the period of the CPU duty cycle.
 const TICK: Duration = Duration::from_secs(1);
-
-/// Why work is suspended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(tag = "reason", rename_all = "kebab-case")]
-pub enum Reason {
-    /// `musketeer pause`, until a time (seconds since the Unix epoch) or until resumed.
-    UserPaused {
-        /// When it ends by itself.
-        until_unix_s: Option<u64>,
-    },
-    /// The machine runs on battery and the preferences say not to.
-    OnBattery,
-    /// The local time is outside the schedule.
-    OutsideSchedule {
-        /// The schedule.
-        schedule: String,
-    },
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Reason::UserPaused { until_unix_s: None } => {
-                f.write_str("paused by the volunteer until `musketeer resume`")
-            }
-            Reason::UserPaused {
-                until_unix_s: Some(until),
-            } => {
-                let left = until.saturating_sub(unix_now());
-                write!(f, "paused by the volunteer for {left} s more")
-            }
-            Reason::OnBattery => f.write_str(
-                "on battery (set run_on_battery = true in preferences.toml to compute anyway)",
-            ),
-            Reason::OutsideSchedule { schedule } => {
-                write!(f, "outside the schedule ({schedule}, local time)")
-            }
-        }
-    }
-}
+/// How often the user's idle time is asked for (a process each time).
+const IDLE_CHECK: Duration = Duration::from_secs(10);
+/// How often the data directory is measured (a walk over its files).
+const DISK_CHECK: Duration = Duration::from_secs(30);
 
 /// What the gate reads besides the preferences file.
 #[derive(Debug, Clone)]
@@ -71,6 +39,8 @@ pub struct GateSetup {
     pub overrides: PrefsFile,
     /// Where power supplies are listed (`/sys/class/power_supply` on Linux).
     pub power_supply_dir: PathBuf,
+    /// How long the user has given no input.
+    pub idle: Arc<dyn IdleSource>,
 }
 
 /// The gate; clones share it.
@@ -89,6 +59,10 @@ struct Inner {
     /// Wakes the driver when the volunteer pauses or resumes.
     poke: Notify,
     board: StatusBoard,
+    /// The last idle time read, and when (`None` inside: it could not be told).
+    idle: Mutex<Option<(Instant, Option<Duration>)>>,
+    /// The data directory's last measured size, and when.
+    disk: Mutex<Option<(Instant, u64)>>,
 }
 
 /// The preferences in effect and the file text they came from.
@@ -125,6 +99,8 @@ impl Gate {
                 suspended: watch::Sender::new(Vec::new()),
                 poke: Notify::new(),
                 board: StatusBoard::default(),
+                idle: Mutex::new(None),
+                disk: Mutex::new(None),
             }),
         })
     }
@@ -198,12 +174,64 @@ impl Gate {
                 schedule: prefs.schedule.to_string(),
             });
         }
+        if prefs.idle_minutes > 0 {
+            let needed = Duration::from_secs(u64::from(prefs.idle_minutes) * 60);
+            // Unknown (no logind): said once in the status, and work is not held back.
+            if self.idle_for(events).is_some_and(|idle| idle < needed) {
+                reasons.push(Reason::UserActive {
+                    idle_minutes: prefs.idle_minutes,
+                });
+            }
+        }
+        if let Some(limit_mib) = prefs.max_disk_mib {
+            let used_mib = self.disk_used() >> 20;
+            if used_mib > limit_mib {
+                reasons.push(Reason::DiskFull {
+                    used_mib,
+                    limit_mib,
+                });
+            }
+        }
         let changed = *self.inner.suspended.borrow() != reasons;
         if changed {
             announce(events, &reasons);
             self.inner.suspended.send_replace(reasons.clone());
         }
         reasons
+    }
+
+    /// The user's idle time, asked for at most every [`IDLE_CHECK`].
+    fn idle_for(&self, events: &Events) -> Option<Duration> {
+        let mut cached = lock(&self.inner.idle);
+        if let Some((at, idle)) = *cached
+            && at.elapsed() < IDLE_CHECK
+        {
+            return idle.map(|idle| idle + at.elapsed());
+        }
+        let idle = self.inner.setup.idle.idle_for();
+        if idle.is_none() && cached.is_none() {
+            events.emit(
+                "idle-unknown",
+                serde_json::json!({}),
+                "warning: cannot tell whether the computer is in use (no systemd-logind idle \
+                 hint); idle_minutes is not applied",
+            );
+        }
+        *cached = Some((Instant::now(), idle));
+        idle
+    }
+
+    /// The data directory's size, measured at most every [`DISK_CHECK`].
+    fn disk_used(&self) -> u64 {
+        let mut cached = lock(&self.inner.disk);
+        if let Some((at, used)) = *cached
+            && at.elapsed() < DISK_CHECK
+        {
+            return used;
+        }
+        let used = prefs::bytes_used(&self.inner.setup.data_dir);
+        *cached = Some((Instant::now(), used));
+        used
     }
 
     /// Reads `preferences.toml` again; a change is announced, a file that cannot be used is
@@ -256,7 +284,7 @@ impl Gate {
             loop {
                 let reasons = gate.evaluate(&events);
                 let cpu_percent = gate.preferences().cpu_percent;
-                let running_share = if reasons.is_empty() {
+                let running_share = if !reasons.iter().any(Reason::pauses_tasks) {
                     TICK * u32::from(cpu_percent) / 100
                 } else {
                     Duration::ZERO
@@ -335,22 +363,35 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::volunteer::events::LogFormat;
 
+    /// An idle time the test sets.
+    #[derive(Debug, Default)]
+    struct FakeIdle(Mutex<Option<Duration>>);
+
+    impl IdleSource for FakeIdle {
+        fn idle_for(&self) -> Option<Duration> {
+            *lock(&self.0)
+        }
+    }
+
     fn gate(dir: &std::path::Path, overrides: PrefsFile) -> Gate {
+        gate_with_idle(dir, overrides, Arc::new(FakeIdle::default()))
+    }
+
+    fn gate_with_idle(
+        dir: &std::path::Path,
+        overrides: PrefsFile,
+        idle: Arc<dyn IdleSource>,
+    ) -> Gate {
         Gate::new(GateSetup {
             data_dir: dir.to_path_buf(),
             overrides,
             power_supply_dir: dir.join("power"),
+            idle,
         })
         .expect("gate")
     }
@@ -426,16 +467,67 @@ mod tests {
         gate.evaluate(&events);
         assert_eq!(gate.preferences().cpu_percent, 60);
         // A flag wins over the file.
-        let pinned = super::Gate::new(GateSetup {
-            data_dir: dir.path().to_path_buf(),
-            overrides: PrefsFile {
+        let pinned = self::gate(
+            dir.path(),
+            PrefsFile {
                 cpu_percent: Some(90),
                 ..PrefsFile::default()
             },
-            power_supply_dir: dir.path().join("power"),
-        })
-        .expect("gate");
+        );
         assert_eq!(pinned.preferences().cpu_percent, 90);
+    }
+
+    #[test]
+    fn input_within_the_idle_minutes_suspends_and_a_full_disk_holds_back_new_work() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let events = Events::new(LogFormat::Json, "test");
+        let idle = Arc::new(FakeIdle(Mutex::new(Some(Duration::from_secs(60)))));
+        let gate = gate_with_idle(
+            dir.path(),
+            PrefsFile {
+                idle_minutes: Some(5),
+                max_disk_mib: Some(1),
+                ..PrefsFile::default()
+            },
+            idle.clone(),
+        );
+        assert_eq!(
+            gate.evaluate(&events),
+            vec![Reason::UserActive { idle_minutes: 5 }]
+        );
+        // Read again only after IDLE_CHECK; a fresh gate sees the user gone for 10 minutes.
+        *lock(&idle.0) = Some(Duration::from_secs(600));
+        std::fs::write(dir.path().join("big"), vec![0u8; 3 << 20]).expect("file");
+        let later = gate_with_idle(
+            dir.path(),
+            PrefsFile {
+                idle_minutes: Some(5),
+                max_disk_mib: Some(1),
+                ..PrefsFile::default()
+            },
+            idle.clone(),
+        );
+        let reasons = later.evaluate(&events);
+        assert_eq!(
+            reasons,
+            vec![Reason::DiskFull {
+                used_mib: 3,
+                limit_mib: 1
+            }]
+        );
+        assert!(!reasons.iter().any(Reason::pauses_tasks));
+        // No idle hint at all: not held back.
+        *lock(&idle.0) = None;
+        std::fs::remove_file(dir.path().join("big")).expect("remove");
+        let unknown = gate_with_idle(
+            dir.path(),
+            PrefsFile {
+                idle_minutes: Some(5),
+                ..PrefsFile::default()
+            },
+            idle,
+        );
+        assert!(unknown.evaluate(&events).is_empty());
     }
 
     #[tokio::test]
