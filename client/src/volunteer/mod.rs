@@ -156,8 +156,18 @@ pub async fn join(
     };
     let trust = trust::pin_keys(&data, &config, &project, &events)?;
 
+    // Preferences hook: the volunteer's bandwidth cap on tasks' HTTP reads.
+    let bandwidth = config
+        .gate
+        .preferences()
+        .max_http_kib_per_s
+        .map(|kib| crate::net::bandwidth::Bandwidth::new(kib.saturating_mul(1024)));
     let sandbox = Sandbox::new(SandboxConfig {
         cache_dir: Some(data.compiled_dir()),
+        http: crate::net::fetch::HttpConfig {
+            bandwidth,
+            ..Default::default()
+        },
         ..SandboxConfig::default()
     })
     .map_err(|e| JoinError::Sandbox(e.to_string()))?;

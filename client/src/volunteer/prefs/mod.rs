@@ -71,6 +71,8 @@ pub struct PrefsFile {
     pub max_memory_mib: Option<u64>,
     /// Size the data directory may reach before no more work is fetched, in MiB.
     pub max_disk_mib: Option<u64>,
+    /// Bandwidth all tasks' HTTP reads may use together, in KiB/s (read at start-up).
+    pub max_http_kib_per_s: Option<u64>,
 }
 
 impl PrefsFile {
@@ -99,6 +101,7 @@ impl PrefsFile {
             idle_minutes: over.idle_minutes.or(self.idle_minutes),
             max_memory_mib: over.max_memory_mib.or(self.max_memory_mib),
             max_disk_mib: over.max_disk_mib.or(self.max_disk_mib),
+            max_http_kib_per_s: over.max_http_kib_per_s.or(self.max_http_kib_per_s),
         }
     }
 
@@ -119,6 +122,7 @@ impl PrefsFile {
             idle_minutes: self.idle_minutes.unwrap_or(defaults.idle_minutes),
             max_memory_mib: positive("max_memory_mib", self.max_memory_mib)?,
             max_disk_mib: positive("max_disk_mib", self.max_disk_mib)?,
+            max_http_kib_per_s: positive("max_http_kib_per_s", self.max_http_kib_per_s)?,
         })
     }
 }
@@ -138,6 +142,8 @@ pub struct Preferences {
     pub max_memory_mib: Option<u64>,
     /// Size of the data directory beyond which no work is fetched, in MiB.
     pub max_disk_mib: Option<u64>,
+    /// Bandwidth of all tasks' HTTP reads together, in KiB/s.
+    pub max_http_kib_per_s: Option<u64>,
 }
 
 /// `value`, refused if it is zero.
@@ -159,6 +165,7 @@ impl Default for Preferences {
             idle_minutes: 0,
             max_memory_mib: None,
             max_disk_mib: None,
+            max_http_kib_per_s: None,
         }
     }
 }
