@@ -12,7 +12,12 @@ use crate::support::{Signed, sandbox, sign, test_limits};
 
 const PRIMES_INPUT: &[u8] = br#"{"from":1,"to":100000000}"#;
 
-async fn run(sandbox: &Sandbox, signed: &Signed, pause: Option<PauseToken>) -> RunOutput {
+async fn run(
+    sandbox: &Sandbox,
+    signed: &Signed,
+    input: &[u8],
+    pause: Option<PauseToken>,
+) -> RunOutput {
     let task = sandbox
         .prepare(&signed.trust, &signed.manifest, &signed.module)
         .expect("prepare");
@@ -21,10 +26,7 @@ async fn run(sandbox: &Sandbox, signed: &Signed, pause: Option<PauseToken>) -> R
         progress: None,
         pause,
     };
-    sandbox
-        .run(&task, PRIMES_INPUT, options)
-        .await
-        .expect("run")
+    sandbox.run(&task, input, options).await.expect("run")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,7 +37,7 @@ async fn a_task_paused_again_and_again_gives_the_same_fuel_and_output() {
         ..test_limits()
     };
     let signed = sign(musketeer_task_artifacts::PRIMES, &[], limits);
-    let straight = run(&sandbox, &signed, None).await;
+    let straight = run(&sandbox, &signed, PRIMES_INPUT, None).await;
 
     let token = PauseToken::new();
     let done = Arc::new(AtomicBool::new(false));
@@ -53,7 +55,7 @@ async fn a_task_paused_again_and_again_gives_the_same_fuel_and_output() {
             }
         }
     });
-    let paused = run(&sandbox, &signed, Some(token.clone())).await;
+    let paused = run(&sandbox, &signed, PRIMES_INPUT, Some(token.clone())).await;
     done.store(true, Ordering::SeqCst);
     toggler.await.expect("toggler");
 
@@ -74,9 +76,8 @@ async fn time_spent_paused_does_not_count_against_the_wall_clock_limit() {
         ..test_limits()
     };
     let signed = sign(musketeer_task_artifacts::PRIMES, &[], limits);
-    let task = sandbox
-        .prepare(&signed.trust, &signed.manifest, &signed.module)
-        .expect("prepare");
+    // Compiled first, so that the pause below is all in the run.
+    run(&sandbox, &signed, br#"{"from":1,"to":10}"#, None).await;
     let token = PauseToken::new();
     token.set_paused(true);
     let resumer = tokio::spawn({
@@ -87,15 +88,7 @@ async fn time_spent_paused_does_not_count_against_the_wall_clock_limit() {
             token.set_paused(false);
         }
     });
-    let options = RunOptions {
-        run_id: "unit-9".into(),
-        progress: None,
-        pause: Some(token),
-    };
-    let output = sandbox
-        .run(&task, br#"{"from":1,"to":2000}"#, options)
-        .await
-        .expect("a paused task is not timed out");
+    let output = run(&sandbox, &signed, br#"{"from":1,"to":2000}"#, Some(token)).await;
     resumer.await.expect("resumer");
     assert!(output.wall_time >= Duration::from_millis(1200));
 }

@@ -482,32 +482,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let events = Events::new(LogFormat::Json, "test");
         let idle = Arc::new(FakeIdle(Mutex::new(Some(Duration::from_secs(60)))));
-        let gate = gate_with_idle(
-            dir.path(),
-            PrefsFile {
+        let idle_and_disk = || {
+            let prefs = PrefsFile {
                 idle_minutes: Some(5),
                 max_disk_mib: Some(1),
                 ..PrefsFile::default()
-            },
-            idle.clone(),
-        );
+            };
+            gate_with_idle(dir.path(), prefs, idle.clone())
+        };
         assert_eq!(
-            gate.evaluate(&events),
+            idle_and_disk().evaluate(&events),
             vec![Reason::UserActive { idle_minutes: 5 }]
         );
         // Read again only after IDLE_CHECK; a fresh gate sees the user gone for 10 minutes.
         *lock(&idle.0) = Some(Duration::from_secs(600));
         std::fs::write(dir.path().join("big"), vec![0u8; 3 << 20]).expect("file");
-        let later = gate_with_idle(
-            dir.path(),
-            PrefsFile {
-                idle_minutes: Some(5),
-                max_disk_mib: Some(1),
-                ..PrefsFile::default()
-            },
-            idle.clone(),
-        );
-        let reasons = later.evaluate(&events);
+        let reasons = idle_and_disk().evaluate(&events);
         assert_eq!(
             reasons,
             vec![Reason::DiskFull {
