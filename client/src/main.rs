@@ -59,9 +59,19 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
             runtime.block_on(commands::run::run(&args))
         }
         cli::Command::Join(args) => commands::join::join(args),
+        #[cfg(unix)]
         cli::Command::Status(args) => commands::control::status(&args),
+        #[cfg(unix)]
         cli::Command::Pause(args) => commands::control::pause(&args),
+        #[cfg(unix)]
         cli::Command::Resume(args) => commands::control::resume(&args),
+        #[cfg(not(unix))]
+        cli::Command::Status(_) | cli::Command::Pause(_) | cli::Command::Resume(_) => {
+            anyhow::bail!(
+                "`musketeer status`, `pause` and `resume` talk to the client through a Unix \
+                 socket, which this system does not have; edit preferences.toml instead"
+            )
+        }
         cli::Command::Submit(args) => commands::submit::submit(args),
         cli::Command::Batch { command } => commands::batch::batch(command),
         cli::Command::Publish(args) => commands::publish::publish(args),

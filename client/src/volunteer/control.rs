@@ -27,6 +27,8 @@ pub const SOCKET_NAME: &str = "control.sock";
 const MAX_REQUEST: u64 = 4096;
 /// How long the server is asked for this host's credit before status answers without it.
 const CREDIT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Pause after a failed accept.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// How long a command waits for the client's answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -185,6 +187,8 @@ pub fn serve(data_dir: &Path, context: ControlContext) -> Result<ControlServer, 
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
+                // Out of file descriptors, say: try again later rather than spin.
+                tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
             };
             tokio::spawn(answer_connection(stream, context.clone()));
