@@ -1,9 +1,11 @@
 //! How long the machine's user has given no input, for "run only when idle".
 //!
-//! On Linux the source is systemd-logind: `loginctl show-user UID` gives `IdleHint` (set by
-//! the desktop when the session goes idle, e.g. when the screen blanks) and `IdleSinceHint`
-//! (when that changed). Desktop input itself (/dev/input, X11 or Wayland idle protocols) is
-//! not read: the client runs with no access to the user's devices or display.
+//! On Linux the source is systemd-logind's view of the machine's physical seat:
+//! `loginctl show-seat seat0` gives `IdleHint` (yes once every session on the seat is idle:
+//! the desktop says so, typically when the screen blanks; a text console when its terminal saw
+//! no input) and `IdleSinceHint` (when that changed). The seat, not this process's user, so that
+//! a system service sees the person at the keyboard too. Input devices themselves (/dev/input,
+//! X11 or Wayland idle protocols) are not read: the client has no access to them.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,19 +15,14 @@ pub trait IdleSource: Send + Sync + std::fmt::Debug {
     fn idle_for(&self) -> Option<Duration>;
 }
 
-/// systemd-logind's idle hint for this process's user.
+/// systemd-logind's idle hint for the machine's seat.
 #[derive(Debug, Default)]
 pub struct Logind;
 
 impl IdleSource for Logind {
     fn idle_for(&self) -> Option<Duration> {
-        #[cfg(unix)]
-        // SAFETY: getuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::getuid() };
-        #[cfg(not(unix))]
-        let uid = 0;
         let output = std::process::Command::new("loginctl")
-            .args(["show-user", &uid.to_string(), "--property=IdleHint"])
+            .args(["show-seat", "seat0", "--property=IdleHint"])
             .arg("--property=IdleSinceHint")
             .stderr(std::process::Stdio::null())
             .output()
@@ -41,7 +38,7 @@ impl IdleSource for Logind {
     }
 }
 
-/// The idle time in `loginctl show-user` output, at `now_us` (microseconds since the epoch).
+/// The idle time in `loginctl show-seat` output, at `now_us` (microseconds since the epoch).
 fn parse_loginctl(text: &str, now_us: u128) -> Option<Duration> {
     let value = |key: &str| {
         text.lines()
