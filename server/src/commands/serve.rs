@@ -18,6 +18,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_dashboard: args.public_dashboard,
         register_per_minute: args.register_per_minute,
         stall_timeout_ms: args.stall_timeout.saturating_mul(1000),
+        retain_finished_ms: args.retain_finished,
         network_rule: NetworkRule {
             ipv4_prefix: args.reputation.network_prefix_v4,
             ipv6_prefix: args.reputation.network_prefix_v6,
