@@ -17,3 +17,4 @@ mod restart;
 mod rotation;
 mod socket;
 mod support;
+mod upgrade;
