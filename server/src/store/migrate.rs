@@ -199,3 +199,134 @@ fn stamp_finished_batches(txn: &WriteTransaction) -> Result<String, StoreError> 
         "v3: stamped {count} finished batch(es) as finished now (their retention starts today)"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use musketeer_protocol::{BatchId, Replication, TokenId, UnitCounts, UnitId};
+
+    use super::*;
+    use crate::domain::lifecycle::{Params, Unit};
+    use crate::store::{ProjectConfig, UnitRows, Write};
+
+    fn project() -> ProjectConfig {
+        ProjectConfig {
+            name: "migrate".into(),
+            trust: musketeer_signing_keys::TrustStore::new(),
+            rotations: vec![],
+            min_client_version: semver::Version::new(0, 1, 0),
+            created_ms: 0,
+        }
+    }
+
+    fn batch(id: u64, first_unit: u64) -> Batch {
+        Batch {
+            id: BatchId(id),
+            owner: TokenId(1),
+            app: "demo".into(),
+            version: semver::Version::new(1, 0, 0),
+            label: None,
+            created_ms: 0,
+            first_unit: UnitId(first_unit),
+            n_units: 1,
+            params: Params::resolve(&Replication::default()).unwrap(),
+            priority: 0,
+            cancelled: false,
+            finished_ms: None,
+            counts: UnitCounts::default(),
+        }
+    }
+
+    /// A schema-2 store: batch 1's only unit failed, batch 2's still waits.
+    fn v2_store(data_dir: &Path) {
+        let store = Store::create(data_dir, &project()).unwrap();
+        let params = Params::resolve(&Replication::default()).unwrap();
+        let mut failed = Unit::new(UnitId(1), BatchId(1), params.clone(), 1.into());
+        failed.status = UnitStatus::Failed {
+            reason: "gave up".into(),
+        };
+        let waiting = Unit::new(UnitId(2), BatchId(2), params, 2.into());
+        let mut units = UnitRows::with_capacity(2);
+        units.push(&failed);
+        units.push(&waiting);
+        store
+            .write_now(vec![
+                Write::Meta(SCHEMA_KEY.into(), 2u64.to_le_bytes().to_vec()),
+                Write::Batch(1, encode(&batch(1, 1))),
+                Write::Batch(2, encode(&batch(2, 2))),
+                Write::Units(units),
+            ])
+            .unwrap();
+    }
+
+    #[test]
+    fn a_schema_2_store_is_copied_then_migrated_once() {
+        let dir = tempfile::tempdir().unwrap();
+        v2_store(dir.path());
+        let plan = Store::migration_plan(dir.path()).unwrap().unwrap();
+        assert_eq!((plan.from, plan.to), (2, 3));
+        assert!(plan.steps[0].contains("stamped 1 finished batch"), "{plan}");
+        assert!(!plan.backup.exists(), "a plan changes nothing");
+        assert!(Store::migration_plan(dir.path()).unwrap().is_some());
+
+        let (store, report) = Store::open_migrating(dir.path()).unwrap();
+        assert_eq!(report, Some(plan.clone()));
+        let batches = store.load().unwrap().batches;
+        assert!(
+            batches[0].finished_ms.is_some(),
+            "the failed batch is finished"
+        );
+        assert_eq!(batches[1].finished_ms, None, "the waiting batch is not");
+        drop(store);
+        // The copy is the store as it was: still schema 2, still unstamped.
+        let copy_dir = dir.path().join("copy");
+        std::fs::create_dir(&copy_dir).unwrap();
+        std::fs::rename(&plan.backup, copy_dir.join(crate::store::DB_FILE)).unwrap();
+        assert_eq!(
+            Store::migration_plan(&copy_dir).unwrap(),
+            Some(MigrationReport {
+                backup: backup_path(&copy_dir.join(crate::store::DB_FILE)),
+                ..plan
+            })
+        );
+
+        let (_, again) = Store::open_migrating(dir.path()).unwrap();
+        assert_eq!(again, None, "already at schema 3");
+    }
+
+    #[test]
+    fn a_leftover_backup_stops_the_migration_before_it_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        v2_store(dir.path());
+        let backup = backup_path(&dir.path().join(crate::store::DB_FILE));
+        std::fs::write(&backup, b"an earlier copy").unwrap();
+        let error = Store::open_migrating(dir.path()).unwrap_err();
+        assert!(
+            matches!(error, StoreError::MigrationBackupExists(_)),
+            "{error}"
+        );
+        assert_eq!(std::fs::read(&backup).unwrap(), b"an earlier copy");
+        assert!(
+            Store::migration_plan(dir.path()).unwrap().is_some(),
+            "still schema 2"
+        );
+    }
+
+    #[test]
+    fn schema_1_predates_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path(), &project()).unwrap();
+        store
+            .write_now(vec![Write::Meta(
+                SCHEMA_KEY.into(),
+                1u64.to_le_bytes().to_vec(),
+            )])
+            .unwrap();
+        drop(store);
+        let error = Store::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(error, StoreError::TooOld { found: 1, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("init"), "{error}");
+    }
+}
