@@ -118,6 +118,12 @@ pub struct ServeArgs {
     /// `45s` (default: keep them until deleted by hand). Host credit and counters stay.
     #[arg(long, env = "MUSKETEER_RETAIN_FINISHED", value_parser = parse_retention_ms)]
     pub retain_finished: Option<u64>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, env = "MUSKETEER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "MUSKETEER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub reputation: ReputationArgs,
 }

@@ -24,9 +24,11 @@ pub mod domain;
 pub mod sim;
 pub mod state;
 pub mod store;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 pub use api::app;
@@ -42,6 +44,40 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    serve_until(state, shutdown, |graceful| async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(graceful)
+            .await
+    })
+    .await
+}
+
+/// [`run`] over TLS: connections on `listener` are HTTPS with the certificate of `tls`
+/// ([`tls::server_config`]).
+pub async fn run_tls(
+    listener: tokio::net::TcpListener,
+    tls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tls::TlsListener::new(listener, tls)?;
+    let service = tls::WithPeerAddress(app(state.clone()));
+    serve_until(state, shutdown, |graceful| async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(graceful)
+            .await
+    })
+    .await
+}
+
+/// Runs the background sweeps while `serve` serves, until `shutdown`; then makes every queued
+/// write durable.
+async fn serve_until<Served: Future<Output = std::io::Result<()>>>(
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    serve: impl FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>) -> Served,
+) -> std::io::Result<()> {
     let expiry = tokio::spawn(expire_leases(state.clone()));
     let retention = state
         .options
@@ -49,18 +85,13 @@ pub async fn run(
         .map(|retain_ms| tokio::spawn(retain_finished(state.clone(), retain_ms)));
     let graceful = {
         let state = state.clone();
-        async move {
+        Box::pin(async move {
             shutdown.await;
             tracing::info!("shutting down");
             state.begin_shutdown();
-        }
+        })
     };
-    let served = axum::serve(
-        listener,
-        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful)
-    .await;
+    let served = serve(graceful).await;
     expiry.abort();
     if let Some(retention) = retention {
         retention.abort();

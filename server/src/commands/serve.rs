@@ -35,6 +35,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store_file: Some(args.data_dir.join(musketeer_server::store::DB_FILE)),
         ..ServeOptions::default()
     };
+    // Read before the store is loaded, so that a wrong path fails fast.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            musketeer_server::tls::server_config(cert, key)
+                .context("loading --tls-cert and --tls-key (PEM files)")?,
+        ),
+        _ => None,
+    };
     let state = AppState::load(store, options).context("loading the store")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -42,12 +50,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("reading the listening address")?;
-    tracing::info!(%addr, "serving");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, "serving");
     // Tests and scripts read this line to find the port when listening on port 0.
-    println!("musketeer-server listening on http://{addr}");
-    musketeer_server::run(listener, state, shutdown_signal())
-        .await
-        .context("serving")?;
+    println!("musketeer-server listening on {scheme}://{addr}");
+    match tls {
+        Some(tls) => musketeer_server::run_tls(listener, tls, state, shutdown_signal()).await,
+        None => musketeer_server::run(listener, state, shutdown_signal()).await,
+    }
+    .context("serving")?;
     tracing::info!("stopped");
     Ok(())
 }
