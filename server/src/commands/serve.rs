@@ -12,6 +12,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Before the store is opened (and perhaps migrated), so that a wrong path fails fast.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            musketeer_server::tls::server_config(cert, key)
+                .context("loading --tls-cert and --tls-key (PEM files)")?,
+        ),
+        _ => None,
+    };
     let store = Store::open(&args.data_dir)?;
     let options = ServeOptions {
         invite_code: args.invite_code.filter(|c| !c.is_empty()),
@@ -34,14 +42,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         store_file: Some(args.data_dir.join(musketeer_server::store::DB_FILE)),
         ..ServeOptions::default()
-    };
-    // Read before the store is loaded, so that a wrong path fails fast.
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(
-            musketeer_server::tls::server_config(cert, key)
-                .context("loading --tls-cert and --tls-key (PEM files)")?,
-        ),
-        _ => None,
     };
     let state = AppState::load(store, options).context("loading the store")?;
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -55,7 +55,11 @@ impl ServerProcess {
             .recv_timeout(Duration::from_secs(30))
             .expect("server printed its address");
         process.url = line.rsplit(' ').next().unwrap().to_owned();
-        assert!(process.url.starts_with("http://127.0.0.1:"), "{line}");
+        assert!(
+            process.url.starts_with("http://127.0.0.1:")
+                || process.url.starts_with("https://127.0.0.1:"),
+            "{line}"
+        );
         process
     }
 

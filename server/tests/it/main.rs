@@ -17,4 +17,5 @@ mod restart;
 mod rotation;
 mod socket;
 mod support;
+mod tls;
 mod upgrade;
