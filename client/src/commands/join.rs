@@ -35,6 +35,11 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot read public key {}", path.display()))?,
         );
     }
+    let ca_cert = args
+        .ca_cert
+        .as_deref()
+        .map(super::connection::read_ca_cert)
+        .transpose()?;
     let config = JoinConfig {
         server: args.server.clone(),
         slots,
@@ -53,6 +58,7 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
             .max_task_memory
             .map(|mib| mib << 20)
             .or_else(|| crate::volunteer::memory::default_task_memory(slots)),
+        ca_cert,
     };
     // Before the runtime starts its threads: they inherit this thread's priority.
     match crate::volunteer::priority::lower_cpu_priority(args.nice) {

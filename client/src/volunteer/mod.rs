@@ -60,6 +60,8 @@ pub struct JoinConfig {
     pub shutdown_grace: Duration,
     /// The largest manifest memory limit a task may have here (`None`: any).
     pub max_task_memory: Option<u64>,
+    /// PEM certificates of the project's own CA, trusted besides the public roots.
+    pub ca_cert: Option<Vec<u8>>,
 }
 
 /// Why joining failed for good (transient failures are retried, not returned).
@@ -113,7 +115,7 @@ pub async fn join(
 ) -> Result<(), JoinError> {
     let events = Events::new(config.log_format, &config.name);
     let data = DataDir::open(&config.data_dir)?;
-    let api = ApiClient::new(&config.server, None)?;
+    let api = ApiClient::trusting(&config.server, None, config.ca_cert.as_deref())?;
     let stop = StopSignal::new(shutdown);
 
     // A project joined before keeps being retried (it may be restarting); a first contact that

@@ -17,3 +17,4 @@ mod resources;
 mod rotation;
 mod submit_wait;
 mod support;
+mod tls;
