@@ -1,5 +1,5 @@
 use anyhow::Context as _;
-use musketeer_server::store::{SCHEMA_VERSION, Store};
+use musketeer_server::store::{MigrationReport, SCHEMA_VERSION, Store};
 
 use crate::cli::MigrateArgs;
 
@@ -7,39 +7,36 @@ use crate::cli::MigrateArgs;
 /// before a maintenance window.
 pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let dir = args.data_dir.display();
-    if args.dry_run {
-        let plan = Store::migration_plan(&args.data_dir)
-            .with_context(|| format!("examining the store in {dir}"))?;
-        match plan {
-            None => println!("The store in {dir} is at schema {SCHEMA_VERSION}: nothing to do"),
-            Some(plan) => {
-                println!(
-                    "Would migrate the store in {dir} from schema {} to {}:",
-                    plan.from, plan.to
-                );
-                println!("  copy it first to {}", plan.backup.display());
-                for step in &plan.steps {
-                    println!("  {step}");
-                }
-                println!("Nothing was changed; run without --dry-run (or start `serve`) to do it");
-            }
-        }
+    let report = if args.dry_run {
+        Store::migration_plan(&args.data_dir)
+            .with_context(|| format!("examining the store in {dir}"))?
+    } else {
+        Store::open_migrating(&args.data_dir)
+            .with_context(|| format!("migrating the store in {dir}"))?
+            .1
+    };
+    let Some(MigrationReport {
+        from,
+        to,
+        backup,
+        steps,
+    }) = report
+    else {
+        println!("The store in {dir} is at schema {SCHEMA_VERSION}: nothing to do");
         return Ok(());
+    };
+    let (done, copied) = if args.dry_run {
+        ("Would migrate", "would first be copied to")
+    } else {
+        ("Migrated", "was first copied to")
+    };
+    println!("{done} the store in {dir} from schema {from} to {to}:");
+    println!("  the store {copied} {}", backup.display());
+    for step in &steps {
+        println!("  {step}");
     }
-    let (_, report) = Store::open_migrating(&args.data_dir)
-        .with_context(|| format!("migrating the store in {dir}"))?;
-    match report {
-        None => println!("The store in {dir} is at schema {SCHEMA_VERSION}: nothing to do"),
-        Some(report) => {
-            println!(
-                "Migrated the store in {dir} from schema {} to {}",
-                report.from, report.to
-            );
-            println!("  the store before: {}", report.backup.display());
-            for step in &report.steps {
-                println!("  {step}");
-            }
-        }
+    if args.dry_run {
+        println!("Nothing was changed; run without --dry-run (or start `serve`) to do it");
     }
     Ok(())
 }

@@ -383,14 +383,8 @@ async fn a_backup_taken_under_load_restores_to_a_server_that_finishes_the_batch(
         }
     });
     eventually("some units done", async || done(&api).await >= 10).await;
-    let (status, backup, _) = api
-        .send(
-            axum::http::Method::GET,
-            paths::ADMIN_BACKUP,
-            Some(&project.admin),
-            None,
-            None,
-        )
+    let (status, backup) = api
+        .get_bytes(paths::ADMIN_BACKUP, Some(&project.admin))
         .await;
     assert_eq!(status, StatusCode::OK);
     let done_at_backup = done(&api).await;
@@ -425,13 +419,10 @@ async fn a_backup_taken_under_load_restores_to_a_server_that_finishes_the_batch(
         batch_status(&api, &project.researcher, batch).await.1["state"] == "finished"
     })
     .await;
-    let (status, text, _) = api
-        .send(
-            axum::http::Method::GET,
+    let (status, text) = api
+        .get_bytes(
             &format!("/api/v1/batches/{batch}/results"),
             Some(&project.researcher),
-            None,
-            None,
         )
         .await;
     assert_eq!(status, StatusCode::OK);

@@ -8,7 +8,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use serde_json::{Value, json};
 
 use crate::durability::{ServerProcess, results, wait_for};
-use crate::support::{base64_encode, platform, publish_body};
+use crate::support::{http_json, http_volunteer_round, platform, publish_body};
 
 /// A CA and a certificate it signed for 127.0.0.1, as PEM files in `dir`: (ca, cert, key).
 fn project_ca_and_certificate(
@@ -60,79 +60,27 @@ async fn a_batch_runs_over_https_and_plain_http_is_told_to_use_it() {
 
     let signing_key =
         musketeer_signing_keys::read_secret_key(&dir.path().join("keys/musketeer.key")).unwrap();
-    let published = https
-        .post(format!("{url}/api/v1/apps"))
-        .bearer_auth(&admin)
-        .json(&publish_body(&signing_key, "echo", "1.0.0", b"m"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(published.status(), 201);
-    let submitted: Value = https
-        .post(format!("{url}/api/v1/batches"))
-        .bearer_auth(&admin)
-        .json(&json!({"app": "echo", "inputs": ["a", "b"], "replication": {"min_quorum": 1}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let post = |path: &str, body: Value| https.post(format!("{url}{path}")).json(&body);
+    let publish = publish_body(&signing_key, "echo", "1.0.0", b"m");
+    assert_eq!(
+        http_json(post("/api/v1/apps", publish), Some(&admin))
+            .await
+            .0,
+        201
+    );
+    let submit = json!({"app": "echo", "inputs": ["a", "b"], "replication": {"min_quorum": 1}});
+    let (_, submitted) = http_json(post("/api/v1/batches", submit), Some(&admin)).await;
     let batch = submitted["batch_id"].as_u64().unwrap();
-    let registered: Value = https
-        .post(format!("{url}/api/v1/hosts/register"))
-        .json(&json!({"name": "athos", "platform": platform()}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let register = json!({"name": "athos", "platform": platform()});
+    let (_, registered) = http_json(post("/api/v1/hosts/register", register), None).await;
     let host = registered["host_token"].as_str().unwrap().to_owned();
     wait_for(
         "the batch to finish over https",
         Duration::from_secs(60),
         async || {
-            let fetched: Value = https
-                .post(format!("{url}/api/v1/work/fetch"))
-                .bearer_auth(&host)
-                .json(&json!({"free_slots": 2, "platform": platform()}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let reports: Vec<Value> = fetched["assignments"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| {
-                    json!({"result_id": a["result_id"], "outcome": {"status": "success",
-                "output": base64_encode(a["input"].to_string().as_bytes()),
-                "fuel_consumed": 1, "wall_ms": 1}})
-                })
-                .collect();
-            if !reports.is_empty() {
-                let report = https
-                    .post(format!("{url}/api/v1/work/report"))
-                    .bearer_auth(&host)
-                    .json(&json!({"results": reports}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(report.status(), 200);
-            }
-            let status: Value = https
-                .get(format!("{url}/api/v1/batches/{batch}"))
-                .bearer_auth(&admin)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            status["state"] == "finished"
+            http_volunteer_round(&https, &url, &host, Value::clone).await;
+            let status = https.get(format!("{url}/api/v1/batches/{batch}"));
+            http_json(status, Some(&admin)).await.1["state"] == "finished"
         },
     )
     .await;

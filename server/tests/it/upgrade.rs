@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::durability::{ServerProcess, results, wait_for};
-use crate::support::{base64_encode, platform};
+use crate::support::{http_json, http_volunteer_round};
 
 #[path = "../../../tasks/primes/src/kernel.rs"]
 #[allow(dead_code)]
@@ -57,52 +57,6 @@ fn fixture_copy() -> (tempfile::TempDir, std::path::PathBuf, Value) {
     (dir, data, tokens)
 }
 
-async fn get(http: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
-    let response = http.get(url).bearer_auth(token).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// Fetches, computes and reports once as `host` (holding nothing in flight between calls).
-async fn run_volunteer(http: &reqwest::Client, url: &str, host: &str) {
-    let fetched: Value = http
-        .post(format!("{url}/api/v1/work/fetch"))
-        .bearer_auth(host)
-        .json(&json!({"free_slots": 2, "platform": platform()}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let Some(assignments) = fetched["assignments"].as_array() else {
-        panic!("{fetched}");
-    };
-    let results: Vec<Value> = assignments
-        .iter()
-        .map(|a| {
-            let output = primes_output(&a["input"]).to_string();
-            json!({"result_id": a["result_id"], "outcome": {"status": "success",
-                "output": base64_encode(output.as_bytes()), "fuel_consumed": 1000, "wall_ms": 5}})
-        })
-        .collect();
-    if results.is_empty() {
-        return;
-    }
-    let report = http
-        .post(format!("{url}/api/v1/work/report"))
-        .bearer_auth(host)
-        .json(&json!({"results": results}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(report.status(), 200);
-    let body: Value = report.json().await.unwrap();
-    for ack in body["acks"].as_array().unwrap() {
-        assert_eq!(ack["status"], "accepted", "{body}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_of_the_previous_release_migrates_and_its_batch_finishes() {
     let (_dir, data, tokens) = fixture_copy();
@@ -128,7 +82,7 @@ async fn a_store_of_the_previous_release_migrates_and_its_batch_finishes() {
     let admin = tokens["admin"].as_str().unwrap();
     let batch = tokens["batch"].as_u64().unwrap();
     let batch_url = format!("{url}/api/v1/batches/{batch}");
-    let (status, status_before) = get(&http, &batch_url, researcher).await;
+    let (status, status_before) = http_json(http.get(&batch_url), Some(researcher)).await;
     assert_eq!(status, 200, "{status_before}");
     let done_before = status_before["counts"]["done"].as_u64().unwrap();
     assert!((3..8).contains(&done_before), "{status_before}");
@@ -137,8 +91,8 @@ async fn a_store_of_the_previous_release_migrates_and_its_batch_finishes() {
     // The volunteer carries on with its old host token, as an upgraded client would.
     let host = tokens["host"].as_str().unwrap();
     wait_for("the batch to finish", Duration::from_secs(60), async || {
-        run_volunteer(&http, &url, host).await;
-        get(&http, &batch_url, researcher).await.1["state"] == "finished"
+        http_volunteer_round(&http, &url, host, primes_output).await;
+        http_json(http.get(&batch_url), Some(researcher)).await.1["state"] == "finished"
     })
     .await;
 
@@ -151,10 +105,10 @@ async fn a_store_of_the_previous_release_migrates_and_its_batch_finishes() {
             assert_eq!(row, &old_rows[unit], "results of the old release stay");
         }
     }
-    let (status, list) = get(&http, &format!("{url}/api/v1/tokens"), admin).await;
+    let (status, list) = http_json(http.get(format!("{url}/api/v1/tokens")), Some(admin)).await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["tokens"].as_array().unwrap().len(), 3, "{list}");
-    let (_, hosts) = get(&http, &format!("{url}/api/v1/hosts"), admin).await;
+    let (_, hosts) = http_json(http.get(format!("{url}/api/v1/hosts")), Some(admin)).await;
     assert_eq!(hosts["hosts"][0]["name"], "old-volunteer", "{hosts}");
     process.kill();
 
