@@ -407,8 +407,10 @@ async fn a_backup_taken_under_load_restores_to_a_server_that_finishes_the_batch(
     let restored_server = serve(restored.clone()).await;
     let api = Api::serving(&restored);
     let restored_done = done(&api).await;
+    // The in-memory count the test read may be one report ahead of the last durable commit,
+    // which is what the backup holds.
     assert!(
-        (10..UNITS).contains(&restored_done) && restored_done <= done_at_backup,
+        (9..UNITS).contains(&restored_done) && restored_done <= done_at_backup,
         "{restored_done} done in the backup, {done_at_backup} after it"
     );
     // The host of the first server carries on, with a newcomer for what it still held.
