@@ -240,7 +240,7 @@ mod tests {
     fn v2_store(data_dir: &Path) {
         let store = Store::create(data_dir, &project()).unwrap();
         let params = Params::resolve(&Replication::default()).unwrap();
-        let mut failed = Unit::new(UnitId(1), BatchId(1), params.clone(), 1.into());
+        let mut failed = Unit::new(UnitId(1), BatchId(1), params, 1.into());
         failed.status = UnitStatus::Failed {
             reason: "gave up".into(),
         };
