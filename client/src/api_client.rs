@@ -510,6 +510,22 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&ca_key)
+            .unwrap();
+        let url = "https://127.0.0.1:9";
+        assert!(ApiClient::trusting(url, None, Some(ca.pem().as_bytes())).is_ok());
+        for bad in [&b"not a certificate"[..], ca_key.serialize_pem().as_bytes()] {
+            let error = ApiClient::trusting(url, None, Some(bad)).unwrap_err();
+            assert!(matches!(error, ApiError::BadCaCert(_)), "{error}");
+            assert!(error.to_string().contains("BEGIN CERTIFICATE"), "{error}");
+        }
+    }
+
+    #[test]
     fn retryable_errors() {
         let server = |status, code| ApiError::Server {
             status,
