@@ -260,6 +260,9 @@ pub struct JoinArgs {
     /// The project's invite code, if it requires one.
     #[arg(long, env = "MUSKETEER_INVITE_CODE", hide_env_values = true)]
     pub invite_code: Option<String>,
+    /// Trust this PEM CA certificate for an https server (a project with its own CA).
+    #[arg(long, env = "MUSKETEER_CA_CERT", value_name = "PEMFILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Output format of the status lines.
     #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
     pub log_format: LogFormatArg,
@@ -340,6 +343,9 @@ pub struct ServerArgs {
     /// JSON config file with "server" and "token" (default: ~/.config/musketeer/config.json).
     #[arg(long, env = "MUSKETEER_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Trust this PEM CA certificate for an https server (a project with its own CA).
+    #[arg(long, env = "MUSKETEER_CA_CERT", value_name = "PEMFILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -40,6 +40,20 @@ pub enum Command {
     RotateKey(RotateKeyArgs),
     /// Shrink the store file after deleting batches (with the server stopped).
     Compact(CompactArgs),
+    /// Bring a store written by an older release to this release's schema (with the server
+    /// stopped; `serve` also does it when it starts).
+    Migrate(MigrateArgs),
+}
+
+/// `migrate` flags.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Directory of the store.
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Say what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `compact` flags.
@@ -100,6 +114,16 @@ pub struct ServeArgs {
     /// run it already returned a replica) before it fails with the reason.
     #[arg(long, env = "MUSKETEER_STALL_TIMEOUT", default_value_t = 600)]
     pub stall_timeout: u64,
+    /// Delete batches finished or cancelled longer ago than this, e.g. `30d`, `12h`, `90m`,
+    /// `45s` (default: keep them until deleted by hand). Host credit and counters stay.
+    #[arg(long, env = "MUSKETEER_RETAIN_FINISHED", value_parser = parse_retention_ms)]
+    pub retain_finished: Option<u64>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, env = "MUSKETEER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "MUSKETEER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub reputation: ReputationArgs,
 }
@@ -184,4 +208,49 @@ pub struct TokenRevokeArgs {
     pub data_dir: PathBuf,
     /// The token id printed by `token create`.
     pub id: u64,
+}
+
+/// `--retain-finished`: `<number><d|h|m|s>` as milliseconds, at least one second.
+fn parse_retention_ms(text: &str) -> Result<u64, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let expected = || format!("{text:?}: expected a number and a unit (d, h, m or s), e.g. 30d");
+    let number: u64 = number.parse().map_err(|_| expected())?;
+    let scale: u64 = match unit {
+        "d" => 86_400_000,
+        "h" => 3_600_000,
+        "m" => 60_000,
+        "s" => 1000,
+        _ => return Err(expected()),
+    };
+    match number.checked_mul(scale) {
+        Some(0) => Err(format!("{text:?}: must be at least 1s")),
+        Some(ms) => Ok(ms),
+        None => Err(format!("{text:?}: too long")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_retention_ms;
+
+    #[test]
+    fn retention_durations() {
+        assert_eq!(parse_retention_ms("30d"), Ok(30 * 86_400_000));
+        assert_eq!(parse_retention_ms("2s"), Ok(2000));
+        for bad in [
+            "",
+            "d",
+            "0s",
+            "5",
+            "5y",
+            "-1d",
+            "1.5h",
+            "99999999999999999d",
+        ] {
+            assert!(parse_retention_ms(bad).is_err(), "{bad}");
+        }
+    }
 }

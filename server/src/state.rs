@@ -43,6 +43,8 @@ pub struct ServeOptions {
     pub reputation: Policy,
     /// How long a unit may stay stalled before it fails, milliseconds.
     pub stall_timeout_ms: u64,
+    /// Finished batches older than this (milliseconds) are deleted; `None` keeps them.
+    pub retain_finished_ms: Option<u64>,
 }
 
 impl Default for ServeOptions {
@@ -56,6 +58,7 @@ impl Default for ServeOptions {
             network_rule: NetworkRule::default(),
             reputation: Policy::default(),
             stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
+            retain_finished_ms: None,
         }
     }
 }
@@ -248,6 +251,7 @@ impl AppState {
     /// Queue the world's dirty rows (plus `extra`, written first) for a durable commit. Call with
     /// the world lock held, so that commits happen in the order of the changes.
     pub fn persist(&self, world: &mut World, extra: Vec<Write>) -> Pending {
+        world.stamp_finished(Self::now_ms());
         let dirty = world.take_dirty();
         if dirty.is_empty() && extra.is_empty() {
             return Pending::none();

@@ -40,7 +40,19 @@ pub fn client(args: &ServerArgs) -> anyhow::Result<ApiClient> {
             "no token given: pass --token TOKEN (from the project's operator), set MUSKETEER_TOKEN, or put \"token\" in the config file"
         );
     };
-    ApiClient::new(&server, Some(token)).context("cannot use the server URL")
+    let ca_cert = args.ca_cert.as_deref().map(read_ca_cert).transpose()?;
+    ApiClient::trusting(&server, Some(token), ca_cert.as_deref())
+        .context("cannot use the server URL or --ca-cert")
+}
+
+/// The `--ca-cert` file's bytes.
+pub fn read_ca_cert(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| {
+        format!(
+            "cannot read --ca-cert {}; pass the project's CA certificate (a PEM file)",
+            path.display()
+        )
+    })
 }
 
 fn read(path: &PathBuf) -> anyhow::Result<ConfigFile> {

@@ -50,6 +50,11 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
         idle: std::sync::Arc::new(Logind),
     })
     .context("cannot use the preferences (fix the flag or preferences.toml, then join again)")?;
+    let ca_cert = args
+        .ca_cert
+        .as_deref()
+        .map(super::connection::read_ca_cert)
+        .transpose()?;
     let config = JoinConfig {
         server: args.server.clone(),
         slots,
@@ -72,6 +77,7 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
             slots,
         ),
         gate,
+        ca_cert,
     };
     // Before the runtime starts its threads: they inherit this thread's priority.
     match crate::volunteer::priority::lower_cpu_priority(args.nice) {

@@ -67,6 +67,8 @@ pub struct JoinConfig {
     pub max_task_memory: Option<u64>,
     /// Preferences and local control: whether work may run now (see [`gate`]).
     pub gate: gate::Gate,
+    /// PEM certificates of the project's own CA, trusted besides the public roots.
+    pub ca_cert: Option<Vec<u8>>,
 }
 
 /// Why joining failed for good (transient failures are retried, not returned).
@@ -120,7 +122,7 @@ pub async fn join(
 ) -> Result<(), JoinError> {
     let events = Events::new(config.log_format, &config.name);
     let data = DataDir::open(&config.data_dir)?;
-    let api = ApiClient::new(&config.server, None)?;
+    let api = ApiClient::trusting(&config.server, None, config.ca_cert.as_deref())?;
     let stop = StopSignal::new(shutdown);
     // Preferences hook: the gate pauses tasks and holds back fetches while work is suspended.
     let _gate_driver = config.gate.spawn_driver(events.clone());

@@ -18,3 +18,4 @@ mod resources;
 mod rotation;
 mod submit_wait;
 mod support;
+mod tls;

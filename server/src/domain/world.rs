@@ -20,6 +20,7 @@ use super::reputation::{self, Policy, Standing};
 mod batch_share;
 mod delete;
 mod leases;
+mod retention;
 mod stall;
 mod standing;
 pub use delete::{DeleteError, DeletedBatch, NextIds};
@@ -73,6 +74,11 @@ pub struct Batch {
     pub priority: i32,
     /// Cancelled by its owner or an admin.
     pub cancelled: bool,
+    /// When it was first committed finished or cancelled (Unix ms), the start of its
+    /// retention; `None` while it runs. Schema 3 added it; migrating a schema-2 store stamps
+    /// batches already finished with the time of the migration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
     /// Units by state (derived, not stored).
     #[serde(skip)]
     pub counts: UnitCounts,
@@ -471,6 +477,7 @@ impl World {
             params: new.params,
             priority: new.priority,
             cancelled: false,
+            finished_ms: None,
             counts: UnitCounts::default(),
         };
         self.batches.insert(id, batch);

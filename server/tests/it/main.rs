@@ -1,6 +1,7 @@
 //! Integration tests of the musketeer server: the HTTP API in process (`tower::ServiceExt::oneshot`)
 //! and over real loopback sockets, the auth matrix, bad input, the CLI, deleting batches, key rotation while serving, SIGKILL durability, what
-//! a restart keeps (without HTTP), and the dashboard in process. (Its browser test runs in the
+//! a restart keeps (without HTTP), the dashboard in process, operations (backup restored under
+//! load, retention), HTTPS, and upgrades from a store of the previous release. (Its browser test runs in the
 //! client's e2e suite, with real clients.)
 
 mod api;
@@ -17,3 +18,5 @@ mod restart;
 mod rotation;
 mod socket;
 mod support;
+mod tls;
+mod upgrade;

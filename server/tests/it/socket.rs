@@ -9,16 +9,20 @@ use tokio::sync::oneshot;
 
 use crate::support::{Project, platform};
 
-struct Running {
+pub(crate) struct Running {
     url: String,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 async fn start(project: &Project, options: ServeOptions) -> Running {
+    serve(project.state(options)).await
+}
+
+/// `musketeer_server::run` on `state` (with its background sweeps) on a free loopback port.
+pub(crate) async fn serve(state: musketeer_server::state::AppState) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = project.state(options);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(musketeer_server::run(listener, state, async move {
         let _ = stopped.await;
@@ -31,7 +35,7 @@ async fn start(project: &Project, options: ServeOptions) -> Running {
 }
 
 impl Running {
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
