@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod metrics;
 pub mod openapi;
+pub mod process;
 pub mod schemas;
 
 use axum::Router;
