@@ -6,7 +6,6 @@ pub mod assets;
 pub mod metrics;
 pub mod openapi;
 pub mod process;
-pub mod schemas;
 
 use axum::Router;
 use axum::routing::get;

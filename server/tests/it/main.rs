@@ -11,6 +11,7 @@ mod cli;
 mod dashboard;
 mod delete;
 mod durability;
+mod openapi;
 mod ops;
 mod reputation;
 mod restart;
