@@ -78,7 +78,7 @@ async fn openapi_lists_exactly_the_routes_the_router_serves() {
         // Every referenced schema exists.
         for reference in operation.to_string().split("#/components/schemas/").skip(1) {
             let name = reference.split('"').next().unwrap();
-            // Each body type has a schema inferred from examples of the real type.
+            // Each body type has a schema derived from the protocol type (utoipa ToSchema).
             assert!(
                 document["components"]["schemas"][name]["properties"].is_object(),
                 "{name} of {route:?}"

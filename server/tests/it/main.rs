@@ -15,6 +15,7 @@ mod openapi;
 mod ops;
 mod reputation;
 mod restart;
+mod results_csv;
 mod rotation;
 mod socket;
 mod support;
