@@ -168,122 +168,142 @@ pub fn render(
 
 impl Collector for ServerCounters {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = &self.stats;
-        for (name, help, value) in [
+        use MetricType::{Counter, Gauge};
+        let (s, u, r, rows) = (
+            &self.stats,
+            &self.stats.units,
+            &self.stats.results,
+            &self.rows,
+        );
+        // Results only ever move into their outcomes, so they are counters (`_total` added).
+        let store_bytes: Vec<(&str, u64)> = self.store_bytes.iter().map(|b| ("", *b)).collect();
+        let families: [FamilyRow; 10] = [
             (
                 "musketeer_hosts_known",
                 "Hosts ever registered.",
-                s.hosts_known,
+                Gauge,
+                "",
+                &[("", s.hosts_known)],
             ),
             (
                 "musketeer_hosts_online",
                 "Hosts that made contact in the last two minutes.",
-                s.hosts_online,
+                Gauge,
+                "",
+                &[("", s.hosts_online)],
             ),
             (
                 "musketeer_slots_total",
                 "Task slots of online hosts.",
-                s.slots_total,
+                Gauge,
+                "",
+                &[("", s.slots_total)],
             ),
             (
                 "musketeer_slots_busy",
                 "Replicas running now.",
-                s.slots_busy,
+                Gauge,
+                "",
+                &[("", s.slots_busy)],
             ),
             (
                 "musketeer_queue_depth",
                 "Replicas waiting for a host.",
-                s.queue_depth,
+                Gauge,
+                "",
+                &[("", s.queue_depth)],
             ),
             (
                 "musketeer_batches_active",
                 "Batches neither finished nor cancelled.",
-                s.batches_active,
+                Gauge,
+                "",
+                &[("", s.batches_active)],
             ),
-        ] {
-            let gauge = ConstGauge::new(value);
-            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
-        }
-        let u = &s.units;
-        let units = encoder.encode_descriptor(
-            "musketeer_units",
-            "Work units by state.",
-            None,
-            MetricType::Gauge,
-        )?;
-        labelled(
-            units,
-            "state",
-            &[
-                ("queued", u.queued),
-                ("running", u.running),
-                ("done", u.done),
-                ("failed", u.failed),
-                ("cancelled", u.cancelled),
-            ],
-            ConstGauge::new,
-        )?;
-        // Results only ever move into these outcomes, so they are counters (`_total` added).
-        let r = &s.results;
-        let results = encoder.encode_descriptor(
-            "musketeer_results",
-            "Returned results by validation outcome.",
-            None,
-            MetricType::Counter,
-        )?;
-        labelled(
-            results,
-            "outcome",
-            &[
-                ("valid", r.valid),
-                ("invalid", r.invalid),
-                ("error", r.errors),
-                ("timed_out", r.timed_out),
-            ],
-            ConstCounter::new,
-        )?;
-        let rows = encoder.encode_descriptor(
-            "musketeer_store_rows",
-            "Rows in the store by table.",
-            None,
-            MetricType::Gauge,
-        )?;
-        labelled(
-            rows,
-            "table",
-            &[
-                ("hosts", self.rows.hosts),
-                ("apps", self.rows.app_versions),
-                ("batches", self.rows.batches),
-                ("units", self.rows.units),
-            ],
-            ConstGauge::new,
-        )?;
-        if let Some(bytes) = self.store_bytes {
-            let gauge = ConstGauge::new(bytes);
-            gauge.encode(encoder.encode_descriptor(
+            (
+                "musketeer_units",
+                "Work units by state.",
+                Gauge,
+                "state",
+                &[
+                    ("queued", u.queued),
+                    ("running", u.running),
+                    ("done", u.done),
+                    ("failed", u.failed),
+                    ("cancelled", u.cancelled),
+                ],
+            ),
+            (
+                "musketeer_results",
+                "Returned results by validation outcome.",
+                Counter,
+                "outcome",
+                &[
+                    ("valid", r.valid),
+                    ("invalid", r.invalid),
+                    ("error", r.errors),
+                    ("timed_out", r.timed_out),
+                ],
+            ),
+            (
+                "musketeer_store_rows",
+                "Rows in the store by table.",
+                Gauge,
+                "table",
+                &[
+                    ("hosts", rows.hosts),
+                    ("apps", rows.app_versions),
+                    ("batches", rows.batches),
+                    ("units", rows.units),
+                ],
+            ),
+            (
                 "musketeer_store_bytes",
                 "Size of the store file.",
-                None,
-                gauge.metric_type(),
-            )?)?;
+                Gauge,
+                "",
+                &store_bytes,
+            ),
+        ];
+        for (name, help, kind, label, samples) in families {
+            // A family without samples (no store file) is left out, not written empty.
+            if samples.is_empty() {
+                continue;
+            }
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+            match samples {
+                [(_, value)] if label.is_empty() => encode_sample(kind, *value, family)?,
+                _ => {
+                    for (label_value, value) in samples {
+                        let labels = [(label, *label_value)];
+                        encode_sample(kind, *value, family.encode_family(&labels)?)?;
+                    }
+                }
+            }
         }
         Ok(())
     }
 }
 
-/// One sample per `(label value, value)` of a family with a single label.
-fn labelled<M: EncodeMetric>(
-    mut family: MetricEncoder,
-    label: &'static str,
-    samples: &[(&'static str, u64)],
-    metric: impl Fn(u64) -> M,
+fn encode_sample(
+    kind: MetricType,
+    value: u64,
+    sample: MetricEncoder,
 ) -> Result<(), std::fmt::Error> {
-    for (label_value, value) in samples {
-        metric(*value).encode(family.encode_family(&[(label, *label_value)])?)?;
+    match kind {
+        MetricType::Counter => ConstCounter::new(value).encode(sample),
+        _ => ConstGauge::new(value).encode(sample),
     }
-    Ok(())
 }
+
+/// Name, help, type, label name (empty: none) and `(label value, value)` samples.
+type FamilyRow<'a> = (
+    &'static str,
+    &'static str,
+    MetricType,
+    &'static str,
+    &'a [(&'static str, u64)],
+);
 
 #[cfg(test)]
 mod tests {
@@ -406,7 +426,7 @@ mod tests {
     }
 
     #[test]
-    fn a_store_in_memory_has_no_size_and_counts_start_at_zero() {
+    fn without_a_store_file_or_requests_those_series_are_absent() {
         let mut counters = counters();
         counters.store_bytes = None;
         let text = render(counters, &RequestMetrics::default()).unwrap();

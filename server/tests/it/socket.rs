@@ -49,12 +49,16 @@ impl Drop for Running {
     }
 }
 
-#[tokio::test]
-async fn full_flow_over_http() {
-    let project = Project::new();
-    let server = start(&project, ServeOptions::default()).await;
-    let http = reqwest::Client::new();
-    let url = |p: &str| format!("{}{p}", server.url);
+/// Over HTTP: publish `demo`, submit `inputs`, register a host and fetch with `slots` free
+/// slots; the submission's answer, the host's token and its assignments.
+async fn start_work(
+    http: &reqwest::Client,
+    base: &str,
+    project: &Project,
+    inputs: Value,
+    slots: u32,
+) -> (Value, String, Vec<Value>) {
+    let url = |p: &str| format!("{base}{p}");
     let published = http
         .post(url("/api/v1/apps"))
         .bearer_auth(&project.publisher)
@@ -66,7 +70,7 @@ async fn full_flow_over_http() {
     let submitted: Value = http
         .post(url("/api/v1/batches"))
         .bearer_auth(&project.researcher)
-        .json(&json!({"app": "demo", "inputs": [1, 2]}))
+        .json(&json!({"app": "demo", "inputs": inputs}))
         .send()
         .await
         .unwrap()
@@ -82,32 +86,53 @@ async fn full_flow_over_http() {
         .json()
         .await
         .unwrap();
-    let host = registered["host_token"].as_str().unwrap();
+    let host = registered["host_token"].as_str().unwrap().to_owned();
     let fetched: Value = http
         .post(url("/api/v1/work/fetch"))
-        .bearer_auth(host)
-        .json(&json!({"free_slots": 4, "platform": platform()}))
+        .bearer_auth(&host)
+        .json(&json!({"free_slots": slots, "platform": platform()}))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let results: Vec<Value> = fetched["assignments"]
-        .as_array()
-        .unwrap()
+    let assignments = fetched["assignments"].as_array().unwrap().clone();
+    (submitted, host, assignments)
+}
+
+/// Over HTTP: report success for each of `result_ids`; the answer's status.
+async fn report_successes(
+    http: &reqwest::Client,
+    base: &str,
+    host: &str,
+    result_ids: &[&Value],
+) -> u16 {
+    let results: Vec<Value> = result_ids
         .iter()
-        .map(|a| json!({"result_id": a["result_id"], "outcome": {"status": "success", "output": "MQ==", "fuel_consumed": 1, "wall_ms": 1}}))
+        .map(|id| json!({"result_id": id, "outcome": {"status": "success", "output": "MQ==", "fuel_consumed": 1, "wall_ms": 1}}))
         .collect();
-    assert_eq!(results.len(), 2);
-    let report = http
-        .post(url("/api/v1/work/report"))
+    http.post(format!("{base}/api/v1/work/report"))
         .bearer_auth(host)
         .json(&json!({"results": results}))
         .send()
         .await
-        .unwrap();
-    assert_eq!(report.status(), 200);
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn full_flow_over_http() {
+    let project = Project::new();
+    let server = start(&project, ServeOptions::default()).await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", server.url);
+    let (submitted, host, assignments) =
+        start_work(&http, &server.url, &project, json!([1, 2]), 4).await;
+    assert_eq!(assignments.len(), 2);
+    let ids: Vec<&Value> = assignments.iter().map(|a| &a["result_id"]).collect();
+    assert_eq!(report_successes(&http, &server.url, &host, &ids).await, 200);
     let status: Value = http
         .get(url(&format!("/api/v1/batches/{}", submitted["batch_id"])))
         .bearer_auth(&project.researcher)
@@ -235,52 +260,13 @@ async fn metrics_scraped_over_http_match_the_stats() {
     let server = start(&project, options).await;
     let http = reqwest::Client::new();
     let url = |p: &str| format!("{}{p}", server.url);
-    let published = http
-        .post(url("/api/v1/apps"))
-        .bearer_auth(&project.publisher)
-        .json(&project.publish_body("demo", "1.0.0", b"m"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(published.status(), 201);
-    let submitted = http
-        .post(url("/api/v1/batches"))
-        .bearer_auth(&project.researcher)
-        .json(&json!({"app": "demo", "inputs": [1, 2, 3]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(submitted.status(), 201);
-    let registered: Value = http
-        .post(url("/api/v1/hosts/register"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let host = registered["host_token"].as_str().unwrap();
-    let fetched: Value = http
-        .post(url("/api/v1/work/fetch"))
-        .bearer_auth(host)
-        .json(&json!({"free_slots": 2, "platform": platform()}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let first = &fetched["assignments"][0]["result_id"];
-    let report = json!({"results": [{"result_id": first, "outcome": {"status": "success", "output": "MQ==", "fuel_consumed": 1, "wall_ms": 1}}]});
-    let reported = http
-        .post(url("/api/v1/work/report"))
-        .bearer_auth(host)
-        .json(&report)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reported.status(), 200);
+    let (_, host, assignments) =
+        start_work(&http, &server.url, &project, json!([1, 2, 3]), 2).await;
+    let first = &assignments[0]["result_id"];
+    assert_eq!(
+        report_successes(&http, &server.url, &host, &[first]).await,
+        200
+    );
 
     let stats: Value = http
         .get(url("/api/v1/stats"))
