@@ -197,7 +197,7 @@ impl BatchStatus {
 
 /// Query of `GET /api/v1/batches/{id}`: a long poll when `wait_ms` is given.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
 pub struct BatchStatusQuery {
     /// Wait up to this long (the server caps it at its longest long-poll wait) for the batch to
     /// finish or be cancelled, or, with `after`, for its progress tag to differ from `after`.

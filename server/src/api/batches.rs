@@ -198,9 +198,10 @@ pub async fn delete(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ResultsQuery {
     #[serde(default)]
+    #[param(inline)]
     format: ResultsFormat,
 }
 

@@ -5,25 +5,27 @@
 
 use axum::Json;
 use musketeer_protocol::{
-    ApiErrorBody, AppList, BanRequest, BatchList, BatchStatus, CreateTokenRequest,
-    CreateTokenResponse, DeleteBatchResponse, FetchRequest, FetchResponse, HealthStatus,
-    HostDetail, HostList, HostSummary, ProjectInfo, PublishRequest, PublishResponse,
+    ApiErrorBody, AppList, BanRequest, BatchList, BatchStatus, BatchStatusQuery,
+    CreateTokenRequest, CreateTokenResponse, DeleteBatchResponse, FetchRequest, FetchResponse,
+    HealthStatus, HostDetail, HostList, HostSummary, ProjectInfo, PublishRequest, PublishResponse,
     RegisterHostRequest, RegisterHostResponse, ReportRequest, ReportResponse, Stats,
     SubmitBatchRequest, SubmitBatchResponse, TokenList, UnitDetail, UnitList, paths,
 };
 use musketeer_signing_keys::RotationStatement;
 use utoipa::openapi::path::{
-    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathsBuilder,
+    HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathsBuilder,
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ComponentsBuilder, Ref, Schema};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, RefOr, Required};
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use self::Access::{Host, HostOrViewer, Public, Roles, Viewer};
 use self::Success::{Body, Empty, Media};
+use crate::api::batches::ResultsQuery;
+use crate::api::views::UnitsQuery;
 use crate::dashboard::{ASSET, INDEX};
 
 /// Who may call an endpoint.
@@ -95,6 +97,13 @@ const fn route(
         status,
         response,
     }
+}
+
+/// A query type's parameters.
+pub type QueryParams = fn() -> Vec<Parameter>;
+
+fn query<T: IntoParams>() -> Vec<Parameter> {
+    T::into_params(|| Some(ParameterIn::Query))
 }
 
 /// The schema of `T` (derived from the type) and of every type it refers to, as a reference.
@@ -387,6 +396,13 @@ pub const ROUTES: &[Route] = &[
     ),
 ];
 
+/// The query parameters of the endpoints that take any, from the types their handlers parse.
+pub const QUERIES: &[(&str, &str, QueryParams)] = &[
+    ("GET", paths::BATCH, query::<BatchStatusQuery>),
+    ("GET", paths::BATCH_RESULTS, query::<ResultsQuery>),
+    ("GET", paths::BATCH_UNITS, query::<UnitsQuery>),
+];
+
 /// `GET /api/v1/openapi.json`.
 pub async fn serve() -> Json<OpenApi> {
     Json(document())
@@ -413,6 +429,12 @@ pub fn document() -> OpenApi {
                     .required(Required::True)
                     .schema(Some(path_param_schema(name))),
             );
+        }
+        let queries = QUERIES
+            .iter()
+            .filter(|(method, path, _)| *method == r.method && *path == r.path);
+        for parameter in queries.flat_map(|(_, _, parameters)| parameters()) {
+            operation = operation.parameter(parameter);
         }
         if let Some(request) = r.request {
             let body = RequestBodyBuilder::new()

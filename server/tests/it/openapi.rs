@@ -3,7 +3,7 @@
 
 use axum::http::{Method, StatusCode};
 use musketeer_protocol::paths;
-use musketeer_server::dashboard::openapi::{ROUTES, Success};
+use musketeer_server::dashboard::openapi::{QUERIES, ROUTES, Success};
 use serde_json::{Value, json};
 
 use crate::support::{Api, Project, platform};
@@ -278,4 +278,69 @@ async fn real_requests_and_answers_fit_the_derived_schemas() {
     let state = json!({"$ref": "#/components/schemas/UnitState"});
     assert_eq!(misfit(&document, &state, &json!("done"), "state"), None);
     assert!(misfit(&document, &state, &json!("lost"), "state").is_some());
+}
+
+#[tokio::test]
+async fn query_parameters_come_from_the_types_the_handlers_parse() {
+    let project = Project::new();
+    let api = Api::new(&project);
+    let (_, document) = api.get(paths::OPENAPI, None).await;
+    for (method, path, _) in QUERIES {
+        assert!(
+            ROUTES
+                .iter()
+                .any(|r| r.method == *method && r.path == *path),
+            "{method} {path} has a query but no route"
+        );
+    }
+    let query = |method: &str, path: &str| -> Vec<(String, Value)> {
+        document["paths"][path][method]["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["in"] == "query")
+            .map(|p| {
+                // Every query parameter is optional.
+                assert_ne!(p["required"], json!(true), "{p}");
+                (p["name"].as_str().unwrap().to_owned(), p["schema"].clone())
+            })
+            .collect()
+    };
+    let names = |params: &[(String, Value)]| -> Vec<String> {
+        params.iter().map(|(name, _)| name.clone()).collect()
+    };
+    assert_eq!(names(&query("get", paths::BATCH)), ["wait_ms", "after"]);
+    assert_eq!(names(&query("get", paths::BATCH_UNITS)), ["state", "limit"]);
+    let results = query("get", paths::BATCH_RESULTS);
+    assert_eq!(names(&results), ["format"]);
+    let format = &results[0].1;
+    assert_eq!(misfit(&document, format, &json!("csv"), "format"), None);
+    assert!(misfit(&document, format, &json!("xml"), "format").is_some());
+    assert!(query("post", paths::BATCHES).is_empty());
+
+    // The documented parameters are the ones the handlers parse: a bad value is refused.
+    api.publish(&project, "demo", "1.0.0", b"m").await;
+    let batch = api
+        .submit(&project.researcher, "demo", json!([1]), json!({}))
+        .await;
+    for (path, query, expected) in [
+        (paths::BATCH, "wait_ms=soon", StatusCode::BAD_REQUEST),
+        (paths::BATCH, "wait_ms=1&after=x", StatusCode::OK),
+        (paths::BATCH_RESULTS, "format=xml", StatusCode::BAD_REQUEST),
+        (paths::BATCH_RESULTS, "format=csv", StatusCode::OK),
+        (paths::BATCH_UNITS, "state=lost", StatusCode::BAD_REQUEST),
+        (paths::BATCH_UNITS, "limit=-1", StatusCode::BAD_REQUEST),
+        (paths::BATCH_UNITS, "state=queued&limit=5", StatusCode::OK),
+    ] {
+        let uri = format!("{}?{query}", path.replace("{id}", &batch.to_string()));
+        let (status, body, _) = api
+            .send(Method::GET, &uri, Some(&project.researcher), None, None)
+            .await;
+        assert_eq!(
+            status,
+            expected,
+            "{uri}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
 }
