@@ -155,9 +155,10 @@ pub fn render(
     // A registry per scrape: the counters are read from the world now, the histograms live on.
     let mut registry = Registry::default();
     registry.register_collector(Box::new(counters));
+    // `register` ends the help with a period itself; collectors' help is written as given.
     registry.register(
         "musketeer_http_request_duration_seconds",
-        "HTTP request latency by method and route.",
+        "HTTP request latency by method and route",
         requests.by_route.clone(),
     );
     registry.register_collector(Box::new(ProcessCollector));
@@ -372,6 +373,9 @@ mod tests {
         requests.observe("POST", "say \"hi\"", 0.0);
         let text = render(counters(), &requests).unwrap();
         assert!(text.ends_with("# EOF\n"), "{text}");
+        for help in text.lines().filter(|l| l.starts_with("# HELP")) {
+            assert!(help.ends_with('.') && !help.ends_with(".."), "{help}");
+        }
         let scrape = parse(&text);
         for (name, labels, expected) in [
             ("musketeer_hosts_known", &[][..], 3.0),
