@@ -176,7 +176,6 @@ impl Collector for ServerCounters {
             &self.stats.results,
             &self.rows,
         );
-        // Results only ever move into their outcomes, so they are counters (`_total` added).
         let store_bytes: Vec<(&str, u64)> = self.store_bytes.iter().map(|b| ("", *b)).collect();
         let families: [FamilyRow; 10] = [
             (
@@ -234,6 +233,7 @@ impl Collector for ServerCounters {
                     ("cancelled", u.cancelled),
                 ],
             ),
+            // Results only ever move into their outcomes, so they are counters (`_total` added).
             (
                 "musketeer_results",
                 "Returned results by validation outcome.",
