@@ -39,6 +39,8 @@ mod host;
 mod ids;
 mod input;
 pub mod limits;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod ops;
 pub mod paths;
 mod project;

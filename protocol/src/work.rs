@@ -4,6 +4,7 @@ use crate::{Base64Bytes, HostPlatform, ResultId, UnitId};
 
 /// Resource limits a task runs under (from its signed manifest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Limits {
     /// Wasm fuel units.
     pub fuel: u64,
@@ -17,6 +18,7 @@ pub struct Limits {
 
 /// `POST /api/v1/work/fetch` body (host token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FetchRequest {
     /// How many assignments the host can start now (at most 64 are sent per request).
     pub free_slots: u32,
@@ -38,6 +40,7 @@ pub struct FetchRequest {
 
 /// `POST /api/v1/work/fetch` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FetchResponse {
     /// New work, at most `free_slots` items; empty when the wait ended without work.
     pub assignments: Vec<Assignment>,
@@ -50,6 +53,7 @@ pub struct FetchResponse {
 
 /// One replica of a work unit leased to the host.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Assignment {
     /// The replica's id, quoted in the report.
     pub result_id: ResultId,
@@ -58,6 +62,7 @@ pub struct Assignment {
     /// The app to run.
     pub app: String,
     /// The app version to run.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
     /// The module's sha256 (download it from `paths::module`).
     pub module_sha256: String,
@@ -65,6 +70,7 @@ pub struct Assignment {
     pub module_size: u64,
     /// The signed manifest to verify against the pinned keys before running, exactly as
     /// published (parse it with `SignedManifest::from_json(signed_manifest.get())`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub signed_manifest: Box<serde_json::value::RawValue>,
     /// The input. The task receives it as compact JSON with object keys in byte order
     /// ([`task_input_bytes`](crate::task_input_bytes)), the same bytes on every client.
@@ -77,6 +83,7 @@ pub struct Assignment {
 
 /// `POST /api/v1/work/report` body (host token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportRequest {
     /// Finished (or returned) replicas; at most 256 per request.
     pub results: Vec<ResultReport>,
@@ -87,6 +94,7 @@ pub struct ReportRequest {
 
 /// The outcome of one replica.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResultReport {
     /// Which replica.
     pub result_id: ResultId,
@@ -96,6 +104,7 @@ pub struct ResultReport {
 
 /// What happened to a replica on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum Outcome {
     /// The task returned output.
@@ -133,6 +142,7 @@ pub enum Outcome {
 
 /// Why a replica failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -174,6 +184,7 @@ pub enum ErrorKind {
 
 /// `POST /api/v1/work/report` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportResponse {
     /// One entry per reported result, in request order. Every entry is durable when this arrives.
     pub acks: Vec<ReportAck>,
@@ -183,6 +194,7 @@ pub struct ReportResponse {
 
 /// What the server did with one reported result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportAck {
     /// Which replica.
     pub result_id: ResultId,
@@ -195,6 +207,7 @@ pub struct ReportAck {
 
 /// What the server did with one reported result. In every case the client may forget it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ReportStatus {
     /// Recorded.

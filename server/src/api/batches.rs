@@ -15,7 +15,7 @@ use super::check_len;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, PathParam, QueryParam};
 use crate::domain::lifecycle::Params;
-use crate::domain::results::{CsvColumns, jsonl_line, result_row};
+use crate::domain::results::{CsvColumns, CsvError, jsonl_line, result_row};
 use crate::domain::tokens::TokenRecord;
 use crate::domain::world::{Batch, DeleteError, NewBatch, World};
 use crate::state::AppState;
@@ -198,9 +198,10 @@ pub async fn delete(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ResultsQuery {
     #[serde(default)]
+    #[param(inline)]
     format: ResultsFormat,
 }
 
@@ -231,28 +232,21 @@ pub async fn results(
         }
         ResultsFormat::Jsonl => None,
     };
-    let header = columns.as_ref().map(CsvColumns::header).unwrap_or_default();
+    // A CSV download starts with its header record; JSON lines have none.
+    let header = columns
+        .as_ref()
+        .map_or_else(|| Ok(Vec::new()), CsvColumns::header);
     let chunks = futures_util::stream::unfold(Some(first), move |next| {
         let state = state.clone();
         let columns = columns.clone();
         async move {
             let start = next?;
-            let mut text = String::new();
-            {
-                let world = state.world();
-                for unit in units(&world, start, end) {
-                    let row = result_row(unit);
-                    match &columns {
-                        Some(columns) => text.push_str(&columns.lines(&row)),
-                        None => text.push_str(&jsonl_line(&row)),
-                    }
-                }
-            }
+            let text = render_chunk(&state, columns.as_ref(), start, end);
             let next = (start + CHUNK < end).then_some(start + CHUNK);
-            Some((Ok::<_, std::convert::Infallible>(Bytes::from(text)), next))
+            Some((text.map(Bytes::from), next))
         }
     });
-    let head = futures_util::stream::once(async move { Ok(Bytes::from(header)) });
+    let head = futures_util::stream::once(async move { header.map(Bytes::from) });
     let body = Body::from_stream(futures_util::StreamExt::chain(head, chunks));
     let (content_type, extension) = match format {
         ResultsFormat::Csv => ("text/csv; charset=utf-8", "csv"),
@@ -267,6 +261,25 @@ pub async fn results(
         body,
     )
         .into_response())
+}
+
+/// The result rows of units `start..` (at most [`CHUNK`]), as CSV records or JSON lines.
+fn render_chunk(
+    state: &AppState,
+    columns: Option<&CsvColumns>,
+    start: u64,
+    end: u64,
+) -> Result<Vec<u8>, CsvError> {
+    let mut out = Vec::new();
+    let world = state.world();
+    for unit in units(&world, start, end) {
+        let row = result_row(unit);
+        match columns {
+            Some(columns) => out.extend(columns.lines(&row)?),
+            None => out.extend(jsonl_line(&row).into_bytes()),
+        }
+    }
+    Ok(out)
 }
 
 /// Refuses a batch with an input that clients could not take (the protocol's input limits), so

@@ -2,7 +2,7 @@
 
 mod apps;
 mod backup;
-mod batches;
+pub(crate) mod batches;
 pub mod error;
 pub(crate) mod extract;
 mod health;
@@ -10,7 +10,7 @@ mod hosts;
 mod modules;
 mod project;
 mod tokens;
-mod views;
+pub(crate) mod views;
 mod work;
 
 use std::time::Instant;

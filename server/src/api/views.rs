@@ -41,8 +41,9 @@ pub async fn host(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct UnitsQuery {
+    #[param(inline)]
     state: Option<UnitState>,
     limit: Option<usize>,
 }

@@ -5,7 +5,7 @@
 pub mod assets;
 pub mod metrics;
 pub mod openapi;
-pub mod schemas;
+pub mod process;
 
 use axum::Router;
 use axum::routing::get;
