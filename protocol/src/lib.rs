@@ -42,6 +42,7 @@ pub mod limits;
 mod ops;
 pub mod paths;
 mod project;
+pub mod quantity;
 mod stats;
 mod tokens;
 mod work;
