@@ -50,7 +50,8 @@ mod work;
 pub use apps::{AppList, AppVersionInfo, PublishRequest, PublishResponse};
 pub use batch::{
     BatchList, BatchState, BatchStatus, BatchStatusQuery, DeleteBatchResponse, Replication,
-    ResultRow, ResultsFormat, SubmitBatchRequest, SubmitBatchResponse, UnitCounts, UnitState,
+    ResultRow, ResultsFormat, ResultsPage, ResultsPageQuery, SubmitBatchRequest,
+    SubmitBatchResponse, UnitCounts, UnitState,
 };
 pub use bytes::Base64Bytes;
 pub use dashboard::{HostDetail, ReplicaOutcome, ReplicaView, UnitDetail, UnitList, UnitSummary};

@@ -4,6 +4,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use musketeer_protocol::quantity::{self, PlainDuration};
+
+/// A duration flag whose plain numbers count seconds (`600`, `10m`, `30d`, `2w`).
+fn seconds_or_duration(text: &str) -> Result<std::time::Duration, quantity::QuantityError> {
+    quantity::parse_duration(text, PlainDuration::Seconds)
+}
 
 /// The musketeer server.
 #[derive(Debug, Parser)]
@@ -96,10 +102,11 @@ pub struct ServeArgs {
     /// Host registrations allowed per source address per minute.
     #[arg(long, env = "MUSKETEER_REGISTER_PER_MINUTE", default_value_t = 10)]
     pub register_per_minute: u32,
-    /// Seconds a unit may stay stalled (waiting, nothing running, and every online host able to
-    /// run it already returned a replica) before it fails with the reason.
-    #[arg(long, env = "MUSKETEER_STALL_TIMEOUT", default_value_t = 600)]
-    pub stall_timeout: u64,
+    /// How long a unit may stay stalled (waiting, nothing running, and every online host able
+    /// to run it already returned a replica) before it fails with the reason: a duration such as
+    /// 10m or 1h (a plain number counts seconds).
+    #[arg(long, env = "MUSKETEER_STALL_TIMEOUT", default_value = "10m", value_parser = seconds_or_duration)]
+    pub stall_timeout: std::time::Duration,
     #[command(flatten)]
     pub reputation: ReputationArgs,
 }
@@ -168,9 +175,10 @@ pub struct TokenCreateArgs {
     /// Limit the token to these apps (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub apps: Option<Vec<String>>,
-    /// Expiry: a duration from now such as `30d`, `12h`, `90m`.
-    #[arg(long)]
-    pub expires: Option<String>,
+    /// Expiry: a duration from now such as `30d`, `2w`, `12h`, `90m` (a plain number counts
+    /// seconds).
+    #[arg(long, value_parser = seconds_or_duration)]
+    pub expires: Option<std::time::Duration>,
     /// A note, e.g. who holds the token.
     #[arg(long)]
     pub label: Option<String>,

@@ -76,6 +76,10 @@ pub struct Batch {
     /// Units by state (derived, not stored).
     #[serde(skip)]
     pub counts: UnitCounts,
+    /// Its finished units in the order they finished, for `results?after=` (derived, not
+    /// stored: a restart rebuilds it in unit id order).
+    #[serde(skip)]
+    pub finish_order: Vec<UnitId>,
 }
 
 impl Batch {
@@ -295,6 +299,9 @@ pub struct World {
     credit_samples: BTreeMap<String, CreditSamples>,
     /// Per host, active units where its unvalidated result disagrees with another's (derived).
     disputes: BTreeMap<HostId, BTreeSet<UnitId>>,
+    /// Names this rebuild of the batches' `finish_order`: a results cursor from another one
+    /// (before a restart) reads from the start again.
+    finish_epoch: u64,
     dirty: Dirty,
 }
 
@@ -308,7 +315,10 @@ impl World {
         apps: impl IntoIterator<Item = AppVersion>,
         done_per_minute: impl IntoIterator<Item = (u64, u64)>,
     ) -> Self {
-        let mut world = World::default();
+        let mut world = World {
+            finish_epoch: rand_core::RngCore::next_u64(&mut rand_core::OsRng),
+            ..World::default()
+        };
         for (minute, done) in done_per_minute {
             // One entry per minute, whatever the caller passed.
             match world.done_per_minute.iter_mut().find(|(m, _)| *m == minute) {
@@ -331,6 +341,7 @@ impl World {
                     b.id,
                     Batch {
                         counts: UnitCounts::default(),
+                        finish_order: Vec::new(),
                         ..b
                     },
                 )
@@ -345,7 +356,19 @@ impl World {
         for id in ids {
             world.index(id, true);
         }
+        for unit in world.units.values() {
+            if is_final(unit.state())
+                && let Some(batch) = world.batches.get_mut(&unit.batch)
+            {
+                batch.finish_order.push(unit.id);
+            }
+        }
         world
+    }
+
+    /// The current rebuild of the batches' finishing order (see [`Batch::finish_order`]).
+    pub fn finish_epoch(&self) -> u64 {
+        self.finish_epoch
     }
 
     /// The rows changed since the last call.
@@ -472,6 +495,7 @@ impl World {
             priority: new.priority,
             cancelled: false,
             counts: UnitCounts::default(),
+            finish_order: Vec::new(),
         };
         self.batches.insert(id, batch);
         self.dirty.batches.insert(id);
@@ -767,11 +791,20 @@ impl World {
         if !self.units.contains_key(&id) {
             return None;
         }
-        let was_done = self.units[&id].state() == UnitState::Done;
+        let was = self.units[&id].state();
+        let was_done = was == UnitState::Done;
         self.index(id, false);
         let unit = self.units.get_mut(&id)?;
         let result = f(unit);
-        let now_done = unit.state() == UnitState::Done;
+        let now = unit.state();
+        let now_done = now == UnitState::Done;
+        let batch = unit.batch;
+        if is_final(now)
+            && !is_final(was)
+            && let Some(batch) = self.batches.get_mut(&batch)
+        {
+            batch.finish_order.push(id);
+        }
         self.index(id, true);
         self.dirty.units.insert(id);
         if now_done && !was_done {
@@ -899,3 +932,11 @@ mod lease_tests;
 pub(crate) mod test_support;
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// Whether a unit in `state` has its final result (done, failed or cancelled).
+fn is_final(state: UnitState) -> bool {
+    matches!(
+        state,
+        UnitState::Done | UnitState::Failed | UnitState::Cancelled
+    )
+}
