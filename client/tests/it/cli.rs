@@ -223,8 +223,17 @@ fn an_unreachable_server_is_one_root_cause_with_a_hint() {
     let server = format!("http://127.0.0.1:{}", dead_port());
     // A negative priority is a value, not an unknown flag: parsing gets as far as the network.
     let args = [
-        "submit", "--server", &server, "--token", "mku_x", "--app", "demo", "--inputs",
-        "in.jsonl", "--priority", "-1",
+        "submit",
+        "--server",
+        &server,
+        "--token",
+        "mku_x",
+        "--app",
+        "demo",
+        "--inputs",
+        "in.jsonl",
+        "--priority",
+        "-1",
     ];
     let out = isolated(&args, dir.path());
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
@@ -236,8 +245,15 @@ fn an_unreachable_server_is_one_root_cause_with_a_hint() {
             && lines[0].ends_with("Connection refused (os error 111)"),
         "{text}"
     );
-    assert_eq!(lines[0].matches("error sending request").count(), 0, "{text}");
-    assert!(lines[1].starts_with("hint: is the server running"), "{text}");
+    assert_eq!(
+        lines[0].matches("error sending request").count(),
+        0,
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("hint: is the server running"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -245,7 +261,11 @@ fn a_config_file_with_an_unknown_key_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("musketeer/config.json");
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(&config, r#"{"server": "http://127.0.0.1:9", "tokne": "mku_x"}"#).unwrap();
+    std::fs::write(
+        &config,
+        r#"{"server": "http://127.0.0.1:9", "tokne": "mku_x"}"#,
+    )
+    .unwrap();
     let out = isolated(&["batch", "list"], dir.path());
     assert_eq!(out.status.code(), Some(1));
     let text = stderr(&out);
@@ -261,14 +281,20 @@ fn completions_man_pages_json_and_quiet() {
     let out = isolated(&["completions", "bash"], dir.path());
     assert!(out.status.success(), "{}", stderr(&out));
     let script = String::from_utf8_lossy(&out.stdout);
-    assert!(script.contains("_musketeer()") && script.contains("submit"), "{script}");
+    assert!(
+        script.contains("_musketeer()") && script.contains("submit"),
+        "{script}"
+    );
 
     let out = isolated(&["man", "--out", "man"], dir.path());
     assert!(out.status.success(), "{}", stderr(&out));
     let page = std::fs::read_to_string(dir.path().join("man/musketeer-submit.1")).unwrap();
     assert!(page.contains(".TH") && page.contains("inputs"), "{page}");
 
-    let out = isolated(&["-q", "keys", "generate", "--out", "keys", "--json"], dir.path());
+    let out = isolated(
+        &["-q", "keys", "generate", "--out", "keys", "--json"],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(out.stderr.is_empty(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -276,10 +302,21 @@ fn completions_man_pages_json_and_quiet() {
         report["key_id"].as_str().unwrap().starts_with("ed25519:"),
         "{report}"
     );
-    assert!(report["secret_key_file"].as_str().unwrap().ends_with("musketeer.key"));
+    assert!(
+        report["secret_key_file"]
+            .as_str()
+            .unwrap()
+            .ends_with("musketeer.key")
+    );
 
     let out = isolated(&["--help"], dir.path());
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("Exit status:") && help.contains("5  the waited-for batch"), "{help}");
-    assert_eq!(isolated(&["submit", "--bogus"], dir.path()).status.code(), Some(2));
+    assert!(
+        help.contains("Exit status:") && help.contains("5  the waited-for batch"),
+        "{help}"
+    );
+    assert_eq!(
+        isolated(&["submit", "--bogus"], dir.path()).status.code(),
+        Some(2)
+    );
 }
