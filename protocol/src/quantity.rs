@@ -192,7 +192,7 @@ pub fn format_duration(duration: Duration) -> String {
     }
     let (unit, per) = UNITS
         .into_iter()
-        .find(|(_, per)| nanos % per == 0)
+        .find(|(_, per)| nanos.is_multiple_of(*per))
         .unwrap_or(("ns", 1));
     format!("{}{unit}", nanos / per)
 }
@@ -207,7 +207,7 @@ pub fn format_size(bytes: u64) -> String {
     ];
     match UNITS
         .into_iter()
-        .find(|(_, per)| bytes != 0 && bytes % per == 0)
+        .find(|(_, per)| bytes != 0 && bytes.is_multiple_of(*per))
     {
         Some((unit, per)) => format!("{}{unit}", bytes / per),
         None => format!("{bytes}B"),
@@ -263,7 +263,7 @@ fn scale(
         let denominator = 10u128.pow(fraction.len() as u32);
         let numerator: u128 = fraction.parse().map_err(|_| too_large())?;
         let scaled = numerator.checked_mul(per_unit).ok_or_else(too_large)?;
-        if scaled % denominator != 0 {
+        if !scaled.is_multiple_of(denominator) {
             return Err(QuantityError::NotWhole {
                 text: text.trim().to_owned(),
                 smallest,
