@@ -221,6 +221,13 @@ pub struct SignArgs {
     /// Output size limit per run: a size such as 1MiB (a plain number counts bytes).
     #[arg(long, value_parser = bytes_or_size)]
     pub max_output: Option<u64>,
+    /// What input the task expects, in a sentence, shown by `musketeer apps list` (signed with
+    /// the manifest).
+    #[arg(long, value_name = "TEXT")]
+    pub input_description: Option<String>,
+    /// An example input (JSON), shown by `musketeer apps list` (signed with the manifest).
+    #[arg(long, value_name = "JSON")]
+    pub input_example: Option<String>,
     /// Where to write the signed manifest (JSON).
     #[arg(long)]
     pub out: PathBuf,
@@ -350,11 +357,15 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub version: Option<String>,
     /// Inputs, one per line: JSON values, or plain text with --input-template; `-` for stdin.
-    #[arg(long)]
-    pub inputs: PathBuf,
+    #[arg(long, required_unless_present = "input", conflicts_with = "input")]
+    pub inputs: Option<PathBuf>,
+    /// One input: inline JSON, or @FILE for a file holding one JSON value (it may span lines);
+    /// repeatable, one unit each.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub input: Vec<String>,
     /// Turn each plain line into JSON: `{}` is replaced by the line as a JSON string, e.g.
     /// '{"stock_id":{},"year":2016,"month":5}'.
-    #[arg(long)]
+    #[arg(long, requires = "inputs")]
     pub input_template: Option<String>,
     /// Hosts that must return identical outputs before a result is accepted.
     #[arg(long)]

@@ -47,7 +47,7 @@ mod stats;
 mod tokens;
 mod work;
 
-pub use apps::{AppList, AppVersionInfo, PublishRequest, PublishResponse};
+pub use apps::{AppInput, AppList, AppVersionInfo, PublishRequest, PublishResponse};
 pub use batch::{
     BatchList, BatchState, BatchStatus, BatchStatusQuery, DeleteBatchResponse, Replication,
     ResultRow, ResultsFormat, ResultsPage, ResultsPageQuery, SubmitBatchRequest,

@@ -48,5 +48,13 @@ pub fn describe(app: &AppVersionInfo) -> String {
     if !app.http_allow.is_empty() {
         text.push_str(&format!(", may GET {}", app.http_allow.join(" ")));
     }
+    if let Some(input) = &app.input {
+        if let Some(description) = &input.description {
+            text.push_str(&format!("\n  input: {description}"));
+        }
+        if let Some(example) = &input.example {
+            text.push_str(&format!("\n  example: {example}"));
+        }
+    }
     text
 }

@@ -1,7 +1,7 @@
 //! `musketeer sign`.
 
 use anyhow::Context;
-use musketeer_signing_keys::{Limits, Manifest};
+use musketeer_signing_keys::{InputFormat, Limits, Manifest};
 
 use crate::cli::SignArgs;
 
@@ -25,9 +25,19 @@ pub fn sign(args: &SignArgs) -> anyhow::Result<()> {
         }),
         output_bytes: args.max_output.unwrap_or(defaults.output_bytes),
     };
-    let manifest =
+    let mut manifest =
         Manifest::for_module(&args.app, version, &module, args.allow_http.clone(), limits)
             .context("cannot build the manifest")?;
+    if args.input_description.is_some() || args.input_example.is_some() {
+        manifest.input = Some(InputFormat {
+            description: args.input_description.clone(),
+            example: args.input_example.clone(),
+        });
+        manifest.validate().context(
+            "--input-description takes a sentence, --input-example one JSON value (e.g. \
+             '{\"n\": 1}')",
+        )?;
+    }
     for entry in &args.allow_http {
         if let Some(warning) = allow_entry_warning(entry) {
             crate::note!("{warning}");

@@ -10,11 +10,21 @@ use crate::cli::SubmitArgs;
 
 pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let api = super::connection::client(&args.server)?;
-    let text = read_inputs(&args.inputs)?;
-    let inputs = parse_inputs(&text, args.input_template.as_deref())?;
-    if inputs.is_empty() {
-        bail!("{} has no inputs (one per line)", args.inputs.display());
-    }
+    let inputs = match &args.inputs {
+        Some(path) => {
+            let text = read_inputs(path)?;
+            let inputs = parse_inputs(&text, args.input_template.as_deref())?;
+            if inputs.is_empty() {
+                bail!("{} has no inputs (one per line)", path.display());
+            }
+            inputs
+        }
+        None => args
+            .input
+            .iter()
+            .map(|input| one_input(input))
+            .collect::<anyhow::Result<_>>()?,
+    };
     let version = args
         .version
         .as_deref()
@@ -117,6 +127,28 @@ fn read_inputs(path: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("cannot read inputs file {}", path.display()))
 }
 
+/// `--input`: inline JSON, or `@FILE` holding one JSON value.
+fn one_input(text: &str) -> anyhow::Result<serde_json::Value> {
+    let (json, source) = match text.strip_prefix('@') {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("--input @{path}: cannot read the file"))?,
+            format!("--input @{path}"),
+        ),
+        None => (text.to_owned(), format!("--input {text:?}")),
+    };
+    let value: serde_json::Value = serde_json::from_str(&json).with_context(|| {
+        format!(
+            "{source} is not one JSON value; quote text as JSON (e.g. --input '\"AAPL\"') or use \
+             --inputs FILE with --input-template for plain lines"
+        )
+    })?;
+    if let Err(error) = musketeer_protocol::check_input(&value) {
+        bail!("{source}: {error}; volunteers cannot take it, make it smaller or flatter");
+    }
+    Ok(value)
+}
+
 /// One JSON value per non-empty line; with a template, each line is a plain string put in
 /// place of `{}`.
 pub fn parse_inputs(text: &str, template: Option<&str>) -> anyhow::Result<Vec<serde_json::Value>> {
@@ -176,6 +208,26 @@ mod tests {
         let err = parse_inputs("AAPL\n", None).unwrap_err();
         assert!(format!("{err:#}").contains("--input-template"), "{err:#}");
         assert!(parse_inputs("x", Some("no placeholder")).is_err());
+    }
+
+    #[test]
+    fn one_input_inline_or_from_a_file() {
+        assert_eq!(
+            one_input(r#"{"a": [1, 2]}"#).unwrap(),
+            serde_json::json!({"a": [1, 2]})
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("one.json");
+        std::fs::write(&file, "{\n  \"stock_id\": \"2330\",\n  \"year\": 2016\n}\n").unwrap();
+        let value = one_input(&format!("@{}", file.display())).unwrap();
+        assert_eq!(value, serde_json::json!({"stock_id": "2330", "year": 2016}));
+        let err = format!("{:#}", one_input("AAPL").unwrap_err());
+        assert!(
+            err.starts_with("--input \"AAPL\" is not one JSON value"),
+            "{err}"
+        );
+        let err = format!("{:#}", one_input("@/nonexistent/x.json").unwrap_err());
+        assert!(err.contains("cannot read the file"), "{err}");
     }
 
     #[test]

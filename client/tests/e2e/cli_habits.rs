@@ -96,6 +96,10 @@ fn apps_and_batches_are_listed_and_json_outputs_parse() {
             "2m",
             "--out",
             path(&manifest),
+            "--input-description",
+            "any JSON; echoed back",
+            "--input-example",
+            r#"{"n":1}"#,
         ],
         &[],
     );
@@ -127,6 +131,10 @@ fn apps_and_batches_are_listed_and_json_outputs_parse() {
     );
     assert!(
         text.contains("noop 1.2.0: fuel ") && text.contains("memory 32MiB, timeout 2m"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  input: any JSON; echoed back\n  example: {\"n\":1}"),
         "{text}"
     );
 

@@ -158,6 +158,7 @@ fn app_info() -> AppVersionInfo {
         http_allow: vec!["https://www.twse.com.tw/".into()],
         limits: limits(),
         published_ms: 1_760_000_000_000,
+        input: None,
     }
 }
 

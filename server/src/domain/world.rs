@@ -189,6 +189,14 @@ impl AppVersion {
             http_allow: self.http_allow.clone(),
             limits: self.limits,
             published_ms: self.published_ms,
+            // Published manifests were verified, so they parse; the field is for display only.
+            input: musketeer_signing_keys::SignedManifest::from_json(self.signed_manifest.get())
+                .ok()
+                .and_then(|signed| signed.manifest.input)
+                .map(|input| musketeer_protocol::AppInput {
+                    description: input.description,
+                    example: input.example,
+                }),
         }
     }
 }
