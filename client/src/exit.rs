@@ -78,6 +78,10 @@ pub fn report(error: &anyhow::Error) -> (u8, String) {
                 ErrorCode::Forbidden => {
                     Some("this token's role or apps do not allow it; ask the project's operator")
                 }
+                ErrorCode::NotFound => Some(
+                    "`musketeer apps list` shows the published apps, `musketeer batch list` \
+                     this token's batches",
+                ),
                 _ => None,
             },
         ),
@@ -133,8 +137,16 @@ mod tests {
             code: ErrorCode::NotFound,
             message: "no batch 9".into(),
         });
-        assert_eq!(report(&missing).0, REFUSED);
-        assert!(!report(&missing).1.contains("hint"));
+        let (status, text) = report(&missing);
+        assert_eq!(status, REFUSED);
+        assert!(text.contains("\nhint: `musketeer apps list`"), "{text}");
+        let invalid = anyhow::Error::new(ApiError::Server {
+            status: 400,
+            code: ErrorCode::InvalidRequest,
+            message: "a batch needs 1 to 1000000 inputs".into(),
+        });
+        assert_eq!(report(&invalid).0, REFUSED);
+        assert!(!report(&invalid).1.contains("hint"));
         let plain = anyhow::anyhow!("cannot read inputs file x");
         assert_eq!(
             report(&plain),

@@ -109,23 +109,25 @@ pub fn batch(command: BatchCommand) -> anyhow::Result<()> {
 
 /// A refused delete, with what to do about it.
 fn delete_error(id: BatchId, error: ApiError) -> anyhow::Error {
-    match &error {
+    // The server's refusal stays in the chain: it decides the exit status.
+    let advice = match &error {
         ApiError::Server {
             code: ErrorCode::Conflict,
             ..
-        } => anyhow::anyhow!(
+        } => format!(
             "batch {id} is still running: cancel it with `musketeer batch cancel {id}` or wait \
              for it to finish (`musketeer batch status {id} --wait`)"
         ),
         ApiError::Server {
             code: ErrorCode::NotFound,
             ..
-        } => anyhow::anyhow!(
+        } => format!(
             "no batch {id} for this token: it was deleted already, or it is another \
              researcher's (an admin token can delete any batch)"
         ),
-        _ => anyhow::Error::new(error).context(format!("cannot delete batch {id}")),
-    }
+        _ => format!("cannot delete batch {id}"),
+    };
+    anyhow::Error::new(error).context(advice)
 }
 
 /// One line: state, counts, progress.
@@ -332,6 +334,9 @@ mod tests {
                 && running.contains("`musketeer batch cancel 7`"),
             "{running}"
         );
+        // Refusals keep the server's answer, so they exit as refused (3).
+        let conflict = delete_error(id, refused(409, ErrorCode::Conflict));
+        assert_eq!(crate::exit::report(&conflict).0, crate::exit::REFUSED);
         let absent = delete_error(id, refused(404, ErrorCode::NotFound)).to_string();
         assert!(absent.contains("no batch 7 for this token"), "{absent}");
         let other = format!("{:#}", delete_error(id, refused(403, ErrorCode::Forbidden)));
