@@ -187,9 +187,15 @@ fn limits_take_units_and_bad_units_are_usage_errors() {
     let limits = &manifest["manifest"]["limits"];
     assert_eq!(limits["memory_bytes"], 64 << 20, "{manifest}");
     assert_eq!(limits["wall_time_ms"], 90_000, "{manifest}");
-    // Plain numbers keep their documented unit: bytes and seconds.
-    let out = author.sign(module, &["--memory", "33554432", "--timeout", "20"]);
+    assert!(
+        stderr(&out).starts_with("signed demo 1.0.0"),
+        "{}",
+        stderr(&out)
+    );
+    // Plain numbers keep their documented unit: bytes and seconds. `-q` keeps notes off stderr.
+    let out = author.sign(module, &["--memory", "33554432", "--timeout", "20", "-q"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
     let manifest = std::fs::read_to_string(author.dir.path().join("task.manifest.json")).unwrap();
     assert!(manifest.contains("\"wall_time_ms\": 20000"), "{manifest}");
 
