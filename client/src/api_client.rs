@@ -10,7 +10,7 @@ use musketeer_protocol::{
     ApiErrorBody, BanRequest, BatchId, BatchStatus, DeleteBatchResponse, ErrorCode, FetchRequest,
     HostId, HostList, HostSummary, ProjectInfo, PublishRequest, PublishResponse,
     RegisterHostRequest, RegisterHostResponse, ReportRequest, ReportResponse, ResultsFormat,
-    SubmitBatchRequest, SubmitBatchResponse, TokenId, TokenList, paths,
+    ResultsPage, SubmitBatchRequest, SubmitBatchResponse, TokenId, TokenList, paths,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -295,6 +295,22 @@ impl ApiClient {
     ) -> Result<BatchStatus, ApiError> {
         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         let url = self.url(&paths::batch_wait(id, wait_ms, after));
+        let response = self
+            .send(self.http.get(&url), &url, REQUEST_TIMEOUT + wait)
+            .await?;
+        decode(response, url, MAX_VIEW_ANSWER_BYTES).await
+    }
+
+    /// `GET /api/v1/batches/{id}/results?after=CURSOR&wait_ms=N`: the units finished since
+    /// `cursor`, answered as soon as there is one, the batch ends, or `wait` passes.
+    pub async fn results_page(
+        &self,
+        id: BatchId,
+        cursor: &str,
+        wait: Duration,
+    ) -> Result<ResultsPage, ApiError> {
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let url = self.url(&paths::batch_results_page(id, cursor, wait_ms));
         let response = self
             .send(self.http.get(&url), &url, REQUEST_TIMEOUT + wait)
             .await?;

@@ -3,13 +3,30 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use musketeer_protocol::quantity::{self, PlainDuration, PlainSize};
 
 /// musketeer: lend your CPU to science, safely. Runs signed WebAssembly tasks in a sandbox.
 #[derive(Debug, Parser)]
-#[command(name = "musketeer", version, about)]
+#[command(name = "musketeer", version, about, after_help = crate::exit::AFTER_HELP)]
 pub struct Cli {
+    /// More diagnostics on stderr (-v: info, -vv: debug, -vvv: trace); MUSKETEER_LOG wins.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress or notes on stderr, only errors (results and ids still go to stdout).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// A duration flag whose plain numbers count seconds (`90`, `90s`, `5m`, `2h`, `2w`).
+pub fn seconds_or_duration(text: &str) -> Result<std::time::Duration, quantity::QuantityError> {
+    quantity::parse_duration(text, PlainDuration::Seconds)
+}
+
+/// A size flag whose plain numbers count bytes (`65536`, `64MiB`, `1.5GB`, `512k`).
+pub fn bytes_or_size(text: &str) -> Result<u64, quantity::QuantityError> {
+    quantity::parse_size(text, PlainSize::Bytes)
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,7 +53,12 @@ pub enum Command {
     Resume(ControlArgs),
     /// Researcher: submit a batch of inputs to an app; prints the batch id.
     Submit(SubmitArgs),
-    /// Researcher: watch, collect, cancel or delete a batch.
+    /// Researcher: list the published apps with their versions, limits and input format.
+    Apps {
+        #[command(subcommand)]
+        command: AppsCommand,
+    },
+    /// Researcher: list, watch, collect, cancel or delete batches.
     Batch {
         #[command(subcommand)]
         command: BatchCommand,
@@ -57,6 +79,30 @@ pub enum Command {
     Tokens {
         #[command(subcommand)]
         command: TokensCommand,
+    },
+    /// Print a shell completion script, e.g. `musketeer completions bash > ~/.local/share/bash-completion/completions/musketeer`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (musketeer.1 and one per subcommand) into a directory.
+    Man {
+        /// The directory (created if missing), e.g. ~/.local/share/man/man1.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Every published app version: limits, allowed URLs and the input it expects.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print the server's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -127,6 +173,9 @@ pub enum KeysCommand {
         /// Directory for the key files (created if missing).
         #[arg(long)]
         out: PathBuf,
+        /// Print one JSON object (paths, key id, fingerprint) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Sign a key rotation: the current key vouches for a new one. The project operator publishes
     /// the statement (`musketeer-server rotate-key`); volunteers who pinned the current key then
@@ -145,6 +194,9 @@ pub enum KeysCommand {
         /// Where to write the statement (JSON); an existing file is not overwritten.
         #[arg(long)]
         out: PathBuf,
+        /// Print one JSON object (statement path, old and new key ids) instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -168,15 +220,22 @@ pub struct SignArgs {
     /// Fuel budget per run (deterministic work units).
     #[arg(long)]
     pub fuel: Option<u64>,
-    /// Memory limit per run, in bytes.
-    #[arg(long)]
+    /// Memory limit per run: a size such as 64MiB or 1GB (a plain number counts bytes).
+    #[arg(long, value_parser = bytes_or_size)]
     pub memory: Option<u64>,
-    /// Wall-clock limit per run, in seconds.
-    #[arg(long)]
-    pub timeout: Option<u64>,
-    /// Output size limit per run, in bytes.
-    #[arg(long)]
+    /// Wall-clock limit per run: a duration such as 30s or 2m (a plain number counts seconds).
+    #[arg(long, value_parser = seconds_or_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Output size limit per run: a size such as 1MiB (a plain number counts bytes).
+    #[arg(long, value_parser = bytes_or_size)]
     pub max_output: Option<u64>,
+    /// What input the task expects, in a sentence, shown by `musketeer apps list` (signed with
+    /// the manifest).
+    #[arg(long, value_name = "TEXT")]
+    pub input_description: Option<String>,
+    /// An example input (JSON), shown by `musketeer apps list` (signed with the manifest).
+    #[arg(long, value_name = "JSON")]
+    pub input_example: Option<String>,
     /// Where to write the signed manifest (JSON).
     #[arg(long)]
     pub out: PathBuf,
@@ -359,20 +418,25 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub version: Option<String>,
     /// Inputs, one per line: JSON values, or plain text with --input-template; `-` for stdin.
-    #[arg(long)]
-    pub inputs: PathBuf,
+    #[arg(long, required_unless_present = "input", conflicts_with = "input")]
+    pub inputs: Option<PathBuf>,
+    /// One input: inline JSON, or @FILE for a file holding one JSON value (it may span lines);
+    /// repeatable, one unit each.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub input: Vec<String>,
     /// Turn each plain line into JSON: `{}` is replaced by the line as a JSON string, e.g.
     /// '{"stock_id":{},"year":2016,"month":5}'.
-    #[arg(long)]
+    #[arg(long, requires = "inputs")]
     pub input_template: Option<String>,
     /// Hosts that must return identical outputs before a result is accepted.
     #[arg(long)]
     pub quorum: Option<u32>,
-    /// How long a host has for one unit before it is given to another, e.g. 90s, 10m, 1h.
-    #[arg(long)]
-    pub deadline: Option<String>,
-    /// Higher runs first.
-    #[arg(long, default_value_t = 0)]
+    /// How long a host has for one unit before it is given to another, e.g. 90s, 10m, 1h
+    /// (a plain number counts seconds).
+    #[arg(long, value_parser = seconds_or_duration)]
+    pub deadline: Option<std::time::Duration>,
+    /// Higher runs first; negative numbers run after the default 0.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
     /// A note shown with the batch.
     #[arg(long)]
@@ -383,10 +447,26 @@ pub struct SubmitArgs {
     /// With --wait: write the results here (.csv or .jsonl; default: JSON lines on stdout).
     #[arg(long, requires = "wait")]
     pub output: Option<PathBuf>,
+    /// With --wait: write each unit's result (a JSON line) as soon as it finishes, to --output
+    /// (.jsonl) or stdout, while the progress shows on stderr; each unit once.
+    #[arg(long, requires = "wait")]
+    pub stream: bool,
+    /// Print one JSON object (batch id, units, version, replication) instead of the id; with
+    /// --wait the results follow it as JSON lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BatchCommand {
+    /// Your batches (every batch for an admin token), newest last.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print the server's JSON instead of one line per batch.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a batch's progress.
     Status {
         #[command(flatten)]
@@ -448,4 +528,7 @@ pub struct PublishArgs {
     /// The task component it describes.
     #[arg(long)]
     pub module: PathBuf,
+    /// Print one JSON object (the published version) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -41,6 +41,21 @@ pub struct AppVersionInfo {
     pub limits: Limits,
     /// When it was published.
     pub published_ms: u64,
+    /// The input the task expects, as its author signed it in the manifest (absent if none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<AppInput>,
+}
+
+/// The input an app expects, from its signed manifest.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppInput {
+    /// A short description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// An example input, as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
 }
 
 /// `GET /api/v1/apps` answer.

@@ -278,3 +278,42 @@ impl ResultsFormat {
         }
     }
 }
+
+/// `GET /api/v1/batches/{id}/results?after=CURSOR[&wait_ms=N]`: the results of units that
+/// finished since `after`, in the order they finished. Start with `after=start`; pass each
+/// page's `next` as the following `after`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultsPageQuery {
+    /// `start`, or the `next` of the previous page.
+    pub after: String,
+    /// Wait up to this long (capped by the server) for a unit to finish after the cursor, or for
+    /// the batch to end, before answering an empty page.
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+}
+
+impl ResultsPageQuery {
+    /// The cursor that reads a batch's finished units from the first.
+    pub const START: &'static str = "start";
+    /// The longest cursor accepted.
+    pub const MAX_AFTER_LEN: usize = 64;
+}
+
+/// One page of a batch's finished units, in the order they finished.
+///
+/// A cursor names a position in the server's record of finishing order, which a server restart
+/// rebuilds: a cursor from before the restart reads again from the first finished unit, so a
+/// reader that must see each unit once skips unit ids it has already seen (the CLI does).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultsPage {
+    /// Finished units (done, failed or cancelled) after the cursor, at most a page's worth.
+    pub rows: Vec<ResultRow>,
+    /// The cursor of the next page.
+    pub next: String,
+    /// True when the batch has ended and this page holds its last finished units: there is
+    /// nothing more to read.
+    pub complete: bool,
+    /// The batch's status when the page was read (for progress displays).
+    pub status: BatchStatus,
+}

@@ -44,14 +44,16 @@ mod openapi;
 mod ops;
 pub mod paths;
 mod project;
+pub mod quantity;
 mod stats;
 mod tokens;
 mod work;
 
-pub use apps::{AppList, AppVersionInfo, PublishRequest, PublishResponse};
+pub use apps::{AppInput, AppList, AppVersionInfo, PublishRequest, PublishResponse};
 pub use batch::{
     BatchList, BatchState, BatchStatus, BatchStatusQuery, DeleteBatchResponse, Replication,
-    ResultRow, ResultsFormat, SubmitBatchRequest, SubmitBatchResponse, UnitCounts, UnitState,
+    ResultRow, ResultsFormat, ResultsPage, ResultsPageQuery, SubmitBatchRequest,
+    SubmitBatchResponse, UnitCounts, UnitState,
 };
 pub use bytes::Base64Bytes;
 pub use dashboard::{HostDetail, ReplicaOutcome, ReplicaView, UnitDetail, UnitList, UnitSummary};

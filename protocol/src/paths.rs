@@ -116,6 +116,22 @@ pub fn batch_wait(id: crate::BatchId, wait_ms: u64, after: Option<&str>) -> Stri
     path
 }
 
+/// The page of a batch's results finished after `cursor` (see [`crate::ResultsPage`]), waiting
+/// up to `wait_ms` for one.
+pub fn batch_results_page(id: crate::BatchId, cursor: &str, wait_ms: u64) -> String {
+    // Cursors are letters, digits and '-' (the server's and `start`); others are escaped so the
+    // query stays one parameter.
+    let mut path = format!("{API_PREFIX}/batches/{id}/results?wait_ms={wait_ms}&after=");
+    for byte in cursor.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' {
+            path.push(char::from(byte));
+        } else {
+            path.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    path
+}
+
 /// The results path of a batch in the given format.
 pub fn batch_results(id: crate::BatchId, format: crate::ResultsFormat) -> String {
     format!(

@@ -2,7 +2,6 @@
 //! socket (see `volunteer::control`).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 
@@ -27,8 +26,11 @@ pub fn pause(args: &PauseArgs) -> anyhow::Result<()> {
         .for_duration
         .as_deref()
         .map(|text| {
-            super::submit::parse_duration_ms(text)
-                .map(|ms| Duration::from_millis(ms).as_secs().max(1))
+            musketeer_protocol::quantity::parse_duration(
+                text,
+                musketeer_protocol::quantity::PlainDuration::Seconds,
+            )
+            .map(|duration| duration.as_secs().max(1))
                 .context("--for takes a duration such as 90s, 30m or 1h")
         })
         .transpose()?;

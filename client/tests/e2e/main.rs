@@ -3,6 +3,7 @@
 //! `browser.rs` reads the dashboard of such a run in headless Chromium.
 
 mod browser;
+mod cli_habits;
 mod collusion;
 mod control;
 mod cross_arch;

@@ -25,7 +25,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         invite_code: args.invite_code.filter(|c| !c.is_empty()),
         public_dashboard: args.public_dashboard,
         register_per_minute: args.register_per_minute,
-        stall_timeout_ms: args.stall_timeout.saturating_mul(1000),
+        stall_timeout_ms: u64::try_from(args.stall_timeout.as_millis()).unwrap_or(u64::MAX),
         retain_finished_ms: args.retain_finished,
         network_rule: NetworkRule {
             ipv4_prefix: args.reputation.network_prefix_v4,

@@ -232,6 +232,7 @@ mod tests {
             priority: 0,
             cancelled: false,
             finished_ms: None,
+            finish_order: Vec::new(),
             counts: UnitCounts::default(),
         }
     }
