@@ -43,6 +43,7 @@ mod ops;
 pub mod paths;
 mod project;
 mod stats;
+mod status;
 mod tokens;
 mod work;
 
@@ -64,6 +65,10 @@ pub use limits::{InputLimitError, check_input};
 pub use ops::HealthStatus;
 pub use project::{ProjectInfo, RegistrationPolicy, TrustedKey};
 pub use stats::{ResultCounts, Stats};
+pub use status::{
+    AppStatus, FUEL_PER_CREDIT, FailureList, FailureView, HostRate, ServerStatus, StateSample,
+    UnitFilter,
+};
 pub use tokens::{CreateTokenRequest, CreateTokenResponse, Role, TokenInfo, TokenList};
 pub use work::{
     Assignment, ErrorKind, FetchRequest, FetchResponse, Limits, Outcome, ReportAck, ReportRequest,

@@ -43,6 +43,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let expiry = tokio::spawn(expire_leases(state.clone()));
+    let sampler = tokio::spawn(dashboard::sample_status(state.clone()));
     let graceful = {
         let state = state.clone();
         async move {
@@ -58,6 +59,7 @@ pub async fn run(
     .with_graceful_shutdown(graceful)
     .await;
     expiry.abort();
+    sampler.abort();
     let closing = state.clone();
     // Joining the writer blocks until its queue is durable.
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;

@@ -111,7 +111,7 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-fn values<T: Serialize>(examples: &[T]) -> Vec<Value> {
+pub(super) fn values<T: Serialize>(examples: &[T]) -> Vec<Value> {
     examples
         .iter()
         .filter_map(|e| serde_json::to_value(e).ok())
@@ -395,16 +395,21 @@ fn examples(name: &str) -> Option<Vec<Value>> {
                     id: UnitId(101),
                     state: UnitState::Done,
                     replicas: 2,
+                    failed_replicas: 0,
+                    retrying: false,
                     error: None,
                 },
                 UnitSummary {
                     id: UnitId(102),
                     state: UnitState::Failed,
                     replicas: 4,
+                    failed_replicas: 4,
+                    retrying: false,
                     error: Some("too many errors: 4 (at most 3 allowed); …".into()),
                 },
             ],
             total: 2,
+            next_after: Some(UnitId(102)),
         }]),
         "UnitDetail" => values(&[UnitDetail {
             id: UnitId(12),
@@ -479,7 +484,7 @@ fn examples(name: &str) -> Option<Vec<Value>> {
             ],
         }]),
         "HealthStatus" => values(&[musketeer_protocol::HealthStatus::ok()]),
-        _ => return None,
+        _ => return super::status_schemas::examples(name),
     })
 }
 
