@@ -9,6 +9,7 @@ mod bad_input;
 mod batch_wait;
 mod cli;
 mod dashboard;
+mod dashboard_views;
 mod delete;
 mod durability;
 mod ops;
