@@ -1,5 +1,5 @@
-//! The dashboard's files, compiled into the binary so that it works offline and needs nothing
-//! installed next to the server.
+//! The dashboard's files (the page, its JavaScript modules, style and icon), compiled into the
+//! binary so that it works offline and needs nothing installed next to the server.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +21,26 @@ const FILES: &[Asset] = &[
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../assets/app.js"),
+    },
+    Asset {
+        name: "core.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../assets/core.js"),
+    },
+    Asset {
+        name: "overview.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../assets/overview.js"),
+    },
+    Asset {
+        name: "hosts.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../assets/hosts.js"),
+    },
+    Asset {
+        name: "batches.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../assets/batches.js"),
     },
     Asset {
         name: "style.css",
