@@ -234,7 +234,8 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
     );
     browser.screenshot("dashboard-batches.png");
 
-    let refusal = format!("the task failed with task-error: TWSE: {NO_DATA_STAT}");
+    // The task's words as each replica reported them.
+    let refusal = format!("task-error: TWSE: {NO_DATA_STAT}");
     failures_and_retrying(
         &browser,
         &url,
