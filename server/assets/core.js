@@ -66,10 +66,11 @@ export function bytes(n) {
   return `${i === 0 ? value : value.toFixed(1)} ${units[i]}`;
 }
 
-// Credits from raw fuel, two decimals; the raw fuel shows on hover.
+// Credits from raw fuel: two decimals, or three significant digits below one credit (small
+// test tasks earn thousandths); the raw fuel shows on hover.
 export function credits(fuel) {
   const value = Number(fuel || 0) / FUEL_PER_CREDIT;
-  const text = value > 0 && value < 0.01 ? "<0.01"
+  const text = value > 0 && value < 1 ? value.toPrecision(3)
     : value.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   return `<span class="credit" title="${esc(num(fuel))} fuel">${text}</span>`;
 }
@@ -135,10 +136,11 @@ export function card(label, value, sub, id) {
 
 export function table(columns, rows, options = {}) {
   const head = columns.map((c) => {
-    if (!options.sortable) return `<th scope="col">${esc(c.label)}</th>`;
+    const align = c.num ? ' class="num"' : "";
+    if (!options.sortable) return `<th scope="col"${align}>${esc(c.label)}</th>`;
     const active = state.sort.key === c.key;
     const arrow = active ? (state.sort.dir > 0 ? " ▲" : " ▼") : "";
-    return `<th scope="col" aria-sort="${active ? (state.sort.dir > 0 ? "ascending" : "descending") : "none"}"><button type="button" class="sort" data-sort="${esc(c.key)}">${esc(c.label)}${arrow}</button></th>`;
+    return `<th scope="col"${align} aria-sort="${active ? (state.sort.dir > 0 ? "ascending" : "descending") : "none"}"><button type="button" class="sort" data-sort="${esc(c.key)}">${esc(c.label)}${arrow}</button></th>`;
   }).join("");
   const body = rows.map((r) => `<tr${r.attrs || ""}>${columns.map((c) =>
     `<td data-label="${esc(c.label)}"${c.num ? ' class="num"' : ""}><span>${r.cells[c.key] ?? ""}</span></td>`).join("")}</tr>`).join("");

@@ -48,17 +48,28 @@ function outcomesBar(results) {
 
 const SERIES = ["queued", "running", "retrying", "done", "failed"];
 const HOUR_MS = 3600000;
+// The graph spans its samples, from a minute to an hour, so that a young server's fill the width.
+const MIN_SPAN_MS = 60000;
+
+function minutes(ms) {
+  return ms < 60000 ? `${Math.max(1, Math.round(ms / 1000))} s` : `${Math.round(ms / 60000)} min`;
+}
 
 // Units by state over the last hour, one line per state, from the server's samples.
 function stateChart(history, now) {
   const w = 600, h = 140;
-  const start = now - HOUR_MS;
-  const samples = history.filter((s) => s.at_ms >= start);
+  const samples = history.filter((s) => s.at_ms >= now - HOUR_MS);
+  const span = Math.min(HOUR_MS, Math.max(MIN_SPAN_MS, now - (samples.length ? samples[0].at_ms : now)));
+  const start = now - span;
   const max = Math.max(1, ...samples.flatMap((s) => SERIES.map((k) => s[k])));
-  const x = (at) => (((at - start) / HOUR_MS) * w).toFixed(1);
+  const x = (at) => (((at - start) / span) * w).toFixed(1);
   const y = (n) => (h - 2 - (n / max) * (h - 4)).toFixed(1);
   const lines = SERIES.map((k) => {
-    const points = samples.map((s) => `${x(s.at_ms)},${y(s[k])}`).join(" ");
+    // Steps: a count holds until the next sample shows it changed.
+    const points = samples.map((s, i) => {
+      const step = i > 0 ? `${x(s.at_ms)},${y(samples[i - 1][k])} ` : "";
+      return `${step}${x(s.at_ms)},${y(s[k])}`;
+    }).join(" ");
     const last = samples[samples.length - 1];
     // A single sample is a dot; more are a line.
     const mark = samples.length === 1
@@ -73,7 +84,7 @@ function stateChart(history, now) {
     <svg id="state-chart" class="chart-svg" data-samples="${samples.length}" viewBox="0 0 ${w} ${h}" role="img"
       aria-label="Units by state over the last hour" preserveAspectRatio="none">
     <line class="axis" x1="0" y1="${h}" x2="${w}" y2="${h}"/>${lines}</svg>
-    <div class="chart-axis"><span>−60 min</span><span>now</span></div>
+    <div class="chart-axis"><span>−${minutes(span)}</span><span>now</span></div>
     <ul class="legend" id="state-legend">${legend}</ul></div>`;
 }
 
@@ -127,7 +138,7 @@ export async function statusPage() {
       },
     })), { id: "app-status" });
   const windowMs = status.hosts.reduce((m, h) => Math.max(m, h.window_ms), 0);
-  const span = windowMs > 0 ? `over the last ${Math.max(1, Math.round(windowMs / 60000))} min` : "from the next sample on";
+  const span = windowMs > 0 ? `over the last ${minutes(windowMs)}` : "from the next sample on";
   const hosts = status.hosts.length === 0 ? empty("No hosts yet", "No volunteer has joined.")
     : table([
       { key: "name", label: "Host" }, { key: "status", label: "Status" },
