@@ -166,7 +166,13 @@ window.addEventListener("hashchange", () => {
 updateSession();
 loadProject();
 refresh();
+// Polling skips a view whose filter is being chosen: replacing it would close the open list.
+function choosing() {
+  const active = document.activeElement;
+  return active && active.tagName === "SELECT" && view.contains(active);
+}
+
 setInterval(() => {
-  if (!document.hidden) refresh();
+  if (!document.hidden && !choosing()) refresh();
   if (!state.project) loadProject();
 }, POLL_MS);

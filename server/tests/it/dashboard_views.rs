@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use crate::support::{Api, Project, assert_error};
 
-/// A quorum-1 batch of two units whose first replica of unit 1 reports a task error: unit 1 is
+/// A quorum-1 batch of two units whose first replica of unit 1 reports a client error (the
+/// host's fault, so the unit is tried again, unlike a task error, which is its result): it is
 /// queued again (retrying). Returns the batch id and the failed result id.
 async fn with_a_retry(api: &Api, project: &Project) -> (u64, Value) {
     api.publish(project, "demo", "1.0.0", b"m").await;
@@ -17,7 +18,7 @@ async fn with_a_retry(api: &Api, project: &Project) -> (u64, Value) {
     let leased = api.fetch(&host, 1).await;
     let result_id = leased[0]["result_id"].clone();
     let body = json!({"results": [{"result_id": result_id, "outcome": {
-        "status": "error", "kind": "task-error", "message": "no data\u{1b}[2J <b>"}}]});
+        "status": "error", "kind": "client-error", "message": "no data\u{1b}[2J <b>"}}]});
     let (status, ack) = api.post("/api/v1/work/report", Some(&host), body).await;
     assert_eq!(status, StatusCode::OK, "{ack}");
     (batch, result_id)
