@@ -117,8 +117,11 @@ export async function overview() {
   return html;
 }
 
+// Rates per hour only from a window of a minute or more: seconds would extrapolate wildly.
+const MIN_RATE_WINDOW_MS = 60000;
+
 function perHour(n, windowMs) {
-  return windowMs > 0 ? (n * HOUR_MS) / windowMs : NaN;
+  return windowMs >= MIN_RATE_WINDOW_MS ? (n * HOUR_MS) / windowMs : NaN;
 }
 
 export async function statusPage() {
@@ -153,7 +156,7 @@ export async function statusPage() {
           status: h.online ? badge("online") : badge("offline"),
           results: num(h.results), rate: isFinite(rate) ? rate.toFixed(1) : "–",
           credit: credits(h.credit_fuel),
-          credit_rate: h.window_ms > 0 ? credits(perHour(h.credit_fuel, h.window_ms)) : "–",
+          credit_rate: isFinite(rate) ? credits(perHour(h.credit_fuel, h.window_ms)) : "–",
         },
       };
     }), { id: "host-rates" });

@@ -16,32 +16,23 @@ struct Asset {
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 
+/// A JavaScript module of `server/assets/`.
+macro_rules! script {
+    ($name:literal) => {
+        Asset {
+            name: $name,
+            content_type: "text/javascript; charset=utf-8",
+            body: include_str!(concat!("../../assets/", $name)),
+        }
+    };
+}
+
 const FILES: &[Asset] = &[
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../assets/app.js"),
-    },
-    Asset {
-        name: "core.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../assets/core.js"),
-    },
-    Asset {
-        name: "overview.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../assets/overview.js"),
-    },
-    Asset {
-        name: "hosts.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../assets/hosts.js"),
-    },
-    Asset {
-        name: "batches.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../assets/batches.js"),
-    },
+    script!("app.js"),
+    script!("core.js"),
+    script!("overview.js"),
+    script!("hosts.js"),
+    script!("batches.js"),
     Asset {
         name: "style.css",
         content_type: "text/css; charset=utf-8",

@@ -54,14 +54,8 @@ async fn failures_fill_while_a_unit_is_retried_and_only_for_its_owner() {
     assert_eq!(units["units"][0]["failed_replicas"], 1);
 
     // Another researcher sees none of it; naming the batch looks like asking for an absent one.
-    let (_, other) = api
-        .post(
-            "/api/v1/tokens",
-            Some(&project.admin),
-            json!({"role": "researcher"}),
-        )
-        .await;
-    let other = other["token"].as_str();
+    let other = api.create_token(&project.admin, "researcher").await;
+    let other = Some(other.as_str());
     let (status, none) = api.get("/api/v1/failures", other).await;
     assert_eq!((status, none["total"].as_u64()), (StatusCode::OK, Some(0)));
     assert_error(
