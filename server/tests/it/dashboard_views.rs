@@ -111,3 +111,17 @@ async fn status_counts_units_by_app_and_host_results() {
     assert_eq!(history.last().unwrap()["retrying"], 1, "{body}");
     assert_eq!(body["hosts"][0]["name"], "a");
 }
+
+#[tokio::test]
+async fn a_token_in_the_query_string_signs_nobody_in() {
+    let project = Project::new();
+    let api = Api::new(&project);
+    for path in ["/api/v1/batches", "/api/v1/failures", "/api/v1/status"] {
+        assert_error(
+            &api.get(&format!("{path}?token={}", project.admin), None)
+                .await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
+    }
+}
