@@ -1,5 +1,6 @@
 //! Dashboard detail views: a host with its recent replicas, a batch's units, a unit with its
-//! replicas. The views themselves are built in `domain::views`.
+//! replicas, the failures view and the server status. The views themselves are built in
+//! `domain::views`.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,6 +10,7 @@ use musketeer_protocol::{
 };
 use serde::Deserialize;
 
+use super::batches::can_see;
 use super::error::ApiError;
 use super::extract::{Caller, PathParam, QueryParam};
 use crate::domain::tokens::TokenRecord;
@@ -20,8 +22,8 @@ use crate::state::AppState;
 /// Replicas shown on a host page.
 const HOST_RECENT: usize = 50;
 /// Default and largest page of a unit or failure list.
-const DEFAULT_UNITS: usize = 100;
-const MAX_UNITS: usize = 1000;
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
 
 /// `GET /api/v1/hosts/{id}`: dashboard view.
 pub async fn host(
@@ -107,7 +109,7 @@ pub async fn failures(
         limit,
     };
     Ok(Json(failures::failures(&world, query, |b| {
-        user.role == Role::Admin || b.owner == user.id
+        can_see(user, b)
     })))
 }
 
@@ -126,12 +128,12 @@ pub async fn server_status(
     Ok(Json(history.status(&world, AppState::now_ms())))
 }
 
-/// The page size asked for, [`DEFAULT_UNITS`] if none; at most [`MAX_UNITS`].
+/// The page size asked for, [`DEFAULT_PAGE`] if none; at most [`MAX_PAGE`].
 fn page_limit(asked: Option<usize>) -> Result<usize, ApiError> {
-    let limit = asked.unwrap_or(DEFAULT_UNITS);
-    if limit > MAX_UNITS {
+    let limit = asked.unwrap_or(DEFAULT_PAGE);
+    if limit > MAX_PAGE {
         return Err(ApiError::invalid(format!(
-            "limit must be at most {MAX_UNITS}"
+            "limit must be at most {MAX_PAGE}"
         )));
     }
     Ok(limit)
@@ -140,7 +142,7 @@ fn page_limit(asked: Option<usize>) -> Result<usize, ApiError> {
 /// Others' batches look absent, as in the batch endpoints.
 fn check_batch(world: &World, user: &TokenRecord, id: BatchId) -> Result<(), ApiError> {
     match world.batch(id) {
-        Some(b) if user.role == Role::Admin || b.owner == user.id => Ok(()),
+        Some(b) if can_see(user, b) => Ok(()),
         _ => Err(no_batch(id)),
     }
 }
