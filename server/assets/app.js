@@ -3,7 +3,7 @@
 // refreshes, signs in and out, and handles clicks; the views live in the other modules.
 
 import {
-  ApiError, TOKEN_KEY, api, empty, esc, location_, needsToken, state, token, withParams,
+  ApiError, TOKEN_KEY, api, empty, esc, currentRoute, needsToken, state, token, withParams,
 } from "./core.js";
 import { overview, statusPage } from "./overview.js";
 import { apps, hostPage, hosts } from "./hosts.js";
@@ -13,7 +13,7 @@ const POLL_MS = 2000;
 const view = document.getElementById("view");
 
 function route() {
-  const { parts } = location_();
+  const { parts } = currentRoute();
   switch (parts[0]) {
     case "hosts": return { nav: "hosts", render: hosts };
     case "host": return { nav: "hosts", render: () => hostPage(parts[1]) };

@@ -3,7 +3,7 @@
 
 import {
   ago, api, badge, bytes, duration, empty, esc, fetchBlob, filter, hostLink, loadHostNames,
-  location_, num, orSignIn, pager, state, table, unitBadge, when,
+  currentRoute, num, orSignIn, pager, state, table, unitBadge, when,
 } from "./core.js";
 import { replicaColumns, replicaRows } from "./hosts.js";
 
@@ -146,7 +146,7 @@ const UNIT_STATES = [["", "All states"], ["queued", "Queued"], ["running", "Runn
 
 export function batchPage(id) {
   return orSignIn("Batches", "", async () => {
-    const { params } = location_();
+    const { params } = currentRoute();
     const unitQuery = new URLSearchParams({ limit: String(PAGE) });
     for (const k of ["state", "after", "limit"]) if (params.get(k)) unitQuery.set(k, params.get(k));
     const base = `/api/v1/batches/${encodeURIComponent(id)}`;
@@ -207,7 +207,7 @@ const FAILURE_STATES = [["", "Any unit"], ["retrying", "Unit retrying"], ["faile
 // happen: a unit may still be retrying, long before it counts as failed.
 export function failuresPage() {
   return orSignIn("Failures", "<h1>Failures</h1>", async () => {
-    const { params } = location_();
+    const { params } = currentRoute();
     const query = new URLSearchParams({ limit: String(PAGE) });
     for (const k of ["batch", "state", "after", "limit"]) if (params.get(k)) query.set(k, params.get(k));
     const [list, batchList] = await Promise.all([

@@ -6,9 +6,10 @@ export const TOKEN_KEY = "musketeer.token";
 const FUEL_PER_CREDIT = 1e9;
 
 // What survives a re-render: table sort, the batch awaiting cancel confirmation, the last
-// download's note, host names by id.
+// download's note, host names by id, the project, and whether a refresh runs or is due again.
 export const state = {
   sort: { key: "name", dir: 1 }, confirmCancel: null, downloadNote: null, hostNames: {},
+  project: null, busy: false, again: false,
 };
 
 export function esc(value) {
@@ -149,14 +150,14 @@ export function table(columns, rows, options = {}) {
 }
 
 // The current view's path and query: `#/batch/3?state=failed` gives ["batch", "3"] and its params.
-export function location_() {
+export function currentRoute() {
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
   return { parts: path.split("/"), params: new URLSearchParams(query || "") };
 }
 
 // The hash of this view with `changes` applied to its query (null removes a key).
 export function withParams(changes) {
-  const { parts, params } = location_();
+  const { parts, params } = currentRoute();
   for (const [k, v] of Object.entries(changes)) {
     if (v === null || v === "") params.delete(k); else params.set(k, v);
   }
@@ -174,7 +175,7 @@ export function filter(id, label, key, options, current) {
 
 // "N of TOTAL" with links to the first and next pages (cursor paging: `after`).
 export function pager(shown, total, nextAfter, what) {
-  const { params } = location_();
+  const { params } = currentRoute();
   const paged = params.has("after");
   const first = paged ? `<a href="${esc(withParams({ after: null }))}" data-page="first">First page</a>` : "";
   const next = nextAfter != null

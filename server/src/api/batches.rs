@@ -291,6 +291,7 @@ fn units(
     (start..end.min(start + CHUNK)).filter_map(|id| world.unit(UnitId(id)))
 }
 
+/// Whether `user` may see `batch`: its owner, or an admin.
 pub(super) fn can_see(user: &TokenRecord, batch: &Batch) -> bool {
     user.role == Role::Admin || batch.owner == user.id
 }
