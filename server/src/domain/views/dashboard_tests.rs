@@ -3,7 +3,7 @@
 use musketeer_protocol::{ResultId, UnitState};
 
 use super::failures::{FailureQuery, failures};
-use super::status::{StatusHistory, app_status};
+use super::status::{StatusHistory, snapshot};
 use super::tests::{busy_world, error};
 use super::*;
 
@@ -135,7 +135,7 @@ fn status_counts_units_by_app_and_hosts_results_since_the_oldest_sample() {
     history.record(&world, 1_000);
     with_a_retry(&mut world);
 
-    let apps = app_status(&world);
+    let (apps, now) = snapshot(&world, 50);
     assert_eq!(apps.len(), 1);
     let demo = &apps[0];
     let counts = world.stats(0).units;
@@ -144,6 +144,10 @@ fn status_counts_units_by_app_and_hosts_results_since_the_oldest_sample() {
         (counts.queued, counts.running, counts.done, counts.failed)
     );
     assert_eq!(demo.retrying, 1);
+    assert_eq!(
+        (now.queued, now.running, now.retrying, now.done, now.failed),
+        (counts.queued, counts.running, 1, counts.done, counts.failed)
+    );
 
     let status = history.status(&world, 61_000);
     let samples: Vec<_> = status

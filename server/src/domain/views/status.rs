@@ -30,8 +30,9 @@ fn retrying_units(world: &World, batch: &Batch) -> u64 {
         .count() as u64
 }
 
-/// Units by app and state, apps in name order.
-pub fn app_status(world: &World) -> Vec<AppStatus> {
+/// Units by app and state (apps in name order) and by state overall at `now_ms`, from one look
+/// at the active batches' units (the only ones that can be retrying).
+pub fn snapshot(world: &World, now_ms: u64) -> (Vec<AppStatus>, StateSample) {
     let mut apps: BTreeMap<&str, AppStatus> = BTreeMap::new();
     for batch in world.batches() {
         let entry = apps.entry(&batch.app).or_insert_with(|| AppStatus {
@@ -46,20 +47,16 @@ pub fn app_status(world: &World) -> Vec<AppStatus> {
         entry.cancelled += c.cancelled;
         entry.retrying += retrying_units(world, batch);
     }
-    apps.into_values().collect()
-}
-
-/// Units by state now.
-pub fn sample(world: &World, now_ms: u64) -> StateSample {
-    let counts = world.stats(now_ms).units;
-    StateSample {
+    let apps: Vec<AppStatus> = apps.into_values().collect();
+    let sample = StateSample {
         at_ms: now_ms,
-        queued: counts.queued,
-        running: counts.running,
-        retrying: world.batches().map(|b| retrying_units(world, b)).sum(),
-        done: counts.done,
-        failed: counts.failed,
-    }
+        queued: apps.iter().map(|a| a.unsent).sum(),
+        running: apps.iter().map(|a| a.in_progress).sum(),
+        retrying: apps.iter().map(|a| a.retrying).sum(),
+        done: apps.iter().map(|a| a.done).sum(),
+        failed: apps.iter().map(|a| a.failed).sum(),
+    };
+    (apps, sample)
 }
 
 /// Each host's running totals at one moment: (results returned, fuel of validated results).
@@ -94,7 +91,7 @@ const MARK_EVERY_MS: u64 = 60 * 1000;
 impl StatusHistory {
     /// Record the world as it is at `now_ms`, forgetting what is older than [`WINDOW_MS`].
     pub fn record(&mut self, world: &World, now_ms: u64) {
-        self.samples.push_back(sample(world, now_ms));
+        self.samples.push_back(snapshot(world, now_ms).1);
         let due = self
             .marks
             .back()
@@ -120,7 +117,8 @@ impl StatusHistory {
             .filter(|s| s.at_ms < now_ms)
             .copied()
             .collect();
-        history.push(sample(world, now_ms));
+        let (apps, now) = snapshot(world, now_ms);
+        history.push(now);
         let since = self.marks.front();
         let window_ms = since.map_or(0, |m| now_ms.saturating_sub(m.at_ms));
         let mut hosts: Vec<HostRate> = world
@@ -142,7 +140,7 @@ impl StatusHistory {
         hosts.sort_unstable_by_key(|h| h.id);
         ServerStatus {
             now_ms,
-            apps: app_status(world),
+            apps,
             hosts,
             history,
         }
