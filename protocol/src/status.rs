@@ -151,7 +151,7 @@ pub struct ServerStatus {
     pub apps: Vec<AppStatus>,
     /// Every host's pace, in id order.
     pub hosts: Vec<HostRate>,
-    /// Units by state over the last hour, oldest first; the last sample is now.
+    /// Units by state over the last hour, oldest first; the last sample is at most 2 s old.
     pub history: Vec<StateSample>,
 }
 

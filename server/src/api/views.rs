@@ -121,7 +121,7 @@ pub async fn server_status(
 ) -> Result<Json<ServerStatus>, ApiError> {
     caller.viewer(state.options.public_dashboard)?;
     let world = state.world();
-    let history = state
+    let mut history = state
         .status_history
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -166,3 +166,23 @@ fn status_counts_units_by_app_and_hosts_results_since_the_oldest_sample() {
     let later = history.status(&world, 2_000 + status::WINDOW_MS);
     assert!(later.history.iter().all(|s| s.at_ms > 1_000), "{later:?}");
 }
+
+#[test]
+fn a_fresh_snapshot_answers_status_requests_until_it_is_stale() {
+    let (mut world, _, _) = busy_world();
+    let mut history = StatusHistory::default();
+    let first = history.status(&world, 10_000);
+    with_a_retry(&mut world);
+    let cached = history.status(&world, 10_000 + status::FRESH_MS - 1);
+    assert_eq!(
+        cached.history, first.history,
+        "within FRESH_MS: the same look"
+    );
+    assert_eq!(cached.apps[0].retrying, 0);
+    let fresh = history.status(&world, 10_000 + status::FRESH_MS);
+    assert_eq!(fresh.apps[0].retrying, 1);
+    assert_eq!(
+        fresh.history.last().map(|s| s.at_ms),
+        Some(10_000 + status::FRESH_MS)
+    );
+}
