@@ -71,6 +71,12 @@ pub struct UnitSummary {
     pub state: UnitState,
     /// Replicas created so far.
     pub replicas: u32,
+    /// Replicas that ended without output: error reports, missed deadlines, lost leases.
+    #[serde(default)]
+    pub failed_replicas: u32,
+    /// Still active after a failed replica: queued again or running a replacement.
+    #[serde(default)]
+    pub retrying: bool,
     /// Why it failed or was cancelled.
     pub error: Option<String>,
 }
@@ -83,6 +89,9 @@ pub struct UnitList {
     pub units: Vec<UnitSummary>,
     /// How many units matched in all.
     pub total: u64,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<UnitId>,
 }
 
 /// `GET /api/v1/units/{id}` answer: one unit with every replica.

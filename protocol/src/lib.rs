@@ -46,6 +46,7 @@ pub mod paths;
 mod project;
 pub mod quantity;
 mod stats;
+mod status;
 mod tokens;
 mod work;
 
@@ -68,6 +69,10 @@ pub use limits::{InputLimitError, check_input};
 pub use ops::HealthStatus;
 pub use project::{ProjectInfo, RegistrationPolicy, TrustedKey};
 pub use stats::{ResultCounts, Stats};
+pub use status::{
+    AppStatus, FUEL_PER_CREDIT, FailureList, FailureView, HostRate, ServerStatus, StateSample,
+    UnitFilter, credits_text,
+};
 pub use tokens::{CreateTokenRequest, CreateTokenResponse, Role, TokenInfo, TokenList};
 pub use work::{
     Assignment, ErrorKind, FetchRequest, FetchResponse, Limits, Outcome, ReportAck, ReportRequest,

@@ -237,15 +237,7 @@ mod tests {
         assert_eq!(parse_retention_ms("30d"), Ok(30 * 86_400_000));
         assert_eq!(parse_retention_ms("2s"), Ok(2000));
         assert_eq!(parse_retention_ms("1.5h"), Ok(5_400_000));
-        for bad in [
-            "",
-            "d",
-            "0s",
-            "5",
-            "5y",
-            "-1d",
-            "99999999999999999d",
-        ] {
+        for bad in ["", "d", "0s", "5", "5y", "-1d", "99999999999999999d"] {
             assert!(parse_retention_ms(bad).is_err(), "{bad}");
         }
     }

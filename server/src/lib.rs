@@ -83,6 +83,7 @@ async fn serve_until<Served: Future<Output = std::io::Result<()>>>(
         .options
         .retain_finished_ms
         .map(|retain_ms| tokio::spawn(retain_finished(state.clone(), retain_ms)));
+    let sampler = tokio::spawn(dashboard::sample_status(state.clone()));
     let graceful = {
         let state = state.clone();
         Box::pin(async move {
@@ -96,6 +97,7 @@ async fn serve_until<Served: Future<Output = std::io::Result<()>>>(
     if let Some(retention) = retention {
         retention.abort();
     }
+    sampler.abort();
     let closing = state.clone();
     // Joining the writer blocks until its queue is durable.
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;

@@ -11,6 +11,7 @@ use crate::domain::placement::NetworkRule;
 use crate::domain::ratelimit::RateLimiter;
 use crate::domain::reputation::Policy;
 use crate::domain::tokens::TokenTable;
+use crate::domain::views::status::StatusHistory;
 use crate::domain::world::World;
 use crate::store::{
     ProjectConfig, Store, StoreError, UnitRows, Write, Writer, done_per_minute_write, encode,
@@ -103,6 +104,8 @@ pub struct Inner {
     pub options: ServeOptions,
     /// Host registration limiter.
     pub register_limiter: Mutex<RateLimiter>,
+    /// Unit states and host totals of the last hour, for the dashboard's status page.
+    pub status_history: Mutex<StatusHistory>,
 }
 
 impl std::ops::Deref for AppState {
@@ -203,6 +206,7 @@ impl AppState {
             shutdown: watch::channel(false).0,
             options,
             register_limiter,
+            status_history: Mutex::default(),
         })))
     }
 

@@ -31,7 +31,7 @@ pub fn pause(args: &PauseArgs) -> anyhow::Result<()> {
                 musketeer_protocol::quantity::PlainDuration::Seconds,
             )
             .map(|duration| duration.as_secs().max(1))
-                .context("--for takes a duration such as 90s, 30m or 1h")
+            .context("--for takes a duration such as 90s, 30m or 1h")
         })
         .transpose()?;
     let dir = data_dir(&args.client)?;

@@ -413,7 +413,8 @@ fn units(
     (start..end.min(start + CHUNK)).filter_map(|id| world.unit(UnitId(id)))
 }
 
-fn can_see(user: &TokenRecord, batch: &Batch) -> bool {
+/// Whether `user` may see `batch`: its owner, or an admin.
+pub(super) fn can_see(user: &TokenRecord, batch: &Batch) -> bool {
     user.role == Role::Admin || batch.owner == user.id
 }
 

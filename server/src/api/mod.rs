@@ -70,6 +70,8 @@ pub fn app(state: AppState) -> Router {
         .route(paths::HOST_UNBAN, post(hosts::unban))
         .route(paths::UNIT, get(views::unit))
         .route(paths::BATCH_UNITS, get(views::batch_units))
+        .route(paths::FAILURES, get(views::failures))
+        .route(paths::SERVER_STATUS, get(views::server_status))
         .route(paths::ADMIN_BACKUP, get(backup::download))
         .route(paths::HEALTHZ, get(health::live))
         .route(paths::READYZ, get(health::ready))

@@ -6,10 +6,11 @@
 use axum::Json;
 use musketeer_protocol::{
     ApiErrorBody, AppList, BanRequest, BatchList, BatchStatus, BatchStatusQuery,
-    CreateTokenRequest, CreateTokenResponse, DeleteBatchResponse, FetchRequest, FetchResponse,
-    HealthStatus, HostDetail, HostList, HostSummary, ProjectInfo, PublishRequest, PublishResponse,
-    RegisterHostRequest, RegisterHostResponse, ReportRequest, ReportResponse, Stats,
-    SubmitBatchRequest, SubmitBatchResponse, TokenList, UnitDetail, UnitList, paths,
+    CreateTokenRequest, CreateTokenResponse, DeleteBatchResponse, FailureList, FetchRequest,
+    FetchResponse, HealthStatus, HostDetail, HostList, HostSummary, ProjectInfo, PublishRequest,
+    PublishResponse, RegisterHostRequest, RegisterHostResponse, ReportRequest, ReportResponse,
+    ServerStatus, Stats, SubmitBatchRequest, SubmitBatchResponse, TokenList, UnitDetail, UnitList,
+    paths,
 };
 use musketeer_signing_keys::RotationStatement;
 use utoipa::openapi::path::{
@@ -25,7 +26,7 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 use self::Access::{Host, HostOrViewer, Public, Roles, Viewer};
 use self::Success::{Body, Empty, Media};
 use crate::api::batches::ResultsQuery;
-use crate::api::views::UnitsQuery;
+use crate::api::views::{FailuresQuery, UnitsQuery};
 use crate::dashboard::{ASSET, INDEX};
 
 /// Who may call an endpoint.
@@ -236,10 +237,19 @@ pub const ROUTES: &[Route] = &[
         "GET",
         paths::BATCH_UNITS,
         Roles("researcher, admin"),
-        "A batch's units, ?state=failed&limit=100 (owner or admin)",
+        "A batch's units, ?state=retrying&after=UNIT&limit=100 (owner or admin)",
         None,
         200,
         Body(json::<UnitList>),
+    ),
+    route(
+        "GET",
+        paths::FAILURES,
+        Roles("researcher, admin"),
+        "Failed replicas of the caller's batches, ?batch=&state=&after=UNIT.N&limit=",
+        None,
+        200,
+        Body(json::<FailureList>),
     ),
     route(
         "GET",
@@ -303,6 +313,15 @@ pub const ROUTES: &[Route] = &[
         None,
         200,
         Body(json::<Stats>),
+    ),
+    route(
+        "GET",
+        paths::SERVER_STATUS,
+        Viewer,
+        "Units by app and state, hosts' rates, unit states over the last hour",
+        None,
+        200,
+        Body(json::<ServerStatus>),
     ),
     route(
         "GET",
@@ -401,6 +420,7 @@ pub const QUERIES: &[(&str, &str, QueryParams)] = &[
     ("GET", paths::BATCH, query::<BatchStatusQuery>),
     ("GET", paths::BATCH_RESULTS, query::<ResultsQuery>),
     ("GET", paths::BATCH_UNITS, query::<UnitsQuery>),
+    ("GET", paths::FAILURES, query::<FailuresQuery>),
 ];
 
 /// `GET /api/v1/openapi.json`.

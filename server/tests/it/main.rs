@@ -10,6 +10,7 @@ mod bad_input;
 mod batch_wait;
 mod cli;
 mod dashboard;
+mod dashboard_views;
 mod delete;
 mod durability;
 mod openapi;

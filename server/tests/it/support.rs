@@ -269,6 +269,15 @@ impl Api {
         body
     }
 
+    /// A new user token with `role`, created by `admin`.
+    pub async fn create_token(&self, admin: &str, role: &str) -> String {
+        let (status, body) = self
+            .post("/api/v1/tokens", Some(admin), json!({"role": role}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
     /// Report one success; the ack status.
     pub async fn report_success(&self, host: &str, result_id: &Value, output: &[u8]) -> String {
         let body = json!({"results": [{"result_id": result_id, "outcome": {"status": "success", "output": base64_encode(output), "fuel_consumed": 7, "wall_ms": 1}}]});
