@@ -49,6 +49,7 @@ pub async fn host(
 pub struct UnitsQuery {
     #[param(inline)]
     state: Option<UnitFilter>,
+    #[param(inline)]
     after: Option<UnitId>,
     limit: Option<usize>,
 }
@@ -87,9 +88,11 @@ pub async fn unit(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct FailuresQuery {
+    #[param(inline)]
     batch: Option<BatchId>,
     #[param(inline)]
     state: Option<UnitFilter>,
+    #[param(inline)]
     after: Option<ResultId>,
     limit: Option<usize>,
 }

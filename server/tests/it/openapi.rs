@@ -310,9 +310,16 @@ async fn query_parameters_come_from_the_types_the_handlers_parse() {
         params.iter().map(|(name, _)| name.clone()).collect()
     };
     assert_eq!(names(&query("get", paths::BATCH)), ["wait_ms", "after"]);
-    assert_eq!(names(&query("get", paths::BATCH_UNITS)), ["state", "limit"]);
+    assert_eq!(
+        names(&query("get", paths::BATCH_UNITS)),
+        ["state", "after", "limit"]
+    );
+    assert_eq!(
+        names(&query("get", paths::FAILURES)),
+        ["batch", "state", "after", "limit"]
+    );
     let results = query("get", paths::BATCH_RESULTS);
-    assert_eq!(names(&results), ["format"]);
+    assert_eq!(names(&results), ["format", "after", "wait_ms"]);
     let format = &results[0].1;
     assert_eq!(misfit(&document, format, &json!("csv"), "format"), None);
     assert!(misfit(&document, format, &json!("xml"), "format").is_some());
