@@ -228,6 +228,13 @@ fn count_done(results: &Path, expected: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Where a child's log goes: the server logs at its default level (info), as an operator runs
+/// it, but not onto the bench's table.
+fn log_file(dir: &Path, name: &str) -> Result<std::fs::File, String> {
+    let path = dir.join(format!("{name}.log"));
+    std::fs::File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))
+}
+
 fn start(tools: &Tools, volunteers: u32, slots: u32) -> Result<Cluster, String> {
     let work = TempDir::create("bench-peer")?;
     let dir = work.path().to_path_buf();
@@ -257,7 +264,9 @@ fn start(tools: &Tools, volunteers: u32, slots: u32) -> Result<Cluster, String> 
     let publisher = token("publisher")?;
 
     let mut serve = Command::new(&tools.server);
-    serve.args(["serve", "--data-dir", &s(&data), "--listen", "127.0.0.1:0"]);
+    serve
+        .args(["serve", "--data-dir", &s(&data), "--listen", "127.0.0.1:0"])
+        .stderr(log_file(&dir, "server")?);
     let mut server = Child::spawn(serve, "server", false)?;
     let url = server
         .wait_line(|line| line.contains("listening on"))?
@@ -304,7 +313,8 @@ fn start(tools: &Tools, volunteers: u32, slots: u32) -> Result<Cluster, String> 
         let name = format!("volunteer-{index}");
         let mut join = Command::new(&tools.musketeer);
         join.args(["join", &url, "--slots", &slots_each, "--name", &name])
-            .args(["--data-dir", &s(&dir.join(&name))]);
+            .args(["--data-dir", &s(&dir.join(&name))])
+            .stderr(log_file(&dir, &name)?);
         let mut child = Child::spawn(join, &name, false)?;
         child.wait_line(|line| line.contains("waiting for work"))?;
         joined.push(child);
