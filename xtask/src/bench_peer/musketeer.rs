@@ -31,6 +31,9 @@ pub struct MusketeerRun {
     pub client_cpu_ms_per_unit: f64,
 }
 
+/// The server's `--max-daily-quota`: far above what one volunteer runs in a bench run.
+const MAX_DAILY_QUOTA: &str = "100000000";
+
 /// Units of the untimed warm-up batch (the volunteers download and compile the module).
 const WARMUP_UNITS: usize = 200;
 
@@ -266,6 +269,9 @@ fn start(tools: &Tools, volunteers: u32, slots: u32) -> Result<Cluster, String> 
     let mut serve = Command::new(&tools.server);
     serve
         .args(["serve", "--data-dir", &s(&data), "--listen", "127.0.0.1:0"])
+        // A trusted cluster's setting: the default daily quota (10,000 results per host, a
+        // bound on what an untrusted host can waste) would stop one volunteer mid-batch.
+        .args(["--max-daily-quota", MAX_DAILY_QUOTA])
         .stderr(log_file(&dir, "server")?);
     let mut server = Child::spawn(serve, "server", false)?;
     let url = server
