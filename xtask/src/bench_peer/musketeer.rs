@@ -4,8 +4,8 @@
 //! round trips through the CLI, and the same through the HTTP API on one kept-alive connection.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use super::{cpu, http, percentile_ms};
 use crate::demo::{Child, TempDir, output, output_env, s};
@@ -33,6 +33,9 @@ pub struct MusketeerRun {
 
 /// The server's `--max-daily-quota`: far above what one volunteer runs in a bench run.
 const MAX_DAILY_QUOTA: &str = "100000000";
+
+/// Longest a batch may take before the bench gives up (a stuck cluster must not hang it).
+const BATCH_DEADLINE: Duration = Duration::from_secs(600);
 
 /// Units of the untimed warm-up batch (the volunteers download and compile the module).
 const WARMUP_UNITS: usize = 200;
@@ -87,14 +90,15 @@ fn measure(
         Ok(path)
     };
     let submit_wait = |inputs: &Path, results: &Path| -> Result<(), String> {
-        let status = Command::new(&tools.musketeer)
+        let mut submit = Command::new(&tools.musketeer)
             .args(["submit", "--server", &cluster.url, "--app", "noop"])
             .args(["--inputs", &s(inputs), "--wait", "--output", &s(results)])
             .env("MUSKETEER_TOKEN", &cluster.researcher)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
+            .spawn()
             .map_err(|e| format!("cannot run musketeer submit: {e}"))?;
+        let status = wait_with_deadline(&mut submit, BATCH_DEADLINE)?;
         if !status.success() {
             return Err(format!(
                 "`musketeer submit --wait` of {} failed ({status})",
@@ -165,6 +169,32 @@ fn measure(
         system_cpu_ms_per_unit: per_unit(system_ticks),
         client_cpu_ms_per_unit: per_unit(client_ticks),
     })
+}
+
+/// Waits for `child` to exit, killing it when `limit` passes first.
+fn wait_with_deadline(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Result<ExitStatus, String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if Instant::now() < deadline => {
+                // Checked every 10 ms: under 0.1 % of a 10,000-unit batch's wall time.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "a batch took over {} s; the cluster's logs are in the work dir",
+                    limit.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("cannot wait for musketeer submit: {e}")),
+        }
+    }
 }
 
 /// Submit one unit, long-poll its batch until finished, download its result and check it: the
