@@ -188,7 +188,7 @@ fn wait_with_deadline(
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
-                    "a batch took over {} s; the cluster's logs are in the work dir",
+                    "a batch took over {} s: the cluster is stuck or far too slow for this bench",
                     limit.as_secs()
                 ));
             }
