@@ -262,7 +262,7 @@ impl Report {
         );
         for row in &self.rows {
             out.push_str(&format!(
-                "{:<36} {:>12.2} {:>12.2} {:>17.2}x\n",
+                "{:<36} {:>12.3} {:>12.3} {:>17.3}x\n",
                 row.name,
                 row.musketeer,
                 row.celery,
