@@ -262,11 +262,11 @@ impl Report {
         );
         for row in &self.rows {
             out.push_str(&format!(
-                "{:<36} {:>12.3} {:>12.3} {:>17.3}x\n",
+                "{:<36} {:>12} {:>12} {:>18}\n",
                 row.name,
-                row.musketeer,
-                row.celery,
-                row.musketeer / row.celery
+                cell(row.musketeer, ""),
+                cell(row.celery, ""),
+                cell(row.musketeer / row.celery, "x")
             ));
         }
         out
@@ -287,6 +287,15 @@ impl Report {
             })
             .collect::<serde_json::Map<_, _>>()
             .into()
+    }
+}
+
+/// A figure with three decimals, or "-" when it was not measured (Celery skipped).
+fn cell(value: f64, unit: &str) -> String {
+    if value.is_finite() {
+        format!("{value:.3}{unit}")
+    } else {
+        "-".to_owned()
     }
 }
 
@@ -376,5 +385,12 @@ mod tests {
         assert_eq!(percentile_ms(&mut samples, 99.0), 198.0);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert!(median(Vec::new()).is_nan());
+    }
+
+    #[test]
+    fn unmeasured_cells_are_dashes() {
+        assert_eq!(super::cell(1.61234, "x"), "1.612x");
+        assert_eq!(super::cell(f64::NAN, "x"), "-");
+        assert_eq!(super::cell(1.0 / 0.0, ""), "-");
     }
 }
