@@ -150,7 +150,7 @@ pub fn parse_last_json_line(lines: &[String]) -> Result<CeleryRun, String> {
 mod tests {
     use super::parse_last_json_line;
 
-    /// run.sh's stdout as captured on this machine (celery 5.7.0).
+    /// A line in the shape run.sh prints (celery 5.7.0 on this machine; figures from its README).
     const CAPTURED: &str = r#"{"peer": "celery", "celery": "5.7.0", "kombu": "5.7.0", "redis_py": "8.1.0", "redis": "7.0.15", "python": "3.11.7", "workers": 2, "concurrency": 2, "n": 10000, "spin_n": 20000, "noop_submit_s": 12.34, "noop_wall_s": 15.95, "noop_tasks_per_s": 627.0, "noop_settle_ms": 5320.4, "spin_submit_s": 16.31, "spin_wall_s": 23.63, "spin_tasks_per_s": 423.1, "spin_settle_ms": 5720.0, "rtt_n": 200, "rtt_p50_ms": 2.59, "rtt_p99_ms": 6.98, "errors": 0}"#;
 
     #[test]

@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn stat_line_with_parentheses_and_spaces_in_the_name() {
-        // A real line of a Celery pool process, its name changed to hold ") (" and spaces.
+        // In /proc's layout, with a process name holding ") (" and spaces.
         let line = "4242 (celery) (pool 1) S 4240 4240 17 0 -1 4194560 2213 0 0 0 \
                     151 37 9 4 20 0 1 0 12345 49999872 6071 18446744073709551615 1 1 0 0 0 0 0 \
                     16781312 16386 0 0 0 17 1 0 0 0 0 0";
