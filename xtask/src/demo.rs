@@ -60,7 +60,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .join("release")
             .join("musketeer_task_stock_day.wasm"),
     };
-    let work = TempDir::create()?;
+    let work = TempDir::create("demo")?;
     demo(&tools, work.path())
 }
 
@@ -280,19 +280,23 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn step(text: &str) {
+pub(crate) fn step(text: &str) {
     eprintln!("==> {text}");
 }
 
-fn s(path: &Path) -> String {
+pub(crate) fn s(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn output(program: &Path, args: &[&str]) -> Result<String, String> {
+pub(crate) fn output(program: &Path, args: &[&str]) -> Result<String, String> {
     output_env(program, args, &[])
 }
 
-fn output_env(program: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<String, String> {
+pub(crate) fn output_env(
+    program: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Result<String, String> {
     let out = Command::new(program)
         .args(args)
         .envs(envs.iter().copied())
@@ -311,7 +315,7 @@ fn output_env(program: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<St
 
 /// A child process that is killed when dropped. Its stdout lines arrive on a channel (and are
 /// first-contact lines are echoed, indented, when `echo` is set).
-struct Child {
+pub(crate) struct Child {
     name: String,
     child: Option<std::process::Child>,
     lines: mpsc::Receiver<String>,
@@ -319,7 +323,7 @@ struct Child {
 }
 
 impl Child {
-    fn spawn(mut command: Command, name: &str, echo: bool) -> Result<Child, String> {
+    pub(crate) fn spawn(mut command: Command, name: &str, echo: bool) -> Result<Child, String> {
         command.stdout(Stdio::piped());
         let mut child = command
             .spawn()
@@ -347,7 +351,7 @@ impl Child {
     }
 
     /// The first line matching `wanted`, within [`START_TIMEOUT`].
-    fn wait_line(&mut self, wanted: impl Fn(&str) -> bool) -> Result<String, String> {
+    pub(crate) fn wait_line(&mut self, wanted: impl Fn(&str) -> bool) -> Result<String, String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -368,13 +372,18 @@ impl Child {
         }
     }
 
+    /// The process id, while it has not been stopped.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     fn count_lines(&mut self, needle: &str) -> usize {
         self.seen.extend(self.lines.try_iter());
         self.seen.iter().filter(|l| l.contains(needle)).count()
     }
 
     /// Asks the process to stop (SIGTERM via `kill` on unix), then kills it if it lingers.
-    fn terminate(&mut self) {
+    pub(crate) fn terminate(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -407,17 +416,18 @@ impl Drop for Child {
 }
 
 /// A temp directory removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn create() -> Result<TempDir, String> {
-        let path = std::env::temp_dir().join(format!("musketeer-demo-{}", std::process::id()));
+    /// `musketeer-{purpose}-{pid}` in the system's temp dir.
+    pub(crate) fn create(purpose: &str) -> Result<TempDir, String> {
+        let path = std::env::temp_dir().join(format!("musketeer-{purpose}-{}", std::process::id()));
         std::fs::create_dir_all(&path)
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         Ok(TempDir(path))
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }

@@ -7,7 +7,9 @@
 //! - `cargo xtask setup`: adds the pinned toolchain's missing targets and builds the task modules
 //!   (the first step of `demo` and `test`; CI runs it alone on a toolchain without targets).
 //! - `cargo xtask python`: only the Python client's checks and tests (the last step of `test`).
+//! - `cargo xtask bench-peer`: musketeer and Celery + Redis side by side (docs/benchmarks.md).
 
+mod bench_peer;
 mod cross;
 mod demo;
 mod toolchain;
@@ -23,8 +25,9 @@ fn main() -> ExitCode {
         Some("cross") => cross::run(&args[1..]),
         Some("setup") => setup(),
         Some("python") => python_tests(true),
+        Some("bench-peer") => bench_peer::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|cross|demo>");
+            eprintln!("usage: cargo xtask <test|cross|demo|setup|python|bench-peer>");
             eprintln!("  test   format check, clippy and all tests (what CI runs)");
             eprintln!("  cross  the cross-architecture test only (ARM clients under qemu-user)");
             eprintln!("  demo   the local demo: crawl 30 stocks from a local TWSE-format feed");
@@ -32,6 +35,9 @@ fn main() -> ExitCode {
                 "  setup  add the pinned toolchain's missing targets, build the task modules"
             );
             eprintln!("  python the Python client's checks and tests only (the last step of test)");
+            eprintln!(
+                "  bench-peer  musketeer and Celery + Redis side by side (docs/benchmarks.md)"
+            );
             return ExitCode::from(2);
         }
     };
