@@ -8,6 +8,7 @@ mod determinism;
 mod hostile;
 mod network_reads;
 mod peak_rss;
+mod python_task;
 mod stock_day;
 mod support;
 mod tamper;
