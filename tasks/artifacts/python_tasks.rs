@@ -70,7 +70,13 @@ fn install_componentize_py(root: &Path) -> Result<PathBuf, String> {
     }
     run(
         Command::new(bin.join("python"))
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .arg(format!("componentize-py=={COMPONENTIZE_PY_VERSION}")),
         &format!(
             "pip install componentize-py=={COMPONENTIZE_PY_VERSION} from PyPI (needs network \

@@ -28,7 +28,9 @@ fn main() -> ExitCode {
             eprintln!("  test   format check, clippy and all tests (what CI runs)");
             eprintln!("  cross  the cross-architecture test only (ARM clients under qemu-user)");
             eprintln!("  demo   the local demo: crawl 30 stocks from a local TWSE-format feed");
-            eprintln!("         (--python: with the crawler written in Python, tasks/stock-day-py)");
+            eprintln!(
+                "         (--python: with the crawler written in Python, tasks/stock-day-py)"
+            );
             eprintln!(
                 "  setup  add the pinned toolchain's missing targets, build the task modules"
             );

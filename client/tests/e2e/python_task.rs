@@ -20,7 +20,12 @@ const PYTHON_DEADLINE: Duration = Duration::from_secs(600);
 fn two_volunteers_agree_on_the_python_crawler() {
     let feed = FeedServer::start().expect("feed");
     let project = Project::start();
-    project.publish(STOCK_DAY_PY, "stock-day-py", "1.0.0", &[feed.allow_prefix()]);
+    project.publish(
+        STOCK_DAY_PY,
+        "stock-day-py",
+        "1.0.0",
+        &[feed.allow_prefix()],
+    );
     let a = project.join("python-a", 1);
     let b = project.join("python-b", 1);
     wait_idle(&a);

@@ -89,7 +89,11 @@ async fn python_crawler_gives_the_rust_crawlers_bytes_on_the_feed() {
         assert_eq!(actual, expected, "input {input}");
         compared_rows += usize::from(expected.starts_with('{'));
     }
-    assert_eq!(compared_rows, ORIGINAL_STOCK_IDS.len(), "every last day compared");
+    assert_eq!(
+        compared_rows,
+        ORIGINAL_STOCK_IDS.len(),
+        "every last day compared"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,10 +110,16 @@ async fn python_crawler_repeats_bytes_and_fuel_on_both_backends() {
     // 1104: ten fields and an ex-rights day; all days, so every parsing path runs.
     let input = json!({"stock_id": "1104", "year": 2016, "month": 5, "source": feed.base_url(), "all_days": true})
         .to_string();
-    let first = run(&cranelift, &python, &input, "unit-7").await.expect("run");
-    let again = run(&cranelift, &python, &input, "unit-7").await.expect("run");
+    let first = run(&cranelift, &python, &input, "unit-7")
+        .await
+        .expect("run");
+    let again = run(&cranelift, &python, &input, "unit-7")
+        .await
+        .expect("run");
     let interpreted = run(&pulley, &python, &input, "unit-7").await.expect("run");
-    let other_unit = run(&cranelift, &python, &input, "unit-8").await.expect("run");
+    let other_unit = run(&cranelift, &python, &input, "unit-8")
+        .await
+        .expect("run");
     assert!(first.fuel_consumed > 0);
     for other in [&again, &interpreted, &other_unit] {
         assert_eq!(first.output, other.output);
@@ -142,8 +152,8 @@ fn python_crawler_through_musketeer_run() {
     let mut sign = sign_args(STOCK_DAY_PY, "stock-day-py");
     sign.extend(["--allow-http", &allow, "--memory", "67108864"]);
     cli(&sign);
-    let input =
-        json!({"stock_id": "1218", "year": 2016, "month": 5, "source": feed.base_url()}).to_string();
+    let input = json!({"stock_id": "1218", "year": 2016, "month": 5, "source": feed.base_url()})
+        .to_string();
     let mut run = run_args(STOCK_DAY_PY, &input);
     run.push("--json");
     let report: serde_json::Value = serde_json::from_slice(&cli(&run)).expect("JSON report");
@@ -153,5 +163,8 @@ fn python_crawler_through_musketeer_run() {
         json!({"個股代號":"1218","日期":"105/05/31","成交股數":0,"成交金額":0,"開盤價":null,
                "最高價":null,"最低價":null,"收盤價":null,"漲跌價差":0.0,"成交筆數":0})
     );
-    assert!(report["fuel_consumed"].as_u64().is_some_and(|f| f > 0), "{report}");
+    assert!(
+        report["fuel_consumed"].as_u64().is_some_and(|f| f > 0),
+        "{report}"
+    );
 }

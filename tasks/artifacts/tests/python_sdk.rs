@@ -85,7 +85,10 @@ fn floats() -> Vec<f64> {
 #[test]
 fn floats_are_written_as_serde_json_writes_them() {
     let values = floats();
-    let bits: String = values.iter().map(|v| format!("{}\n", v.to_bits())).collect();
+    let bits: String = values
+        .iter()
+        .map(|v| format!("{}\n", v.to_bits()))
+        .collect();
     let written = python(
         "import struct, sys\n\
          from musketeer_task import to_json\n\
@@ -162,5 +165,28 @@ fn non_json_outputs_are_task_errors() {
         "cannot encode output as JSON: key 1 is not a string\n\
          cannot encode output as JSON: set is not a JSON type\n\
          cannot encode output as JSON: bytes is not a JSON type\n"
+    );
+}
+
+#[test]
+fn task_failures_become_the_runs_error_message() {
+    let written = python(
+        "import musketeer_task as sdk\n\
+         @sdk.task_json\n\
+         def run(request):\n    \
+             if request == 'task':\n        raise sdk.TaskError('TWSE: no data')\n    \
+             if request == 'bug':\n        return {}['missing']\n    \
+             return [request, 0.5]\n\
+         for data in (b'\"ok\"', b'\"task\"', b'\"bug\"', b'{'):\n    \
+             try:\n        print(sdk._call(data).decode())\n    \
+             except Exception as error:\n        print(sdk._error_message(error))\n",
+        "",
+    );
+    assert_eq!(
+        written,
+        "[\"ok\",0.5]\n\
+         TWSE: no data\n\
+         KeyError: 'missing'\n\
+         invalid input JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)\n"
     );
 }
