@@ -106,12 +106,7 @@ class Request:
                 if source.startswith(scheme):
                     rest = source[len(scheme) :]
                     break
-            if (
-                not rest
-                or "?" in rest
-                or "#" in rest
-                or any(c in RUST_WHITESPACE for c in rest)
-            ):
+            if not rest or "?" in rest or "#" in rest or any(c in RUST_WHITESPACE for c in rest):
                 raise TaskError(
                     f"invalid input: source {debug(source)} must be an http(s) base URL "
                     "without query or fragment"

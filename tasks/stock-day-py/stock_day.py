@@ -11,7 +11,7 @@ task quotes serde's message with its line and column.
 
 from typing import Any
 
-from musketeer_task import WitWorld, TaskError, http_get, log, progress, task_json
+from musketeer_task import TaskError, WitWorld, http_get, log, progress, task_json
 from request import Request
 from twse import parse_answer
 

@@ -13,11 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use musketeer_protocol::{
-    Backend, BatchId, BatchState, HostId, ReplicaOutcome, Replication, ResultRow,
-    SubmitBatchRequest, UnitState,
+    Backend, BatchId, HostId, ReplicaOutcome, Replication, ResultRow, SubmitBatchRequest, UnitState,
 };
 use musketeer_task_artifacts::twse::{FeedServer, ORIGINAL_STOCK_IDS};
 use musketeer_task_artifacts::{
@@ -260,7 +259,7 @@ fn one_module_gives_identical_bytes_and_fuel_on_every_architecture() {
         "stock-day-py",
         vec![json!({"stock_id": stocks[2], "year": 2016, "month": 5, "source": source})],
     );
-    wait_finished_within(&http, token, python, PYTHON_DEADLINE);
+    http.wait_finished_within(token, python, PYTHON_DEADLINE);
     let rows = http.results(token, python);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].state, UnitState::Done, "{rows:?}");
@@ -279,22 +278,6 @@ fn one_module_gives_identical_bytes_and_fuel_on_every_architecture() {
 /// Compiling the 18 MB Python module under qemu takes minutes (docs/benchmarks.md, "Python
 /// beside Rust"), longer than `support::DEADLINE`.
 const PYTHON_DEADLINE: Duration = Duration::from_secs(1800);
-
-/// Waits until the batch is no longer running, failing the test after `deadline`.
-fn wait_finished_within(http: &Http, token: &str, batch: BatchId, deadline: Duration) {
-    let started = Instant::now();
-    loop {
-        let state = http.status(token, batch).map(|s| s.state);
-        if matches!(state, Ok(s) if s != BatchState::Running) {
-            return;
-        }
-        assert!(
-            started.elapsed() < deadline,
-            "batch {batch:?} did not finish in {deadline:?}: {state:?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
 
 /// The unit's canonical result was agreed by one replica on each architecture, with equal fuel.
 fn assert_agreed_by_all_three(

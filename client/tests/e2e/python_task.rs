@@ -2,9 +2,9 @@
 //! published and run by two unchanged volunteers, each unit by both, which must agree byte for
 //! byte and fuel for fuel.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use musketeer_protocol::{BatchState, ReplicaOutcome, Replication, SubmitBatchRequest, UnitState};
+use musketeer_protocol::{ReplicaOutcome, Replication, SubmitBatchRequest, UnitState};
 use musketeer_task_artifacts::STOCK_DAY_PY;
 use musketeer_task_artifacts::twse::{FeedServer, ORIGINAL_STOCK_IDS};
 use serde_json::json;
@@ -51,18 +51,7 @@ fn two_volunteers_agree_on_the_python_crawler() {
     let http = project.http();
     let token = &project.researcher;
     let batch = http.submit(token, &request).batch_id;
-    let started = Instant::now();
-    loop {
-        let state = http.status(token, batch).map(|s| s.state);
-        if matches!(state, Ok(s) if s != BatchState::Running) {
-            break;
-        }
-        assert!(
-            started.elapsed() < PYTHON_DEADLINE,
-            "the Python batch did not finish in {PYTHON_DEADLINE:?}: {state:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    http.wait_finished_within(token, batch, PYTHON_DEADLINE);
 
     let rows = http.results(token, batch);
     assert_eq!(rows.len(), stocks.len());

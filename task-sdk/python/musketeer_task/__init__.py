@@ -16,7 +16,8 @@ Python module; this package hides its bindings, so a task is a plain function::
 The module must make ``WitWorld`` one of its names (the import above does): componentize-py
 looks the export up there. Build it with::
 
-    componentize-py -d task-sdk/wit -w task componentize -p task-sdk/python -p <dir> <module> -o task.wasm
+    componentize-py -d task-sdk/wit -w task componentize \
+        -p task-sdk/python -p <dir> <module> -o task.wasm
 
 ``task`` takes ``bytes`` and returns ``bytes``; ``task_json`` parses the input as JSON and writes
 the output exactly as the Rust SDK's ``to_json`` (serde_json) does, so a Python port of a Rust
@@ -27,7 +28,6 @@ task-level error; any other exception ends it with ``<ExceptionType>: <message>`
 from collections.abc import Callable
 from typing import Any
 
-from musketeer_task._json import JsonError, parse_json, to_json
 from musketeer_task._host import (
     HttpError,
     HttpResponse,
@@ -35,6 +35,7 @@ from musketeer_task._host import (
     log,
     progress,
 )
+from musketeer_task._json import JsonError, parse_json, to_json
 
 __all__ = [
     "HttpError",

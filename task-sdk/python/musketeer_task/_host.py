@@ -58,7 +58,7 @@ try:
     from componentize_py_types import Err
     from wit_world.imports import host as _wit
 except ImportError:  # outside the sandbox: no host, as in the Rust SDK's native build
-    _wit = None
+    _wit = None  # type: ignore[assignment]
 
 
 def http_get(url: str, headers: Sequence[tuple[str, str]] = ()) -> HttpResponse:

@@ -4,8 +4,8 @@ Python's ``json`` differs from serde_json in two ways that matter for byte-ident
 the layout of floats (Python writes ``1e-07`` and ``1e-05`` where serde_json writes ``1e-7``
 and ``0.00001``) and non-finite floats (serde_json writes ``null``). The digits are the same:
 both write the shortest that round-trip. ``tasks/artifacts/tests/python_sdk.rs`` compares the
-two on 15,000 floats. Strings escape the same characters in both (``"``, ``\\`` and controls), so the
-string encoder is Python's own.
+two on 15,000 floats. Strings escape the same characters in both (``"``, ``\\`` and
+controls), so the string encoder is Python's own.
 """
 
 import json
@@ -56,9 +56,7 @@ def _write(value: Any, out: list[str]) -> None:
         out.append("{")
         for n, (key, item) in enumerate(value.items()):
             if not isinstance(key, str):
-                raise JsonError(
-                    f"cannot encode output as JSON: key {key!r} is not a string"
-                )
+                raise JsonError(f"cannot encode output as JSON: key {key!r} is not a string")
             if n:
                 out.append(",")
             out.append(py_encode_basestring(key))
@@ -73,9 +71,7 @@ def _write(value: Any, out: list[str]) -> None:
             _write(item, out)
         out.append("]")
     else:
-        raise JsonError(
-            f"cannot encode output as JSON: {type(value).__name__} is not a JSON type"
-        )
+        raise JsonError(f"cannot encode output as JSON: {type(value).__name__} is not a JSON type")
 
 
 def format_float(value: float) -> str:
