@@ -9,6 +9,7 @@ mod hostile;
 mod network_reads;
 mod pausing;
 mod peak_rss;
+mod python_task;
 mod stock_day;
 mod support;
 mod tamper;
