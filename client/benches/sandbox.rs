@@ -79,6 +79,7 @@ async fn run(sandbox: &Sandbox, task: &PreparedTask, input: &[u8]) -> (Duration,
     let options = RunOptions {
         run_id: "bench".into(),
         progress: None,
+        pause: None,
     };
     let started = Instant::now();
     let out = sandbox.run(task, input, options).await.expect("run");

@@ -10,7 +10,7 @@ use musketeer_protocol::{
     ApiErrorBody, BanRequest, BatchId, BatchStatus, DeleteBatchResponse, ErrorCode, FetchRequest,
     HostId, HostList, HostSummary, ProjectInfo, PublishRequest, PublishResponse,
     RegisterHostRequest, RegisterHostResponse, ReportRequest, ReportResponse, ResultsFormat,
-    SubmitBatchRequest, SubmitBatchResponse, TokenId, TokenList, paths,
+    ResultsPage, SubmitBatchRequest, SubmitBatchResponse, TokenId, TokenList, paths,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -75,6 +75,11 @@ pub enum ApiError {
     /// The server URL is not a valid http(s) URL.
     #[error("invalid server URL {0:?}: expected e.g. http://127.0.0.1:8080")]
     BadUrl(String),
+    /// The CA certificate to trust is not a PEM certificate.
+    #[error(
+        "the CA certificate is not usable ({0}); pass the project's PEM file (-----BEGIN CERTIFICATE-----)"
+    )]
+    BadCaCert(String),
 }
 
 impl ApiError {
@@ -88,7 +93,8 @@ impl ApiError {
             ApiError::Decode { .. }
             | ApiError::TooLarge { .. }
             | ApiError::Write { .. }
-            | ApiError::BadUrl(_) => false,
+            | ApiError::BadUrl(_)
+            | ApiError::BadCaCert(_) => false,
         }
     }
 
@@ -115,19 +121,38 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client of the server at `base_url` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base_url: &str, token: Option<String>) -> Result<Self, ApiError> {
+        Self::trusting(base_url, token, None)
+    }
+
+    /// [`ApiClient::new`], also trusting the CA certificates in `ca_pem` (a project that signs
+    /// its server's certificate with its own CA) besides the usual public roots.
+    pub fn trusting(
+        base_url: &str,
+        token: Option<String>,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, ApiError> {
         let parsed =
             url::Url::parse(base_url).map_err(|_| ApiError::BadUrl(base_url.to_owned()))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(ApiError::BadUrl(base_url.to_owned()));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("musketeer/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|source| ApiError::Transport {
-                url: base_url.to_owned(),
-                source,
-            })?;
+            .user_agent(concat!("musketeer/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca_pem {
+            let roots = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ApiError::BadCaCert(e.to_string()))?;
+            if roots.is_empty() {
+                return Err(ApiError::BadCaCert("no certificate in it".into()));
+            }
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        let http = builder.build().map_err(|source| ApiError::Transport {
+            url: base_url.to_owned(),
+            source,
+        })?;
         Ok(Self {
             base: base_url.trim_end_matches('/').to_owned(),
             http,
@@ -270,6 +295,22 @@ impl ApiClient {
     ) -> Result<BatchStatus, ApiError> {
         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         let url = self.url(&paths::batch_wait(id, wait_ms, after));
+        let response = self
+            .send(self.http.get(&url), &url, REQUEST_TIMEOUT + wait)
+            .await?;
+        decode(response, url, MAX_VIEW_ANSWER_BYTES).await
+    }
+
+    /// `GET /api/v1/batches/{id}/results?after=CURSOR&wait_ms=N`: the units finished since
+    /// `cursor`, answered as soon as there is one, the batch ends, or `wait` passes.
+    pub async fn results_page(
+        &self,
+        id: BatchId,
+        cursor: &str,
+        wait: Duration,
+    ) -> Result<ResultsPage, ApiError> {
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let url = self.url(&paths::batch_results_page(id, cursor, wait_ms));
         let response = self
             .send(self.http.get(&url), &url, REQUEST_TIMEOUT + wait)
             .await?;
@@ -482,6 +523,22 @@ mod tests {
         }
         let client = ApiClient::new("http://127.0.0.1:9/", None).unwrap();
         assert_eq!(client.base_url(), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&ca_key)
+            .unwrap();
+        let url = "https://127.0.0.1:9";
+        assert!(ApiClient::trusting(url, None, Some(ca.pem().as_bytes())).is_ok());
+        for bad in [&b"not a certificate"[..], ca_key.serialize_pem().as_bytes()] {
+            let error = ApiClient::trusting(url, None, Some(bad)).unwrap_err();
+            assert!(matches!(error, ApiError::BadCaCert(_)), "{error}");
+            assert!(error.to_string().contains("BEGIN CERTIFICATE"), "{error}");
+        }
     }
 
     #[test]

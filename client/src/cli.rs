@@ -3,13 +3,30 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use musketeer_protocol::quantity::{self, PlainDuration, PlainSize};
 
 /// musketeer: lend your CPU to science, safely. Runs signed WebAssembly tasks in a sandbox.
 #[derive(Debug, Parser)]
-#[command(name = "musketeer", version, about)]
+#[command(name = "musketeer", version, about, after_help = crate::exit::AFTER_HELP)]
 pub struct Cli {
+    /// More diagnostics on stderr (-v: info, -vv: debug, -vvv: trace); MUSKETEER_LOG wins.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress or notes on stderr, only errors (results and ids still go to stdout).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// A duration flag whose plain numbers count seconds (`90`, `90s`, `5m`, `2h`, `2w`).
+pub fn seconds_or_duration(text: &str) -> Result<std::time::Duration, quantity::QuantityError> {
+    quantity::parse_duration(text, PlainDuration::Seconds)
+}
+
+/// A size flag whose plain numbers count bytes (`65536`, `64MiB`, `1.5GB`, `512k`).
+pub fn bytes_or_size(text: &str) -> Result<u64, quantity::QuantityError> {
+    quantity::parse_size(text, PlainSize::Bytes)
 }
 
 #[derive(Debug, Subcommand)]
@@ -26,9 +43,22 @@ pub enum Command {
     /// Volunteer: join a project and run its work until stopped (Ctrl-C).
     #[command(after_help = JOIN_AFTER_HELP)]
     Join(JoinArgs),
+    /// Volunteer: what the running client is doing (units, results, credit, what is suspended
+    /// and why).
+    Status(StatusArgs),
+    /// Volunteer: suspend work (running tasks pause, nothing new is fetched) until resumed or
+    /// for a while.
+    Pause(PauseArgs),
+    /// Volunteer: end a pause.
+    Resume(ControlArgs),
     /// Researcher: submit a batch of inputs to an app; prints the batch id.
     Submit(SubmitArgs),
-    /// Researcher: watch, collect, cancel or delete a batch.
+    /// Researcher: list the published apps with their versions, limits and input format.
+    Apps {
+        #[command(subcommand)]
+        command: AppsCommand,
+    },
+    /// Researcher: list, watch, collect, cancel or delete batches.
     Batch {
         #[command(subcommand)]
         command: BatchCommand,
@@ -49,6 +79,30 @@ pub enum Command {
     Tokens {
         #[command(subcommand)]
         command: TokensCommand,
+    },
+    /// Print a shell completion script, e.g. `musketeer completions bash > ~/.local/share/bash-completion/completions/musketeer`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (musketeer.1 and one per subcommand) into a directory.
+    Man {
+        /// The directory (created if missing), e.g. ~/.local/share/man/man1.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Every published app version: limits, allowed URLs and the input it expects.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print the server's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -119,6 +173,9 @@ pub enum KeysCommand {
         /// Directory for the key files (created if missing).
         #[arg(long)]
         out: PathBuf,
+        /// Print one JSON object (paths, key id, fingerprint) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Sign a key rotation: the current key vouches for a new one. The project operator publishes
     /// the statement (`musketeer-server rotate-key`); volunteers who pinned the current key then
@@ -137,6 +194,9 @@ pub enum KeysCommand {
         /// Where to write the statement (JSON); an existing file is not overwritten.
         #[arg(long)]
         out: PathBuf,
+        /// Print one JSON object (statement path, old and new key ids) instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -160,15 +220,22 @@ pub struct SignArgs {
     /// Fuel budget per run (deterministic work units).
     #[arg(long)]
     pub fuel: Option<u64>,
-    /// Memory limit per run, in bytes.
-    #[arg(long)]
+    /// Memory limit per run: a size such as 64MiB or 1GB (a plain number counts bytes).
+    #[arg(long, value_parser = bytes_or_size)]
     pub memory: Option<u64>,
-    /// Wall-clock limit per run, in seconds.
-    #[arg(long)]
-    pub timeout: Option<u64>,
-    /// Output size limit per run, in bytes.
-    #[arg(long)]
+    /// Wall-clock limit per run: a duration such as 30s or 2m (a plain number counts seconds).
+    #[arg(long, value_parser = seconds_or_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Output size limit per run: a size such as 1MiB (a plain number counts bytes).
+    #[arg(long, value_parser = bytes_or_size)]
     pub max_output: Option<u64>,
+    /// What input the task expects, in a sentence, shown by `musketeer apps list` (signed with
+    /// the manifest).
+    #[arg(long, value_name = "TEXT")]
+    pub input_description: Option<String>,
+    /// An example input (JSON), shown by `musketeer apps list` (signed with the manifest).
+    #[arg(long, value_name = "JSON")]
+    pub input_example: Option<String>,
     /// Where to write the signed manifest (JSON).
     #[arg(long)]
     pub out: PathBuf,
@@ -252,6 +319,9 @@ pub struct JoinArgs {
     /// The project's invite code, if it requires one.
     #[arg(long, env = "MUSKETEER_INVITE_CODE", hide_env_values = true)]
     pub invite_code: Option<String>,
+    /// Trust this PEM CA certificate for an https server (a project with its own CA).
+    #[arg(long, env = "MUSKETEER_CA_CERT", value_name = "PEMFILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Output format of the status lines.
     #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
     pub log_format: LogFormatArg,
@@ -270,12 +340,59 @@ pub struct JoinArgs {
     /// handed back when the client stops.
     #[arg(long, value_name = "SECS", default_value_t = 4.0)]
     pub work_buffer: f64,
+    /// Share of each second tasks may compute, 1-100 (default: preferences.toml, else 100).
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub cpu_percent: Option<u8>,
+    /// Compute on battery too (default: preferences.toml, else suspend on battery).
+    #[arg(long)]
+    pub run_on_battery: bool,
+    /// Compute only at these local times, e.g. "09:00-17:00, 22:00-06:00" (default:
+    /// preferences.toml, else any time).
+    #[arg(long, value_name = "RANGES")]
+    pub schedule: Option<String>,
+    /// Compute only after this many minutes without input at this computer (systemd-logind's
+    /// idle hint; default: preferences.toml, else whenever).
+    #[arg(long, value_name = "MINUTES")]
+    pub idle_minutes: Option<u32>,
+    /// Where the power supplies are listed (for tests and unusual systems).
+    #[arg(long, env = "MUSKETEER_POWER_SUPPLY_DIR", hide = true,
+          default_value = crate::volunteer::prefs::DEFAULT_POWER_SUPPLY_DIR)]
+    pub power_supply_dir: PathBuf,
     /// How long one request waits on the server for work, in milliseconds.
     #[arg(long, default_value_t = 20_000, hide = true)]
     pub poll_wait_ms: u64,
     /// Longest pause between retries while the server is unreachable, in milliseconds.
     #[arg(long, default_value_t = 10_000, hide = true)]
     pub max_backoff_ms: u64,
+}
+
+/// Which running client `status`, `pause` and `resume` talk to.
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// The data directory the client runs with (as given to `join`).
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The server it joined, to find its default data directory (not needed when only one
+    /// client runs).
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub client: ControlArgs,
+    /// Print the client's JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    #[command(flatten)]
+    pub client: ControlArgs,
+    /// Resume by itself after this long, e.g. 90s, 30m, 1h (default: until `musketeer resume`).
+    #[arg(long = "for", value_name = "DURATION")]
+    pub for_duration: Option<String>,
 }
 
 /// Where a researcher or author command finds the server and its token.
@@ -290,6 +407,9 @@ pub struct ServerArgs {
     /// JSON config file with "server" and "token" (default: ~/.config/musketeer/config.json).
     #[arg(long, env = "MUSKETEER_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Trust this PEM CA certificate for an https server (a project with its own CA).
+    #[arg(long, env = "MUSKETEER_CA_CERT", value_name = "PEMFILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -303,20 +423,25 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub version: Option<String>,
     /// Inputs, one per line: JSON values, or plain text with --input-template; `-` for stdin.
-    #[arg(long)]
-    pub inputs: PathBuf,
+    #[arg(long, required_unless_present = "input", conflicts_with = "input")]
+    pub inputs: Option<PathBuf>,
+    /// One input: inline JSON, or @FILE for a file holding one JSON value (it may span lines);
+    /// repeatable, one unit each.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub input: Vec<String>,
     /// Turn each plain line into JSON: `{}` is replaced by the line as a JSON string, e.g.
     /// '{"stock_id":{},"year":2016,"month":5}'.
-    #[arg(long)]
+    #[arg(long, requires = "inputs")]
     pub input_template: Option<String>,
     /// Hosts that must return identical outputs before a result is accepted.
     #[arg(long)]
     pub quorum: Option<u32>,
-    /// How long a host has for one unit before it is given to another, e.g. 90s, 10m, 1h.
-    #[arg(long)]
-    pub deadline: Option<String>,
-    /// Higher runs first.
-    #[arg(long, default_value_t = 0)]
+    /// How long a host has for one unit before it is given to another, e.g. 90s, 10m, 1h
+    /// (a plain number counts seconds).
+    #[arg(long, value_parser = seconds_or_duration)]
+    pub deadline: Option<std::time::Duration>,
+    /// Higher runs first; negative numbers run after the default 0.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
     /// A note shown with the batch.
     #[arg(long)]
@@ -327,10 +452,26 @@ pub struct SubmitArgs {
     /// With --wait: write the results here (.csv or .jsonl; default: JSON lines on stdout).
     #[arg(long, requires = "wait")]
     pub output: Option<PathBuf>,
+    /// With --wait: write each unit's result (a JSON line) as soon as it finishes, to --output
+    /// (.jsonl) or stdout, while the progress shows on stderr; each unit once.
+    #[arg(long, requires = "wait")]
+    pub stream: bool,
+    /// Print one JSON object (batch id, units, version, replication) instead of the id; with
+    /// --wait the results follow it as JSON lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BatchCommand {
+    /// Your batches (every batch for an admin token), newest last.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print the server's JSON instead of one line per batch.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a batch's progress.
     Status {
         #[command(flatten)]
@@ -392,4 +533,7 @@ pub struct PublishArgs {
     /// The task component it describes.
     #[arg(long)]
     pub module: PathBuf,
+    /// Print one JSON object (the published version) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

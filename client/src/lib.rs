@@ -4,6 +4,7 @@
 pub mod api_client;
 pub mod cli;
 pub mod commands;
+pub mod exit;
 pub mod fetch_answer;
 pub mod net;
 pub mod sandbox;

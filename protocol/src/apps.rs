@@ -4,6 +4,7 @@ use crate::{Base64Bytes, Limits};
 
 /// `POST /api/v1/apps` body (publisher token).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishRequest {
     /// The signed manifest, as the JSON document `musketeer-signing-keys` writes.
     pub signed_manifest: serde_json::Value,
@@ -13,6 +14,7 @@ pub struct PublishRequest {
 
 /// `POST /api/v1/apps` answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishResponse {
     /// The version now current.
     pub app: AppVersionInfo,
@@ -20,10 +22,12 @@ pub struct PublishResponse {
 
 /// One published app version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppVersionInfo {
     /// The app's name.
     pub app: String,
     /// Its version.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
     /// The key that signed the manifest.
     pub key_id: String,
@@ -37,10 +41,26 @@ pub struct AppVersionInfo {
     pub limits: Limits,
     /// When it was published.
     pub published_ms: u64,
+    /// The input the task expects, as its author signed it in the manifest (absent if none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<AppInput>,
+}
+
+/// The input an app expects, from its signed manifest.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppInput {
+    /// A short description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// An example input, as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
 }
 
 /// `GET /api/v1/apps` answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppList {
     /// Every published version, by app then version.
     pub versions: Vec<AppVersionInfo>,

@@ -4,11 +4,13 @@ use crate::{Base64Bytes, BatchId, UnitId};
 
 /// `POST /api/v1/batches` body (researcher or admin token).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubmitBatchRequest {
     /// The app to run.
     pub app: String,
     /// The app version; None: the app's current version at submission.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub version: Option<semver::Version>,
     /// One work unit per input (e.g. one per JSON line of the researcher's file).
     pub inputs: Vec<serde_json::Value>,
@@ -26,6 +28,7 @@ pub struct SubmitBatchRequest {
 /// BOINC-style replication settings of each unit of a batch. Every field is optional on submit;
 /// the server answers with the resolved values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Replication {
     /// Agreeing successful results needed for a canonical result (default 1).
     #[serde(default)]
@@ -47,6 +50,7 @@ pub struct Replication {
 
 /// `POST /api/v1/batches` answer. The batch is durable when this arrives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubmitBatchResponse {
     /// The new batch.
     pub batch_id: BatchId,
@@ -55,6 +59,7 @@ pub struct SubmitBatchResponse {
     /// How many units it has.
     pub n_units: u64,
     /// The app version it runs.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
     /// The resolved replication settings.
     pub replication: Replication,
@@ -62,6 +67,7 @@ pub struct SubmitBatchResponse {
 
 /// A work unit's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum UnitState {
     /// Waiting for a host.
@@ -78,6 +84,7 @@ pub enum UnitState {
 
 /// Work units by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnitCounts {
     /// Waiting for a host.
     pub queued: u64,
@@ -116,6 +123,7 @@ impl UnitCounts {
 
 /// A batch's overall state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum BatchState {
     /// Some units are not finished.
@@ -128,12 +136,14 @@ pub enum BatchState {
 
 /// `GET /api/v1/batches/{id}` answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchStatus {
     /// The batch.
     pub id: BatchId,
     /// Its app.
     pub app: String,
     /// Its app version.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
     /// Its note.
     pub label: Option<String>,
@@ -187,6 +197,7 @@ impl BatchStatus {
 
 /// Query of `GET /api/v1/batches/{id}`: a long poll when `wait_ms` is given.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
 pub struct BatchStatusQuery {
     /// Wait up to this long (the server caps it at its longest long-poll wait) for the batch to
     /// finish or be cancelled, or, with `after`, for its progress tag to differ from `after`.
@@ -208,6 +219,7 @@ fn is_zero(n: &u64) -> bool {
 
 /// `GET /api/v1/batches` answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchList {
     /// Batches visible to the caller, newest first.
     pub batches: Vec<BatchStatus>,
@@ -215,6 +227,7 @@ pub struct BatchList {
 
 /// `DELETE /api/v1/batches/{id}` answer: the batch and its units are gone for good (durably).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeleteBatchResponse {
     /// The deleted batch.
     pub batch_id: BatchId,
@@ -224,6 +237,7 @@ pub struct DeleteBatchResponse {
 
 /// One line of `GET /api/v1/batches/{id}/results?format=jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResultRow {
     /// The unit.
     pub unit_id: UnitId,
@@ -244,6 +258,7 @@ pub struct ResultRow {
 
 /// Formats of the batch results download.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ResultsFormat {
     /// One [`ResultRow`] JSON object per line.
@@ -262,4 +277,43 @@ impl ResultsFormat {
             Self::Csv => "csv",
         }
     }
+}
+
+/// `GET /api/v1/batches/{id}/results?after=CURSOR[&wait_ms=N]`: the results of units that
+/// finished since `after`, in the order they finished. Start with `after=start`; pass each
+/// page's `next` as the following `after`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultsPageQuery {
+    /// `start`, or the `next` of the previous page.
+    pub after: String,
+    /// Wait up to this long (capped by the server) for a unit to finish after the cursor, or for
+    /// the batch to end, before answering an empty page.
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+}
+
+impl ResultsPageQuery {
+    /// The cursor that reads a batch's finished units from the first.
+    pub const START: &'static str = "start";
+    /// The longest cursor accepted.
+    pub const MAX_AFTER_LEN: usize = 64;
+}
+
+/// One page of a batch's finished units, in the order they finished.
+///
+/// A cursor names a position in the server's record of finishing order, which a server restart
+/// rebuilds: a cursor from before the restart reads again from the first finished unit, so a
+/// reader that must see each unit once skips unit ids it has already seen (the CLI does).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultsPage {
+    /// Finished units (done, failed or cancelled) after the cursor, at most a page's worth.
+    pub rows: Vec<ResultRow>,
+    /// The cursor of the next page.
+    pub next: String,
+    /// True when the batch has ended and this page holds its last finished units: there is
+    /// nothing more to read.
+    pub complete: bool,
+    /// The batch's status when the page was read (for progress displays).
+    pub status: BatchStatus,
 }

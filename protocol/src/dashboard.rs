@@ -4,6 +4,7 @@ use crate::{BatchId, HostId, HostSummary, ResultId, UnitId, UnitState};
 
 /// Where one replica of a unit is, as the dashboard shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReplicaOutcome {
     /// Waiting for a host.
@@ -26,6 +27,7 @@ pub enum ReplicaOutcome {
 
 /// One replica of a unit with its host and outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplicaView {
     /// The replica.
     pub result_id: ResultId,
@@ -51,6 +53,7 @@ pub struct ReplicaView {
 
 /// `GET /api/v1/hosts/{id}` answer: a host with its most recent replicas.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostDetail {
     /// The host.
     pub host: HostSummary,
@@ -60,6 +63,7 @@ pub struct HostDetail {
 
 /// One unit in a batch's unit list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnitSummary {
     /// The unit.
     pub id: UnitId,
@@ -67,21 +71,32 @@ pub struct UnitSummary {
     pub state: UnitState,
     /// Replicas created so far.
     pub replicas: u32,
+    /// Replicas that ended without output: error reports, missed deadlines, lost leases.
+    #[serde(default)]
+    pub failed_replicas: u32,
+    /// Still active after a failed replica: queued again or running a replacement.
+    #[serde(default)]
+    pub retrying: bool,
     /// Why it failed or was cancelled.
     pub error: Option<String>,
 }
 
 /// `GET /api/v1/batches/{id}/units` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnitList {
     /// Matching units in id order, at most the requested limit.
     pub units: Vec<UnitSummary>,
     /// How many units matched in all.
     pub total: u64,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<UnitId>,
 }
 
 /// `GET /api/v1/units/{id}` answer: one unit with every replica.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnitDetail {
     /// The unit.
     pub id: UnitId,

@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// The body of every error answer: `{"error": code, "message": text}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiErrorBody {
     /// Machine-readable reason.
     pub error: ErrorCode,
@@ -11,6 +12,7 @@ pub struct ApiErrorBody {
 
 /// Machine-readable error codes. Clients should treat an unknown code like its HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {

@@ -40,17 +40,22 @@ mod host;
 mod ids;
 mod input;
 pub mod limits;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod ops;
 pub mod paths;
 mod project;
+pub mod quantity;
 mod stats;
+mod status;
 mod tokens;
 mod work;
 
-pub use apps::{AppList, AppVersionInfo, PublishRequest, PublishResponse};
+pub use apps::{AppInput, AppList, AppVersionInfo, PublishRequest, PublishResponse};
 pub use batch::{
     BatchList, BatchState, BatchStatus, BatchStatusQuery, DeleteBatchResponse, Replication,
-    ResultRow, ResultsFormat, SubmitBatchRequest, SubmitBatchResponse, UnitCounts, UnitState,
+    ResultRow, ResultsFormat, ResultsPage, ResultsPageQuery, SubmitBatchRequest,
+    SubmitBatchResponse, UnitCounts, UnitState,
 };
 pub use bytes::Base64Bytes;
 pub use dashboard::{HostDetail, ReplicaOutcome, ReplicaView, UnitDetail, UnitList, UnitSummary};
@@ -65,6 +70,10 @@ pub use limits::{InputLimitError, check_input};
 pub use ops::HealthStatus;
 pub use project::{ProjectInfo, RegistrationPolicy, TrustedKey};
 pub use stats::{ResultCounts, Stats};
+pub use status::{
+    AppStatus, FUEL_PER_CREDIT, FailureList, FailureView, HostRate, ServerStatus, StateSample,
+    UnitFilter, credits_text,
+};
 pub use tokens::{CreateTokenRequest, CreateTokenResponse, Role, TokenInfo, TokenList};
 pub use work::{
     Assignment, ErrorKind, FetchRequest, FetchResponse, Limits, MAX_RESULTS_PER_REQUEST, Outcome,

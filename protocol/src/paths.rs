@@ -45,6 +45,11 @@ pub const HOST_UNBAN: &str = "/api/v1/hosts/{id}/unban";
 pub const UNIT: &str = "/api/v1/units/{id}";
 /// `GET`: a batch's units, `?state=failed&limit=100` (owner or admin).
 pub const BATCH_UNITS: &str = "/api/v1/batches/{id}/units";
+/// `GET`: failed replicas of the caller's batches, `?batch=&state=&after=&limit=` (owner or
+/// admin).
+pub const FAILURES: &str = "/api/v1/failures";
+/// `GET`: units by app and state, hosts' rates and the unit states over the last hour.
+pub const SERVER_STATUS: &str = "/api/v1/status";
 /// `GET`: the OpenAPI document of this API.
 pub const OPENAPI: &str = "/api/v1/openapi.json";
 /// `GET`: Prometheus metrics (outside the API prefix, where scrapers look).
@@ -78,6 +83,8 @@ pub const ALL: &[&str] = &[
     BATCH_UNITS,
     UNIT,
     STATS,
+    FAILURES,
+    SERVER_STATUS,
     TOKENS,
     TOKEN,
     OPENAPI,
@@ -111,6 +118,22 @@ pub fn batch_wait(id: crate::BatchId, wait_ms: u64, after: Option<&str>) -> Stri
             } else {
                 path.push_str(&format!("%{byte:02X}"));
             }
+        }
+    }
+    path
+}
+
+/// The page of a batch's results finished after `cursor` (see [`crate::ResultsPage`]), waiting
+/// up to `wait_ms` for one.
+pub fn batch_results_page(id: crate::BatchId, cursor: &str, wait_ms: u64) -> String {
+    // Cursors are letters, digits and '-' (the server's and `start`); others are escaped so the
+    // query stays one parameter.
+    let mut path = format!("{API_PREFIX}/batches/{id}/results?wait_ms={wait_ms}&after=");
+    for byte in cursor.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' {
+            path.push(char::from(byte));
+        } else {
+            path.push_str(&format!("%{byte:02X}"));
         }
     }
     path

@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// `GET /api/v1/project` answer: what a client pins on first contact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectInfo {
     /// The project's display name.
     pub name: String,
@@ -10,6 +11,7 @@ pub struct ProjectInfo {
     /// Key-rotation statements, oldest first, as their signed JSON documents.
     pub rotations: Vec<serde_json::Value>,
     /// Clients older than this are refused work.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub min_client_version: semver::Version,
     /// The server's version.
     pub server_version: String,
@@ -19,6 +21,7 @@ pub struct ProjectInfo {
 
 /// One trusted public key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrustedKey {
     /// `ed25519:<16 hex>`.
     pub key_id: String,
@@ -30,6 +33,7 @@ pub struct TrustedKey {
 
 /// How hosts may register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistrationPolicy {
     /// Registration needs the operator's invite code.
     pub invite_required: bool,

@@ -4,6 +4,7 @@ use crate::UnitCounts;
 
 /// `GET /api/v1/stats` answer: server-wide counters for the dashboard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Stats {
     /// When these counters were read.
     pub now_ms: u64,
@@ -29,6 +30,7 @@ pub struct Stats {
 
 /// Results (replicas) by outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResultCounts {
     /// Agreed with the canonical result.
     pub valid: u64,

@@ -4,6 +4,7 @@ use crate::TokenId;
 
 /// What a user token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Submits batches and reads its own batches.
@@ -16,6 +17,7 @@ pub enum Role {
 
 /// `POST /api/v1/tokens` body (admin only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateTokenRequest {
     /// The new token's role.
     pub role: Role,
@@ -32,6 +34,7 @@ pub struct CreateTokenRequest {
 
 /// `POST /api/v1/tokens` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateTokenResponse {
     /// The token's id (for revoking).
     pub id: TokenId,
@@ -41,6 +44,7 @@ pub struct CreateTokenResponse {
 
 /// One user token as `GET /api/v1/tokens` lists it: never the secret nor its hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     /// The token's id (for revoking).
     pub id: TokenId,
@@ -60,6 +64,7 @@ pub struct TokenInfo {
 
 /// `GET /api/v1/tokens` answer (admin only), by id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenList {
     /// Every user token, revoked ones included.
     pub tokens: Vec<TokenInfo>,

@@ -4,6 +4,7 @@ use crate::{Base64Bytes, HostPlatform, ResultId, UnitId};
 
 /// Resource limits a task runs under (from its signed manifest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Limits {
     /// Wasm fuel units.
     pub fuel: u64,
@@ -20,6 +21,7 @@ pub const MAX_RESULTS_PER_REQUEST: usize = 256;
 
 /// `POST /api/v1/work/fetch` body (host token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FetchRequest {
     /// How many assignments the host wants: its free slots plus room in its work buffer (at
     /// most 64 are sent per request). The wire name predates the buffer.
@@ -48,6 +50,7 @@ pub struct FetchRequest {
 
 /// `POST /api/v1/work/fetch` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FetchResponse {
     /// New work, at most `free_slots` items; empty when the wait ended without work.
     pub assignments: Vec<Assignment>,
@@ -65,6 +68,7 @@ pub struct FetchResponse {
 
 /// One replica of a work unit leased to the host.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Assignment {
     /// The replica's id, quoted in the report.
     pub result_id: ResultId,
@@ -73,6 +77,7 @@ pub struct Assignment {
     /// The app to run.
     pub app: String,
     /// The app version to run.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
     /// The module's sha256 (download it from `paths::module`).
     pub module_sha256: String,
@@ -80,6 +85,7 @@ pub struct Assignment {
     pub module_size: u64,
     /// The signed manifest to verify against the pinned keys before running, exactly as
     /// published (parse it with `SignedManifest::from_json(signed_manifest.get())`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub signed_manifest: Box<serde_json::value::RawValue>,
     /// The input. The task receives it as compact JSON with object keys in byte order
     /// ([`task_input_bytes`](crate::task_input_bytes)), the same bytes on every client.
@@ -92,6 +98,7 @@ pub struct Assignment {
 
 /// `POST /api/v1/work/report` body (host token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportRequest {
     /// Finished (or returned) replicas; at most [`MAX_RESULTS_PER_REQUEST`] per request.
     pub results: Vec<ResultReport>,
@@ -102,6 +109,7 @@ pub struct ReportRequest {
 
 /// The outcome of one replica.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResultReport {
     /// Which replica.
     pub result_id: ResultId,
@@ -111,6 +119,7 @@ pub struct ResultReport {
 
 /// What happened to a replica on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum Outcome {
     /// The task returned output.
@@ -148,6 +157,7 @@ pub enum Outcome {
 
 /// Why a replica failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -189,6 +199,7 @@ pub enum ErrorKind {
 
 /// `POST /api/v1/work/report` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportResponse {
     /// One entry per reported result, in request order. Every entry is durable when this arrives.
     pub acks: Vec<ReportAck>,
@@ -198,6 +209,7 @@ pub struct ReportResponse {
 
 /// What the server did with one reported result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportAck {
     /// Which replica.
     pub result_id: ResultId,
@@ -210,6 +222,7 @@ pub struct ReportAck {
 
 /// What the server did with one reported result. In every case the client may forget it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ReportStatus {
     /// Recorded.

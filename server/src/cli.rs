@@ -4,6 +4,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use musketeer_protocol::quantity::{self, PlainDuration};
+
+/// A duration flag whose plain numbers count seconds (`600`, `10m`, `30d`, `2w`).
+fn seconds_or_duration(text: &str) -> Result<std::time::Duration, quantity::QuantityError> {
+    quantity::parse_duration(text, PlainDuration::Seconds)
+}
 
 /// The musketeer server.
 #[derive(Debug, Parser)]
@@ -40,6 +46,20 @@ pub enum Command {
     RotateKey(RotateKeyArgs),
     /// Shrink the store file after deleting batches (with the server stopped).
     Compact(CompactArgs),
+    /// Bring a store written by an older release to this release's schema (with the server
+    /// stopped; `serve` also does it when it starts).
+    Migrate(MigrateArgs),
+}
+
+/// `migrate` flags.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Directory of the store.
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Say what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `compact` flags.
@@ -96,10 +116,21 @@ pub struct ServeArgs {
     /// Host registrations allowed per source address per minute.
     #[arg(long, env = "MUSKETEER_REGISTER_PER_MINUTE", default_value_t = 10)]
     pub register_per_minute: u32,
-    /// Seconds a unit may stay stalled (waiting, nothing running, and every online host able to
-    /// run it already returned a replica) before it fails with the reason.
-    #[arg(long, env = "MUSKETEER_STALL_TIMEOUT", default_value_t = 600)]
-    pub stall_timeout: u64,
+    /// How long a unit may stay stalled (waiting, nothing running, and every online host able
+    /// to run it already returned a replica) before it fails with the reason: a duration such as
+    /// 10m or 1h (a plain number counts seconds).
+    #[arg(long, env = "MUSKETEER_STALL_TIMEOUT", default_value = "10m", value_parser = seconds_or_duration)]
+    pub stall_timeout: std::time::Duration,
+    /// Delete batches finished or cancelled longer ago than this, e.g. `30d`, `12h`, `90m`,
+    /// `45s` (default: keep them until deleted by hand). Host credit and counters stay.
+    #[arg(long, env = "MUSKETEER_RETAIN_FINISHED", value_parser = parse_retention_ms)]
+    pub retain_finished: Option<u64>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, env = "MUSKETEER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "MUSKETEER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub reputation: ReputationArgs,
 }
@@ -168,9 +199,10 @@ pub struct TokenCreateArgs {
     /// Limit the token to these apps (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub apps: Option<Vec<String>>,
-    /// Expiry: a duration from now such as `30d`, `12h`, `90m`.
-    #[arg(long)]
-    pub expires: Option<String>,
+    /// Expiry: a duration from now such as `30d`, `2w`, `12h`, `90m` (a plain number counts
+    /// seconds).
+    #[arg(long, value_parser = seconds_or_duration)]
+    pub expires: Option<std::time::Duration>,
     /// A note, e.g. who holds the token.
     #[arg(long)]
     pub label: Option<String>,
@@ -184,4 +216,29 @@ pub struct TokenRevokeArgs {
     pub data_dir: PathBuf,
     /// The token id printed by `token create`.
     pub id: u64,
+}
+
+/// A retention period in milliseconds: a duration with its unit (e.g. `30d`, `12h`), at least 1 s.
+fn parse_retention_ms(text: &str) -> Result<u64, String> {
+    let duration =
+        quantity::parse_duration(text, PlainDuration::Refused).map_err(|e| e.to_string())?;
+    if duration < std::time::Duration::from_secs(1) {
+        return Err(format!("{text:?}: must be at least 1s"));
+    }
+    u64::try_from(duration.as_millis()).map_err(|_| format!("{text:?}: too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_retention_ms;
+
+    #[test]
+    fn retention_durations() {
+        assert_eq!(parse_retention_ms("30d"), Ok(30 * 86_400_000));
+        assert_eq!(parse_retention_ms("2s"), Ok(2000));
+        assert_eq!(parse_retention_ms("1.5h"), Ok(5_400_000));
+        for bad in ["", "d", "0s", "5", "5y", "-1d", "99999999999999999d"] {
+            assert!(parse_retention_ms(bad).is_err(), "{bad}");
+        }
+    }
 }

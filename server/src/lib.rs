@@ -24,9 +24,11 @@ pub mod domain;
 pub mod sim;
 pub mod state;
 pub mod store;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 pub use api::app;
@@ -42,22 +44,60 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    serve_until(state, shutdown, |graceful| async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(graceful)
+            .await
+    })
+    .await
+}
+
+/// [`run`] over TLS: connections on `listener` are HTTPS with the certificate of `tls`
+/// ([`tls::server_config`]).
+pub async fn run_tls(
+    listener: tokio::net::TcpListener,
+    tls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tls::TlsListener::new(listener, tls)?;
+    let service = tls::WithPeerAddress(app(state.clone()));
+    serve_until(state, shutdown, |graceful| async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(graceful)
+            .await
+    })
+    .await
+}
+
+/// Runs the background sweeps while `serve` serves, until `shutdown`; then makes every queued
+/// write durable.
+async fn serve_until<Served: Future<Output = std::io::Result<()>>>(
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    serve: impl FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>) -> Served,
+) -> std::io::Result<()> {
     let expiry = tokio::spawn(expire_leases(state.clone()));
+    let retention = state
+        .options
+        .retain_finished_ms
+        .map(|retain_ms| tokio::spawn(retain_finished(state.clone(), retain_ms)));
+    let sampler = tokio::spawn(dashboard::sample_status(state.clone()));
     let graceful = {
         let state = state.clone();
-        async move {
+        Box::pin(async move {
             shutdown.await;
             tracing::info!("shutting down");
             state.begin_shutdown();
-        }
+        })
     };
-    let served = axum::serve(
-        listener,
-        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful)
-    .await;
+    let served = serve(graceful).await;
     expiry.abort();
+    if let Some(retention) = retention {
+        retention.abort();
+    }
+    sampler.abort();
     let closing = state.clone();
     // Joining the writer blocks until its queue is durable.
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
@@ -71,6 +111,34 @@ async fn expire_leases(state: AppState) {
         tick.tick().await;
         if let Err(error) = state.expire_leases().await {
             tracing::warn!(message = %error.message, "lease expiry failed");
+        }
+    }
+}
+
+/// Deletes batches finished longer than `retain_ms` ago, looking a tenth of that period apart
+/// (between 100 ms and a minute), so a batch outlives its retention by at most a tenth.
+async fn retain_finished(state: AppState, retain_ms: u64) {
+    let period = Duration::from_millis((retain_ms / 10).clamp(100, 60_000));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let cutoff = AppState::now_ms().saturating_sub(retain_ms);
+        let (deleted, pending) = {
+            let mut world = state.world();
+            let deleted = world.delete_finished_before(cutoff);
+            if deleted.is_empty() {
+                continue;
+            }
+            (deleted, state.persist(&mut world, Vec::new()))
+        };
+        match pending.durable().await {
+            Ok(()) => {
+                for (batch, units) in deleted {
+                    tracing::info!(%batch, units, "batch deleted after its retention");
+                }
+            }
+            Err(error) => tracing::warn!(message = %error.message, "retention sweep failed"),
         }
     }
 }

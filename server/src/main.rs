@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Token(command) => commands::token::run(command),
         Command::RotateKey(args) => commands::rotate_key::run(args),
         Command::Compact(args) => commands::compact::run(args),
+        Command::Migrate(args) => commands::migrate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

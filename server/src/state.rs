@@ -11,6 +11,7 @@ use crate::domain::placement::NetworkRule;
 use crate::domain::ratelimit::RateLimiter;
 use crate::domain::reputation::Policy;
 use crate::domain::tokens::TokenTable;
+use crate::domain::views::status::StatusHistory;
 use crate::domain::world::World;
 use crate::store::{
     ProjectConfig, Store, StoreError, UnitRows, Write, Writer, done_per_minute_write, encode,
@@ -43,6 +44,8 @@ pub struct ServeOptions {
     pub reputation: Policy,
     /// How long a unit may stay stalled before it fails, milliseconds.
     pub stall_timeout_ms: u64,
+    /// Finished batches older than this (milliseconds) are deleted; `None` keeps them.
+    pub retain_finished_ms: Option<u64>,
 }
 
 impl Default for ServeOptions {
@@ -56,6 +59,7 @@ impl Default for ServeOptions {
             network_rule: NetworkRule::default(),
             reputation: Policy::default(),
             stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
+            retain_finished_ms: None,
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct Inner {
     pub options: ServeOptions,
     /// Host registration limiter.
     pub register_limiter: Mutex<RateLimiter>,
+    /// Unit states and host totals of the last hour, for the dashboard's status page.
+    pub status_history: Mutex<StatusHistory>,
 }
 
 impl std::ops::Deref for AppState {
@@ -200,6 +206,7 @@ impl AppState {
             shutdown: watch::channel(false).0,
             options,
             register_limiter,
+            status_history: Mutex::default(),
         })))
     }
 
@@ -248,6 +255,7 @@ impl AppState {
     /// Queue the world's dirty rows (plus `extra`, written first) for a durable commit. Call with
     /// the world lock held, so that commits happen in the order of the changes.
     pub fn persist(&self, world: &mut World, extra: Vec<Write>) -> Pending {
+        world.stamp_finished(Self::now_ms());
         let dirty = world.take_dirty();
         if dirty.is_empty() && extra.is_empty() {
             return Pending::none();

@@ -117,6 +117,9 @@ pub enum ManifestError {
         /// Why it was refused.
         reason: String,
     },
+    /// The optional input format is empty, too long, or its example is not JSON.
+    #[error("invalid input format: {0}")]
+    InvalidInputFormat(String),
     /// A limit is zero or above its maximum.
     #[error("invalid limit {name} = {value}: must be between 1 and {max}")]
     InvalidLimit {

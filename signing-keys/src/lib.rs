@@ -49,7 +49,9 @@ pub use key_file::{
     PUBLIC_KEY_FILE, SECRET_KEY_FILE, generate_key_files, read_public_key, read_secret_key,
 };
 pub use limits::Limits;
-pub use manifest::{MANIFEST_DOMAIN, Manifest, SignedManifest, sha256_hex};
+pub use manifest::{
+    InputFormat, MANIFEST_DOMAIN, MANIFEST_DOMAIN_V2, Manifest, SignedManifest, sha256_hex,
+};
 pub use manifest_file::{read_manifest_file, read_manifest_text};
 pub use rotation::{ROTATION_DOMAIN, RotationStatement};
 pub use trust::TrustStore;

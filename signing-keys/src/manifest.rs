@@ -21,6 +21,14 @@
 //! | 10| `limits.output_bytes`   | u64                                        |
 //!
 //! Adding or changing a field requires a new domain string (`-v2`).
+//!
+//! # With an input format (`musketeer-manifest-v2`)
+//!
+//! A manifest with the optional [`InputFormat`] is signed over the same fields after the domain
+//! string `"musketeer-manifest-v2"`, followed by field 11, `input.description`, and field 12,
+//! `input.example`: each a u64 `0` when absent, or `1` then the string. A manifest without it
+//! keeps the v1 form byte for byte, so every signature made before the field existed still
+//! verifies.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -33,6 +41,8 @@ use crate::limits::Limits;
 
 /// Domain-separation string of the manifest canonical form.
 pub const MANIFEST_DOMAIN: &str = "musketeer-manifest-v1";
+/// Domain-separation string of the canonical form of a manifest with an [`InputFormat`].
+pub const MANIFEST_DOMAIN_V2: &str = "musketeer-manifest-v2";
 
 /// The hex sha256 of `bytes` (64 lowercase digits).
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -56,6 +66,60 @@ pub struct Manifest {
     pub http_allow: Vec<String>,
     /// Resource limits per run.
     pub limits: Limits,
+    /// What input the task expects, for researchers (`musketeer apps list`); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<InputFormat>,
+}
+
+/// The input a task expects, as its author describes it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InputFormat {
+    /// A short description, e.g. "a stock id and a month: {stock_id, year, month}".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// An example input, as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
+}
+
+impl InputFormat {
+    /// Longest description, in characters.
+    pub const MAX_DESCRIPTION_CHARS: usize = 1_000;
+    /// Longest example, in bytes.
+    pub const MAX_EXAMPLE_BYTES: usize = 4_096;
+
+    fn validate(&self) -> Result<(), ManifestError> {
+        let refuse = |reason: String| Err(ManifestError::InvalidInputFormat(reason));
+        if self.description.is_none() && self.example.is_none() {
+            return refuse("give a description, an example or both".into());
+        }
+        if let Some(description) = &self.description {
+            if description.trim().is_empty()
+                || description.chars().count() > Self::MAX_DESCRIPTION_CHARS
+            {
+                return refuse(format!(
+                    "the description must have 1 to {} characters",
+                    Self::MAX_DESCRIPTION_CHARS
+                ));
+            }
+            if description.chars().any(|c| c.is_control() && c != '\n') {
+                return refuse("the description must not contain control characters".into());
+            }
+        }
+        if let Some(example) = &self.example {
+            if example.len() > Self::MAX_EXAMPLE_BYTES {
+                return refuse(format!(
+                    "the example is longer than {} bytes",
+                    Self::MAX_EXAMPLE_BYTES
+                ));
+            }
+            if let Err(error) = serde_json::from_str::<serde_json::Value>(example) {
+                return refuse(format!("the example is not JSON: {error}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Manifest {
@@ -77,6 +141,7 @@ impl Manifest {
             module_size: module.len() as u64,
             http_allow,
             limits,
+            input: None,
         };
         manifest.validate()?;
         Ok(manifest)
@@ -104,12 +169,19 @@ impl Manifest {
         for entry in &self.http_allow {
             validate_http_allow(entry)?;
         }
+        if let Some(input) = &self.input {
+            input.validate()?;
+        }
         self.limits.validate()
     }
 
     /// The bytes a signature covers; the format is documented in this module's docs.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let mut encoder = Encoder::new(MANIFEST_DOMAIN);
+        let domain = match self.input {
+            None => MANIFEST_DOMAIN,
+            Some(_) => MANIFEST_DOMAIN_V2,
+        };
+        let mut encoder = Encoder::new(domain);
         encoder
             .str(&self.app)
             .str(&self.version.to_string())
@@ -123,8 +195,16 @@ impl Manifest {
             .u64(self.limits.fuel)
             .u64(self.limits.memory_bytes)
             .u64(self.limits.wall_time_ms)
-            .u64(self.limits.output_bytes)
-            .finish()
+            .u64(self.limits.output_bytes);
+        if let Some(input) = &self.input {
+            for field in [&input.description, &input.example] {
+                match field {
+                    None => encoder.u64(0),
+                    Some(text) => encoder.u64(1).str(text),
+                };
+            }
+        }
+        encoder.finish()
     }
 
     /// Signs the manifest with `key`.
@@ -248,6 +328,61 @@ mod tests {
     }
 
     #[test]
+    fn an_input_format_is_signed_under_its_own_domain() {
+        let key = SecretKey::generate();
+        let plain = manifest();
+        let mut described = plain.clone();
+        described.input = Some(InputFormat {
+            description: Some("a stock id and a month".into()),
+            example: Some(r#"{"stock_id":"2330","year":2016,"month":5}"#.into()),
+        });
+        described.validate().unwrap();
+        let v1 = plain.canonical_bytes();
+        let v2 = described.canonical_bytes();
+        assert!(v2.starts_with(&[0, 0, 0, 0, 0, 0, 0, 21]));
+        assert_eq!(&v2[8..29], MANIFEST_DOMAIN_V2.as_bytes());
+        // After the domain, v2 is v1's fields then the input's.
+        assert_eq!(&v2[29..v1.len()], &v1[29..]);
+        let mut no_example = described.clone();
+        no_example.input = Some(InputFormat {
+            example: None,
+            ..described.input.clone().unwrap()
+        });
+        assert_ne!(no_example.canonical_bytes(), v2);
+        // The field survives the file round trip and changes what is signed.
+        let signed = described.sign(&key);
+        let read = SignedManifest::from_json(&signed.to_json()).unwrap();
+        assert_eq!(read, signed);
+        let json = plain.sign(&key).to_json();
+        assert!(!json.contains("\"input\""), "{json}");
+        for bad in [
+            InputFormat {
+                description: None,
+                example: None,
+            },
+            InputFormat {
+                description: Some(" ".into()),
+                example: None,
+            },
+            InputFormat {
+                description: None,
+                example: Some("not json".into()),
+            },
+            InputFormat {
+                description: Some("x\u{7}".into()),
+                example: None,
+            },
+        ] {
+            let mut m = plain.clone();
+            m.input = Some(bad);
+            assert!(matches!(
+                m.validate(),
+                Err(ManifestError::InvalidInputFormat(_))
+            ));
+        }
+    }
+
+    #[test]
     fn for_module_records_hash_and_size() {
         let m = manifest();
         // `printf 'module bytes' | sha256sum`
@@ -272,6 +407,7 @@ mod tests {
                 wall_time_ms: 3,
                 output_bytes: 4,
             },
+            input: None,
         };
         let len = |n: u8| [0, 0, 0, 0, 0, 0, 0, n];
         let expected: Vec<u8> = [

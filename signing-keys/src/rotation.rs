@@ -17,11 +17,14 @@ pub const ROTATION_DOMAIN: &str = "musketeer-rotation-v1";
 
 /// "Key `old_key_id` vouches for `new_key`", optionally retiring the old key.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RotationStatement {
     /// Id of the signing (old) key.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub old_key_id: KeyId,
     /// The key to trust from now on.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub new_key: PublicKey,
     /// Whether the old key stops being trusted once the statement is applied.
     pub retire_old: bool,

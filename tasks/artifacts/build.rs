@@ -4,6 +4,8 @@
 //! The nested build is a separate workspace (`tasks/Cargo.toml`) with its own target directory
 //! (`<repo>/target/wasm-tasks`), so it never waits on the outer build's locks.
 
+mod python_tasks;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -137,6 +139,16 @@ fn main() {
         .to_str()
         .expect("the repository path must be valid UTF-8");
     println!("cargo:rustc-env=MUSKETEER_TASKS_WASM_DIR={wasm_dir}");
+
+    let python_dir = target_dir.join("python");
+    if let Err(error) = python_tasks::build(&root, &python_dir) {
+        eprintln!("building the Python task modules failed: {error}");
+        std::process::exit(1);
+    }
+    let python_dir = python_dir
+        .to_str()
+        .expect("the repository path must be valid UTF-8");
+    println!("cargo:rustc-env=MUSKETEER_PYTHON_TASKS_WASM_DIR={python_dir}");
 }
 
 fn env(name: &str) -> String {
@@ -163,7 +175,8 @@ fn watch(dir: &Path, skip: &[&Path]) {
             has_target = true;
             continue;
         }
-        if name.starts_with('.') || skip.contains(&path.as_path()) {
+        // Python's bytecode caches are outputs, not sources.
+        if name.starts_with('.') || name == "__pycache__" || skip.contains(&path.as_path()) {
             continue;
         }
         children.push((path, entry.file_type().is_ok_and(|t| t.is_dir())));

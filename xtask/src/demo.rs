@@ -6,6 +6,9 @@
 //! publishes `stock-day` allowed to reach only the feed, submits the 30 stock ids of the original
 //! experiment, shows the progress, and prints the table and the wall time.
 //!
+//! `cargo xtask demo --python` runs the same crawler written in Python (`tasks/stock-day-py`,
+//! built with componentize-py) as the app `stock-day-py`; its table is the same, byte for byte.
+//!
 //! Every child process is held by a [`Child`] guard that kills it on drop, so an error stops
 //! everything. Ctrl-C in a terminal reaches the whole foreground process group: the server and
 //! the volunteers get it too and shut down by themselves.
@@ -25,11 +28,15 @@ use crate::{cargo, root};
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    if let Some(unknown) = args.first() {
-        return Err(format!(
-            "`cargo xtask demo` takes no arguments (got {unknown:?})"
-        ));
-    }
+    let python = match args {
+        [] => false,
+        [flag] if flag == "--python" => true,
+        [unknown, ..] => {
+            return Err(format!(
+                "`cargo xtask demo` takes only `--python` (got {unknown:?})"
+            ));
+        }
+    };
     crate::toolchain::ensure_targets(&[crate::WASM_TARGET])?;
     step(&format!(
         "Building musketeer, musketeer-server and the task modules (release; {})",
@@ -54,23 +61,55 @@ pub fn run(args: &[String]) -> Result<(), String> {
         server: bin.join(format!("musketeer-server{}", std::env::consts::EXE_SUFFIX)),
         // Where tasks/artifacts/build.rs puts the modules (xtask does not link that crate, so
         // that it runs before the wasm target is known to be installed).
-        stock_day: target
-            .join("wasm-tasks")
-            .join(crate::WASM_TARGET)
-            .join("release")
-            .join("musketeer_task_stock_day.wasm"),
+        crawler: if python {
+            Crawler {
+                app: "stock-day-py",
+                module: target
+                    .join("wasm-tasks")
+                    .join("python")
+                    .join("musketeer_task_stock_day_py.wasm"),
+                // Its manifest limits (tasks/stock-day-py/README.md): the interpreter's ~13 MB
+                // heap fits 64 MiB, a crawl's ~14 M fuel fits 1 G many times over.
+                limits: &[
+                    "--memory",
+                    "67108864",
+                    "--fuel",
+                    "1000000000",
+                    "--timeout",
+                    "30",
+                ],
+            }
+        } else {
+            Crawler {
+                app: "stock-day",
+                module: target
+                    .join("wasm-tasks")
+                    .join(crate::WASM_TARGET)
+                    .join("release")
+                    .join("musketeer_task_stock_day.wasm"),
+                limits: &[],
+            }
+        },
     };
-    let work = TempDir::create()?;
-    demo(&tools, work.path())
+    let work = TempDir::create("demo")?;
+    demo(&tools, work.path(), python)
 }
 
 struct Tools {
     musketeer: PathBuf,
     server: PathBuf,
-    stock_day: PathBuf,
+    crawler: Crawler,
 }
 
-fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
+/// The crawler the demo publishes: the Rust `stock-day` or, with `--python`, `stock-day-py`.
+struct Crawler {
+    app: &'static str,
+    module: PathBuf,
+    /// `musketeer sign` limit flags beyond the defaults.
+    limits: &'static [&'static str],
+}
+
+fn demo(tools: &Tools, work: &Path, python: bool) -> Result<(), String> {
     step("Generating a dev signing key (an app author's key; the private half never leaves you)");
     let keys = work.join("keys");
     output(&tools.musketeer, &["keys", "generate", "--out", &s(&keys)])?;
@@ -126,30 +165,31 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
         feed.base_url()
     ));
 
+    let app = tools.crawler.app;
     step(&format!(
-        "Signing stock-day 1.0.0, allowed to reach only {}",
+        "Signing {app} 1.0.0, allowed to reach only {}",
         feed.allow_prefix()
     ));
-    let manifest = work.join("stock-day.manifest.json");
-    let module = &s(&tools.stock_day);
-    output(
-        &tools.musketeer,
-        &[
-            "sign",
-            "--key",
-            &s(&keys.join("musketeer.key")),
-            "--module",
-            module,
-            "--app",
-            "stock-day",
-            "--version",
-            "1.0.0",
-            "--allow-http",
-            &feed.allow_prefix(),
-            "--out",
-            &s(&manifest),
-        ],
-    )?;
+    let manifest = work.join(format!("{app}.manifest.json"));
+    let module = &s(&tools.crawler.module);
+    let mut sign = vec![
+        "sign".to_owned(),
+        "--key".to_owned(),
+        s(&keys.join("musketeer.key")),
+        "--module".to_owned(),
+        module.clone(),
+        "--app".to_owned(),
+        app.to_owned(),
+        "--version".to_owned(),
+        "1.0.0".to_owned(),
+        "--allow-http".to_owned(),
+        feed.allow_prefix(),
+        "--out".to_owned(),
+        s(&manifest),
+    ];
+    sign.extend(tools.crawler.limits.iter().map(|flag| (*flag).to_owned()));
+    let sign: Vec<&str> = sign.iter().map(String::as_str).collect();
+    output(&tools.musketeer, &sign)?;
     let published = output_env(
         &tools.musketeer,
         &[
@@ -192,7 +232,7 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
             "--server",
             &url,
             "--app",
-            "stock-day",
+            app,
             "--inputs",
             &s(&ids),
         ])
@@ -240,9 +280,14 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
     }
     println!();
     step(&format!(
-        "{} rows in {:.1} s wall time (the 2016 Celery cluster: 30 rows in 19.2 s)",
+        "{} rows in {:.1} s wall time (the 2016 Celery cluster: 30 rows in 19.2 s){}",
         rows.len() - 1,
-        wall.as_secs_f64()
+        wall.as_secs_f64(),
+        if python {
+            "; this includes each volunteer compiling the 18 MB Python module once"
+        } else {
+            ""
+        }
     ));
     let shares: Vec<String> = volunteers
         .iter_mut()
@@ -280,19 +325,23 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn step(text: &str) {
+pub(crate) fn step(text: &str) {
     eprintln!("==> {text}");
 }
 
-fn s(path: &Path) -> String {
+pub(crate) fn s(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn output(program: &Path, args: &[&str]) -> Result<String, String> {
+pub(crate) fn output(program: &Path, args: &[&str]) -> Result<String, String> {
     output_env(program, args, &[])
 }
 
-fn output_env(program: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<String, String> {
+pub(crate) fn output_env(
+    program: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Result<String, String> {
     let out = Command::new(program)
         .args(args)
         .envs(envs.iter().copied())
@@ -311,7 +360,7 @@ fn output_env(program: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<St
 
 /// A child process that is killed when dropped. Its stdout lines arrive on a channel (and are
 /// first-contact lines are echoed, indented, when `echo` is set).
-struct Child {
+pub(crate) struct Child {
     name: String,
     child: Option<std::process::Child>,
     lines: mpsc::Receiver<String>,
@@ -319,7 +368,7 @@ struct Child {
 }
 
 impl Child {
-    fn spawn(mut command: Command, name: &str, echo: bool) -> Result<Child, String> {
+    pub(crate) fn spawn(mut command: Command, name: &str, echo: bool) -> Result<Child, String> {
         command.stdout(Stdio::piped());
         let mut child = command
             .spawn()
@@ -347,7 +396,7 @@ impl Child {
     }
 
     /// The first line matching `wanted`, within [`START_TIMEOUT`].
-    fn wait_line(&mut self, wanted: impl Fn(&str) -> bool) -> Result<String, String> {
+    pub(crate) fn wait_line(&mut self, wanted: impl Fn(&str) -> bool) -> Result<String, String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -368,13 +417,18 @@ impl Child {
         }
     }
 
+    /// The process id, while it has not been stopped.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     fn count_lines(&mut self, needle: &str) -> usize {
         self.seen.extend(self.lines.try_iter());
         self.seen.iter().filter(|l| l.contains(needle)).count()
     }
 
     /// Asks the process to stop (SIGTERM via `kill` on unix), then kills it if it lingers.
-    fn terminate(&mut self) {
+    pub(crate) fn terminate(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -407,17 +461,18 @@ impl Drop for Child {
 }
 
 /// A temp directory removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn create() -> Result<TempDir, String> {
-        let path = std::env::temp_dir().join(format!("musketeer-demo-{}", std::process::id()));
+    /// `musketeer-{purpose}-{pid}` in the system's temp dir.
+    pub(crate) fn create(purpose: &str) -> Result<TempDir, String> {
+        let path = std::env::temp_dir().join(format!("musketeer-{purpose}-{}", std::process::id()));
         std::fs::create_dir_all(&path)
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         Ok(TempDir(path))
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }

@@ -3,11 +3,13 @@
 //! - `cargo xtask test`: format check, clippy, and every test of the workspace and of the task
 //!   modules, the cross-architecture proof included (what CI runs).
 //! - `cargo xtask cross`: only the cross-architecture proof (ARM clients under qemu-user).
-//! - `cargo xtask demo`: the local demo (see README).
+//! - `cargo xtask demo [--python]`: the local demo (see README); `--python` runs the Python crawler.
 //! - `cargo xtask setup`: adds the pinned toolchain's missing targets and builds the task modules
 //!   (the first step of `demo` and `test`; CI runs it alone on a toolchain without targets).
 //! - `cargo xtask python`: only the Python client's checks and tests (the last step of `test`).
+//! - `cargo xtask bench-peer`: musketeer and Celery + Redis side by side (docs/benchmarks.md).
 
+mod bench_peer;
 mod cross;
 mod demo;
 mod toolchain;
@@ -23,15 +25,22 @@ fn main() -> ExitCode {
         Some("cross") => cross::run(&args[1..]),
         Some("setup") => setup(),
         Some("python") => python_tests(true),
+        Some("bench-peer") => bench_peer::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|cross|demo>");
+            eprintln!("usage: cargo xtask <test|cross|demo|setup|python|bench-peer>");
             eprintln!("  test   format check, clippy and all tests (what CI runs)");
             eprintln!("  cross  the cross-architecture test only (ARM clients under qemu-user)");
             eprintln!("  demo   the local demo: crawl 30 stocks from a local TWSE-format feed");
             eprintln!(
+                "         (--python: with the crawler written in Python, tasks/stock-day-py)"
+            );
+            eprintln!(
                 "  setup  add the pinned toolchain's missing targets, build the task modules"
             );
             eprintln!("  python the Python client's checks and tests only (the last step of test)");
+            eprintln!(
+                "  bench-peer  musketeer and Celery + Redis side by side (docs/benchmarks.md)"
+            );
             return ExitCode::from(2);
         }
     };

@@ -1,14 +1,18 @@
 //! `musketeer batch status|results|cancel|delete`, and the progress display of `submit --wait`.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use musketeer_protocol::{BatchId, BatchState, BatchStatus, ErrorCode, ResultsFormat};
+use musketeer_protocol::{
+    BatchId, BatchList, BatchState, BatchStatus, ErrorCode, ResultsFormat, paths,
+};
 
+use super::progress::Display;
 use crate::api_client::{ApiClient, ApiError};
 use crate::cli::{BatchCommand, ResultsFormatArg};
+use crate::exit::BatchEndedWithFailures;
 
 /// How long one status long poll may wait while the batch runs: the progress refresh on a
 /// terminal. The server answers as soon as the batch ends.
@@ -16,12 +20,31 @@ const REFRESH_TERMINAL: Duration = Duration::from_secs(1);
 /// The same when stderr is a log: progress lines are printed at most every 2 s anyway.
 const REFRESH_LOG: Duration = Duration::from_secs(2);
 /// Pause between retries while the server cannot be reached.
-const RETRY: Duration = Duration::from_secs(1);
+pub const RETRY: Duration = Duration::from_secs(1);
+/// Retries in a row (about two minutes) before a wait gives up on an unreachable server.
+pub const MAX_RETRIES: u32 = 120;
 
 pub fn batch(command: BatchCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         match command {
+            BatchCommand::List { server, json } => {
+                let api = super::connection::client(&server)?;
+                let list: BatchList = api
+                    .get_json(paths::BATCHES)
+                    .await
+                    .context("cannot list batches")?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                } else if list.batches.is_empty() {
+                    crate::note!("no batches for this token (submit one with `musketeer submit`)");
+                } else {
+                    for status in &list.batches {
+                        println!("{}", describe(status));
+                    }
+                }
+                Ok(())
+            }
             BatchCommand::Status {
                 server,
                 id,
@@ -41,7 +64,10 @@ pub fn batch(command: BatchCommand) -> anyhow::Result<()> {
                 } else {
                     println!("{}", describe(&status));
                 }
-                Ok(())
+                match ended_with_failures(&status) {
+                    Some(failures) if keep_waiting => Err(failures.into()),
+                    _ => Ok(()),
+                }
             }
             BatchCommand::Results {
                 server,
@@ -83,23 +109,25 @@ pub fn batch(command: BatchCommand) -> anyhow::Result<()> {
 
 /// A refused delete, with what to do about it.
 fn delete_error(id: BatchId, error: ApiError) -> anyhow::Error {
-    match &error {
+    // The server's refusal stays in the chain: it decides the exit status.
+    let advice = match &error {
         ApiError::Server {
             code: ErrorCode::Conflict,
             ..
-        } => anyhow::anyhow!(
+        } => format!(
             "batch {id} is still running: cancel it with `musketeer batch cancel {id}` or wait \
              for it to finish (`musketeer batch status {id} --wait`)"
         ),
         ApiError::Server {
             code: ErrorCode::NotFound,
             ..
-        } => anyhow::anyhow!(
+        } => format!(
             "no batch {id} for this token: it was deleted already, or it is another \
              researcher's (an admin token can delete any batch)"
         ),
-        _ => anyhow::Error::new(error).context(format!("cannot delete batch {id}")),
-    }
+        _ => format!("cannot delete batch {id}"),
+    };
+    anyhow::Error::new(error).context(advice)
 }
 
 /// One line: state, counts, progress.
@@ -126,7 +154,7 @@ pub fn describe(status: &BatchStatus) -> String {
 
 /// Why queued units may not move: no online host can take them, or the online ones already
 /// returned a replica of them (stalled units fail after the server's stall timeout).
-fn stalled_note(status: &BatchStatus) -> String {
+pub fn stalled_note(status: &BatchStatus) -> String {
     let mut note = String::new();
     if status.hosts_able == Some(0) {
         note.push_str(
@@ -151,15 +179,12 @@ fn stalled_note(status: &BatchStatus) -> String {
 /// is a long poll the server answers the moment the batch ends, so the wait ends with the batch,
 /// not at the next poll.
 pub async fn wait(api: &ApiClient, id: BatchId) -> anyhow::Result<BatchStatus> {
-    let started = Instant::now();
-    let terminal = std::io::stderr().is_terminal();
-    let refresh = if terminal {
+    let mut display = Display::default();
+    let refresh = if display.terminal() {
         REFRESH_TERMINAL
     } else {
         REFRESH_LOG
     };
-    let mut last_line = String::new();
-    let mut last_print = Instant::now();
     let mut errors = 0u32;
     // The first request answers at once, so that progress shows from the start.
     let mut wait = Duration::ZERO;
@@ -170,7 +195,7 @@ pub async fn wait(api: &ApiClient, id: BatchId) -> anyhow::Result<BatchStatus> {
                 errors = 0;
                 status
             }
-            Err(error) if error.is_retryable() && errors < 120 => {
+            Err(error) if error.is_retryable() && errors < MAX_RETRIES => {
                 // The server may be restarting; keep waiting a while.
                 errors += 1;
                 tokio::time::sleep(RETRY).await;
@@ -180,20 +205,8 @@ pub async fn wait(api: &ApiClient, id: BatchId) -> anyhow::Result<BatchStatus> {
                 return Err(error).with_context(|| format!("cannot read batch {id}"));
             }
         };
-        let line = progress_line(&status, started.elapsed());
-        let finished = status.state != BatchState::Running;
-        if terminal {
-            eprint!("\r{line}\x1b[K");
-        } else if finished || (line != last_line && last_print.elapsed() >= Duration::from_secs(2))
-        {
-            eprintln!("{line}");
-            last_print = Instant::now();
-        }
-        last_line = line;
-        if finished {
-            if terminal {
-                eprintln!();
-            }
+        display.show(&status);
+        if status.state != BatchState::Running {
             return Ok(status);
         }
         // A server that answers a running batch early (shutting down, or one without the long
@@ -205,30 +218,14 @@ pub async fn wait(api: &ApiClient, id: BatchId) -> anyhow::Result<BatchStatus> {
     }
 }
 
-/// `[#####-----] 12/30 done, 0 failed, 3.1/s, ETA 6 s`
-pub fn progress_line(status: &BatchStatus, elapsed: Duration) -> String {
-    const WIDTH: usize = 24;
-    let c = &status.counts;
-    let total = c.total().max(1);
-    let finished = c.finished();
-    let filled = (finished as usize * WIDTH) / total as usize;
-    let rate = finished as f64 / elapsed.as_secs_f64().max(0.001);
-    let eta = if finished == 0 || finished >= total {
-        String::from("--")
-    } else {
-        format!("{:.0} s", (total - finished) as f64 / rate)
-    };
-    format!(
-        "[{}{}] {}/{} done, {} failed, {} running, {:.1}/s, ETA {eta}{}",
-        "#".repeat(filled),
-        "-".repeat(WIDTH - filled),
-        c.done,
-        c.total(),
-        c.failed,
-        c.running,
-        rate,
-        stalled_note(status)
-    )
+/// The error of a waited-for batch that ended with units that did not succeed.
+pub fn ended_with_failures(status: &BatchStatus) -> Option<BatchEndedWithFailures> {
+    let counts = &status.counts;
+    (counts.failed > 0 || counts.cancelled > 0).then_some(BatchEndedWithFailures {
+        batch: status.id,
+        failed: counts.failed,
+        cancelled: counts.cancelled,
+    })
 }
 
 /// Downloads the results to `output` (format from its extension) or stdout.
@@ -260,7 +257,7 @@ pub async fn write_results(
                 .with_context(context)?;
             file.sync_all()
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("results written to {}", path.display());
+            crate::note!("results written to {}", path.display());
         }
         None => {
             let mut stdout = std::io::stdout();
@@ -275,6 +272,7 @@ pub async fn write_results(
 
 #[cfg(test)]
 mod tests {
+    use super::super::progress::progress_line;
     use super::*;
 
     fn refused(status: u16, code: ErrorCode) -> ApiError {
@@ -297,14 +295,14 @@ mod tests {
             .expect("a batch status")
         };
         let stalled = status(serde_json::json!(0));
-        let line = progress_line(&stalled, Duration::from_secs(1));
+        let line = progress_line(&stalled, None);
         assert!(
             line.contains("no online host can take the waiting units"),
             "{line}"
         );
         assert!(describe(&stalled).contains("--max-task-memory"));
         for fine in [serde_json::json!(2), serde_json::Value::Null] {
-            let line = progress_line(&status(fine), Duration::from_secs(1));
+            let line = progress_line(&status(fine), None);
             assert!(!line.contains("no online host"), "{line}");
         }
     }
@@ -319,10 +317,7 @@ mod tests {
             "stalled_reason": "unit 2 is stalled: all 2 online host(s) already returned a replica",
         }))
         .expect("a batch status");
-        for line in [
-            progress_line(&status, Duration::from_secs(1)),
-            describe(&status),
-        ] {
+        for line in [progress_line(&status, None), describe(&status)] {
             assert!(
                 line.contains("1 stalled: unit 2 is stalled: all 2 online host(s)"),
                 "{line}"
@@ -339,6 +334,9 @@ mod tests {
                 && running.contains("`musketeer batch cancel 7`"),
             "{running}"
         );
+        // Refusals keep the server's answer, so they exit as refused (3).
+        let conflict = delete_error(id, refused(409, ErrorCode::Conflict));
+        assert_eq!(crate::exit::report(&conflict).0, crate::exit::REFUSED);
         let absent = delete_error(id, refused(404, ErrorCode::NotFound)).to_string();
         assert!(absent.contains("no batch 7 for this token"), "{absent}");
         let other = format!("{:#}", delete_error(id, refused(403, ErrorCode::Forbidden)));

@@ -8,7 +8,10 @@ use anyhow::{Context, bail};
 use crate::api_client::ApiClient;
 use crate::cli::ServerArgs;
 
+/// Unknown keys are refused, so that a misspelt "tokne" is an error naming it, not a silent
+/// fallback to no token.
 #[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ConfigFile {
     server: Option<String>,
     token: Option<String>,
@@ -40,15 +43,28 @@ pub fn client(args: &ServerArgs) -> anyhow::Result<ApiClient> {
             "no token given: pass --token TOKEN (from the project's operator), set MUSKETEER_TOKEN, or put \"token\" in the config file"
         );
     };
-    ApiClient::new(&server, Some(token)).context("cannot use the server URL")
+    let ca_cert = args.ca_cert.as_deref().map(read_ca_cert).transpose()?;
+    ApiClient::trusting(&server, Some(token), ca_cert.as_deref())
+        .context("cannot use the server URL or --ca-cert")
+}
+
+/// The `--ca-cert` file's bytes.
+pub fn read_ca_cert(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| {
+        format!(
+            "cannot read --ca-cert {}; pass the project's CA certificate (a PEM file)",
+            path.display()
+        )
+    })
 }
 
 fn read(path: &PathBuf) -> anyhow::Result<ConfigFile> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| {
-        format!(
-            "config file {} is not JSON like {{\"server\": \"http://...\", \"token\": \"...\"}}",
+    serde_json::from_str(&text).map_err(|error| {
+        anyhow::anyhow!(
+            "config file {}: {error}; it holds one JSON object with the keys \"server\" and \
+             \"token\", e.g. {{\"server\": \"http://...\", \"token\": \"...\"}}",
             path.display()
         )
     })

@@ -1,7 +1,7 @@
 //! `musketeer hosts list|ban|unban`: an admin's view of volunteer hosts and their standing.
 
 use anyhow::Context;
-use musketeer_protocol::{HostId, HostSummary};
+use musketeer_protocol::{HostId, HostSummary, credits_text};
 
 use crate::cli::HostsCommand;
 
@@ -20,7 +20,7 @@ pub fn hosts(command: HostsCommand) -> anyhow::Result<()> {
                 } else {
                     println!(
                         "{:>5}  {:<20} {:>7} {:>6} {:>7} {:>12} {:>7}  standing",
-                        "id", "name", "valid", "errors", "invalid", "credit", "quota"
+                        "id", "name", "valid", "errors", "invalid", "credits", "quota"
                     );
                     for host in &list.hosts {
                         println!("{}", row(host));
@@ -59,7 +59,8 @@ fn row(host: &HostSummary) -> String {
         host.succeeded,
         host.failed,
         host.invalid,
-        host.credit,
+        // Credits of 10⁹ fuel (docs/volunteer.md); `--json` keeps raw fuel.
+        credits_text(host.credit),
         host.daily_quota,
         standing(host)
     )

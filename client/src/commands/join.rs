@@ -7,6 +7,8 @@ use anyhow::Context;
 
 use crate::cli::{JoinArgs, LogFormatArg};
 use crate::volunteer::events::LogFormat;
+use crate::volunteer::gate::{Gate, GateSetup};
+use crate::volunteer::prefs::{Logind, PrefsFile};
 use crate::volunteer::{JoinConfig, join as join_project};
 
 /// How long running tasks may finish after Ctrl-C (the issue promises exit within 10 s).
@@ -39,6 +41,24 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot read public key {}", path.display()))?,
         );
     }
+    let gate = Gate::new(GateSetup {
+        data_dir: data_dir.clone(),
+        overrides: PrefsFile {
+            cpu_percent: args.cpu_percent,
+            run_on_battery: args.run_on_battery.then_some(true),
+            schedule: args.schedule.clone(),
+            idle_minutes: args.idle_minutes,
+            ..PrefsFile::default()
+        },
+        power_supply_dir: args.power_supply_dir.clone(),
+        idle: std::sync::Arc::new(Logind),
+    })
+    .context("cannot use the preferences (fix the flag or preferences.toml, then join again)")?;
+    let ca_cert = args
+        .ca_cert
+        .as_deref()
+        .map(super::connection::read_ca_cert)
+        .transpose()?;
     let config = JoinConfig {
         server: args.server.clone(),
         slots,
@@ -53,10 +73,15 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
         poll_wait: Duration::from_millis(args.poll_wait_ms),
         max_backoff: Duration::from_millis(args.max_backoff_ms.max(100)),
         shutdown_grace: SHUTDOWN_GRACE,
-        max_task_memory: args
-            .max_task_memory
-            .map(|mib| mib << 20)
-            .or_else(|| crate::volunteer::memory::default_task_memory(slots)),
+        max_task_memory: task_memory_limit(
+            args.max_task_memory
+                .map(|mib| mib << 20)
+                .or_else(|| crate::volunteer::memory::default_task_memory(slots)),
+            gate.preferences().max_memory_mib,
+            slots,
+        ),
+        gate,
+        ca_cert,
         work_buffer: Duration::from_secs_f64(args.work_buffer),
     };
     // Before the runtime starts its threads: they inherit this thread's priority.
@@ -75,6 +100,16 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot work for {}", args.server))
 }
 
+/// The most memory one task may have: the per-task limit, lowered so that all slots at it fit
+/// in the volunteer's total (`max_memory_mib` in preferences.toml).
+fn task_memory_limit(per_task: Option<u64>, total_mib: Option<u64>, slots: usize) -> Option<u64> {
+    let share = total_mib.map(|mib| (mib << 20) / slots.max(1) as u64);
+    match (per_task, share) {
+        (Some(per_task), Some(share)) => Some(per_task.min(share)),
+        (per_task, share) => per_task.or(share),
+    }
+}
+
 fn default_name() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
@@ -88,7 +123,7 @@ fn default_name() -> String {
 }
 
 /// `~/.local/share/musketeer/<host_port>` (or under `$XDG_DATA_HOME`).
-fn default_data_dir(server: &str) -> Option<PathBuf> {
+pub(super) fn default_data_dir(server: &str) -> Option<PathBuf> {
     let project: String = server
         .trim_start_matches("https://")
         .trim_start_matches("http://")
@@ -123,5 +158,26 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::task_memory_limit;
+
+    #[test]
+    fn the_total_memory_cap_is_shared_among_the_slots() {
+        let mib = 1u64 << 20;
+        assert_eq!(
+            task_memory_limit(Some(512 * mib), Some(1024), 4),
+            Some(256 * mib)
+        );
+        assert_eq!(
+            task_memory_limit(Some(128 * mib), Some(1024), 4),
+            Some(128 * mib)
+        );
+        assert_eq!(task_memory_limit(None, Some(1024), 2), Some(512 * mib));
+        assert_eq!(task_memory_limit(Some(64 * mib), None, 2), Some(64 * mib));
+        assert_eq!(task_memory_limit(None, None, 2), None);
     }
 }

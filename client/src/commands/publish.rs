@@ -27,6 +27,10 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
         .block_on(api.publish(&request))
         .context("publishing failed")?;
     let app = response.app;
+    if args.json {
+        println!("{}", serde_json::to_string(&app)?);
+        return Ok(());
+    }
     println!(
         "published {} {} (module sha256 {}, {} bytes, signed by {})",
         app.app, app.version, app.module_sha256, app.module_size, app.key_id

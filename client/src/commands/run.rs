@@ -63,6 +63,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let options = RunOptions {
         run_id: args.run_id.clone(),
         progress: None,
+        pause: None,
     };
     let result = sandbox.run(&task, &input, options).await.map_err(fail)?;
 

@@ -1,12 +1,12 @@
 //! `musketeer sign`.
 
 use anyhow::Context;
-use musketeer_signing_keys::{Limits, Manifest};
+use musketeer_signing_keys::{InputFormat, Limits, Manifest};
 
 use crate::cli::SignArgs;
 
 pub fn sign(args: &SignArgs) -> anyhow::Result<()> {
-    let key = musketeer_signing_keys::read_secret_key(&args.key)
+    let key = super::keys::read_secret_key(&args.key, "--key")
         .with_context(|| format!("cannot use private key {}", args.key.display()))?;
     let module = std::fs::read(&args.module)
         .with_context(|| format!("cannot read module {}", args.module.display()))?;
@@ -20,23 +20,33 @@ pub fn sign(args: &SignArgs) -> anyhow::Result<()> {
     let limits = Limits {
         fuel: args.fuel.unwrap_or(defaults.fuel),
         memory_bytes: args.memory.unwrap_or(defaults.memory_bytes),
-        wall_time_ms: args
-            .timeout
-            .map_or(defaults.wall_time_ms, |secs| secs.saturating_mul(1000)),
+        wall_time_ms: args.timeout.map_or(defaults.wall_time_ms, |timeout| {
+            u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
+        }),
         output_bytes: args.max_output.unwrap_or(defaults.output_bytes),
     };
-    let manifest =
+    let mut manifest =
         Manifest::for_module(&args.app, version, &module, args.allow_http.clone(), limits)
             .context("cannot build the manifest")?;
+    if args.input_description.is_some() || args.input_example.is_some() {
+        manifest.input = Some(InputFormat {
+            description: args.input_description.clone(),
+            example: args.input_example.clone(),
+        });
+        manifest.validate().context(
+            "--input-description takes a sentence, --input-example one JSON value (e.g. \
+             '{\"n\": 1}')",
+        )?;
+    }
     for entry in &args.allow_http {
         if let Some(warning) = allow_entry_warning(entry) {
-            eprintln!("{warning}");
+            crate::note!("{warning}");
         }
     }
     let signed = manifest.sign(&key);
     std::fs::write(&args.out, signed.to_json())
         .with_context(|| format!("cannot write manifest {}", args.out.display()))?;
-    eprintln!(
+    crate::note!(
         "signed {} {} (sha256 {}, {} bytes) with key {} -> {}",
         signed.manifest.app,
         signed.manifest.version,

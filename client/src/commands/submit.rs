@@ -10,11 +10,21 @@ use crate::cli::SubmitArgs;
 
 pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let api = super::connection::client(&args.server)?;
-    let text = read_inputs(&args.inputs)?;
-    let inputs = parse_inputs(&text, args.input_template.as_deref())?;
-    if inputs.is_empty() {
-        bail!("{} has no inputs (one per line)", args.inputs.display());
-    }
+    let inputs = match &args.inputs {
+        Some(path) => {
+            let text = read_inputs(path)?;
+            let inputs = parse_inputs(&text, args.input_template.as_deref())?;
+            if inputs.is_empty() {
+                bail!("{} has no inputs (one per line)", path.display());
+            }
+            inputs
+        }
+        None => args
+            .input
+            .iter()
+            .map(|input| one_input(input))
+            .collect::<anyhow::Result<_>>()?,
+    };
     let version = args
         .version
         .as_deref()
@@ -25,9 +35,17 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         .transpose()?;
     let delay_bound_ms = args
         .deadline
-        .as_deref()
-        .map(|d| parse_duration_ms(d).with_context(|| format!("--deadline {d:?}")))
-        .transpose()?;
+        .map(|deadline| u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX));
+    if args.stream
+        && let Some(path) = &args.output
+        && path.extension().and_then(|e| e.to_str()) == Some("csv")
+    {
+        bail!(
+            "--stream writes JSON lines as units finish; name --output {} .jsonl (or download \
+             the CSV afterwards with `musketeer batch results ID --output FILE.csv`)",
+            path.display()
+        );
+    }
     let request = SubmitBatchRequest {
         app: args.app.clone(),
         version,
@@ -46,7 +64,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
             .submit(&request)
             .await
             .context("submitting the batch failed")?;
-        eprintln!(
+        crate::note!(
             "submitted batch {} to {}: {} unit(s) of {} {}",
             response.batch_id,
             api.base_url(),
@@ -54,20 +72,47 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
             args.app,
             response.version
         );
-        println!("{}", response.batch_id);
-        if args.wait {
-            let status = super::batch::wait(&api, response.batch_id).await?;
-            super::batch::write_results(&api, response.batch_id, args.output.as_deref(), None)
-                .await?;
-            if status.counts.failed > 0 {
-                eprintln!(
-                    "{} unit(s) failed; their rows carry the error",
-                    status.counts.failed
-                );
-            }
+        if args.json {
+            println!("{}", serde_json::to_string(&response)?);
+        } else {
+            println!("{}", response.batch_id);
         }
-        Ok(())
+        if !args.wait {
+            return Ok(());
+        }
+        let id = response.batch_id;
+        let status = if args.stream {
+            stream_to(&api, id, args.output.as_deref()).await?
+        } else {
+            let status = super::batch::wait(&api, id).await?;
+            super::batch::write_results(&api, id, args.output.as_deref(), None).await?;
+            status
+        };
+        match super::batch::ended_with_failures(&status) {
+            Some(failures) => Err(failures.into()),
+            None => Ok(()),
+        }
     })
+}
+
+/// `--stream`: rows to `output` (JSON lines) or stdout as units finish.
+async fn stream_to(
+    api: &crate::api_client::ApiClient,
+    id: musketeer_protocol::BatchId,
+    output: Option<&Path>,
+) -> anyhow::Result<musketeer_protocol::BatchStatus> {
+    match output {
+        Some(path) => {
+            let mut file = std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let status = super::follow::stream_results(api, id, &mut file).await?;
+            file.sync_all()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            crate::note!("results written to {}", path.display());
+            Ok(status)
+        }
+        None => super::follow::stream_results(api, id, &mut std::io::stdout().lock()).await,
+    }
 }
 
 fn read_inputs(path: &Path) -> anyhow::Result<String> {
@@ -80,6 +125,28 @@ fn read_inputs(path: &Path) -> anyhow::Result<String> {
     }
     std::fs::read_to_string(path)
         .with_context(|| format!("cannot read inputs file {}", path.display()))
+}
+
+/// `--input`: inline JSON, or `@FILE` holding one JSON value.
+fn one_input(text: &str) -> anyhow::Result<serde_json::Value> {
+    let (json, source) = match text.strip_prefix('@') {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("--input @{path}: cannot read the file"))?,
+            format!("--input @{path}"),
+        ),
+        None => (text.to_owned(), format!("--input {text:?}")),
+    };
+    let value: serde_json::Value = serde_json::from_str(&json).with_context(|| {
+        format!(
+            "{source} is not one JSON value; quote text as JSON (e.g. --input '\"AAPL\"') or use \
+             --inputs FILE with --input-template for plain lines"
+        )
+    })?;
+    if let Err(error) = musketeer_protocol::check_input(&value) {
+        bail!("{source}: {error}; volunteers cannot take it, make it smaller or flatter");
+    }
+    Ok(value)
 }
 
 /// One JSON value per non-empty line; with a template, each line is a plain string put in
@@ -122,26 +189,6 @@ pub fn parse_inputs(text: &str, template: Option<&str>) -> anyhow::Result<Vec<se
     Ok(inputs)
 }
 
-/// `90s`, `10m`, `2h`, `1d` as milliseconds.
-pub fn parse_duration_ms(text: &str) -> anyhow::Result<u64> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .context("expected a number and a unit, e.g. 90s, 10m, 2h")?;
-    let scale = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => bail!("the unit must be ms, s, m, h or d"),
-    };
-    Ok(number.saturating_mul(scale))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +211,26 @@ mod tests {
     }
 
     #[test]
+    fn one_input_inline_or_from_a_file() {
+        assert_eq!(
+            one_input(r#"{"a": [1, 2]}"#).unwrap(),
+            serde_json::json!({"a": [1, 2]})
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("one.json");
+        std::fs::write(&file, "{\n  \"stock_id\": \"2330\",\n  \"year\": 2016\n}\n").unwrap();
+        let value = one_input(&format!("@{}", file.display())).unwrap();
+        assert_eq!(value, serde_json::json!({"stock_id": "2330", "year": 2016}));
+        let err = format!("{:#}", one_input("AAPL").unwrap_err());
+        assert!(
+            err.starts_with("--input \"AAPL\" is not one JSON value"),
+            "{err}"
+        );
+        let err = format!("{:#}", one_input("@/nonexistent/x.json").unwrap_err());
+        assert!(err.contains("cannot read the file"), "{err}");
+    }
+
+    #[test]
     fn inputs_beyond_the_protocol_limits_name_their_line() {
         let deep = format!("{}1{}", "[".repeat(65), "]".repeat(65));
         let err = parse_inputs(&format!("1\n\n{deep}\n"), None).unwrap_err();
@@ -174,14 +241,5 @@ mod tests {
         );
         let flat = format!("{}1{}", "[".repeat(64), "]".repeat(64));
         assert_eq!(parse_inputs(&flat, None).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration_ms("90s").unwrap(), 90_000);
-        assert_eq!(parse_duration_ms("2h").unwrap(), 7_200_000);
-        for bad in ["", "s", "10", "10y", "-1s"] {
-            assert!(parse_duration_ms(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 
+use super::bandwidth::Bandwidth;
 use super::policy::{Allowlist, Denied, is_public};
 
 /// Limits of the HTTP import that the volunteer's client sets (not the task author).
@@ -21,6 +22,8 @@ pub struct HttpConfig {
     pub max_requests_per_run: u32,
     /// Redirect hops followed for one request.
     pub max_redirects: u32,
+    /// The volunteer's cap on the bandwidth of all tasks' reads together (`None`: none).
+    pub bandwidth: Option<Bandwidth>,
 }
 
 impl Default for HttpConfig {
@@ -30,6 +33,7 @@ impl Default for HttpConfig {
             max_response_bytes: 16 * 1024 * 1024,
             max_requests_per_run: 64,
             max_redirects: 5,
+            bandwidth: None,
         }
     }
 }
@@ -216,6 +220,10 @@ impl HttpFetcher {
                 return Err(FetchError::TooLarge(cap));
             }
             body.extend_from_slice(&chunk);
+            // Bandwidth hook: past the volunteer's cap, the read waits.
+            if let Some(bandwidth) = &self.config.bandwidth {
+                bandwidth.take(chunk.len()).await;
+            }
         }
         Ok(Hop::Done(FetchResponse {
             status: status.as_u16(),

@@ -9,6 +9,7 @@ mod engine;
 mod error;
 mod host;
 mod limiter;
+mod pause;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ pub use engine::engine_config;
 pub use engine::{Backend, wasmtime_version};
 pub use error::RunError;
 pub use host::ProgressSink;
+pub use pause::PauseToken;
 
 use crate::net::fetch::{HttpConfig, HttpFetcher};
 use crate::net::policy::Allowlist;
@@ -121,6 +123,9 @@ pub struct RunOptions {
     pub run_id: String,
     /// Receives progress reports.
     pub progress: Option<ProgressSink>,
+    /// Pauses the task at its next fuel yield while set; paused time does not count against
+    /// its wall-clock limit.
+    pub pause: Option<PauseToken>,
 }
 
 /// The sandbox: one engine, linker, HTTP client and code cache shared by all runs.
@@ -243,20 +248,36 @@ impl Sandbox {
         let wall = Duration::from_millis(limits.wall_time_ms);
         let ticks = limits.wall_time_ms / EPOCH_TICK.as_millis() as u64 + 1;
         store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-
         let started = Instant::now();
+        // Counts only the time the task was allowed to run (see `pause`).
+        let active = pause::ActiveClock::start(options.pause.clone());
+        let epoch_clock = active.clone();
+        store.epoch_deadline_callback(move |_| {
+            // The deadline passed in wall time; a pause may have left it active time to go.
+            let left = wall.saturating_sub(epoch_clock.active());
+            if left.is_zero() {
+                return Ok(wasmtime::UpdateDeadline::Interrupt);
+            }
+            Ok(wasmtime::UpdateDeadline::Continue(
+                (left.as_millis() / EPOCH_TICK.as_millis()) as u64 + 1,
+            ))
+        });
+
         let mut instantiated = false;
-        // The epoch deadline interrupts wasm code; the tokio timeout also ends a task that is
+        // The epoch deadline interrupts wasm code; the timeout also ends a task that is
         // blocked in a host call (a sleep, a slow HTTP response), which epochs cannot reach.
-        let outcome = tokio::time::timeout(wall, async {
+        let work = async {
             let instance = task.pre.instantiate_async(&mut store).await?;
             instantiated = true;
             store.set_fuel(limits.fuel)?;
             let result = instance.call_run(&mut store, input).await;
             Ok::<_, wasmtime::Error>(result)
-        })
-        .await;
+        };
+        let outcome = match &options.pause {
+            Some(token) => active.timeout(wall, token.run(work)).await,
+            None => active.timeout(wall, work).await,
+        }
+        .ok_or(());
         let wall_time = started.elapsed();
 
         let stdout = captured.stdout.contents().to_vec();

@@ -98,6 +98,7 @@ mod tests {
                 output_bytes: 1,
             },
             published_ms: 0,
+            input: None,
         }
     }
 

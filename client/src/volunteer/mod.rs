@@ -11,15 +11,20 @@
 
 pub mod backoff;
 mod buffer;
+#[cfg(unix)]
+pub mod control;
 pub mod events;
 pub mod files;
+pub mod gate;
 pub mod memory;
 pub mod modules;
 pub mod pinning;
+pub mod prefs;
 pub mod priority;
 mod report;
 mod slot;
 pub mod spool;
+pub mod status;
 mod stop;
 mod trust;
 mod work;
@@ -66,6 +71,10 @@ pub struct JoinConfig {
     pub max_task_memory: Option<u64>,
     /// Seconds of work per slot to keep fetched beyond the free slots (zero: none).
     pub work_buffer: Duration,
+    /// Preferences and local control: whether work may run now (see [`gate`]).
+    pub gate: gate::Gate,
+    /// PEM certificates of the project's own CA, trusted besides the public roots.
+    pub ca_cert: Option<Vec<u8>>,
 }
 
 /// Why joining failed for good (transient failures are retried, not returned).
@@ -119,8 +128,10 @@ pub async fn join(
 ) -> Result<(), JoinError> {
     let events = Events::new(config.log_format, &config.name);
     let data = DataDir::open(&config.data_dir)?;
-    let api = ApiClient::new(&config.server, None)?;
+    let api = ApiClient::trusting(&config.server, None, config.ca_cert.as_deref())?;
     let stop = StopSignal::new(shutdown);
+    // Preferences hook: the gate pauses tasks and holds back fetches while work is suspended.
+    let _gate_driver = config.gate.spawn_driver(events.clone());
 
     // A project joined before keeps being retried (it may be restarting); a first contact that
     // fails is most likely a wrong URL, and a volunteer should hear that rather than wait.
@@ -153,8 +164,18 @@ pub async fn join(
     };
     let trust = trust::pin_keys(&data, &config, &project, &events)?;
 
+    // Preferences hook: the volunteer's bandwidth cap on tasks' HTTP reads.
+    let bandwidth = config
+        .gate
+        .preferences()
+        .max_http_kib_per_s
+        .map(|kib| crate::net::bandwidth::Bandwidth::new(kib.saturating_mul(1024)));
     let sandbox = Sandbox::new(SandboxConfig {
         cache_dir: Some(data.compiled_dir()),
+        http: crate::net::fetch::HttpConfig {
+            bandwidth,
+            ..Default::default()
+        },
         ..SandboxConfig::default()
     })
     .map_err(|e| JoinError::Sandbox(e.to_string()))?;
@@ -210,6 +231,8 @@ pub async fn join(
             serde_json::json!({"poll_wait_ms": config.poll_wait.as_millis() as u64}),
             "waiting for work; each task is shown here as it starts",
         );
+        // Local control hook: `musketeer status|pause|resume` while this identity works.
+        let _control = start_control(&config, &data, &api, &host, &project.name, &events);
         if let Some(max) = config.max_task_memory {
             warn_about_apps_too_big(&api.with_token(host.host_token.clone()), max, &events).await;
         }
@@ -247,6 +270,48 @@ pub async fn join(
             other => return other,
         }
     }
+}
+
+/// Opens the control socket; without it the client still works, and says why.
+#[cfg(unix)]
+fn start_control(
+    config: &JoinConfig,
+    data: &DataDir,
+    api: &ApiClient,
+    host: &HostCredentials,
+    project: &str,
+    events: &Events,
+) -> Option<control::ControlServer> {
+    let context = control::ControlContext {
+        gate: config.gate.clone(),
+        api: api.with_token(host.host_token.clone()),
+        host_id: host.host_id,
+        project: project.to_owned(),
+        slots: config.slots,
+    };
+    match control::serve(data.root(), context) {
+        Ok(server) => Some(server),
+        Err(error) => {
+            events.emit(
+                "control-unavailable",
+                serde_json::json!({"error": error.to_string()}),
+                format!("warning: `musketeer status`, `pause` and `resume` will not reach this client: {error}"),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn start_control(
+    _config: &JoinConfig,
+    _data: &DataDir,
+    _api: &ApiClient,
+    _host: &HostCredentials,
+    _project: &str,
+    _events: &Events,
+) -> Option<()> {
+    None
 }
 
 /// Says which of the project's apps need more memory than `max_task_memory` allows (the

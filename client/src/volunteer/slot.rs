@@ -170,10 +170,17 @@ async fn execute(shared: &Shared, assignment: Assignment) -> Outcome {
     record_version(shared, &app, &version);
     // The same bytes on every client, whatever its serde_json features (see the protocol).
     let input = musketeer_protocol::task_input_bytes(&assignment.input);
+    // Preferences hook: the gate pauses the task at fuel yields; the board shows it running.
+    let on_board = shared
+        .config
+        .gate
+        .board()
+        .start(assignment.unit_id.to_string(), format!("{app} {version}"));
     let options = RunOptions {
         // Replicas of one unit must see the same clocks and randomness: seed with the unit id.
         run_id: assignment.unit_id.to_string(),
-        progress: None,
+        progress: Some(on_board.progress_sink()),
+        pause: Some(shared.config.gate.pause_token()),
     };
     match shared.modules.sandbox().run(&task, &input, options).await {
         Ok(output) => Outcome::Success {

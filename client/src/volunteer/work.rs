@@ -101,6 +101,10 @@ impl Worker {
     ) -> Result<(), JoinError> {
         let shared = self.shared.clone();
         let slots = shared.config.slots.max(1);
+        // Status hook: `musketeer status` counts the spool (weak: the board outlives a worker).
+        let weak = Arc::downgrade(&shared);
+        let board = shared.config.gate.board();
+        board.count_spool(move || weak.upgrade().map_or(0, |shared| shared.spool.len()));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<SlotDone>();
         let (cancel_tx, mut cancel_rx) = mpsc::unbounded_channel::<Vec<ResultId>>();
         let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<ApiError>();
@@ -141,6 +145,9 @@ impl Worker {
 
         loop {
             let stopping = stop_deadline.is_some();
+            // Preferences hook: no new work, and no buffered work started, while the gate says
+            // work is suspended.
+            let gate_open = shared.config.gate.is_open();
             if stopping {
                 // Buffered work is not started any more: back to the server for others.
                 for result_id in buffer.drain() {
@@ -149,7 +156,7 @@ impl Worker {
                 if running.is_empty() {
                     break;
                 }
-            } else {
+            } else if gate_open {
                 start_buffered(&shared, &mut buffer, &mut free, &mut running, &done_tx);
             }
             let rides = server_takes_results && last_found_work && !stopping;
@@ -157,6 +164,7 @@ impl Worker {
                 .results_ride_on_fetches
                 .store(rides, Ordering::Relaxed);
             let fetch_wanted = !stopping
+                && gate_open
                 && ((!free.is_empty() && buffer.is_empty())
                     || (last_found_work && buffer.wants_top_up()));
             if fetch.is_none() && fetch_wanted && tokio::time::Instant::now() >= retry_at {
@@ -233,6 +241,7 @@ impl Worker {
                     }
                 }
                 () = tokio::time::sleep_until(retry_at), if can_retry_fetch && tokio::time::Instant::now() < retry_at => {}
+                () = shared.config.gate.until_open(), if !gate_open && !stopping => {}
                 Some(done) = done_rx.recv() => {
                     if running.remove(&done.result_id).is_some() {
                         free.insert(done.slot);

@@ -1,9 +1,12 @@
 //! The dashboard in a real browser during a live run: a real `musketeer-server` (dashboard views
 //! public), two real `musketeer join` volunteers crawling the local TWSE-format feed with the
 //! signed `stock-day` module, and Debian's headless Chromium reading the pages through
-//! ChromeDriver (`browser/webdriver.rs`). Saves screenshots under `target/`
-//! (`dashboard-screenshot.png` and friends) for CI to keep.
+//! ChromeDriver (`browser/webdriver.rs`). Covers the operator's views too (`browser/operations.rs`):
+//! sign-in, the failures view while units retry, cancel and download buttons, units tables with
+//! filter and pages, the server status page, the state-over-time graph and credit. Saves
+//! screenshots under `target/` (`dashboard-screenshot.png` and friends) for CI to keep.
 
+mod operations;
 mod webdriver;
 
 use musketeer_protocol::{Replication, SubmitBatchRequest};
@@ -12,6 +15,7 @@ use musketeer_task_artifacts::twse::{FeedServer, NO_DATA_STAT, ORIGINAL_STOCK_ID
 use serde_json::{Value, json};
 
 use crate::support::{Proc, Project, wait_for};
+use operations::{batch_actions_and_pages, credits, failures_and_retrying, sign_in, thousands};
 use webdriver::{Browser, wait_until};
 
 /// What a client said when it joined.
@@ -83,7 +87,7 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
     let chart = || {
         let shown = browser.run(
             "const c = document.getElementById('throughput-chart'); \
-             const legend = document.querySelector('.legend'); \
+             const legend = document.getElementById('outcomes-legend'); \
              return [c ? Number(c.dataset.total) : -1, legend ? legend.innerText : ''];",
             json!([]),
         );
@@ -100,6 +104,17 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
         "#hosts-card",
         &["Hosts online", "2 / 2"],
     );
+    let samples = || {
+        browser
+            .run(
+                "const c = document.getElementById('state-chart'); \
+                 return c ? Number(c.dataset.samples) : -1;",
+                json!([]),
+            )
+            .as_i64()
+            .unwrap_or(-1)
+    };
+    assert!(samples() >= 1, "the state chart has the sample of now");
     let batch = http.submit(
         &project.researcher,
         &SubmitBatchRequest {
@@ -131,7 +146,36 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
         json!([]),
     );
     assert!(bars.as_u64().is_some_and(|n| n >= 1), "drawn bars: {bars}");
+    browser.wait_text("the state chart's legend", "#state-legend", &["done 6"]);
     let shot = browser.screenshot("dashboard-screenshot.png");
+
+    // The server status page: units by app, and each host's results and credit in the window.
+    browser.open(&url("/#/status"));
+    browser.wait_text(
+        "the app's counts",
+        "#app-status tr[data-app='stock-day'] td[data-label=Done]",
+        &["6"],
+    );
+    let listed = http.hosts(&project.admin).hosts;
+    for host in &hosts {
+        let fuel = listed
+            .iter()
+            .find(|h| h.id.0 == host.host_id)
+            .map(|h| h.credit)
+            .expect("the host in the API's list");
+        let row = format!("#host-rates tr[data-host='{}']", host.host_id);
+        browser.wait_text(
+            &format!("{}'s results", host.name),
+            &format!("{row} td[data-label=Results]"),
+            &["6"],
+        );
+        browser.wait_text(
+            &format!("{}'s credit", host.name),
+            &format!("{row} td[data-label=Credit]"),
+            &[&credits(fuel)],
+        );
+    }
+    browser.screenshot("dashboard-status.png");
 
     // A second batch whose units the task rejects on both hosts (the same error from a quorum of
     // two fails a unit with the task's words):
@@ -153,19 +197,31 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
             label: Some("bad input".into()),
         },
     );
+    // A unit that needs three agreeing results from two hosts: after both report the task's
+    // error it waits for a third host, retrying, until its batch is cancelled.
+    let retried = http.submit(
+        &project.researcher,
+        &SubmitBatchRequest {
+            app: "stock-day".into(),
+            version: None,
+            inputs: vec![stock(&feed, "9999")],
+            replication: Replication {
+                min_quorum: Some(3),
+                ..Replication::default()
+            },
+            priority: 0,
+            label: Some("retry".into()),
+        },
+    );
 
-    // Batches need a token; the page keeps it in sessionStorage and never shows it.
+    // Batches need a token: the sign-in form keeps it in sessionStorage, never in a URL.
     browser.open(&url("/#/batches"));
     browser.wait_text(
-        "the batches page to ask for a token",
+        "the batches page to ask for a sign-in",
         "#view",
-        &["need a token"],
+        &["need you to sign in"],
     );
-    browser.run(
-        "sessionStorage.setItem('musketeer.token', arguments[0]);",
-        json!([project.researcher]),
-    );
-    browser.open(&url("/#/batches"));
+    sign_in(&browser, &project.researcher);
     let progress = format!(".batch[data-batch='{}'] [data-progress]", batch.batch_id.0);
     wait_until("the batch to show 100%", || match browser.text(&progress) {
         text if text == "100%" => Ok(()),
@@ -178,15 +234,15 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
     );
     browser.screenshot("dashboard-batches.png");
 
-    // The failing batch's page: both failures with the task's error text.
-    browser.open(&url(&format!("/#/batch/{}", failing.batch_id.0)));
-    let refusal = format!("the task failed with task-error: TWSE: {NO_DATA_STAT}");
-    browser.wait_text(
-        "the failures' error texts",
-        "#view",
-        &["Failures 2", &refusal, "<script>alert(1)</script>"],
+    // The task's words as each replica reported them.
+    let refusal = format!("task-error: TWSE: {NO_DATA_STAT}");
+    failures_and_retrying(
+        &browser,
+        &url,
+        &refusal,
+        failing.batch_id.0,
+        retried.batch_id.0,
     );
-    browser.screenshot("dashboard-failures.png");
 
     // The markup unit's page: the error stays text, on both hosts' replicas.
     let markup_unit = failing.first_unit.0 + 1;
@@ -208,7 +264,8 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
 
     // The good batch's page: its units; a unit page: both replicas, on both hosts, valid.
     browser.open(&url(&format!("/#/batch/{}", batch.batch_id.0)));
-    browser.wait_text("the batch page", "#view", &["No failures.", "100%"]);
+    browser.wait_text("the batch page", "#view", &["No failed replicas.", "100%"]);
+    batch_actions_and_pages(&browser, &url, batch.batch_id.0);
     browser.open(&url(&format!("/#/unit/{}", batch.first_unit.0)));
     let unit = wait_until("the unit page", || {
         let text = browser.text("#view");
@@ -228,6 +285,13 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
 
     // A host page: what the client reported and its recent units (one replica of every unit).
     let porthos_host = &hosts[1];
+    let porthos_fuel = http
+        .hosts(&project.admin)
+        .hosts
+        .iter()
+        .find(|h| h.id.0 == porthos_host.host_id)
+        .map(|h| h.credit)
+        .expect("porthos in the API's list");
     browser.open(&url(&format!("/#/host/{}", porthos_host.host_id)));
     browser.wait_text(
         "the host page",
@@ -237,7 +301,8 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
             std::env::consts::ARCH,
             &porthos_host.backend,
             "up to 512.0 MiB",
-            "6 succeeded · 2 failed · 0 invalid",
+            "6 succeeded · 3 failed · 0 invalid",
+            &format!(" credits ({} fuel)", thousands(&porthos_fuel.to_string())),
         ],
     );
 
@@ -259,7 +324,7 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
         let text = wait_until(&format!("{}'s counts", host.name), || {
             let succeeded = browser.text(&format!("{row} td[data-label=Succeeded]"));
             let failed = browser.text(&format!("{row} td[data-label=Failed]"));
-            if succeeded.trim() == "6" && failed.trim() == "2" {
+            if succeeded.trim() == "6" && failed.trim() == "3" {
                 Ok(browser.text(&row))
             } else {
                 Err(browser.text(&row))
@@ -274,6 +339,24 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
         !body.contains(&project.researcher),
         "the page never shows the token"
     );
+    let links = browser.run(
+        "return [...document.querySelectorAll('a')].map(a => a.href).join(' ');",
+        json!([]),
+    );
+    assert!(
+        !links.as_str().unwrap_or_default().contains("token"),
+        "no link carries a token: {links}"
+    );
+
+    // The state graph keeps samples (every 10 s: the one at start, a later one, and now's) and
+    // shows the failed units.
+    browser.open(&url("/#/"));
+    wait_until("a later state sample", || match samples() {
+        n if n >= 3 => Ok(()),
+        n => Err(format!("{n} samples")),
+    });
+    browser.wait_text("the state legend", "#state-legend", &["done 6", "failed 2"]);
+    browser.screenshot("dashboard-state.png");
 
     // Phone-sized: the hosts table becomes readable cards.
     browser.resize(390, 844);

@@ -4,7 +4,8 @@
 //! architectures return identical bytes; the test also checks that their fuel is identical and
 //! that a trapping unit is an error on every architecture, never a mismatch. It covers the
 //! crawler, the word count, the float corner cases, an integer CPU task, and a task growing its
-//! memory past a 32-bit host's initial reservation.
+//! memory past a 32-bit host's initial reservation. Last, alone (each emulated client compiles
+//! its 18 MB module first), the crawler written in Python (`stock-day-py`).
 //!
 //! Ignored by a plain `cargo test`: it needs the cross-built clients and qemu-user.
 //! `cargo xtask cross` (part of `cargo xtask test`) builds them and runs it.
@@ -12,12 +13,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use musketeer_protocol::{
     Backend, BatchId, HostId, ReplicaOutcome, Replication, ResultRow, SubmitBatchRequest, UnitState,
 };
 use musketeer_task_artifacts::twse::{FeedServer, ORIGINAL_STOCK_IDS};
-use musketeer_task_artifacts::{FLOAT_CORNERS, HOSTILE, PRIMES, STOCK_DAY, WORD_COUNT};
+use musketeer_task_artifacts::{
+    FLOAT_CORNERS, HOSTILE, PRIMES, STOCK_DAY, STOCK_DAY_PY, WORD_COUNT,
+};
 use serde_json::{Value, json};
 
 use crate::demo::check_against_feed;
@@ -131,6 +135,12 @@ fn one_module_gives_identical_bytes_and_fuel_on_every_architecture() {
     project.publish(FLOAT_CORNERS, "float-corners", "1.0.0", &[]);
     project.publish(PRIMES, "primes", "1.0.0", &[]);
     project.publish(HOSTILE, "hostile", "1.0.0", &[]);
+    project.publish(
+        STOCK_DAY_PY,
+        "stock-day-py",
+        "1.0.0",
+        &[feed.allow_prefix()],
+    );
 
     let clients: Vec<_> = volunteers
         .iter()
@@ -241,6 +251,21 @@ fn one_module_gives_identical_bytes_and_fuel_on_every_architecture() {
     }
     assert_eq!(errored_on.len(), 3, "{unit:?}");
 
+    // The Python crawler, one stock with TWSE's ten fields: submitted after everything else so
+    // that its compile under qemu holds up no other batch.
+    let python = submit(
+        &http,
+        token,
+        "stock-day-py",
+        vec![json!({"stock_id": stocks[2], "year": 2016, "month": 5, "source": source})],
+    );
+    http.wait_finished_within(token, python, PYTHON_DEADLINE);
+    let rows = http.results(token, python);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].state, UnitState::Done, "{rows:?}");
+    assert_agreed_by_all_three(&http, token, &rows[0], &arch_of);
+    check_against_feed(stocks[2], rows[0].output.as_ref().expect("JSON output"));
+
     for host in http.hosts(&project.admin).hosts {
         assert_eq!(host.invalid, 0, "no result may disagree: {host:?}");
         assert!(
@@ -249,6 +274,10 @@ fn one_module_gives_identical_bytes_and_fuel_on_every_architecture() {
         );
     }
 }
+
+/// Compiling the 18 MB Python module under qemu takes minutes (docs/benchmarks.md, "Python
+/// beside Rust"), longer than `support::DEADLINE`.
+const PYTHON_DEADLINE: Duration = Duration::from_secs(1800);
 
 /// The unit's canonical result was agreed by one replica on each architecture, with equal fuel.
 fn assert_agreed_by_all_three(

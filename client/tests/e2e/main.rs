@@ -3,7 +3,9 @@
 //! `browser.rs` reads the dashboard of such a run in headless Chromium.
 
 mod browser;
+mod cli_habits;
 mod collusion;
+mod control;
 mod cross_arch;
 mod demo;
 mod failing;
@@ -11,9 +13,11 @@ mod kills;
 mod newcomer;
 mod operations;
 mod poison;
+mod python_task;
 mod quorum;
 mod refusals;
 mod resources;
 mod rotation;
 mod submit_wait;
 mod support;
+mod tls;

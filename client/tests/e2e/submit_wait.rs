@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use musketeer_protocol::{
-    Backend, Base64Bytes, FetchRequest, FetchResponse, HostPlatform, Outcome, RegisterHostRequest,
-    RegisterHostResponse, ReportRequest, ReportResponse, ResultReport, paths,
+    Assignment, Backend, Base64Bytes, FetchRequest, FetchResponse, HostPlatform, Outcome,
+    RegisterHostRequest, RegisterHostResponse, ReportRequest, ReportResponse, ResultReport, paths,
 };
 use musketeer_task_artifacts::NOOP;
 
@@ -22,6 +22,77 @@ fn status_requests(proxy: &Proxy, batch_path: &str) -> Vec<(Instant, String)> {
         })
         .map(|(at, _, path)| (at, path))
         .collect()
+}
+
+/// A volunteer played through the protocol, so that the test decides when each unit finishes.
+pub struct ByHand {
+    http: Http,
+    token: String,
+}
+
+impl ByHand {
+    pub fn register(url: &str) -> ByHand {
+        let http = Http::new(url);
+        let registered: RegisterHostResponse = http
+            .post(
+                paths::HOSTS_REGISTER,
+                None,
+                &RegisterHostRequest {
+                    name: Some("by-hand".into()),
+                    invite_code: None,
+                    platform: Some(platform()),
+                },
+            )
+            .expect("register a host");
+        ByHand {
+            http,
+            token: registered.host_token,
+        }
+    }
+
+    /// Fetches `slots` assignments (waiting for them up to 10 s).
+    pub fn take(&self, slots: u32) -> Vec<Assignment> {
+        let fetched: FetchResponse = self
+            .http
+            .post(
+                paths::WORK_FETCH,
+                Some(&self.token),
+                &FetchRequest {
+                    free_slots: slots,
+                    platform: platform(),
+                    wait_ms: Some(10_000),
+                    in_flight: Vec::new(),
+                    held: None,
+                    results: Vec::new(),
+                },
+            )
+            .expect("fetch units");
+        assert_eq!(fetched.assignments.len(), slots as usize, "{fetched:?}");
+        fetched.assignments
+    }
+
+    /// Reports `output` as the assignment's successful result.
+    pub fn report(&self, assignment: &Assignment, output: &[u8]) {
+        let _: ReportResponse = self
+            .http
+            .post(
+                paths::WORK_REPORT,
+                Some(&self.token),
+                &ReportRequest {
+                    results: vec![ResultReport {
+                        result_id: assignment.result_id,
+                        outcome: Outcome::Success {
+                            output: Base64Bytes(output.to_vec()),
+                            fuel_consumed: 1,
+                            wall_ms: 1,
+                            stderr_tail: String::new(),
+                        },
+                    }],
+                    in_flight: Vec::new(),
+                },
+            )
+            .expect("report the result");
+    }
 }
 
 fn platform() -> HostPlatform {
@@ -62,53 +133,9 @@ fn submit_wait_long_polls_and_ends_with_the_batch() {
     });
 
     // Play the volunteer: take the unit and report it.
-    let http = Http::new(&project.url);
-    let registered: RegisterHostResponse = http
-        .post(
-            paths::HOSTS_REGISTER,
-            None,
-            &RegisterHostRequest {
-                name: Some("by-hand".into()),
-                invite_code: None,
-                platform: Some(platform()),
-            },
-        )
-        .expect("register a host");
-    let fetched: FetchResponse = http
-        .post(
-            paths::WORK_FETCH,
-            Some(&registered.host_token),
-            &FetchRequest {
-                free_slots: 1,
-                platform: platform(),
-                wait_ms: Some(10_000),
-                in_flight: Vec::new(),
-                held: None,
-                results: Vec::new(),
-            },
-        )
-        .expect("fetch the unit");
-    let [assignment] = fetched.assignments.as_slice() else {
-        panic!("one assignment expected: {fetched:?}");
-    };
-    let _: ReportResponse = http
-        .post(
-            paths::WORK_REPORT,
-            Some(&registered.host_token),
-            &ReportRequest {
-                results: vec![ResultReport {
-                    result_id: assignment.result_id,
-                    outcome: Outcome::Success {
-                        output: Base64Bytes(br#"{"echo":"by hand"}"#.to_vec()),
-                        fuel_consumed: 1,
-                        wall_ms: 1,
-                        stderr_tail: String::new(),
-                    },
-                }],
-                in_flight: Vec::new(),
-            },
-        )
-        .expect("report the result");
+    let host = ByHand::register(&project.url);
+    let [assignment] = host.take(1).try_into().expect("one assignment");
+    host.report(&assignment, br#"{"echo":"by hand"}"#);
 
     let exit = submit.wait_exit();
     let elapsed = started.elapsed();

@@ -503,6 +503,27 @@ impl Http {
         })
     }
 
+    /// Like [`Http::wait_finished`], for batches that take longer than [`DEADLINE`] (the Python
+    /// task's first run compiles an 18 MB module).
+    pub fn wait_finished_within(
+        &self,
+        token: &str,
+        id: BatchId,
+        deadline: Duration,
+    ) -> BatchStatus {
+        let started = Instant::now();
+        loop {
+            match self.status(token, id) {
+                Ok(status) if status.state != BatchState::Running => return status,
+                unfinished => assert!(
+                    started.elapsed() < deadline,
+                    "batch {id:?} did not finish in {deadline:?}: {unfinished:?}"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn results(&self, token: &str, id: BatchId) -> Vec<ResultRow> {
         let text = self
             .get_text(

@@ -154,3 +154,175 @@ fn user_errors_say_what_to_do() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("missing.txt"), "{}", stderr(&out));
 }
+
+/// `musketeer ARGS` in `dir` with no server, token or config file from the environment.
+fn isolated(args: &[&str], dir: &std::path::Path) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_musketeer"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MUSKETEER_SERVER")
+        .env_remove("MUSKETEER_TOKEN")
+        .env_remove("MUSKETEER_CONFIG")
+        .env("XDG_CONFIG_HOME", dir)
+        .output()
+        .expect("run musketeer")
+}
+
+/// A loopback port nothing listens on.
+fn dead_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    listener.local_addr().expect("its address").port()
+}
+
+#[test]
+fn limits_take_units_and_bad_units_are_usage_errors() {
+    let author = Author::new();
+    let module = musketeer_task_artifacts::NOOP;
+    let out = author.sign(module, &["--memory", "64MiB", "--timeout", "1.5m"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(author.dir.path().join("task.manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let limits = &manifest["manifest"]["limits"];
+    assert_eq!(limits["memory_bytes"], 64 << 20, "{manifest}");
+    assert_eq!(limits["wall_time_ms"], 90_000, "{manifest}");
+    assert!(
+        stderr(&out).starts_with("signed demo 1.0.0"),
+        "{}",
+        stderr(&out)
+    );
+    // Plain numbers keep their documented unit: bytes and seconds. `-q` keeps notes off stderr.
+    let out = author.sign(module, &["--memory", "33554432", "--timeout", "20", "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    let manifest = std::fs::read_to_string(author.dir.path().join("task.manifest.json")).unwrap();
+    assert!(manifest.contains("\"wall_time_ms\": 20000"), "{manifest}");
+
+    let out = author.sign(module, &["--memory", "64 parsecs"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    assert!(
+        text.contains("--memory") && text.contains("unknown unit \"parsecs\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn signing_with_the_public_key_says_which_key_to_use() {
+    let author = Author::new();
+    let mut args = sign_args(musketeer_task_artifacts::NOOP, "demo");
+    args[2] = "keys/musketeer.pub";
+    let out = author.cmd(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.contains("keys/musketeer.pub is a public key") && !text.contains("chmod"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_one_root_cause_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), "{\"n\":1}\n").unwrap();
+    let server = format!("http://127.0.0.1:{}", dead_port());
+    // A negative priority is a value, not an unknown flag: parsing gets as far as the network.
+    let args = [
+        "submit",
+        "--server",
+        &server,
+        "--token",
+        "mku_x",
+        "--app",
+        "demo",
+        "--inputs",
+        "in.jsonl",
+        "--priority",
+        "-1",
+    ];
+    let out = isolated(&args, dir.path());
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let text = stderr(&out);
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("error: submitting the batch failed: cannot reach the server at ")
+            && lines[0].ends_with("Connection refused (os error 111)"),
+        "{text}"
+    );
+    assert_eq!(
+        lines[0].matches("error sending request").count(),
+        0,
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("hint: is the server running"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_config_file_with_an_unknown_key_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("musketeer/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        r#"{"server": "http://127.0.0.1:9", "tokne": "mku_x"}"#,
+    )
+    .unwrap();
+    let out = isolated(&["batch", "list"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.contains("unknown field `tokne`") && text.contains("config.json"),
+        "{text}"
+    );
+}
+
+#[test]
+fn completions_man_pages_json_and_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = isolated(&["completions", "bash"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        script.contains("_musketeer()") && script.contains("submit"),
+        "{script}"
+    );
+
+    let out = isolated(&["man", "--out", "man"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = std::fs::read_to_string(dir.path().join("man/musketeer-submit.1")).unwrap();
+    assert!(page.contains(".TH") && page.contains("inputs"), "{page}");
+
+    let out = isolated(
+        &["-q", "keys", "generate", "--out", "keys", "--json"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["key_id"].as_str().unwrap().starts_with("ed25519:"),
+        "{report}"
+    );
+    assert!(
+        report["secret_key_file"]
+            .as_str()
+            .unwrap()
+            .ends_with("musketeer.key")
+    );
+
+    let out = isolated(&["--help"], dir.path());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("Exit status:") && help.contains("5  the waited-for batch"),
+        "{help}"
+    );
+    assert_eq!(
+        isolated(&["submit", "--bogus"], dir.path()).status.code(),
+        Some(2)
+    );
+}

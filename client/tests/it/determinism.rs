@@ -5,6 +5,10 @@ use musketeer_client::sandbox::{Backend, RunOptions, RunOutput, Sandbox, Sandbox
 
 use crate::support::{Signed, sign, test_limits};
 
+#[path = "../../../tasks/primes/src/kernel.rs"]
+#[allow(dead_code)]
+mod primes_kernel;
+
 async fn run(sandbox: &Sandbox, signed: &Signed, input: &[u8], run_id: &str) -> RunOutput {
     let task = sandbox
         .prepare(&signed.trust, &signed.manifest, &signed.module)
@@ -12,6 +16,7 @@ async fn run(sandbox: &Sandbox, signed: &Signed, input: &[u8], run_id: &str) -> 
     let options = RunOptions {
         run_id: run_id.into(),
         progress: None,
+        pause: None,
     };
     sandbox.run(&task, input, options).await.expect("run")
 }
@@ -95,5 +100,25 @@ async fn nan_bits_are_canonical() {
             };
             assert_eq!(hex, expected, "{name} on {backend:?}");
         }
+    }
+}
+
+/// wasm32 has a 32-bit `usize`: ranges beyond 2^32 need base primes above 65,535, whose squares
+/// overflowed it once and crossed off real primes. The sandboxed build must agree with the same
+/// kernel compiled natively (64-bit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primes_beyond_two_to_the_32_agree_with_the_native_kernel() {
+    let sandbox = sandbox(Backend::Auto);
+    let signed = sign(musketeer_task_artifacts::PRIMES, &[], test_limits());
+    for (from, to) in [
+        (100_000_000_000u64, 100_039_999_999u64),
+        (4_294_967_296, 4_295_067_296),
+    ] {
+        let input = format!(r#"{{"from":{from},"to":{to}}}"#);
+        let output = run(&sandbox, &signed, input.as_bytes(), "unit-1").await;
+        let native = primes_kernel::count_primes(from, to);
+        let expected = serde_json::json!({"count": native.count, "last": native.last});
+        let got: serde_json::Value = serde_json::from_slice(&output.output).expect("json output");
+        assert_eq!(got, expected, "{from}..={to}");
     }
 }

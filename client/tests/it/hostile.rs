@@ -274,6 +274,27 @@ async fn redirects_are_rechecked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_volunteers_bandwidth_cap_slows_task_reads() {
+    let fixture = serve(network_routes()).await;
+    let cap = musketeer_client::net::bandwidth::Bandwidth::new(256 * 1024);
+    let capped = sandbox_with_http(HttpConfig {
+        bandwidth: Some(cap),
+        ..HttpConfig::default()
+    });
+    let signed = hostile(test_limits(), &[fixture.allow()]);
+    let started = std::time::Instant::now();
+    // 768 KiB: the first 256 KiB pass at once, the other 512 KiB take two seconds.
+    let (kind, output) = http_result(&capped, &signed, &fixture.url("/big/786432")).await;
+    assert_eq!(kind, "ok", "{output}");
+    assert!(output.contains(r#""body_len":786432"#), "{output}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1800),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_responses_and_request_floods_are_capped() {
     let fixture = serve(network_routes()).await;
     let sandbox = sandbox_with_http(HttpConfig {

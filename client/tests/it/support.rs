@@ -123,6 +123,7 @@ pub async fn run_once(
     let options = RunOptions {
         run_id: "test-run".into(),
         progress: None,
+        pause: None,
     };
     sandbox.run(&task, input, options).await
 }

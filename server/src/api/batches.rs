@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use musketeer_protocol::{
     BatchId, BatchList, BatchState, BatchStatus, BatchStatusQuery, DeleteBatchResponse,
-    ResultsFormat, Role, SubmitBatchRequest, SubmitBatchResponse, UnitId,
+    ResultsFormat, ResultsPage, ResultsPageQuery, Role, SubmitBatchRequest, SubmitBatchResponse,
+    UnitId,
 };
 use serde::Deserialize;
 
@@ -15,7 +16,7 @@ use super::check_len;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, PathParam, QueryParam};
 use crate::domain::lifecycle::Params;
-use crate::domain::results::{CsvColumns, jsonl_line, result_row};
+use crate::domain::results::{CsvColumns, CsvError, jsonl_line, result_row};
 use crate::domain::tokens::TokenRecord;
 use crate::domain::world::{Batch, DeleteError, NewBatch, World};
 use crate::state::AppState;
@@ -24,6 +25,10 @@ use crate::state::AppState;
 pub const MAX_UNITS: usize = 1_000_000;
 /// Units rendered per lock acquisition while streaming results.
 const CHUNK: u64 = 512;
+/// Most rows of one results page (`results?after=`).
+const PAGE_ROWS: usize = 1_000;
+/// A results page stops taking rows once its JSON passes this many bytes.
+const PAGE_BYTES: usize = 8 << 20;
 
 /// `POST /api/v1/batches`: researcher (or admin) token.
 pub async fn submit(
@@ -198,13 +203,20 @@ pub async fn delete(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ResultsQuery {
     #[serde(default)]
+    #[param(inline)]
     format: ResultsFormat,
+    /// With a cursor: one JSON page of the units finished since it ([`ResultsPage`]).
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    wait_ms: Option<u64>,
 }
 
-/// `GET /api/v1/batches/{id}/results?format=jsonl|csv`: streamed, one row per unit.
+/// `GET /api/v1/batches/{id}/results?format=jsonl|csv`: streamed, one row per unit. With
+/// `?after=CURSOR[&wait_ms=N]`: the page of units finished since the cursor, as JSON.
 pub async fn results(
     State(state): State<AppState>,
     caller: Caller,
@@ -212,6 +224,15 @@ pub async fn results(
     QueryParam(query): QueryParam<ResultsQuery>,
 ) -> Result<Response, ApiError> {
     let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
+    if let Some(after) = query.after {
+        let query = ResultsPageQuery {
+            after,
+            wait_ms: query.wait_ms,
+        };
+        return results_page(state, user, id, query)
+            .await
+            .map(IntoResponse::into_response);
+    }
     let (first, end) = {
         let world = state.world();
         let batch = visible(&world, user, id)?;
@@ -231,28 +252,21 @@ pub async fn results(
         }
         ResultsFormat::Jsonl => None,
     };
-    let header = columns.as_ref().map(CsvColumns::header).unwrap_or_default();
+    // A CSV download starts with its header record; JSON lines have none.
+    let header = columns
+        .as_ref()
+        .map_or_else(|| Ok(Vec::new()), CsvColumns::header);
     let chunks = futures_util::stream::unfold(Some(first), move |next| {
         let state = state.clone();
         let columns = columns.clone();
         async move {
             let start = next?;
-            let mut text = String::new();
-            {
-                let world = state.world();
-                for unit in units(&world, start, end) {
-                    let row = result_row(unit);
-                    match &columns {
-                        Some(columns) => text.push_str(&columns.lines(&row)),
-                        None => text.push_str(&jsonl_line(&row)),
-                    }
-                }
-            }
+            let text = render_chunk(&state, columns.as_ref(), start, end);
             let next = (start + CHUNK < end).then_some(start + CHUNK);
-            Some((Ok::<_, std::convert::Infallible>(Bytes::from(text)), next))
+            Some((text.map(Bytes::from), next))
         }
     });
-    let head = futures_util::stream::once(async move { Ok(Bytes::from(header)) });
+    let head = futures_util::stream::once(async move { header.map(Bytes::from) });
     let body = Body::from_stream(futures_util::StreamExt::chain(head, chunks));
     let (content_type, extension) = match format {
         ResultsFormat::Csv => ("text/csv; charset=utf-8", "csv"),
@@ -267,6 +281,114 @@ pub async fn results(
         body,
     )
         .into_response())
+}
+
+/// The result rows of units `start..` (at most [`CHUNK`]), as CSV records or JSON lines.
+fn render_chunk(
+    state: &AppState,
+    columns: Option<&CsvColumns>,
+    start: u64,
+    end: u64,
+) -> Result<Vec<u8>, CsvError> {
+    let mut out = Vec::new();
+    let world = state.world();
+    for unit in units(&world, start, end) {
+        let row = result_row(unit);
+        match columns {
+            Some(columns) => out.extend(columns.lines(&row)?),
+            None => out.extend(jsonl_line(&row).into_bytes()),
+        }
+    }
+    Ok(out)
+}
+
+/// A page of the units finished after `query.after`, waiting (a long poll, as for the status)
+/// while there is none and the batch runs.
+async fn results_page(
+    state: AppState,
+    user: &TokenRecord,
+    id: BatchId,
+    query: ResultsPageQuery,
+) -> Result<Json<ResultsPage>, ApiError> {
+    check_len("after", &query.after, ResultsPageQuery::MAX_AFTER_LEN)?;
+    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0).min(state.options.max_wait_ms));
+    let give_up = tokio::time::Instant::now() + wait;
+    let mut progress = state.progress_signal();
+    let mut shutdown = state.shutdown_signal();
+    loop {
+        progress.borrow_and_update();
+        let page = read_page(&state.world(), user, id, &query.after)?;
+        if !page.rows.is_empty()
+            || page.complete
+            || tokio::time::Instant::now() >= give_up
+            || *shutdown.borrow()
+        {
+            return Ok(Json(page));
+        }
+        tokio::select! {
+            changed = progress.changed() => {
+                if changed.is_err() {
+                    return Ok(Json(page));
+                }
+            }
+            () = tokio::time::sleep_until(give_up) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+fn read_page(
+    world: &World,
+    user: &TokenRecord,
+    id: BatchId,
+    after: &str,
+) -> Result<ResultsPage, ApiError> {
+    let batch = visible(world, user, id)?;
+    let epoch = world.finish_epoch();
+    let finished = &batch.finish_order;
+    let start = cursor_position(after, epoch)?
+        .filter(|&position| position <= finished.len())
+        .unwrap_or(0);
+    let mut rows = Vec::new();
+    let mut bytes = 0;
+    let mut position = start;
+    for unit_id in &finished[start..] {
+        if rows.len() >= PAGE_ROWS || (bytes >= PAGE_BYTES && !rows.is_empty()) {
+            break;
+        }
+        position += 1;
+        if let Some(unit) = world.unit(*unit_id) {
+            let row = result_row(unit);
+            bytes += jsonl_line(&row).len();
+            rows.push(row);
+        }
+    }
+    let online = world.online_memory_limits(AppState::now_ms());
+    let status = world.batch_status(batch, &online);
+    Ok(ResultsPage {
+        rows,
+        next: format!("{epoch:016x}-{position}"),
+        complete: status.state != BatchState::Running && position == finished.len(),
+        status,
+    })
+}
+
+/// The position a cursor names, or None when it comes from another rebuild of the finishing
+/// order (before a restart): then reading starts over.
+fn cursor_position(after: &str, epoch: u64) -> Result<Option<usize>, ApiError> {
+    if after == ResultsPageQuery::START {
+        return Ok(Some(0));
+    }
+    let malformed = || {
+        ApiError::invalid(format!(
+            "after={after:?} is not a results cursor: pass `{}` or the `next` of the previous page",
+            ResultsPageQuery::START
+        ))
+    };
+    let (cursor_epoch, position) = after.split_once('-').ok_or_else(malformed)?;
+    let cursor_epoch = u64::from_str_radix(cursor_epoch, 16).map_err(|_| malformed())?;
+    let position: usize = position.parse().map_err(|_| malformed())?;
+    Ok((cursor_epoch == epoch).then_some(position))
 }
 
 /// Refuses a batch with an input that clients could not take (the protocol's input limits), so
@@ -291,7 +413,8 @@ fn units(
     (start..end.min(start + CHUNK)).filter_map(|id| world.unit(UnitId(id)))
 }
 
-fn can_see(user: &TokenRecord, batch: &Batch) -> bool {
+/// Whether `user` may see `batch`: its owner, or an admin.
+pub(super) fn can_see(user: &TokenRecord, batch: &Batch) -> bool {
     user.role == Role::Admin || batch.owner == user.id
 }
 

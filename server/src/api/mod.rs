@@ -2,7 +2,7 @@
 
 mod apps;
 mod backup;
-mod batches;
+pub(crate) mod batches;
 pub mod error;
 pub(crate) mod extract;
 mod health;
@@ -10,7 +10,7 @@ mod hosts;
 mod modules;
 mod project;
 mod tokens;
-mod views;
+pub(crate) mod views;
 mod work;
 
 use std::time::Instant;
@@ -70,6 +70,8 @@ pub fn app(state: AppState) -> Router {
         .route(paths::HOST_UNBAN, post(hosts::unban))
         .route(paths::UNIT, get(views::unit))
         .route(paths::BATCH_UNITS, get(views::batch_units))
+        .route(paths::FAILURES, get(views::failures))
+        .route(paths::SERVER_STATUS, get(views::server_status))
         .route(paths::ADMIN_BACKUP, get(backup::download))
         .route(paths::HEALTHZ, get(health::live))
         .route(paths::READYZ, get(health::ready))

@@ -2,6 +2,7 @@
 
 pub mod compact;
 pub mod init;
+pub mod migrate;
 pub mod rotate_key;
 pub mod serve;
 pub mod token;

@@ -12,12 +12,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Before the store is opened (and perhaps migrated), so that a wrong path fails fast.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            musketeer_server::tls::server_config(cert, key)
+                .context("loading --tls-cert and --tls-key (PEM files)")?,
+        ),
+        _ => None,
+    };
     let store = Store::open(&args.data_dir)?;
     let options = ServeOptions {
         invite_code: args.invite_code.filter(|c| !c.is_empty()),
         public_dashboard: args.public_dashboard,
         register_per_minute: args.register_per_minute,
-        stall_timeout_ms: args.stall_timeout.saturating_mul(1000),
+        stall_timeout_ms: u64::try_from(args.stall_timeout.as_millis()).unwrap_or(u64::MAX),
+        retain_finished_ms: args.retain_finished,
         network_rule: NetworkRule {
             ipv4_prefix: args.reputation.network_prefix_v4,
             ipv6_prefix: args.reputation.network_prefix_v6,
@@ -41,12 +50,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("reading the listening address")?;
-    tracing::info!(%addr, "serving");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, "serving");
     // Tests and scripts read this line to find the port when listening on port 0.
-    println!("musketeer-server listening on http://{addr}");
-    musketeer_server::run(listener, state, shutdown_signal())
-        .await
-        .context("serving")?;
+    println!("musketeer-server listening on {scheme}://{addr}");
+    match tls {
+        Some(tls) => musketeer_server::run_tls(listener, tls, state, shutdown_signal()).await,
+        None => musketeer_server::run(listener, state, shutdown_signal()).await,
+    }
+    .context("serving")?;
     tracing::info!("stopped");
     Ok(())
 }

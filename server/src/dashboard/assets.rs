@@ -1,5 +1,5 @@
-//! The dashboard's files, compiled into the binary so that it works offline and needs nothing
-//! installed next to the server.
+//! The dashboard's files (the page, its JavaScript modules, style and icon), compiled into the
+//! binary so that it works offline and needs nothing installed next to the server.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,12 +16,23 @@ struct Asset {
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 
+/// A JavaScript module of `server/assets/`.
+macro_rules! script {
+    ($name:literal) => {
+        Asset {
+            name: $name,
+            content_type: "text/javascript; charset=utf-8",
+            body: include_str!(concat!("../../assets/", $name)),
+        }
+    };
+}
+
 const FILES: &[Asset] = &[
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../assets/app.js"),
-    },
+    script!("app.js"),
+    script!("core.js"),
+    script!("overview.js"),
+    script!("hosts.js"),
+    script!("batches.js"),
     Asset {
         name: "style.css",
         content_type: "text/css; charset=utf-8",

@@ -5,7 +5,9 @@
 pub mod assets;
 pub mod metrics;
 pub mod openapi;
-pub mod schemas;
+pub mod process;
+
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -25,4 +27,23 @@ pub fn routes() -> Router<AppState> {
         .route(ASSET, get(assets::file))
         .route(paths::METRICS, get(metrics::scrape))
         .route(paths::OPENAPI, get(openapi::serve))
+}
+
+/// How often the status page's unit states are sampled.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+
+/// Sample unit states and host totals for the status page, every [`SAMPLE_EVERY`], until
+/// aborted.
+pub async fn sample_status(state: AppState) {
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let world = state.world();
+        state
+            .status_history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(&world, AppState::now_ms());
+    }
 }

@@ -69,18 +69,17 @@ impl CsvColumns {
         }
     }
 
-    /// The header line.
-    pub fn header(&self) -> String {
-        let cells: Vec<&str> = FIXED_COLUMNS
+    /// The header record.
+    pub fn header(&self) -> Result<Vec<u8>, CsvError> {
+        let cells = FIXED_COLUMNS
             .iter()
             .copied()
-            .chain(self.keys.iter().map(String::as_str))
-            .collect();
-        line(cells.iter().map(|c| escape(c)))
+            .chain(self.keys.iter().map(String::as_str));
+        write_records([cells])
     }
 
-    /// The lines of one unit: one, or one per element of an array-of-objects output.
-    pub fn lines(&self, row: &ResultRow) -> String {
+    /// The records of one unit: one, or one per element of an array-of-objects output.
+    pub fn lines(&self, row: &ResultRow) -> Result<Vec<u8>, CsvError> {
         let state = match row.state {
             UnitState::Queued => "queued",
             UnitState::Running => "running",
@@ -94,19 +93,45 @@ impl CsvColumns {
             state.to_owned(),
             row.error.clone().unwrap_or_default(),
         ];
-        let mut out = String::new();
-        for record in records(row) {
-            let outputs = self.keys.iter().map(|key| match &record {
+        let records = records(row).into_iter().map(|record| {
+            let outputs = self.keys.iter().map(move |key| match &record {
                 Record::Object(map) => map.get(key).map(cell).unwrap_or_default(),
                 Record::Plain(Some(text)) if key == OUTPUT_COLUMN => text.clone(),
                 Record::Plain(_) => String::new(),
             });
-            out.push_str(&line(
-                fixed.iter().cloned().chain(outputs).map(|c| escape(&c)),
-            ));
-        }
-        out
+            fixed.iter().cloned().chain(outputs)
+        });
+        write_records(records)
     }
+}
+
+/// Writing CSV records into memory failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CsvError {
+    /// The csv crate refused a record.
+    #[error("writing a CSV record: {0}")]
+    Record(#[from] csv::Error),
+    /// Flushing the records into the buffer failed.
+    #[error("finishing CSV records: {0}")]
+    Flush(#[from] std::io::Error),
+}
+
+/// RFC 4180 records (CRLF ends, quotes only where a cell needs them) in one buffer.
+fn write_records<R, C>(records: impl IntoIterator<Item = R>) -> Result<Vec<u8>, CsvError>
+where
+    R: IntoIterator<Item = C>,
+    C: AsRef<[u8]>,
+{
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    for record in records {
+        writer.write_record(record)?;
+    }
+    writer
+        .into_inner()
+        .map_err(|e| CsvError::Flush(e.into_error()))
 }
 
 enum Record<'a> {
@@ -152,21 +177,6 @@ fn cell(value: &Value) -> String {
     }
 }
 
-/// RFC 4180 quoting.
-fn escape(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_owned()
-    }
-}
-
-fn line(cells: impl Iterator<Item = String>) -> String {
-    let mut out = cells.collect::<Vec<_>>().join(",");
-    out.push_str("\r\n");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use musketeer_protocol::UnitId;
@@ -188,9 +198,10 @@ mod tests {
     fn csv(rows: &[ResultRow]) -> String {
         let mut columns = CsvColumns::default();
         rows.iter().for_each(|r| columns.observe(r));
-        let mut out = columns.header();
-        rows.iter().for_each(|r| out.push_str(&columns.lines(r)));
-        out
+        let mut out = columns.header().unwrap();
+        rows.iter()
+            .for_each(|r| out.extend(columns.lines(r).unwrap()));
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
@@ -233,6 +244,51 @@ mod tests {
         assert_eq!(
             csv(&rows),
             "unit_id,input,state,error,a,output\r\n1,1,done,,1,\r\n1,1,done,,2,\r\n2,2,done,,,\"plain, text\"\r\n"
+        );
+    }
+
+    #[test]
+    fn nasty_cells_read_back_unchanged() {
+        let nasty = "comma, \"quote\" and\nnewline\r\nCRLF, ünïcode";
+        let mut failed = row(2, json!("a,b"), None, UnitState::Failed);
+        failed.error = Some("trap: \"unreachable\"\nat line 3".to_owned());
+        let rows = [
+            row(
+                1,
+                json!({"k": "v,\""}),
+                Some(json!({"text": nasty, "odd, \"key\"": "x"})),
+                UnitState::Done,
+            ),
+            failed,
+        ];
+        let text = csv(&rows);
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            header,
+            ["unit_id", "input", "state", "error", "text", "odd, \"key\""]
+        );
+        let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(records.len(), 2, "{text}");
+        assert_eq!(
+            records[0].iter().collect::<Vec<_>>(),
+            ["1", "{\"k\":\"v,\\\"\"}", "done", "", nasty, "x"]
+        );
+        assert_eq!(
+            records[1].iter().collect::<Vec<_>>(),
+            [
+                "2",
+                "a,b",
+                "failed",
+                "trap: \"unreachable\"\nat line 3",
+                "",
+                ""
+            ]
         );
     }
 

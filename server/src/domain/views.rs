@@ -2,8 +2,8 @@
 //! unit with its replicas, and the row counts `/metrics` reports. Pure: callers pass the world.
 
 use musketeer_protocol::{
-    BatchId, HostId, ReplicaOutcome, ReplicaView, ResultId, UnitDetail, UnitId, UnitList,
-    UnitState, UnitSummary,
+    BatchId, HostId, ReplicaOutcome, ReplicaView, ResultId, UnitDetail, UnitFilter, UnitId,
+    UnitList, UnitSummary,
 };
 
 use super::lifecycle::{Replica, ReplicaState, Unit, UnitStatus, Validation, kind_name};
@@ -97,32 +97,77 @@ pub fn unit_detail(unit: &Unit) -> UnitDetail {
     }
 }
 
-/// Up to `limit` of a batch's units in id order, only those in `state` if given, with the number
-/// that matched in all. None if there is no such batch.
+/// Replicas of `unit` that ended without output: error reports, missed deadlines, lost leases.
+pub fn failed_replicas(unit: &Unit) -> u32 {
+    unit.replicas
+        .iter()
+        .filter(|r| is_failure(&r.state))
+        .count() as u32
+}
+
+/// Whether a replica in `state` ended without output.
+pub fn is_failure(state: &ReplicaState) -> bool {
+    matches!(
+        state,
+        ReplicaState::Error { .. } | ReplicaState::TimedOut | ReplicaState::Lost
+    )
+}
+
+/// Whether `unit` is still active after a failed replica: queued again or running a replacement.
+pub fn is_retrying(unit: &Unit) -> bool {
+    unit.is_active() && unit.replicas.iter().any(|r| is_failure(&r.state))
+}
+
+/// A unit in a unit list.
+pub fn unit_summary(unit: &Unit) -> UnitSummary {
+    UnitSummary {
+        id: unit.id,
+        state: unit.state(),
+        replicas: unit.replicas.len() as u32,
+        failed_replicas: failed_replicas(unit),
+        retrying: is_retrying(unit),
+        error: unit_error(unit),
+    }
+}
+
+/// Up to `limit` of a batch's units with ids above `after`, in id order, only those `filter`
+/// admits if given, with the number that matched in all (whatever `after`). None if there is no
+/// such batch.
 pub fn batch_units(
     world: &World,
     batch: BatchId,
-    state: Option<UnitState>,
+    filter: Option<UnitFilter>,
+    after: Option<UnitId>,
     limit: usize,
 ) -> Option<UnitList> {
     let batch = world.batch(batch)?;
     let mut units = Vec::new();
     let mut total = 0;
+    let mut more = false;
     for unit in batch.unit_ids().filter_map(|id| world.unit(id)) {
-        if state.is_some_and(|s| unit.state() != s) {
+        if filter.is_some_and(|f| !f.matches(unit.state(), is_retrying(unit))) {
             continue;
         }
         total += 1;
+        if after.is_some_and(|after| unit.id <= after) {
+            continue;
+        }
         if units.len() < limit {
-            units.push(UnitSummary {
-                id: unit.id,
-                state: unit.state(),
-                replicas: unit.replicas.len() as u32,
-                error: unit_error(unit),
-            });
+            units.push(unit_summary(unit));
+        } else {
+            more = true;
         }
     }
-    Some(UnitList { units, total })
+    let next_after = if more {
+        units.last().map(|u: &UnitSummary| u.id)
+    } else {
+        None
+    };
+    Some(UnitList {
+        units,
+        total,
+        next_after,
+    })
 }
 
 /// Up to `limit` replicas held by `host`, newest unit first, without log tails (host pages may
@@ -179,5 +224,10 @@ pub fn row_counts(world: &World) -> RowCounts {
     counts
 }
 
+pub mod failures;
+pub mod status;
+
+#[cfg(test)]
+mod dashboard_tests;
 #[cfg(test)]
 mod tests;

@@ -20,6 +20,7 @@ use super::reputation::{self, Policy, Standing};
 mod batch_share;
 mod delete;
 mod leases;
+mod retention;
 mod stall;
 mod standing;
 pub use delete::{DeleteError, DeletedBatch, NextIds};
@@ -73,9 +74,18 @@ pub struct Batch {
     pub priority: i32,
     /// Cancelled by its owner or an admin.
     pub cancelled: bool,
+    /// When it was first committed finished or cancelled (Unix ms), the start of its
+    /// retention; `None` while it runs. Schema 3 added it; migrating a schema-2 store stamps
+    /// batches already finished with the time of the migration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
     /// Units by state (derived, not stored).
     #[serde(skip)]
     pub counts: UnitCounts,
+    /// Its finished units in the order they finished, for `results?after=` (derived, not
+    /// stored: a restart rebuilds it in unit id order).
+    #[serde(skip)]
+    pub finish_order: Vec<UnitId>,
 }
 
 impl Batch {
@@ -185,6 +195,14 @@ impl AppVersion {
             http_allow: self.http_allow.clone(),
             limits: self.limits,
             published_ms: self.published_ms,
+            // Published manifests were verified, so they parse; the field is for display only.
+            input: musketeer_signing_keys::SignedManifest::from_json(self.signed_manifest.get())
+                .ok()
+                .and_then(|signed| signed.manifest.input)
+                .map(|input| musketeer_protocol::AppInput {
+                    description: input.description,
+                    example: input.example,
+                }),
         }
     }
 }
@@ -295,6 +313,9 @@ pub struct World {
     credit_samples: BTreeMap<String, CreditSamples>,
     /// Per host, active units where its unvalidated result disagrees with another's (derived).
     disputes: BTreeMap<HostId, BTreeSet<UnitId>>,
+    /// Names this rebuild of the batches' `finish_order`: a results cursor from another one
+    /// (before a restart) reads from the start again.
+    finish_epoch: u64,
     dirty: Dirty,
 }
 
@@ -308,7 +329,10 @@ impl World {
         apps: impl IntoIterator<Item = AppVersion>,
         done_per_minute: impl IntoIterator<Item = (u64, u64)>,
     ) -> Self {
-        let mut world = World::default();
+        let mut world = World {
+            finish_epoch: rand_core::RngCore::next_u64(&mut rand_core::OsRng),
+            ..World::default()
+        };
         for (minute, done) in done_per_minute {
             // One entry per minute, whatever the caller passed.
             match world.done_per_minute.iter_mut().find(|(m, _)| *m == minute) {
@@ -331,6 +355,7 @@ impl World {
                     b.id,
                     Batch {
                         counts: UnitCounts::default(),
+                        finish_order: Vec::new(),
                         ..b
                     },
                 )
@@ -345,7 +370,19 @@ impl World {
         for id in ids {
             world.index(id, true);
         }
+        for unit in world.units.values() {
+            if is_final(unit.state())
+                && let Some(batch) = world.batches.get_mut(&unit.batch)
+            {
+                batch.finish_order.push(unit.id);
+            }
+        }
         world
+    }
+
+    /// The current rebuild of the batches' finishing order (see [`Batch::finish_order`]).
+    pub fn finish_epoch(&self) -> u64 {
+        self.finish_epoch
     }
 
     /// The rows changed since the last call.
@@ -471,7 +508,9 @@ impl World {
             params: new.params,
             priority: new.priority,
             cancelled: false,
+            finished_ms: None,
             counts: UnitCounts::default(),
+            finish_order: Vec::new(),
         };
         self.batches.insert(id, batch);
         self.dirty.batches.insert(id);
@@ -767,11 +806,20 @@ impl World {
         if !self.units.contains_key(&id) {
             return None;
         }
-        let was_done = self.units[&id].state() == UnitState::Done;
+        let was = self.units[&id].state();
+        let was_done = was == UnitState::Done;
         self.index(id, false);
         let unit = self.units.get_mut(&id)?;
         let result = f(unit);
-        let now_done = unit.state() == UnitState::Done;
+        let now = unit.state();
+        let now_done = now == UnitState::Done;
+        let batch = unit.batch;
+        if is_final(now)
+            && !is_final(was)
+            && let Some(batch) = self.batches.get_mut(&batch)
+        {
+            batch.finish_order.push(id);
+        }
         self.index(id, true);
         self.dirty.units.insert(id);
         if now_done && !was_done {
@@ -899,3 +947,11 @@ mod lease_tests;
 pub(crate) mod test_support;
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// Whether a unit in `state` has its final result (done, failed or cancelled).
+fn is_final(state: UnitState) -> bool {
+    matches!(
+        state,
+        UnitState::Done | UnitState::Failed | UnitState::Cancelled
+    )
+}

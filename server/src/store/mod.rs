@@ -6,6 +6,7 @@
 mod backup;
 mod codec;
 pub mod done_per_minute_row;
+mod migrate;
 pub mod unit_row;
 #[cfg(test)]
 mod unit_row_props;
@@ -21,12 +22,11 @@ use serde::{Deserialize, Serialize};
 use crate::domain::lifecycle::Unit;
 use crate::domain::tokens::TokenRecord;
 use crate::domain::world::{AppVersion, Batch, Host, NextIds};
+pub use migrate::{MigrationReport, SCHEMA_VERSION};
 pub use writer::{UnitRows, Write, Writer};
 
 /// The store file inside the data directory.
 pub const DB_FILE: &str = "musketeer.redb";
-/// Schema version written at init (2: binary unit rows).
-const SCHEMA_VERSION: u64 = 2;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("tokens");
@@ -74,6 +74,35 @@ pub enum StoreError {
     /// A commit failed on purpose (tests of storage faults).
     #[error("injected storage failure")]
     Injected,
+    /// The store was written by a newer server, whose rows this one may misread.
+    #[error(
+        "the store {} has schema version {found}: written by a newer musketeer-server (this one knows up to {}); upgrade the binary",
+        path.display(),
+        SCHEMA_VERSION
+    )]
+    NewerSchema {
+        /// The store file.
+        path: PathBuf,
+        /// Its schema version.
+        found: u64,
+    },
+    /// The store predates schema migrations.
+    #[error(
+        "the store {} has schema version {found}, older than any migration; collect its results with the release that wrote it, then `init` a new store",
+        path.display()
+    )]
+    TooOld {
+        /// The store file.
+        path: PathBuf,
+        /// Its schema version.
+        found: u64,
+    },
+    /// The copy a migration makes first exists already (from an interrupted attempt).
+    #[error(
+        "{} exists from an earlier migration attempt (a copy of the store before the upgrade); move it elsewhere and start again",
+        .0.display()
+    )]
+    MigrationBackupExists(PathBuf),
     /// A file of the store could not be examined.
     #[error("cannot read {}: {error}", path.display())]
     File {
@@ -192,14 +221,10 @@ impl Store {
         Ok(Store { db: Arc::new(db) })
     }
 
-    /// Open the existing store in `data_dir`.
+    /// Open the existing store in `data_dir`, migrating an older schema forward
+    /// ([`Store::open_migrating`]).
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        let path = data_dir.join(DB_FILE);
-        if !path.exists() {
-            return Err(StoreError::Missing(path));
-        }
-        let db = Database::create(&path).map_err(|e| open_error(e, &path))?;
-        Ok(Store { db: Arc::new(db) })
+        Store::open_migrating(data_dir).map(|(store, _)| store)
     }
 
     /// Rewrites the store file of `data_dir` without the space that deleted rows left free,

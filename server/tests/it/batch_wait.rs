@@ -175,3 +175,96 @@ async fn long_poll_refuses_bad_parameters_and_unknown_batches() {
         .await;
     assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
 }
+
+/// The unit ids of a results page's rows, in order.
+fn page_units(page: &Value) -> Vec<u64> {
+    page["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| row["unit_id"].as_u64().expect("a unit id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn results_pages_follow_the_finishing_order_and_start_over_after_a_restart() {
+    let project = Project::new();
+    let state = project.state(musketeer_server::state::ServeOptions::default());
+    let api = Api::serving(&state);
+    let researcher = project.researcher.clone();
+    api.publish(&project, "demo", "1.0.0", b"m").await;
+    let batch = api
+        .submit(&researcher, "demo", json!([1, 2, 3]), json!({}))
+        .await;
+    let results = format!("/api/v1/batches/{batch}/results");
+    let host = api.register("h").await;
+    let assignments = api.fetch(&host, 3).await;
+    assert_eq!(assignments.len(), 3);
+    let unit_of = |a: &Value| a["unit_id"].as_u64().expect("a unit id");
+    // The last unit finishes first.
+    for index in [2, 0] {
+        let result = &assignments[index]["result_id"];
+        assert_eq!(api.report_success(&host, result, b"{}").await, "accepted");
+    }
+
+    let (status, first) = api
+        .get(&format!("{results}?after=start"), Some(&researcher))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(
+        page_units(&first),
+        vec![unit_of(&assignments[2]), unit_of(&assignments[0])]
+    );
+    assert_eq!(first["complete"], false, "{first}");
+    assert_eq!(first["status"]["counts"]["done"], 2, "{first}");
+    let next = first["next"].as_str().expect("a cursor").to_owned();
+    let (_, empty) = api
+        .get(&format!("{results}?after={next}"), Some(&researcher))
+        .await;
+    assert_eq!(page_units(&empty), Vec::<u64>::new());
+    assert_eq!(empty["next"], next.as_str());
+
+    // A long poll on the cursor answers with the next unit to finish, and says it is the last.
+    let poll = parked_poll(
+        &api,
+        &researcher,
+        format!("{results}?after={next}&wait_ms=20000"),
+    )
+    .await;
+    let result = &assignments[1]["result_id"];
+    assert_eq!(api.report_success(&host, result, b"{}").await, "accepted");
+    let last = answer(poll).await;
+    assert_eq!(page_units(&last), vec![unit_of(&assignments[1])]);
+    assert_eq!(last["complete"], true, "{last}");
+
+    for bad in ["nonsense", "zz-1", "00-x"] {
+        assert_error(
+            &api.get(&format!("{results}?after={bad}"), Some(&researcher))
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        );
+    }
+    let long = "a".repeat(100);
+    assert_error(
+        &api.get(&format!("{results}?after={long}"), Some(&researcher))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+
+    // After a restart a cursor from before reads every finished unit again.
+    let stale = last["next"].as_str().expect("a cursor").to_owned();
+    state.close();
+    drop((api, state));
+    let api = Api::new(&project);
+    let (_, again) = api
+        .get(&format!("{results}?after={stale}"), Some(&researcher))
+        .await;
+    let mut units = page_units(&again);
+    units.sort_unstable();
+    let mut all: Vec<u64> = assignments.iter().map(unit_of).collect();
+    all.sort_unstable();
+    assert_eq!(units, all, "{again}");
+    assert_eq!(again["complete"], true, "{again}");
+}

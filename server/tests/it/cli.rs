@@ -109,8 +109,33 @@ fn token_create_and_revoke() {
         record.apps.as_deref(),
         Some(&["a".to_owned(), "b".to_owned()][..])
     );
-    assert!(record.expires_ms.is_some());
+    // 30d from now, parsed by the shared duration parser.
+    let expires = record.expires_ms.expect("an expiry");
+    let from_now = expires.saturating_sub(musketeer_server::state::AppState::now_ms());
+    assert!(
+        (29 * 86_400_000..=30 * 86_400_000).contains(&from_now),
+        "{from_now}"
+    );
     drop(store);
+    let bad_unit = server()
+        .args([
+            "token",
+            "create",
+            "--role",
+            "researcher",
+            "--expires",
+            "5y",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(bad_unit.status.code(), Some(2));
+    assert!(
+        text(&bad_unit).1.contains("unknown unit \"y\""),
+        "{:?}",
+        text(&bad_unit)
+    );
     let revoked = server()
         .args(["token", "revoke", "2", "--data-dir"])
         .arg(&data)

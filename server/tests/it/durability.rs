@@ -13,13 +13,18 @@ use serde_json::{Value, json};
 use crate::support::{base64_encode, platform, publish_body};
 
 /// The server process; killed (SIGKILL) and reaped when dropped, pass or fail.
-struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl ServerProcess {
-    fn start(data: &Path) -> ServerProcess {
+    pub(crate) fn start(data: &Path) -> ServerProcess {
+        Self::start_with(data, &[])
+    }
+
+    /// [`ServerProcess::start`] with more `serve` flags.
+    pub(crate) fn start_with(data: &Path, flags: &[&str]) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
             .args([
                 "serve",
@@ -30,6 +35,7 @@ impl ServerProcess {
                 "--data-dir",
             ])
             .arg(data)
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -49,12 +55,16 @@ impl ServerProcess {
             .recv_timeout(Duration::from_secs(30))
             .expect("server printed its address");
         process.url = line.rsplit(' ').next().unwrap().to_owned();
-        assert!(process.url.starts_with("http://127.0.0.1:"), "{line}");
+        assert!(
+            process.url.starts_with("http://127.0.0.1:")
+                || process.url.starts_with("https://127.0.0.1:"),
+            "{line}"
+        );
         process
     }
 
     /// SIGKILL: no shutdown code runs.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -124,7 +134,11 @@ async fn host_loop(
     }
 }
 
-async fn wait_for(what: &str, deadline: Duration, mut condition: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_for(
+    what: &str,
+    deadline: Duration,
+    mut condition: impl AsyncFnMut() -> bool,
+) {
     let end = Instant::now() + deadline;
     while !condition().await {
         assert!(Instant::now() < end, "timed out waiting for {what}");
@@ -132,7 +146,7 @@ async fn wait_for(what: &str, deadline: Duration, mut condition: impl AsyncFnMut
     }
 }
 
-async fn results(
+pub(crate) async fn results(
     http: &reqwest::Client,
     url: &str,
     token: &str,

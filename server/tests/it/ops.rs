@@ -1,4 +1,5 @@
-//! Operations endpoints: the liveness and readiness probes.
+//! Operations: the liveness and readiness probes, tokens, the online backup (restored under
+//! load) and the retention of finished batches.
 
 use std::time::{Duration, Instant};
 
@@ -6,8 +7,9 @@ use axum::http::StatusCode;
 use musketeer_protocol::paths;
 use musketeer_server::state::ServeOptions;
 use musketeer_server::store::Write;
-use serde_json::json;
+use serde_json::{Value, json};
 
+use crate::socket::serve;
 use crate::support::{Api, Project, assert_error};
 
 #[tokio::test]
@@ -249,4 +251,194 @@ async fn an_online_backup_restores_the_same_batches_and_nothing_later() {
         "echo"
     );
     state.close();
+}
+
+/// Fetches one replica as `host` and reports its input back as its output; how many it ran.
+async fn echo_once(api: &Api, host: &str) -> usize {
+    let assignments = api.fetch(host, 1).await;
+    for assignment in &assignments {
+        let output = assignment["input"].to_string();
+        let ack = api
+            .report_success(host, &assignment["result_id"], output.as_bytes())
+            .await;
+        assert_eq!(ack, "accepted", "{assignment}");
+    }
+    assignments.len()
+}
+
+async fn batch_status(api: &Api, token: &str, batch: u64) -> (StatusCode, Value) {
+    api.get(&format!("/api/v1/batches/{batch}"), Some(token))
+        .await
+}
+
+/// Polls `condition` until it holds, failing the test after a generous deadline.
+async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_batches_go_after_their_retention_and_credit_stays() {
+    const RETAIN: Duration = Duration::from_secs(1);
+    let project = Project::new();
+    let state = project.state(ServeOptions {
+        retain_finished_ms: Some(RETAIN.as_millis() as u64),
+        ..ServeOptions::default()
+    });
+    let server = serve(state.clone()).await;
+    let api = Api::serving(&state);
+    api.publish(&project, "echo", "1.0.0", b"\0asm-echo").await;
+    let quorum_1 = json!({"min_quorum": 1});
+    let finished = api
+        .submit(&project.researcher, "echo", json!(["a"]), quorum_1.clone())
+        .await;
+    let host = api.register("athos").await;
+    let reported = Instant::now();
+    assert_eq!(echo_once(&api, &host).await, 1);
+    let (status, batch) = batch_status(&api, &project.researcher, finished).await;
+    assert_eq!(
+        (status, &batch["state"]),
+        (StatusCode::OK, &json!("finished"))
+    );
+    let running = api
+        .submit(&project.researcher, "echo", json!(["b", "c"]), quorum_1)
+        .await;
+    // And a cancelled one, whose units never ran.
+    let cancelled = api
+        .submit(&project.researcher, "echo", json!(["d"]), json!({}))
+        .await;
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/batches/{cancelled}/cancel"),
+            Some(&project.researcher),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    for gone in [finished, cancelled] {
+        eventually("the retention sweep", async || {
+            batch_status(&api, &project.researcher, gone).await.0 == StatusCode::NOT_FOUND
+        })
+        .await;
+    }
+    assert!(reported.elapsed() >= RETAIN, "deleted before its retention");
+    let (status, batch) = batch_status(&api, &project.researcher, running).await;
+    assert_eq!(
+        (status, &batch["state"]),
+        (StatusCode::OK, &json!("running"))
+    );
+    let (_, hosts) = api.get("/api/v1/hosts", Some(&project.admin)).await;
+    assert_eq!(hosts["hosts"][0]["succeeded"], 1, "{hosts}");
+    assert!(hosts["hosts"][0]["credit"].as_u64().unwrap() > 0, "{hosts}");
+    server.stop().await;
+    drop((api, state));
+    // The deletion is durable: a server on the same store does not have them either.
+    let api = Api::new(&project);
+    assert_eq!(
+        batch_status(&api, &project.researcher, finished).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_under_load_restores_to_a_server_that_finishes_the_batch() {
+    const UNITS: u64 = 120;
+    let project = Project::new();
+    let state = project.state(ServeOptions::default());
+    let server = serve(state.clone()).await;
+    let api = Api::serving(&state);
+    api.publish(&project, "echo", "1.0.0", b"\0asm-echo").await;
+    let inputs: Vec<Value> = (0..UNITS).map(|i| json!(format!("unit {i}"))).collect();
+    // A short delay bound: a replica leased when the backup was taken lapses soon on the
+    // restored server, which gives it to another host.
+    let batch = api
+        .submit(
+            &project.researcher,
+            "echo",
+            json!(inputs),
+            json!({"min_quorum": 1, "delay_bound_ms": 1000}),
+        )
+        .await;
+    let host = api.register("athos").await;
+    let done = async |api: &Api| {
+        batch_status(api, &project.researcher, batch).await.1["counts"]["done"]
+            .as_u64()
+            .unwrap()
+    };
+
+    // The volunteer keeps fetching and reporting while the backup is taken.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let volunteer = tokio::spawn({
+        let (api, host, stop) = (api.clone(), host.clone(), stop.clone());
+        async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if echo_once(&api, &host).await == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    });
+    eventually("some units done", async || done(&api).await >= 10).await;
+    let (status, backup) = api
+        .get_bytes(paths::ADMIN_BACKUP, Some(&project.admin))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let done_at_backup = done(&api).await;
+    eventually("more units done after the backup", async || {
+        done(&api).await >= done_at_backup + 10
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    volunteer.await.unwrap();
+    server.stop().await;
+    drop(state);
+
+    let restored_dir = tempfile::tempdir().unwrap();
+    std::fs::write(restored_dir.path().join("musketeer.redb"), &backup).unwrap();
+    let restored = musketeer_server::state::AppState::load(
+        musketeer_server::store::Store::open(restored_dir.path()).unwrap(),
+        ServeOptions::default(),
+    )
+    .unwrap();
+    let restored_server = serve(restored.clone()).await;
+    let api = Api::serving(&restored);
+    let restored_done = done(&api).await;
+    // The in-memory count the test read may be one report ahead of the last durable commit,
+    // which is what the backup holds.
+    assert!(
+        (9..UNITS).contains(&restored_done) && restored_done <= done_at_backup,
+        "{restored_done} done in the backup, {done_at_backup} after it"
+    );
+    // The host of the first server carries on, with a newcomer for what it still held.
+    let newcomer = api.register("porthos").await;
+    eventually("the restored server to finish the batch", async || {
+        echo_once(&api, &host).await;
+        echo_once(&api, &newcomer).await;
+        batch_status(&api, &project.researcher, batch).await.1["state"] == "finished"
+    })
+    .await;
+    let (status, text) = api
+        .get_bytes(
+            &format!("/api/v1/batches/{batch}/results"),
+            Some(&project.researcher),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let rows: Vec<Value> = String::from_utf8(text)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(rows.len() as u64, UNITS);
+    for row in rows {
+        assert_eq!(
+            (&row["state"], &row["output"]),
+            (&json!("done"), &row["input"])
+        );
+    }
+    restored_server.stop().await;
 }

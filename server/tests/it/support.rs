@@ -185,6 +185,12 @@ impl Api {
         (status, value)
     }
 
+    /// A GET whose answer is not JSON (a backup, JSON lines): the status and the bytes.
+    pub async fn get_bytes(&self, path: &str, token: Option<&str>) -> (StatusCode, Vec<u8>) {
+        let (status, bytes, _) = self.send(Method::GET, path, token, None, None).await;
+        (status, bytes)
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
         self.call(Method::GET, path, token, None).await
     }
@@ -263,6 +269,15 @@ impl Api {
         body
     }
 
+    /// A new user token with `role`, created by `admin`.
+    pub async fn create_token(&self, admin: &str, role: &str) -> String {
+        let (status, body) = self
+            .post("/api/v1/tokens", Some(admin), json!({"role": role}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
     /// Report one success; the ack status.
     pub async fn report_success(&self, host: &str, result_id: &Value, output: &[u8]) -> String {
         let body = json!({"results": [{"result_id": result_id, "outcome": {"status": "success", "output": base64_encode(output), "fuel_consumed": 7, "wall_ms": 1}}]});
@@ -282,4 +297,55 @@ pub fn assert_error(answer: &(StatusCode, Value), status: StatusCode, code: &str
         "{}",
         answer.1
     );
+}
+
+/// A request over real HTTP, with a bearer token if given: (status, the body as JSON or Null).
+pub async fn http_json(request: reqwest::RequestBuilder, token: Option<&str>) -> (u16, Value) {
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// One round of a volunteer over HTTP: fetch up to two replicas as `host`, report `output` of
+/// each one's input, and assert that every report was accepted.
+pub async fn http_volunteer_round(
+    http: &reqwest::Client,
+    url: &str,
+    host: &str,
+    output: impl Fn(&Value) -> Value,
+) {
+    let (status, fetched) = http_json(
+        http.post(format!("{url}/api/v1/work/fetch"))
+            .json(&json!({"free_slots": 2, "platform": platform()})),
+        Some(host),
+    )
+    .await;
+    assert_eq!(status, 200, "{fetched}");
+    let results: Vec<Value> = fetched["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let output = output(&a["input"]).to_string();
+            json!({"result_id": a["result_id"], "outcome": {"status": "success",
+                "output": base64_encode(output.as_bytes()), "fuel_consumed": 1000, "wall_ms": 5}})
+        })
+        .collect();
+    if results.is_empty() {
+        return;
+    }
+    let (status, body) = http_json(
+        http.post(format!("{url}/api/v1/work/report"))
+            .json(&json!({"results": results})),
+        Some(host),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    for ack in body["acks"].as_array().unwrap() {
+        assert_eq!(ack["status"], "accepted", "{body}");
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! The build script runs `cargo build --release --target wasm32-wasip2` on the `tasks/`
 //! workspace (target directory `<repo>/target/wasm-tasks`), checks that every module is a
-//! component, and bakes the absolute paths below into this crate. A dependent crate therefore
+//! component, builds the Python tasks with componentize-py (`python_tasks.rs`: pinned, in a venv
+//! under `target/`), and bakes the absolute paths below into this crate. A dependent crate therefore
 //! always sees modules built from the current sources of `tasks/` and `task-sdk/`.
 //!
 //! ```no_run
@@ -49,6 +50,16 @@ pub const HOSTILE: &str = concat!(
     "/musketeer_task_hostile.wasm"
 );
 
+/// Directory holding the Python task modules (componentize-py's output).
+pub const PYTHON_WASM_DIR: &str = env!("MUSKETEER_PYTHON_TASKS_WASM_DIR");
+
+/// `stock-day-py`: the TWSE crawler of [`STOCK_DAY`] written in Python (same input, same output
+/// bytes), built with componentize-py.
+pub const STOCK_DAY_PY: &str = concat!(
+    env!("MUSKETEER_PYTHON_TASKS_WASM_DIR"),
+    "/musketeer_task_stock_day_py.wasm"
+);
+
 /// Every module: (task name as in `tasks/`, path).
 pub const ALL: &[(&str, &str)] = &[
     ("stock-day", STOCK_DAY),
@@ -58,6 +69,9 @@ pub const ALL: &[(&str, &str)] = &[
     ("float-corners", FLOAT_CORNERS),
     ("hostile", HOSTILE),
 ];
+
+/// Every Python module: (task name as in `tasks/`, path).
+pub const ALL_PYTHON: &[(&str, &str)] = &[("stock-day-py", STOCK_DAY_PY)];
 
 /// Reads a module file, for tests and benchmarks.
 ///
@@ -83,6 +97,15 @@ mod tests {
             let bytes = read(path);
             assert_eq!(&bytes[..8], b"\0asm\x0d\x00\x01\x00", "{name}");
             assert!(path.starts_with(WASM_DIR), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_python_module_is_a_component() {
+        for (name, path) in ALL_PYTHON {
+            let bytes = read(path);
+            assert_eq!(&bytes[..8], b"\0asm\x0d\x00\x01\x00", "{name}");
+            assert!(path.starts_with(PYTHON_WASM_DIR), "{name}");
         }
     }
 }

@@ -168,6 +168,12 @@ fn odd_primes_up_to(limit: u64) -> Vec<u64> {
     while n <= limit {
         if !composite[n] {
             primes.push(n as u64);
+            // n * n overflows a 32-bit usize (wasm32, ARMv7) once n > 65,535; such an n has no
+            // multiples left to cross off below `limit` anyway.
+            if n > limit / n {
+                n += 2;
+                continue;
+            }
             let mut m = n * n;
             while m <= limit {
                 composite[m] = true;

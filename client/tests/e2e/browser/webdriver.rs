@@ -221,6 +221,25 @@ impl Browser {
         })
     }
 
+    /// Waits for an element matching `selector` and clicks it (in the page, so that a re-render
+    /// between finding and clicking cannot lose the click).
+    pub fn click(&self, what: &str, selector: &str) {
+        let script = "const e = document.querySelector(arguments[0]); \
+                      if (!e) return false; e.click(); return true;";
+        wait_until(what, || match self.run(script, json!([selector])) {
+            Value::Bool(true) => Ok(()),
+            _ => Err(format!("no {selector} in {}", self.text("#view"))),
+        });
+    }
+
+    /// The page's URL now.
+    pub fn url(&self) -> String {
+        self.run("return location.href;", json!([]))
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     pub fn resize(&self, width: u32, height: u32) {
         self.command(
             reqwest::Method::POST,

@@ -24,7 +24,7 @@ fn success(output: &str) -> Reported {
     }
 }
 
-fn error() -> Reported {
+pub(super) fn error() -> Reported {
     Reported::Error {
         kind: ErrorKind::ClientError,
         message: "cannot write the module cache".into(),
@@ -47,7 +47,7 @@ fn platform(arch: &str) -> HostPlatform {
 /// Two hosts on a quorum-2 batch of 4 units: one agreed, one in disagreement (a third replica
 /// is queued), one failed on an error, one still running on host b; plus a quorum-1 batch with
 /// one unit done and one still running on host a.
-fn busy_world() -> (World, BatchId, BatchId) {
+pub(super) fn busy_world() -> (World, BatchId, BatchId) {
     let mut world = World::default();
     world.publish(app());
     let a = world.register_host("a".into(), String::new(), Some(platform("x86_64")), 0);
@@ -94,22 +94,22 @@ fn batch_unit_lists_agree_with_the_batch_counters() {
     let (world, replicated, single) = busy_world();
     for id in [replicated, single] {
         let batch = world.batch(id).unwrap();
-        let all = batch_units(&world, id, None, usize::MAX).unwrap();
+        let all = batch_units(&world, id, None, None, usize::MAX).unwrap();
         assert_eq!(all.total, batch.n_units);
-        for state in [
-            UnitState::Queued,
-            UnitState::Running,
-            UnitState::Done,
-            UnitState::Failed,
-            UnitState::Cancelled,
+        for (filter, state) in [
+            (UnitFilter::Queued, UnitState::Queued),
+            (UnitFilter::Running, UnitState::Running),
+            (UnitFilter::Done, UnitState::Done),
+            (UnitFilter::Failed, UnitState::Failed),
+            (UnitFilter::Cancelled, UnitState::Cancelled),
         ] {
-            let listed = batch_units(&world, id, Some(state), usize::MAX).unwrap();
+            let listed = batch_units(&world, id, Some(filter), None, usize::MAX).unwrap();
             let mut counts = batch.counts;
             assert_eq!(listed.total, *counts.get_mut(state), "{state:?} in {id}");
             assert!(listed.units.iter().all(|u| u.state == state));
         }
     }
-    let failed = batch_units(&world, replicated, Some(UnitState::Failed), 10).unwrap();
+    let failed = batch_units(&world, replicated, Some(UnitFilter::Failed), None, 10).unwrap();
     assert_eq!(failed.total, 1);
     assert!(
         failed.units[0]
@@ -118,9 +118,9 @@ fn batch_unit_lists_agree_with_the_batch_counters() {
             .is_some_and(|e| !e.is_empty()),
         "{failed:?}"
     );
-    let limited = batch_units(&world, replicated, None, 2).unwrap();
+    let limited = batch_units(&world, replicated, None, None, 2).unwrap();
     assert_eq!((limited.units.len(), limited.total), (2, 4));
-    assert!(batch_units(&world, BatchId(99), None, 10).is_none());
+    assert!(batch_units(&world, BatchId(99), None, None, 10).is_none());
 }
 
 #[test]
@@ -214,8 +214,8 @@ fn views_and_row_counts_are_the_same_after_reloading_the_stored_rows() {
     assert_eq!(rows.units, world.stats(30).units.total());
     for id in [replicated, single] {
         assert_eq!(
-            batch_units(&world, id, None, usize::MAX),
-            batch_units(&reloaded, id, None, usize::MAX)
+            batch_units(&world, id, None, None, usize::MAX),
+            batch_units(&reloaded, id, None, None, usize::MAX)
         );
     }
     for host in world.hosts() {
@@ -259,6 +259,6 @@ fn host_pages_and_row_counts_drop_a_deleted_batch_but_keep_the_host_counters() {
     let rows = row_counts(&world);
     assert_eq!((rows.batches, rows.units), (1, 4));
     assert_eq!(rows, row_counts(&rebuilt(&world)));
-    assert!(batch_units(&world, single, None, 10).is_none());
+    assert!(batch_units(&world, single, None, None, 10).is_none());
     assert_eq!(world.stats(40), rebuilt(&world).stats(40));
 }

@@ -1,0 +1,82 @@
+//! The failures view: every failed replica (error report, missed deadline, lost lease) of the
+//! batches a caller may see, so that errors show while a batch runs, before any unit gives up.
+
+use musketeer_protocol::{BatchId, FailureList, FailureView, ResultId, UnitFilter};
+
+use super::{is_failure, is_retrying, replica_view};
+use crate::domain::world::{Batch, World};
+
+/// What a failures page asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FailureQuery {
+    /// Only this batch.
+    pub batch: Option<BatchId>,
+    /// Only failures whose unit this admits (`retrying` or `failed`, typically).
+    pub filter: Option<UnitFilter>,
+    /// Only results after this one, in result id order.
+    pub after: Option<ResultId>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// The failed replicas of the batches `visible` admits, in result id order, as `query` asks.
+pub fn failures(
+    world: &World,
+    query: FailureQuery,
+    visible: impl Fn(&Batch) -> bool,
+) -> FailureList {
+    let mut batches: Vec<&Batch> = world
+        .batches()
+        .filter(|b| visible(b) && query.batch.is_none_or(|id| b.id == id))
+        .collect();
+    // Unit ids grow with batch ids: ascending batches give ascending result ids.
+    batches.sort_unstable_by_key(|b| b.id);
+    let mut failures = Vec::new();
+    let mut total = 0;
+    let mut more = false;
+    for batch in batches {
+        for unit in batch.unit_ids().filter_map(|id| world.unit(id)) {
+            let retrying = is_retrying(unit);
+            if query
+                .filter
+                .is_some_and(|f| !f.matches(unit.state(), retrying))
+            {
+                continue;
+            }
+            for (idx, replica) in unit.replicas.iter().enumerate() {
+                if !is_failure(&replica.state) {
+                    continue;
+                }
+                total += 1;
+                let view = replica_view(unit, idx, replica, false);
+                if query.after.is_some_and(|after| view.result_id <= after) {
+                    continue;
+                }
+                if failures.len() >= query.limit {
+                    more = true;
+                    continue;
+                }
+                failures.push(FailureView {
+                    result_id: view.result_id,
+                    batch_id: batch.id,
+                    app: batch.app.clone(),
+                    host: view.host,
+                    unit_state: unit.state(),
+                    retrying,
+                    sent_ms: view.sent_ms,
+                    error: view.error.unwrap_or_default(),
+                });
+            }
+        }
+    }
+    let next_after = if more {
+        failures.last().map(|f: &FailureView| f.result_id)
+    } else {
+        None
+    };
+    FailureList {
+        failures,
+        total,
+        next_after,
+    }
+}
