@@ -24,6 +24,23 @@ pub fn seconds_or_duration(text: &str) -> Result<std::time::Duration, quantity::
     quantity::parse_duration(text, PlainDuration::Seconds)
 }
 
+/// A duration flag whose plain numbers count milliseconds (`250`, `250ms`, `20s`).
+pub fn millis_or_duration(text: &str) -> Result<std::time::Duration, quantity::QuantityError> {
+    quantity::parse_duration(text, PlainDuration::Millis)
+}
+
+/// `join --max-task-memory`: a size whose plain numbers count MiB, from 1 MiB to 4 GiB; in bytes.
+pub fn task_memory_size(text: &str) -> Result<u64, String> {
+    let bytes = quantity::parse_size(text, PlainSize::Mebibytes).map_err(|e| e.to_string())?;
+    if !(1 << 20..=4 << 30).contains(&bytes) {
+        return Err(format!(
+            "{text:?} is {}; a task's memory must be between 1MiB and 4GiB",
+            quantity::format_size(bytes)
+        ));
+    }
+    Ok(bytes)
+}
+
 /// A size flag whose plain numbers count bytes (`65536`, `64MiB`, `1.5GB`, `512k`).
 pub fn bytes_or_size(text: &str) -> Result<u64, quantity::QuantityError> {
     quantity::parse_size(text, PlainSize::Bytes)
@@ -330,16 +347,17 @@ pub struct JoinArgs {
     #[arg(long, default_value_t = crate::volunteer::priority::LOWEST,
           value_parser = clap::value_parser!(u8).range(0..=19))]
     pub nice: u8,
-    /// The most memory one task may have, in MiB: the server sends only work whose signed
-    /// limit is no higher (default: three quarters of this machine's memory, shared among the
-    /// slots).
-    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    /// The most memory one task may have, e.g. 512MiB or 2GiB (a plain number counts MiB), from
+    /// 1 MiB to 4 GiB: the server sends only work whose signed limit is no higher (default:
+    /// three quarters of this machine's memory, shared among the slots).
+    #[arg(long, value_name = "SIZE", value_parser = task_memory_size)]
     pub max_task_memory: Option<u64>,
-    /// Seconds of work to keep fetched ahead of the free slots, so a slot that frees starts at
-    /// once and fetches come in batches (0: fetch only for free slots). Buffered work is
-    /// handed back when the client stops.
-    #[arg(long, value_name = "SECS", default_value_t = 4.0)]
-    pub work_buffer: f64,
+    /// Work per slot to keep fetched ahead of the free slots, e.g. 4s or 1m (a plain number
+    /// counts seconds; at most 1h), so a slot that frees starts at once and fetches come in
+    /// batches (0: fetch only for free slots). Buffered work is handed back when the client
+    /// stops.
+    #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = seconds_or_duration)]
+    pub work_buffer: std::time::Duration,
     /// Share of each second tasks may compute, 1-100 (default: preferences.toml, else 100).
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
     pub cpu_percent: Option<u8>,
@@ -358,12 +376,13 @@ pub struct JoinArgs {
     #[arg(long, env = "MUSKETEER_POWER_SUPPLY_DIR", hide = true,
           default_value = crate::volunteer::prefs::DEFAULT_POWER_SUPPLY_DIR)]
     pub power_supply_dir: PathBuf,
-    /// How long one request waits on the server for work, in milliseconds.
-    #[arg(long, default_value_t = 20_000, hide = true)]
-    pub poll_wait_ms: u64,
-    /// Longest pause between retries while the server is unreachable, in milliseconds.
-    #[arg(long, default_value_t = 10_000, hide = true)]
-    pub max_backoff_ms: u64,
+    /// How long one request waits on the server for work (a plain number counts milliseconds).
+    #[arg(long, default_value = "20s", hide = true, value_parser = millis_or_duration)]
+    pub poll_wait_ms: std::time::Duration,
+    /// Longest pause between retries while the server is unreachable (a plain number counts
+    /// milliseconds).
+    #[arg(long, default_value = "10s", hide = true, value_parser = millis_or_duration)]
+    pub max_backoff_ms: std::time::Duration,
 }
 
 /// Which running client `status`, `pause` and `resume` talk to.
@@ -536,4 +555,41 @@ pub struct PublishArgs {
     /// Print one JSON object (the published version) instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_memory_takes_sizes_and_plain_mebibytes_within_bounds() {
+        assert_eq!(task_memory_size("512"), Ok(512 << 20));
+        assert_eq!(task_memory_size("2GiB"), Ok(2 << 30));
+        assert_eq!(task_memory_size("4GiB"), Ok(4 << 30));
+        for bad in ["0", "512k", "5GiB", "lots", "-1"] {
+            assert!(task_memory_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn join_durations_keep_their_plain_units() {
+        let cli = Cli::try_parse_from([
+            "musketeer",
+            "join",
+            "http://127.0.0.1:1",
+            "--work-buffer",
+            "1m",
+            "--poll-wait-ms",
+            "2000",
+            "--max-backoff-ms",
+            "1s",
+        ])
+        .expect("parses");
+        let Command::Join(join) = cli.command else {
+            panic!("join expected");
+        };
+        assert_eq!(join.work_buffer, std::time::Duration::from_secs(60));
+        assert_eq!(join.poll_wait_ms, std::time::Duration::from_millis(2000));
+        assert_eq!(join.max_backoff_ms, std::time::Duration::from_secs(1));
+    }
 }

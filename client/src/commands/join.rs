@@ -25,8 +25,8 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
         "--slots must be between 1 and 4096"
     );
     anyhow::ensure!(
-        args.work_buffer.is_finite() && (0.0..=3600.0).contains(&args.work_buffer),
-        "--work-buffer must be between 0 and 3600 seconds (0 turns the buffer off)"
+        args.work_buffer <= Duration::from_secs(3600),
+        "--work-buffer must be at most 1h (0 turns the buffer off)"
     );
     let name = args.name.clone().unwrap_or_else(default_name);
     let data_dir = match args.data_dir.clone() {
@@ -70,19 +70,17 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
             LogFormatArg::Text => LogFormat::Text,
             LogFormatArg::Json => LogFormat::Json,
         },
-        poll_wait: Duration::from_millis(args.poll_wait_ms),
-        max_backoff: Duration::from_millis(args.max_backoff_ms.max(100)),
+        poll_wait: args.poll_wait_ms,
+        max_backoff: args.max_backoff_ms.max(Duration::from_millis(100)),
         shutdown_grace: SHUTDOWN_GRACE,
         max_task_memory: task_memory_limit(
-            args.max_task_memory
-                .map(|mib| mib << 20)
-                .or_else(|| crate::volunteer::memory::default_task_memory(slots)),
+            args.max_task_memory.or_else(|| crate::volunteer::memory::default_task_memory(slots)),
             gate.preferences().max_memory_mib,
             slots,
         ),
         gate,
         ca_cert,
-        work_buffer: Duration::from_secs_f64(args.work_buffer),
+        work_buffer: args.work_buffer,
     };
     // Before the runtime starts its threads: they inherit this thread's priority.
     match crate::volunteer::priority::lower_cpu_priority(args.nice) {
