@@ -74,7 +74,8 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
         max_backoff: args.max_backoff_ms.max(Duration::from_millis(100)),
         shutdown_grace: SHUTDOWN_GRACE,
         max_task_memory: task_memory_limit(
-            args.max_task_memory.or_else(|| crate::volunteer::memory::default_task_memory(slots)),
+            args.max_task_memory
+                .or_else(|| crate::volunteer::memory::default_task_memory(slots)),
             gate.preferences().max_memory_mib,
             slots,
         ),
