@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use musketeer_protocol::limits::MAX_ASSIGNMENTS_PER_FETCH;
 use musketeer_protocol::{ErrorKind, FetchRequest, HostPlatform, Outcome, ResultId, ResultReport};
 use musketeer_signing_keys::TrustStore;
 use tokio::sync::{Notify, mpsc};
@@ -60,7 +61,9 @@ pub(super) struct Shared {
 }
 
 /// A fetch's answer, and whether its request carried results.
-type FetchFuture = Pin<Box<dyn Future<Output = Result<(FetchAnswer, bool), ApiError>> + Send>>;
+/// A fetch under way: its answer, whether it carried results, and how many assignments it asked for.
+type FetchFuture =
+    Pin<Box<dyn Future<Output = Result<(FetchAnswer, bool, usize), ApiError>> + Send>>;
 
 /// What runs, by result: its slot and how to abort it.
 type Running = HashMap<ResultId, (usize, AbortHandle)>;
@@ -132,6 +135,10 @@ impl Worker {
         // Top-up fetches (and results riding on fetches) only while fetches find work: a fetch
         // that finds none long-polls, and must not hold results or spin.
         let mut last_found_work = false;
+        // The last fetch got all it asked for: the server has more, so fetches come often and
+        // results can wait a moment for one. Otherwise (an idle cluster, a batch's tail) they are
+        // reported at once, so a lone unit's round trip is not held up.
+        let mut work_flows = false;
         // Cleared when a server answers a fetch with results but without acks (an older one).
         let mut server_takes_results = true;
         let mut backoff = Backoff::new(Duration::from_millis(250), shared.config.max_backoff);
@@ -159,7 +166,7 @@ impl Worker {
             } else if gate_open {
                 start_buffered(&shared, &mut buffer, &mut free, &mut running, &done_tx);
             }
-            let rides = server_takes_results && last_found_work && !stopping;
+            let rides = server_takes_results && work_flows && !stopping;
             shared
                 .results_ride_on_fetches
                 .store(rides, Ordering::Relaxed);
@@ -175,7 +182,7 @@ impl Worker {
                 result = async { fetch.as_mut().expect("guarded").await }, if fetch.is_some() => {
                     fetch = None;
                     match result {
-                        Ok((response, sent_results)) => {
+                        Ok((response, sent_results, asked_for)) => {
                             backoff.reset();
                             if sent_results && response.acks.is_empty() {
                                 // An older server ignored them: report them the old way.
@@ -195,6 +202,8 @@ impl Worker {
                                 last_refusal = response.refusal.clone();
                             }
                             last_found_work = !response.assignments.is_empty();
+                            work_flows = response.assignments.len()
+                                >= asked_for.clamp(1, MAX_ASSIGNMENTS_PER_FETCH as usize);
                             let now = now_ms();
                             let shortest_lease = response
                                 .assignments
@@ -306,7 +315,7 @@ impl Worker {
     ) -> FetchFuture {
         let shared = &self.shared;
         let in_flight: Vec<ResultId> = running.keys().copied().chain(buffer.ids()).collect();
-        let sending = rides
+        let mut sending = rides
             .then(|| shared.sending.clone().try_lock_owned().ok())
             .flatten();
         let results = match sending {
@@ -314,8 +323,13 @@ impl Worker {
             None => Vec::new(),
         };
         let carries_results = !results.is_empty();
+        if !carries_results {
+            // A fetch without results may wait long on the server: reports must not wait for it.
+            sending = None;
+        }
+        let asked_for = free_slots + buffer.room();
         let request = FetchRequest {
-            free_slots: u32::try_from(free_slots + buffer.room()).unwrap_or(u32::MAX),
+            free_slots: u32::try_from(asked_for).unwrap_or(u32::MAX),
             platform: self.platform.clone(),
             wait_ms: Some(shared.config.poll_wait.as_millis() as u64),
             held: held(&in_flight, &shared.spool),
@@ -327,7 +341,7 @@ impl Worker {
             let answer = api.fetch(&request).await;
             // Only now may another request carry results.
             drop(sending);
-            answer.map(|answer| (answer, carries_results))
+            answer.map(|answer| (answer, carries_results, asked_for))
         })
     }
 }
