@@ -58,7 +58,7 @@ pub enum Command {
     /// Verify and run a signed task module locally, in the same sandbox volunteers use.
     Run(RunArgs),
     /// Volunteer: join a project and run its work until stopped (Ctrl-C).
-    #[command(after_help = JOIN_AFTER_HELP)]
+    #[command(after_help = JOIN_AFTER_HELP, args_override_self = true)]
     Join(JoinArgs),
     /// Volunteer: what the running client is doing (units, results, credit, what is suspended
     /// and why).

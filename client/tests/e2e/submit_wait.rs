@@ -5,8 +5,9 @@
 use std::time::Instant;
 
 use musketeer_protocol::{
-    Assignment, Backend, Base64Bytes, FetchRequest, FetchResponse, HostPlatform, Outcome,
-    RegisterHostRequest, RegisterHostResponse, ReportRequest, ReportResponse, ResultReport, paths,
+    Assignment, Backend, Base64Bytes, BatchState, FetchRequest, FetchResponse, HostPlatform,
+    Outcome, RegisterHostRequest, RegisterHostResponse, Replication, ReportRequest, ReportResponse,
+    ResultReport, SubmitBatchRequest, paths,
 };
 use musketeer_task_artifacts::NOOP;
 
@@ -155,4 +156,40 @@ fn submit_wait_long_polls_and_ends_with_the_batch() {
         "{} status requests in {elapsed:?}: {requests:?}",
         requests.len()
     );
+}
+
+/// A lone unit on an idle cluster: its result reaches the server at once, not when the
+/// volunteer's next long poll ends (30 s here). A fetch that carried no results once held the
+/// lock that result-carrying requests share for its whole long poll.
+#[test]
+fn a_lone_units_result_does_not_wait_for_the_volunteers_long_poll() {
+    let project = Project::start();
+    project.publish(NOOP, "noop", "1.0.0", &[]);
+    // Later flags win: this replaces the harness's 2 s poll wait.
+    let volunteer = project.join_with("idle", 2, &["--poll-wait-ms", "30s"]);
+    wait_for("the volunteer to join", || {
+        (!volunteer.stdout.events("waiting").is_empty()).then_some(())
+    });
+    let http = project.http();
+    for n in 0..3 {
+        let batch = http.submit(
+            &project.researcher,
+            &SubmitBatchRequest {
+                app: "noop".into(),
+                version: None,
+                inputs: vec![serde_json::json!({ "n": n })],
+                replication: Replication::default(),
+                priority: 0,
+                label: None,
+            },
+        );
+        // Far below the 30 s long poll, far above a no-op unit's round trip.
+        let status = http.wait_finished_within(
+            &project.researcher,
+            batch.batch_id,
+            std::time::Duration::from_secs(12),
+        );
+        assert_eq!(status.state, BatchState::Finished, "{status:?}");
+        assert_eq!(status.counts.done, 1, "{status:?}");
+    }
 }
