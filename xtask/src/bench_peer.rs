@@ -21,7 +21,7 @@ mod musketeer;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{cargo, root};
+use crate::root;
 use celery::CeleryRun;
 use musketeer::MusketeerRun;
 
@@ -101,28 +101,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             celery_script.display()
         );
     }
-    crate::toolchain::ensure_targets(&[crate::WASM_TARGET])?;
-    crate::demo::step(&format!(
-        "Building musketeer, musketeer-server and the task modules (release; {})",
-        crate::FIRST_BUILD_NOTE
-    ));
-    cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "musketeer-client",
-        "-p",
-        "musketeer-server",
-        "-p",
-        "musketeer-task-artifacts",
-    ])?;
+    let release = crate::demo::build_release()?;
     let target = root().join("target");
-    let exe = std::env::consts::EXE_SUFFIX;
     let tools = musketeer::Tools {
-        musketeer: target.join("release").join(format!("musketeer{exe}")),
-        server: target
-            .join("release")
-            .join(format!("musketeer-server{exe}")),
+        musketeer: release.musketeer,
+        server: release.server,
         noop: target
             .join("wasm-tasks")
             .join(crate::WASM_TARGET)

@@ -37,28 +37,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ));
         }
     };
-    crate::toolchain::ensure_targets(&[crate::WASM_TARGET])?;
-    step(&format!(
-        "Building musketeer, musketeer-server and the task modules (release; {})",
-        crate::FIRST_BUILD_NOTE
-    ));
-    // Not `--quiet`: cargo's own lines show progress, and "Blocking waiting for file lock" when
-    // another build holds the target directory.
-    cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "musketeer-client",
-        "-p",
-        "musketeer-server",
-        "-p",
-        "musketeer-task-artifacts",
-    ])?;
+    let release = build_release()?;
     let target = root().join("target");
-    let bin = target.join("release");
     let tools = Tools {
-        musketeer: bin.join(format!("musketeer{}", std::env::consts::EXE_SUFFIX)),
-        server: bin.join(format!("musketeer-server{}", std::env::consts::EXE_SUFFIX)),
+        musketeer: release.musketeer,
+        server: release.server,
         // Where tasks/artifacts/build.rs puts the modules (xtask does not link that crate, so
         // that it runs before the wasm target is known to be installed).
         crawler: if python {
@@ -95,6 +78,78 @@ pub fn run(args: &[String]) -> Result<(), String> {
     demo(&tools, work.path(), python)
 }
 
+/// The release binaries, built with the task modules.
+pub(crate) struct ReleaseBinaries {
+    pub musketeer: PathBuf,
+    pub server: PathBuf,
+}
+
+/// Builds the release `musketeer` and `musketeer-server` and the task modules (adding the wasm
+/// target first if the toolchain lacks it).
+pub(crate) fn build_release() -> Result<ReleaseBinaries, String> {
+    crate::toolchain::ensure_targets(&[crate::WASM_TARGET])?;
+    step(&format!(
+        "Building musketeer, musketeer-server and the task modules (release; {})",
+        crate::FIRST_BUILD_NOTE
+    ));
+    // Not `--quiet`: cargo's own lines show progress, and "Blocking waiting for file lock" when
+    // another build holds the target directory.
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "musketeer-client",
+        "-p",
+        "musketeer-server",
+        "-p",
+        "musketeer-task-artifacts",
+    ])?;
+    let bin = root().join("target").join("release");
+    let exe = std::env::consts::EXE_SUFFIX;
+    Ok(ReleaseBinaries {
+        musketeer: bin.join(format!("musketeer{exe}")),
+        server: bin.join(format!("musketeer-server{exe}")),
+    })
+}
+
+/// A fresh project's researcher and publisher tokens.
+pub(crate) struct ProjectTokens {
+    pub researcher: String,
+    pub publisher: String,
+}
+
+/// Creates a project in `data` trusting `trust_key` and makes its researcher and publisher.
+pub(crate) fn init_project(
+    server: &Path,
+    data: &Path,
+    name: &str,
+    trust_key: &Path,
+) -> Result<ProjectTokens, String> {
+    output(
+        server,
+        &[
+            "init",
+            "--data-dir",
+            &s(data),
+            "--project-name",
+            name,
+            "--trust-key",
+            &s(trust_key),
+        ],
+    )?;
+    let token = |role: &str| -> Result<String, String> {
+        let out = output(
+            server,
+            &["token", "create", "--data-dir", &s(data), "--role", role],
+        )?;
+        Ok(out.trim().to_owned())
+    };
+    Ok(ProjectTokens {
+        researcher: token("researcher")?,
+        publisher: token("publisher")?,
+    })
+}
+
 struct Tools {
     musketeer: PathBuf,
     server: PathBuf,
@@ -117,27 +172,10 @@ fn demo(tools: &Tools, work: &Path, python: bool) -> Result<(), String> {
 
     step("Creating the project (embedded store, trusts only that key)");
     let data = work.join("server");
-    output(
-        &tools.server,
-        &[
-            "init",
-            "--data-dir",
-            &s(&data),
-            "--project-name",
-            "musketeer demo",
-            "--trust-key",
-            &s(&public),
-        ],
-    )?;
-    let token = |role: &str| -> Result<String, String> {
-        let out = output(
-            &tools.server,
-            &["token", "create", "--data-dir", &s(&data), "--role", role],
-        )?;
-        Ok(out.trim().to_owned())
-    };
-    let researcher = token("researcher")?;
-    let publisher = token("publisher")?;
+    let ProjectTokens {
+        researcher,
+        publisher,
+    } = init_project(&tools.server, &data, "musketeer demo", &public)?;
 
     let mut server_cmd = Command::new(&tools.server);
     server_cmd

@@ -8,7 +8,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{cpu, http, percentile_ms};
-use crate::demo::{Child, TempDir, output, output_env, s};
+use crate::demo::{Child, ProjectTokens, TempDir, init_project, output, output_env, s};
 
 /// The binaries and the task module, built by `bench_peer::run`.
 pub struct Tools {
@@ -274,27 +274,15 @@ fn start(tools: &Tools, volunteers: u32, slots: u32) -> Result<Cluster, String> 
     let keys = dir.join("keys");
     output(&tools.musketeer, &["keys", "generate", "--out", &s(&keys)])?;
     let data = dir.join("server");
-    output(
+    let ProjectTokens {
+        researcher,
+        publisher,
+    } = init_project(
         &tools.server,
-        &[
-            "init",
-            "--data-dir",
-            &s(&data),
-            "--project-name",
-            "bench-peer",
-            "--trust-key",
-            &s(&keys.join("musketeer.pub")),
-        ],
+        &data,
+        "bench-peer",
+        &keys.join("musketeer.pub"),
     )?;
-    let token = |role: &str| -> Result<String, String> {
-        let out = output(
-            &tools.server,
-            &["token", "create", "--data-dir", &s(&data), "--role", role],
-        )?;
-        Ok(out.trim().to_owned())
-    };
-    let researcher = token("researcher")?;
-    let publisher = token("publisher")?;
 
     let mut serve = Command::new(&tools.server);
     serve
