@@ -154,8 +154,9 @@ pub struct ReputationArgs {
     /// Never let a host run units alone: every unit gets its batch's full quorum.
     #[arg(long, env = "MUSKETEER_NO_ADAPTIVE_REPLICATION")]
     pub no_adaptive_replication: bool,
-    /// Most results a host may fetch per day; halves with each error or invalid result and
-    /// doubles with each valid one.
+    /// Most results a host may fetch per day and not yet have validated (each validated result
+    /// gives its fetch back); halves with each error or invalid result and doubles with each
+    /// valid one.
     #[arg(long, env = "MUSKETEER_MAX_DAILY_QUOTA", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_daily_quota: u32,
     /// Most of one batch's replicas, in percent, one host may hold or have returned (100: no

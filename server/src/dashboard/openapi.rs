@@ -8,7 +8,7 @@ use musketeer_protocol::{
     ApiErrorBody, AppList, BanRequest, BatchList, BatchStatus, BatchStatusQuery,
     CreateTokenRequest, CreateTokenResponse, DeleteBatchResponse, FailureList, FetchRequest,
     FetchResponse, HealthStatus, HostDetail, HostList, HostSummary, ProjectInfo, PublishRequest,
-    PublishResponse, RegisterHostRequest, RegisterHostResponse, ReportRequest, ReportResponse,
+    PublishResponse, RegisterHostRequest, ResultsPage, RegisterHostResponse, ReportRequest, ReportResponse,
     ServerStatus, Stats, SubmitBatchRequest, SubmitBatchResponse, TokenList, UnitDetail, UnitList,
     paths,
 };
@@ -18,13 +18,13 @@ use utoipa::openapi::path::{
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{ComponentsBuilder, Ref, Schema};
+use utoipa::openapi::schema::{ComponentsBuilder, ObjectBuilder, Ref, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, RefOr, Required};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use self::Access::{Host, HostOrViewer, Public, Roles, Viewer};
-use self::Success::{Body, Empty, Media};
+use self::Success::{Body, Empty, Media, MediaOrBody};
 use crate::api::batches::ResultsQuery;
 use crate::api::views::{FailuresQuery, UnitsQuery};
 use crate::dashboard::{ASSET, INDEX};
@@ -57,6 +57,9 @@ pub enum Success {
     Body(BodySchema),
     /// Bytes of this media type (a page, a module, a download).
     Media(&'static str),
+    /// Bytes of one of these media types, or JSON of a `musketeer_protocol` type, as the query
+    /// asks (the results: a streamed download, or a JSON page with `?after=`).
+    MediaOrBody(&'static [&'static str], BodySchema),
     /// No body.
     Empty,
 }
@@ -219,10 +222,13 @@ pub const ROUTES: &[Route] = &[
         "GET",
         paths::BATCH_RESULTS,
         Roles("researcher, admin"),
-        "One batch's results, ?format=jsonl|csv, streamed",
+        "One batch's results, ?format=jsonl|csv, streamed; ?after=CURSOR[&wait_ms=N]: one JSON page",
         None,
         200,
-        Media("application/x-ndjson"),
+        MediaOrBody(
+            &["application/x-ndjson", "text/csv"],
+            json::<ResultsPage>,
+        ),
     ),
     route(
         "POST",
@@ -478,6 +484,15 @@ pub fn document() -> OpenApi {
             Media(media_type) => ResponseBuilder::new()
                 .description("ok")
                 .content(media_type, ContentBuilder::new().build()),
+            MediaOrBody(media_types, body) => media_types.iter().fold(
+                ResponseBuilder::new().description("ok").content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(body(&mut schemas)))
+                        .build(),
+                ),
+                |response, media_type| response.content(*media_type, ContentBuilder::new().build()),
+            ),
             Empty => ResponseBuilder::new().description("done"),
         };
         let failure = ResponseBuilder::new()
@@ -558,6 +573,12 @@ pub fn path_params(path: &str) -> impl Iterator<Item = &str> {
 fn path_param_schema(name: &str) -> RefOr<Schema> {
     match name {
         "id" => u64::schema(),
+        // Documented so that clients and fuzzers know what the server accepts (it answers 400
+        // to anything else).
+        "sha256" => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[0-9a-f]{64}$"))
+            .into(),
         _ => String::schema(),
     }
 }

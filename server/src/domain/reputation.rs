@@ -8,7 +8,9 @@
 //! - A result that disagrees with the canonical one quarantines its host: no more work, its
 //!   results re-verified (see [`crate::domain::world::World::quarantine`]).
 //! - A host's daily quota (BOINC's `max_results_day`) halves with each error or invalid result
-//!   and doubles with each valid one, so a host that floods errors drains little work.
+//!   and doubles with each valid one, so a host that floods errors drains little work. It bounds
+//!   the results a host fetched today that have not validated: each validated result gives its
+//!   fetch back, so a fast honest volunteer is never stopped in the middle of a large batch.
 
 use musketeer_protocol::UnitId;
 use serde::{Deserialize, Serialize};
@@ -80,7 +82,7 @@ pub struct Standing {
     pub daily_quota: u32,
     /// The day (since the epoch) `fetched_today` counts.
     pub quota_day: u64,
-    /// Replicas fetched on `quota_day`.
+    /// Replicas fetched on `quota_day`, less those of its results validated since.
     pub fetched_today: u32,
     /// Caught with a wrong result.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -185,8 +187,10 @@ impl Standing {
             && self.consecutive_valid >= policy.trust_after
     }
 
-    /// A result of the host was validated.
+    /// A result of the host was validated: its quota doubles and the fetch it used is given
+    /// back, since the quota is there to bound unproven work, not proven throughput.
     pub fn valid(&mut self, policy: &Policy) {
+        self.fetched_today = self.fetched_today.saturating_sub(1);
         self.consecutive_valid += 1;
         self.errors_since_valid = 0;
         self.daily_quota = self
@@ -261,6 +265,30 @@ mod tests {
             standing.error(&policy);
         }
         assert_eq!(standing.quota(&policy), 1, "never below one a day");
+    }
+
+    #[test]
+    fn validated_results_give_their_fetches_back() {
+        let policy = Policy {
+            max_daily_quota: 4,
+            ..Policy::default()
+        };
+        let mut standing = Standing::default();
+        standing.fetched(4, 5);
+        assert_eq!(
+            standing.allowance(&policy, 6),
+            Err(Refusal::OverQuota { quota: 4 })
+        );
+        standing.valid(&policy);
+        standing.valid(&policy);
+        assert_eq!(standing.allowance(&policy, 7), Ok(2));
+        // An error keeps its fetch counted and halves the quota.
+        standing.fetched(2, 8);
+        standing.error(&policy);
+        assert_eq!(
+            standing.allowance(&policy, 9),
+            Err(Refusal::OverQuota { quota: 2 })
+        );
     }
 
     #[test]

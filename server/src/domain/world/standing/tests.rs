@@ -220,6 +220,29 @@ fn errors_shrink_a_hosts_daily_quota_and_fetch_says_why() {
 }
 
 #[test]
+fn a_host_whose_results_validate_finishes_a_batch_larger_than_its_daily_quota() {
+    let policy = Policy {
+        max_daily_quota: 8,
+        ..no_adaptive()
+    };
+    let mut world = world(1, policy);
+    let batch = submit(&mut world, 100, 1);
+    let mut done = 0;
+    while done < 100 {
+        let leased = world.fetch(HostId(1), 64, 2);
+        assert!(!leased.is_empty(), "stopped after {done} results");
+        for id in leased {
+            world.report(HostId(1), id, output("ok", 10), 3);
+            done += 1;
+        }
+    }
+    let first = world.batch(batch).expect("the batch").first_unit.0;
+    for unit in first..first + 100 {
+        assert_eq!(canonical(&world, UnitId(unit)).as_deref(), Some("ok"));
+    }
+}
+
+#[test]
 fn a_ban_reissues_the_hosts_leases_and_an_unban_lets_it_work_again() {
     let mut world = world(2, no_adaptive());
     submit(&mut world, 1, 1);
