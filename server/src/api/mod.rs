@@ -17,8 +17,10 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::handler::Handler as _;
+use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{delete, get, post};
 use musketeer_protocol::paths;
 
@@ -39,34 +41,47 @@ pub fn app(state: AppState) -> Router {
     let router = Router::new()
         .route(paths::PROJECT, get(project::info))
         .route(paths::HOSTS_REGISTER, post(hosts::register))
-        .route(paths::PROJECT_ROTATIONS, post(project::rotate))
+        .route(
+            paths::PROJECT_ROTATIONS,
+            post(project::rotate.layer(middleware::from_fn(user_token_first))),
+        )
         .route(paths::HOSTS, get(hosts::list))
         .route(paths::STATS, get(hosts::stats))
-        .route(paths::WORK_FETCH, post(work::fetch))
+        .route(
+            paths::WORK_FETCH,
+            post(work::fetch.layer(middleware::from_fn(host_token_first))),
+        )
         .route(
             paths::WORK_REPORT,
-            post(work::report).layer(DefaultBodyLimit::max(REPORT_BODY_LIMIT)),
+            post(work::report.layer(middleware::from_fn(host_token_first)))
+                .layer(DefaultBodyLimit::max(REPORT_BODY_LIMIT)),
         )
         .route(paths::MODULE, get(modules::download))
         .route(
             paths::APPS,
             get(apps::list)
-                .post(apps::publish)
+                .post(apps::publish.layer(middleware::from_fn(user_token_first)))
                 .layer(DefaultBodyLimit::max(PUBLISH_BODY_LIMIT)),
         )
         .route(
             paths::BATCHES,
             get(batches::list)
-                .post(batches::submit)
+                .post(batches::submit.layer(middleware::from_fn(user_token_first)))
                 .layer(DefaultBodyLimit::max(SUBMIT_BODY_LIMIT)),
         )
         .route(paths::BATCH, get(batches::status).delete(batches::delete))
         .route(paths::BATCH_RESULTS, get(batches::results))
         .route(paths::BATCH_CANCEL, post(batches::cancel))
-        .route(paths::TOKENS, get(tokens::list).post(tokens::create))
+        .route(
+            paths::TOKENS,
+            get(tokens::list).post(tokens::create.layer(middleware::from_fn(user_token_first))),
+        )
         .route(paths::TOKEN, delete(tokens::revoke))
         .route(paths::HOST, get(views::host))
-        .route(paths::HOST_BAN, post(hosts::ban))
+        .route(
+            paths::HOST_BAN,
+            post(hosts::ban.layer(middleware::from_fn(user_token_first))),
+        )
         .route(paths::HOST_UNBAN, post(hosts::unban))
         .route(paths::UNIT, get(views::unit))
         .route(paths::BATCH_UNITS, get(views::batch_units))
@@ -90,6 +105,37 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
+}
+
+/// On a route that needs a host token and takes a body: no Authorization header is a 401 before
+/// the body is read, so an anonymous caller learns nothing from body validation and cannot make
+/// the server buffer a large body. (A header with a bad token is refused by [`extract::Caller`],
+/// which also runs before the body.)
+async fn host_token_first(request: Request, next: Next) -> Response {
+    token_first(
+        request,
+        next,
+        "this endpoint needs a host token (register first)",
+    )
+    .await
+}
+
+/// [`host_token_first`] for routes that need a user token.
+async fn user_token_first(request: Request, next: Next) -> Response {
+    token_first(
+        request,
+        next,
+        "this endpoint needs a token: `Authorization: Bearer TOKEN`",
+    )
+    .await
+}
+
+async fn token_first(request: Request, next: Next, message: &'static str) -> Response {
+    if request.headers().contains_key(AUTHORIZATION) {
+        next.run(request).await
+    } else {
+        ApiError::unauthorized(message).into_response()
+    }
 }
 
 async fn trace(request: Request, next: Next) -> Response {

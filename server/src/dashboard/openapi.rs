@@ -8,9 +8,9 @@ use musketeer_protocol::{
     ApiErrorBody, AppList, BanRequest, BatchList, BatchStatus, BatchStatusQuery,
     CreateTokenRequest, CreateTokenResponse, DeleteBatchResponse, FailureList, FetchRequest,
     FetchResponse, HealthStatus, HostDetail, HostList, HostSummary, ProjectInfo, PublishRequest,
-    PublishResponse, RegisterHostRequest, ResultsPage, RegisterHostResponse, ReportRequest, ReportResponse,
-    ServerStatus, Stats, SubmitBatchRequest, SubmitBatchResponse, TokenList, UnitDetail, UnitList,
-    paths,
+    PublishResponse, RegisterHostRequest, RegisterHostResponse, ReportRequest, ReportResponse,
+    ResultsPage, ServerStatus, Stats, SubmitBatchRequest, SubmitBatchResponse, TokenList,
+    UnitDetail, UnitList, paths,
 };
 use musketeer_signing_keys::RotationStatement;
 use utoipa::openapi::path::{
@@ -225,10 +225,7 @@ pub const ROUTES: &[Route] = &[
         "One batch's results, ?format=jsonl|csv, streamed; ?after=CURSOR[&wait_ms=N]: one JSON page",
         None,
         200,
-        MediaOrBody(
-            &["application/x-ndjson", "text/csv"],
-            json::<ResultsPage>,
-        ),
+        MediaOrBody(&["application/x-ndjson", "text/csv"], json::<ResultsPage>),
     ),
     route(
         "POST",

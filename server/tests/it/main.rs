@@ -13,6 +13,7 @@ mod dashboard;
 mod dashboard_views;
 mod delete;
 mod durability;
+mod every_route;
 mod openapi;
 mod ops;
 mod reputation;
