@@ -7,8 +7,11 @@
 //! - `cargo xtask setup`: adds the pinned toolchain's missing targets and builds the task modules
 //!   (the first step of `demo` and `test`; CI runs it alone on a toolchain without targets).
 //! - `cargo xtask python`: only the Python client's checks and tests (the last step of `test`).
+//! - `cargo xtask api-fuzz`: only the API fuzzing against the server's OpenAPI document
+//!   (schemathesis; a step of `test`).
 //! - `cargo xtask bench-peer`: musketeer and Celery + Redis side by side (docs/benchmarks.md).
 
+mod api_fuzz;
 mod bench_peer;
 mod cross;
 mod demo;
@@ -25,9 +28,10 @@ fn main() -> ExitCode {
         Some("cross") => cross::run(&args[1..]),
         Some("setup") => setup(),
         Some("python") => python_tests(true),
+        Some("api-fuzz") => api_fuzz::run_fuzz(true),
         Some("bench-peer") => bench_peer::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|cross|demo|setup|python|bench-peer>");
+            eprintln!("usage: cargo xtask <test|cross|demo|setup|python|api-fuzz|bench-peer>");
             eprintln!("  test   format check, clippy and all tests (what CI runs)");
             eprintln!("  cross  the cross-architecture test only (ARM clients under qemu-user)");
             eprintln!("  demo   the local demo: crawl 30 stocks from a local TWSE-format feed");
@@ -38,6 +42,9 @@ fn main() -> ExitCode {
                 "  setup  add the pinned toolchain's missing targets, build the task modules"
             );
             eprintln!("  python the Python client's checks and tests only (the last step of test)");
+            eprintln!(
+                "  api-fuzz  schemathesis against the server's OpenAPI document only (a step of test)"
+            );
             eprintln!(
                 "  bench-peer  musketeer and Celery + Redis side by side (docs/benchmarks.md)"
             );
@@ -125,6 +132,7 @@ fn test() -> Result<(), String> {
     // `cargo test --workspace` above built both debug binaries (their integration tests run
     // them) and the task modules; another build here could only rebuild crates with other
     // features.
+    api_fuzz::run_fuzz(false)?;
     python_tests(false)
 }
 
