@@ -233,6 +233,7 @@ mod tests {
             cancelled: false,
             finished_ms: None,
             finish_order: Vec::new(),
+            results: Default::default(),
             counts: UnitCounts::default(),
         }
     }
