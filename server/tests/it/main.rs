@@ -5,6 +5,7 @@
 //! client's e2e suite, with real clients.)
 
 mod api;
+mod archive;
 mod auth;
 mod bad_input;
 mod batch_wait;
