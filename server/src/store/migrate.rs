@@ -104,7 +104,9 @@ fn open_file(data_dir: &Path) -> Result<(Database, PathBuf), StoreError> {
     if !path.exists() {
         return Err(StoreError::Missing(path));
     }
-    let db = Database::create(&path).map_err(|e| open_error(e, &path))?;
+    let db = super::builder()
+        .create(&path)
+        .map_err(|e| open_error(e, &path))?;
     Ok((db, path))
 }
 

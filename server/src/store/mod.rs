@@ -204,7 +204,9 @@ impl Store {
         if path.exists() {
             return Err(StoreError::AlreadyExists(path));
         }
-        let db = Database::create(&path).map_err(|e| open_error(e, &path))?;
+        let db = builder()
+            .create(&path)
+            .map_err(|e| open_error(e, &path))?;
         let txn = db.begin_write().db()?;
         {
             let mut meta = txn.open_table(META).db()?;
@@ -344,6 +346,18 @@ pub fn done_per_minute_write(history: &[(u64, u64)]) -> Write {
 /// The meta row holding the ids the next batch and unit get at least.
 pub fn next_ids_write(next: NextIds) -> Write {
     Write::Meta(NEXT_IDS_KEY.into(), encode(&next))
+}
+
+/// Most memory redb's page cache takes. Its default (1 GiB) would keep every page a restart or
+/// a download read, so the server's RAM would grow with the history; the interior pages every
+/// lookup touches fit many times over.
+const CACHE_BYTES: usize = 64 << 20;
+
+/// How the server opens its store file.
+pub(crate) fn builder() -> redb::Builder {
+    let mut builder = redb::Builder::new();
+    builder.set_cache_size(CACHE_BYTES);
+    builder
 }
 
 pub(crate) fn open_error(e: redb::DatabaseError, path: &Path) -> StoreError {

@@ -35,7 +35,7 @@ impl World {
 
     /// The units in memory with ids in `ids`, ascending.
     pub fn memory_units(&self, ids: Range<UnitId>) -> impl Iterator<Item = &Unit> {
-        self.units.range(ids).map(|(_, unit)| unit)
+        self.units.range(ids).map(|(_, unit)| &**unit)
     }
 
     /// Marks the units settled since the last call as written by the commit with writer
@@ -69,7 +69,7 @@ impl World {
                     continue;
                 }
                 self.awaiting_commit.remove(&id);
-                if self.units.get(&id).is_some_and(is_settled) && !self.dirty.units.contains(&id) {
+                if self.units.get(&id).is_some_and(|unit| is_settled(unit)) && !self.dirty.units.contains(&id) {
                     self.units.remove(&id);
                     evicted += 1;
                 }
@@ -81,7 +81,7 @@ impl World {
     /// A unit, from memory or else from the archive (only units of batches that exist).
     pub fn stored_unit(&self, id: UnitId) -> Result<Option<Cow<'_, Unit>>, StoreError> {
         if let Some(unit) = self.units.get(&id) {
-            return Ok(Some(Cow::Borrowed(unit)));
+            return Ok(Some(Cow::Borrowed(&**unit)));
         }
         let Some(archive) = &self.archive else {
             return Ok(None);
@@ -101,7 +101,7 @@ impl World {
         descending: bool,
         mut visit: impl FnMut(&Unit) -> bool,
     ) -> Result<(), StoreError> {
-        let range = self.units.range(ids.clone()).map(|(_, unit)| unit);
+        let range = self.units.range(ids.clone()).map(|(_, unit)| &**unit);
         let mut memory: Box<dyn Iterator<Item = &Unit>> = if descending {
             Box::new(range.rev())
         } else {
@@ -149,7 +149,7 @@ impl World {
         };
         match archive.unit(id) {
             Ok(Some(unit)) if self.batches.contains_key(&unit.batch) => {
-                self.units.insert(id, unit);
+                self.units.insert(id, Box::new(unit));
                 self.settled.push(id);
                 true
             }
@@ -184,7 +184,7 @@ impl World {
         }
         for unit in found {
             self.settled.push(unit.id);
-            self.units.insert(unit.id, unit);
+            self.units.insert(unit.id, Box::new(unit));
         }
     }
 
