@@ -547,10 +547,8 @@ impl World {
         self.dirty.batches.insert(id);
         for (offset, input) in new.inputs.into_iter().enumerate() {
             let unit_id = UnitId(first_unit.0 + offset as u64);
-            self.units.insert(
-                unit_id,
-                Box::new(Unit::new(unit_id, id, new.params, input)),
-            );
+            self.units
+                .insert(unit_id, Box::new(Unit::new(unit_id, id, new.params, input)));
             self.index(unit_id, true);
             self.dirty.units.insert(unit_id);
         }

@@ -204,9 +204,7 @@ impl Store {
         if path.exists() {
             return Err(StoreError::AlreadyExists(path));
         }
-        let db = builder()
-            .create(&path)
-            .map_err(|e| open_error(e, &path))?;
+        let db = builder().create(&path).map_err(|e| open_error(e, &path))?;
         let txn = db.begin_write().db()?;
         {
             let mut meta = txn.open_table(META).db()?;

@@ -6,6 +6,7 @@
 
 mod api;
 mod archive;
+mod archive_recall;
 mod auth;
 mod bad_input;
 mod batch_wait;

@@ -69,7 +69,9 @@ impl World {
                     continue;
                 }
                 self.awaiting_commit.remove(&id);
-                if self.units.get(&id).is_some_and(|unit| is_settled(unit)) && !self.dirty.units.contains(&id) {
+                if self.units.get(&id).is_some_and(|unit| is_settled(unit))
+                    && !self.dirty.units.contains(&id)
+                {
                     self.units.remove(&id);
                     evicted += 1;
                 }
