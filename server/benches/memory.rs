@@ -67,11 +67,9 @@ fn main() {
         ),
     ] {
         let above = m.rss_kib.saturating_sub(base.rss_kib);
-        let per = if live == 0 {
-            "-".to_owned()
-        } else {
-            format!("{} B", above * 1024 / live)
-        };
+        let per = (above * 1024)
+            .checked_div(live)
+            .map_or_else(|| "-".to_owned(), |bytes| format!("{bytes} B"));
         println!(
             "| {name} | {} | {} MiB | {} MiB | {per} | {:.2} s |",
             m.in_memory,
