@@ -168,8 +168,10 @@ impl Pending {
     }
 }
 
-/// The in-memory state rebuilt from the store's rows.
-fn rebuild(loaded: crate::store::Loaded) -> (World, TokenTable, ProjectConfig) {
+/// The in-memory state rebuilt from the store's rows: every batch, host and app, and of the
+/// units only those not finished (the others count, and are read back when asked for).
+fn rebuild(store: &Store) -> Result<(World, TokenTable, ProjectConfig), StoreError> {
+    let loaded = store.load()?;
     let mut tokens = TokenTable::default();
     for record in loaded.tokens {
         tokens.put_user(record);
@@ -177,21 +179,23 @@ fn rebuild(loaded: crate::store::Loaded) -> (World, TokenTable, ProjectConfig) {
     for host in &loaded.hosts {
         tokens.put_host(&host.token_hash, host.id);
     }
-    let world = World::restore(
-        loaded.units,
+    let mut world = World::restore(
+        [],
         loaded.batches,
         loaded.hosts,
         loaded.apps,
         loaded.done_per_minute,
     )
-    .with_next_ids(loaded.next_ids);
-    (world, tokens, loaded.project)
+    .with_next_ids(loaded.next_ids)
+    .with_archive(Arc::new(store.clone()));
+    store.for_each_unit(|unit| world.restore_unit(unit))?;
+    Ok((world, tokens, loaded.project))
 }
 
 impl AppState {
     /// Load the store into memory and start its writer.
     pub fn load(store: Store, options: ServeOptions) -> Result<AppState, StoreError> {
-        let (mut world, tokens, project) = rebuild(store.load()?);
+        let (mut world, tokens, project) = rebuild(&store)?;
         world.set_policy(options.reputation);
         let writer = store.writer();
         let register_limiter = Mutex::new(RateLimiter::new(options.register_per_minute));
@@ -255,6 +259,7 @@ impl AppState {
     /// Queue the world's dirty rows (plus `extra`, written first) for a durable commit. Call with
     /// the world lock held, so that commits happen in the order of the changes.
     pub fn persist(&self, world: &mut World, extra: Vec<Write>) -> Pending {
+        world.evict_settled(self.writer.committed());
         world.stamp_finished(Self::now_ms());
         let dirty = world.take_dirty();
         if dirty.is_empty() && extra.is_empty() {
@@ -306,7 +311,9 @@ impl AppState {
         if world.has_queued_work() {
             self.work_available.notify_waiters();
         }
-        Pending::queued(self.writer.submit(writes), self, changes_progress)
+        let (done, ticket) = self.writer.submit_ticketed(writes);
+        world.seal_settled(ticket);
+        Pending::queued(done, self, changes_progress)
     }
 
     /// Queue rows that are not part of the world (tokens, project settings).
@@ -332,7 +339,7 @@ impl AppState {
         if !self.writer.has_failed() {
             return Ok(());
         }
-        let (mut stored_world, stored_tokens, stored_project) = rebuild(self.store.load()?);
+        let (mut stored_world, stored_tokens, stored_project) = rebuild(&self.store)?;
         stored_world.set_policy(*world.policy());
         *world = stored_world;
         *tokens = stored_tokens;
@@ -383,6 +390,8 @@ impl AppState {
         let now = Self::now_ms();
         let pending = {
             let mut world = self.world();
+            // Also on an idle server, finished units leave memory once durable.
+            world.evict_settled(self.writer.committed());
             let deadline_passed = world.next_deadline().is_some_and(|d| d <= now);
             let sweep_due = world
                 .last_stall_sweep_ms()

@@ -244,9 +244,9 @@ pub async fn results(
             let mut columns = CsvColumns::default();
             for start in (first..end).step_by(CHUNK as usize) {
                 let world = state.world();
-                for unit in units(&world, start, end) {
-                    columns.observe(&result_row(unit));
-                }
+                scan_chunk(&world, start, end, |unit| {
+                    columns.observe(&result_row(unit))
+                })?;
             }
             Some(columns)
         }
@@ -255,7 +255,8 @@ pub async fn results(
     // A CSV download starts with its header record; JSON lines have none.
     let header = columns
         .as_ref()
-        .map_or_else(|| Ok(Vec::new()), CsvColumns::header);
+        .map_or_else(|| Ok(Vec::new()), CsvColumns::header)
+        .map_err(DownloadError::from);
     let chunks = futures_util::stream::unfold(Some(first), move |next| {
         let state = state.clone();
         let columns = columns.clone();
@@ -283,17 +284,30 @@ pub async fn results(
         .into_response())
 }
 
+/// Why a download stopped part way (the client sees a cut-off body).
+#[derive(Debug, thiserror::Error)]
+enum DownloadError {
+    /// A row did not render as CSV.
+    #[error(transparent)]
+    Csv(#[from] CsvError),
+    /// Finished units could not be read from the store.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
 /// The result rows of units `start..` (at most [`CHUNK`]), as CSV records or JSON lines.
 fn render_chunk(
     state: &AppState,
     columns: Option<&CsvColumns>,
     start: u64,
     end: u64,
-) -> Result<Vec<u8>, CsvError> {
+) -> Result<Vec<u8>, DownloadError> {
     let mut out = Vec::new();
     let world = state.world();
-    for unit in units(&world, start, end) {
-        let row = result_row(unit);
+    let mut rows = Vec::new();
+    scan_chunk(&world, start, end, |unit| rows.push(result_row(unit)))?;
+    drop(world);
+    for row in rows {
         match columns {
             Some(columns) => out.extend(columns.lines(&row)?),
             None => out.extend(jsonl_line(&row).into_bytes()),
@@ -357,8 +371,8 @@ fn read_page(
             break;
         }
         position += 1;
-        if let Some(unit) = world.unit(*unit_id) {
-            let row = result_row(unit);
+        if let Some(unit) = world.stored_unit(*unit_id)? {
+            let row = result_row(&unit);
             bytes += jsonl_line(&row).len();
             rows.push(row);
         }
@@ -405,12 +419,19 @@ fn check_inputs(inputs: &[serde_json::Value]) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn units(
+/// Hands the units `start..` (at most [`CHUNK`], below `end`) to `visit` in id order, from
+/// memory or the store.
+fn scan_chunk(
     world: &World,
     start: u64,
     end: u64,
-) -> impl Iterator<Item = &crate::domain::lifecycle::Unit> {
-    (start..end.min(start + CHUNK)).filter_map(|id| world.unit(UnitId(id)))
+    mut visit: impl FnMut(&crate::domain::lifecycle::Unit),
+) -> Result<(), crate::store::StoreError> {
+    let ids = UnitId(start)..UnitId(end.min(start + CHUNK));
+    world.scan_units(ids, false, |unit| {
+        visit(unit);
+        true
+    })
 }
 
 /// Whether `user` may see `batch`: its owner, or an admin.

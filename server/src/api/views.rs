@@ -41,7 +41,7 @@ pub async fn host(
         .ok_or_else(|| ApiError::not_found(format!("no host {id}")))?;
     Ok(Json(HostDetail {
         host: world.host_summary(host, AppState::now_ms()),
-        recent: views::host_recent(&world, id, HOST_RECENT),
+        recent: views::host_recent(&world, id, HOST_RECENT)?,
     }))
 }
 
@@ -65,7 +65,7 @@ pub async fn batch_units(
     let limit = page_limit(query.limit)?;
     let world = state.world();
     check_batch(&world, user, id)?;
-    views::batch_units(&world, id, query.state, query.after, limit)
+    views::batch_units(&world, id, query.state, query.after, limit)?
         .map(Json)
         .ok_or_else(|| no_batch(id))
 }
@@ -79,9 +79,9 @@ pub async fn unit(
     let user = caller.user_with(&[Role::Researcher, Role::Admin])?;
     let world = state.world();
     let not_found = || ApiError::not_found(format!("no unit {id} for this token"));
-    let unit = world.unit(id).ok_or_else(not_found)?;
+    let unit = world.stored_unit(id)?.ok_or_else(not_found)?;
     check_batch(&world, user, unit.batch).map_err(|_| not_found())?;
-    let mut detail = views::unit_detail(unit);
+    let mut detail = views::unit_detail(&unit);
     detail.stalled = world.stalled_reason(id, &world.online_memory_limits(AppState::now_ms()));
     Ok(Json(detail))
 }
@@ -118,7 +118,7 @@ pub async fn failures(
     };
     Ok(Json(failures::failures(&world, query, |b| {
         can_see(user, b)
-    })))
+    })?))
 }
 
 /// `GET /api/v1/status`: units by app and state, hosts' rates and unit states over the last

@@ -1,5 +1,6 @@
 //! Read-only views of the world for the dashboard: a host's recent replicas, a batch's units, a
-//! unit with its replicas, and the row counts `/metrics` reports. Pure: callers pass the world.
+//! unit with its replicas, and the row counts `/metrics` reports. Callers pass the world, which
+//! reads the finished units that left memory from the store.
 
 use musketeer_protocol::{
     BatchId, HostId, ReplicaOutcome, ReplicaView, ResultId, UnitDetail, UnitFilter, UnitId,
@@ -8,6 +9,7 @@ use musketeer_protocol::{
 
 use super::lifecycle::{Replica, ReplicaState, Unit, UnitStatus, Validation, kind_name};
 use super::world::World;
+use crate::store::StoreError;
 
 /// Most units a host page looks through (newest first) for that host's replicas, so that the page
 /// stays cheap on large stores.
@@ -132,69 +134,109 @@ pub fn unit_summary(unit: &Unit) -> UnitSummary {
 
 /// Up to `limit` of a batch's units with ids above `after`, in id order, only those `filter`
 /// admits if given, with the number that matched in all (whatever `after`). None if there is no
-/// such batch.
+/// such batch. Reads only the units of the page (and one more), from the store for those that
+/// left memory; the total comes from the batch's counters, or for `retrying` (active units
+/// only) from memory.
 pub fn batch_units(
     world: &World,
     batch: BatchId,
     filter: Option<UnitFilter>,
     after: Option<UnitId>,
     limit: usize,
-) -> Option<UnitList> {
-    let batch = world.batch(batch)?;
-    let mut units = Vec::new();
-    let mut total = 0;
-    let mut more = false;
-    for unit in batch.unit_ids().filter_map(|id| world.unit(id)) {
-        if filter.is_some_and(|f| !f.matches(unit.state(), is_retrying(unit))) {
-            continue;
+) -> Result<Option<UnitList>, StoreError> {
+    let Some(batch) = world.batch(batch) else {
+        return Ok(None);
+    };
+    let end = UnitId(batch.first_unit.0 + batch.n_units);
+    let start = after.map_or(batch.first_unit, |after| {
+        UnitId(after.0.saturating_add(1).max(batch.first_unit.0))
+    });
+    let admits = |unit: &Unit| filter.is_none_or(|f| f.matches(unit.state(), is_retrying(unit)));
+    let c = batch.counts;
+    let total = match filter {
+        None => batch.n_units,
+        Some(UnitFilter::Queued) => c.queued,
+        Some(UnitFilter::Running) => c.running,
+        Some(UnitFilter::Done) => c.done,
+        Some(UnitFilter::Failed) => c.failed,
+        Some(UnitFilter::Cancelled) => c.cancelled,
+        Some(UnitFilter::Retrying) => world
+            .memory_units(batch.first_unit..end)
+            .filter(|u| is_retrying(u))
+            .count() as u64,
+        Some(_) => {
+            let mut matched = 0;
+            world.scan_units(batch.first_unit..end, false, |unit| {
+                matched += u64::from(admits(unit));
+                true
+            })?;
+            matched
         }
-        total += 1;
-        if after.is_some_and(|after| unit.id <= after) {
-            continue;
+    };
+    let mut units = Vec::new();
+    let mut more = false;
+    let mut collect = |unit: &Unit| {
+        if !admits(unit) {
+            return true;
         }
         if units.len() < limit {
             units.push(unit_summary(unit));
+            true
         } else {
             more = true;
+            false
         }
+    };
+    match filter {
+        // Units in these states are all in memory.
+        Some(UnitFilter::Queued | UnitFilter::Running | UnitFilter::Retrying) => {
+            for unit in world.memory_units(start..end) {
+                if !collect(unit) {
+                    break;
+                }
+            }
+        }
+        _ if start < end => world.scan_units(start..end, false, collect)?,
+        _ => {}
     }
     let next_after = if more {
         units.last().map(|u: &UnitSummary| u.id)
     } else {
         None
     };
-    Some(UnitList {
+    Ok(Some(UnitList {
         units,
         total,
         next_after,
-    })
+    }))
 }
 
 /// Up to `limit` replicas held by `host`, newest unit first, without log tails (host pages may
 /// be public). Looks through at most [`HOST_SCAN_LIMIT`] units.
-pub fn host_recent(world: &World, host: HostId, limit: usize) -> Vec<ReplicaView> {
+pub fn host_recent(
+    world: &World,
+    host: HostId,
+    limit: usize,
+) -> Result<Vec<ReplicaView>, StoreError> {
     let mut recent = Vec::new();
-    let units = world
-        .batches()
-        .flat_map(|b| {
-            (b.first_unit.0..b.first_unit.0 + b.n_units)
-                .rev()
-                .map(UnitId)
-        })
-        .take(HOST_SCAN_LIMIT)
-        .filter_map(|id| world.unit(id));
-    for unit in units {
-        for (idx, replica) in unit.replicas.iter().enumerate() {
-            if replica.host == Some(host) {
-                recent.push(replica_view(unit, idx, replica, false));
+    let mut scanned = 0;
+    for batch in world.batches() {
+        let end = UnitId(batch.first_unit.0 + batch.n_units);
+        world.scan_units(batch.first_unit..end, true, |unit| {
+            for (idx, replica) in unit.replicas.iter().enumerate() {
+                if replica.host == Some(host) {
+                    recent.push(replica_view(unit, idx, replica, false));
+                }
             }
-        }
-        if recent.len() >= limit {
+            scanned += 1;
+            recent.len() < limit && scanned < HOST_SCAN_LIMIT
+        })?;
+        if recent.len() >= limit || scanned >= HOST_SCAN_LIMIT {
             break;
         }
     }
     recent.truncate(limit);
-    recent
+    Ok(recent)
 }
 
 /// Rows of each kind the store holds, as the world mirrors them.

@@ -1,9 +1,12 @@
-//! The scheduler's in-memory world: every unit, batch, host and app version, with the indexes
-//! that make fetch, expiry and counters cheap. The store persists the rows this module marks
-//! dirty; on start the world is rebuilt from them. Pure: callers pass the time.
+//! The scheduler's in-memory world: every batch, host and app version, the units in flight,
+//! and the indexes that make fetch, expiry and counters cheap. The store persists the rows this
+//! module marks dirty; on start the world is rebuilt from them. Finished units leave memory once
+//! their rows are durable ([`World::evict_settled`]) and are read back from the store's
+//! [`UnitArchive`] when asked for (see `archive`). Callers pass the time.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use musketeer_protocol::{
     Assignment, BatchId, BatchState, BatchStatus, ErrorKind, HostId, HostPlatform, HostSummary,
@@ -16,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use super::lifecycle::{Params, ReplicaState, ReportEffect, Reported, Unit, Validation};
 use super::placement::{self, Origin};
 use super::reputation::{self, Policy, Standing};
+use crate::store::UnitArchive;
 
+mod archive;
 mod batch_share;
 mod delete;
 mod leases;
@@ -86,6 +91,10 @@ pub struct Batch {
     /// stored: a restart rebuilds it in unit id order).
     #[serde(skip)]
     pub finish_order: Vec<UnitId>,
+    /// Its units' replicas by outcome (derived, not stored), so that deleting the batch can
+    /// take them out of the server's counters without reading its units back.
+    #[serde(skip)]
+    pub results: ResultCounts,
 }
 
 impl Batch {
@@ -283,7 +292,9 @@ pub struct NewBatch {
 /// Everything the scheduler knows.
 #[derive(Debug, Default)]
 pub struct World {
-    units: BTreeMap<UnitId, Unit>,
+    /// The units in memory, boxed: map nodes stay small, so their spare slots cost 8 bytes
+    /// rather than a whole unit each.
+    units: BTreeMap<UnitId, Box<Unit>>,
     batches: BTreeMap<BatchId, Batch>,
     hosts: BTreeMap<HostId, Host>,
     apps: BTreeMap<String, BTreeMap<Version, AppVersion>>,
@@ -317,6 +328,14 @@ pub struct World {
     /// (before a restart) reads from the start again.
     finish_epoch: u64,
     dirty: Dirty,
+    /// Where units that left memory are read back from (none: every unit stays in memory).
+    archive: Option<Arc<dyn UnitArchive>>,
+    /// Units [settled](archive::is_settled) since the last [`World::seal_settled`].
+    settled: Vec<UnitId>,
+    /// Settled units and the writer ticket of the commit holding their last change.
+    awaiting_commit: std::collections::HashMap<UnitId, u64>,
+    /// (writer ticket, units sealed with it), oldest first.
+    evictable: std::collections::VecDeque<(u64, Vec<UnitId>)>,
 }
 
 impl World {
@@ -356,6 +375,7 @@ impl World {
                     Batch {
                         counts: UnitCounts::default(),
                         finish_order: Vec::new(),
+                        results: ResultCounts::default(),
                         ..b
                     },
                 )
@@ -365,19 +385,29 @@ impl World {
             .into_iter()
             .map(|h| (h.id, Host { running: 0, ..h }))
             .collect();
-        world.units = units.into_iter().map(|u| (u.id, u)).collect();
-        let ids: Vec<UnitId> = world.units.keys().copied().collect();
-        for id in ids {
-            world.index(id, true);
-        }
-        for unit in world.units.values() {
-            if is_final(unit.state())
-                && let Some(batch) = world.batches.get_mut(&unit.batch)
-            {
-                batch.finish_order.push(unit.id);
-            }
+        for unit in units {
+            world.restore_unit(unit);
         }
         world
+    }
+
+    /// Add a stored unit to a world being rebuilt (after [`World::restore`], in unit id
+    /// order): it counts in every index and counter, and stays in memory only if it is not
+    /// [settled](archive::is_settled) (a settled unit is read back from the archive).
+    pub fn restore_unit(&mut self, unit: Unit) {
+        let id = unit.id;
+        let finished = is_final(unit.state());
+        let settled = archive::is_settled(&unit);
+        if let Some(batch) = self.batches.get_mut(&unit.batch)
+            && finished
+        {
+            batch.finish_order.push(id);
+        }
+        self.units.insert(id, Box::new(unit));
+        self.index(id, true);
+        if settled && self.archive.is_some() {
+            self.units.remove(&id);
+        }
     }
 
     /// The current rebuild of the batches' finishing order (see [`Batch::finish_order`]).
@@ -398,7 +428,7 @@ impl World {
 
     /// A unit.
     pub fn unit(&self, id: UnitId) -> Option<&Unit> {
-        self.units.get(&id)
+        self.units.get(&id).map(|unit| &**unit)
     }
 
     /// A batch.
@@ -511,13 +541,14 @@ impl World {
             finished_ms: None,
             counts: UnitCounts::default(),
             finish_order: Vec::new(),
+            results: ResultCounts::default(),
         };
         self.batches.insert(id, batch);
         self.dirty.batches.insert(id);
         for (offset, input) in new.inputs.into_iter().enumerate() {
             let unit_id = UnitId(first_unit.0 + offset as u64);
             self.units
-                .insert(unit_id, Unit::new(unit_id, id, new.params, input));
+                .insert(unit_id, Box::new(Unit::new(unit_id, id, new.params, input)));
             self.index(unit_id, true);
             self.dirty.units.insert(unit_id);
         }
@@ -613,6 +644,8 @@ impl World {
         reported: Reported,
         now_ms: u64,
     ) -> (ReportStatus, Option<&'static str>) {
+        // A late report may concern a finished unit that left memory.
+        self.recall(id.unit);
         let reported = self.within_limits(id.unit, reported);
         let counter = match &reported {
             Reported::Success { .. } => Some(true),
@@ -814,6 +847,9 @@ impl World {
         let now = unit.state();
         let now_done = now == UnitState::Done;
         let batch = unit.batch;
+        if self.archive.is_some() && archive::is_settled(unit) {
+            self.settled.push(id);
+        }
         if is_final(now)
             && !is_final(was)
             && let Some(batch) = self.batches.get_mut(&batch)
@@ -854,9 +890,9 @@ impl World {
         };
         let state = unit.state();
         adjust(counts.get_mut(state));
-        let batch = batches.get_mut(&unit.batch);
+        let mut batch = batches.get_mut(&unit.batch);
         let priority = batch.as_ref().map_or(0, |b| b.priority);
-        if let Some(batch) = batch {
+        if let Some(batch) = batch.as_mut() {
             adjust(batch.counts.get_mut(state));
         }
         if unit.has_unsent() {
@@ -885,18 +921,24 @@ impl World {
                     }
                 }
             }
-            match &replica.state {
+            let counter: Option<fn(&mut ResultCounts) -> &mut u64> = match &replica.state {
                 ReplicaState::Success {
                     validation: Validation::Valid,
                     ..
-                } => adjust(&mut results.valid),
+                } => Some(|r| &mut r.valid),
                 ReplicaState::Success {
                     validation: Validation::Invalid,
                     ..
-                } => adjust(&mut results.invalid),
-                ReplicaState::Error { .. } => adjust(&mut results.errors),
-                ReplicaState::TimedOut => adjust(&mut results.timed_out),
-                _ => {}
+                } => Some(|r| &mut r.invalid),
+                ReplicaState::Error { .. } => Some(|r| &mut r.errors),
+                ReplicaState::TimedOut => Some(|r| &mut r.timed_out),
+                _ => None,
+            };
+            if let Some(counter) = counter {
+                adjust(counter(results));
+                if let Some(batch) = batch.as_mut() {
+                    adjust(counter(&mut batch.results));
+                }
             }
         }
         {

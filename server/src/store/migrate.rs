@@ -104,7 +104,9 @@ fn open_file(data_dir: &Path) -> Result<(Database, PathBuf), StoreError> {
     if !path.exists() {
         return Err(StoreError::Missing(path));
     }
-    let db = Database::create(&path).map_err(|e| open_error(e, &path))?;
+    let db = super::builder()
+        .create(&path)
+        .map_err(|e| open_error(e, &path))?;
     Ok((db, path))
 }
 
@@ -233,6 +235,7 @@ mod tests {
             cancelled: false,
             finished_ms: None,
             finish_order: Vec::new(),
+            results: Default::default(),
             counts: UnitCounts::default(),
         }
     }

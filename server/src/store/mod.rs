@@ -3,6 +3,7 @@
 //! [`done_per_minute_row`]; docs/operator.md describes them. Reads happen anywhere; all writes go
 //! through the [`Writer`] thread, which group-commits.
 
+mod archive;
 mod backup;
 mod codec;
 pub mod done_per_minute_row;
@@ -19,9 +20,12 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use musketeer_protocol::UnitId;
+
 use crate::domain::lifecycle::Unit;
 use crate::domain::tokens::TokenRecord;
 use crate::domain::world::{AppVersion, Batch, Host, NextIds};
+pub use archive::UnitArchive;
 pub use migrate::{MigrationReport, SCHEMA_VERSION};
 pub use writer::{UnitRows, Write, Writer};
 
@@ -176,8 +180,6 @@ pub struct Loaded {
     pub apps: Vec<AppVersion>,
     /// Batches.
     pub batches: Vec<Batch>,
-    /// Units.
-    pub units: Vec<Unit>,
     /// The overview chart's history: (minute since the Unix epoch, units done in it). Empty if
     /// the row is missing or does not decode (it is a display aid, not worth refusing to start).
     pub done_per_minute: Vec<(u64, u64)>,
@@ -202,7 +204,7 @@ impl Store {
         if path.exists() {
             return Err(StoreError::AlreadyExists(path));
         }
-        let db = Database::create(&path).map_err(|e| open_error(e, &path))?;
+        let db = builder().create(&path).map_err(|e| open_error(e, &path))?;
         let txn = db.begin_write().db()?;
         {
             let mut meta = txn.open_table(META).db()?;
@@ -251,7 +253,23 @@ impl Store {
         Ok((before, size(&path)?))
     }
 
-    /// Read everything.
+    /// Every unit row in id order, one at a time (a restart keeps only the unfinished ones in
+    /// memory, so they are not collected here).
+    pub fn for_each_unit(&self, mut visit: impl FnMut(Unit)) -> Result<(), StoreError> {
+        self.scan(UnitId(0)..UnitId(u64::MAX), false, &mut |unit| {
+            visit(unit);
+            true
+        })
+    }
+
+    /// Every unit row, collected (tests and tools; the server streams them).
+    pub fn units(&self) -> Result<Vec<Unit>, StoreError> {
+        let mut units = Vec::new();
+        self.for_each_unit(|unit| units.push(unit))?;
+        Ok(units)
+    }
+
+    /// Read everything but the units ([`Store::for_each_unit`]).
     pub fn load(&self) -> Result<Loaded, StoreError> {
         let txn = self.db.begin_read().db()?;
         let meta = txn.open_table(META).db()?;
@@ -287,7 +305,6 @@ impl Store {
             hosts: read_all(&txn.open_table(HOSTS).db()?, "hosts")?,
             apps: read_all(&txn.open_table(APPS).db()?, "apps")?,
             batches: read_all(&txn.open_table(BATCHES).db()?, "batches")?,
-            units: read_units(&txn.open_table(UNITS).db()?)?,
             done_per_minute,
             next_ids,
         })
@@ -329,6 +346,18 @@ pub fn next_ids_write(next: NextIds) -> Write {
     Write::Meta(NEXT_IDS_KEY.into(), encode(&next))
 }
 
+/// Most memory redb's page cache takes. Its default (1 GiB) would keep every page a restart or
+/// a download read, so the server's RAM would grow with the history; the interior pages every
+/// lookup touches fit many times over.
+const CACHE_BYTES: usize = 64 << 20;
+
+/// How the server opens its store file.
+pub(crate) fn builder() -> redb::Builder {
+    let mut builder = redb::Builder::new();
+    builder.set_cache_size(CACHE_BYTES);
+    builder
+}
+
 pub(crate) fn open_error(e: redb::DatabaseError, path: &Path) -> StoreError {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_owned()),
@@ -365,20 +394,6 @@ where
     for entry in table.iter().db()? {
         let (key, value) = entry.db()?;
         rows.push(decode(name, &format!("{:?}", key.value()), value.value())?);
-    }
-    Ok(rows)
-}
-
-fn read_units(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<Vec<Unit>, StoreError> {
-    let mut rows = Vec::new();
-    for entry in table.iter().db()? {
-        let (key, value) = entry.db()?;
-        let unit = unit_row::decode_unit(value.value()).map_err(|reason| StoreError::Corrupt {
-            table: "units",
-            key: key.value().to_string(),
-            error: serde::de::Error::custom(reason),
-        })?;
-        rows.push(unit);
     }
     Ok(rows)
 }

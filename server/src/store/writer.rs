@@ -2,7 +2,7 @@
 //! transaction and then acknowledges every request in it (group commit).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use redb::Database;
@@ -79,6 +79,8 @@ impl UnitRows {
 
 struct Request {
     writes: Vec<Write>,
+    /// Its place in the order of submission (see [`Writer::committed`]).
+    ticket: u64,
     done: oneshot::Sender<Result<(), ()>>,
 }
 
@@ -98,6 +100,11 @@ struct Health {
     failed: AtomicBool,
     /// Commits to fail on purpose (tests of storage faults).
     injected_failures: AtomicU32,
+    /// The ticket of the last request submitted; locked while a request is numbered and queued,
+    /// so that tickets follow the queue's order whichever threads submit.
+    submitted: std::sync::Mutex<u64>,
+    /// The ticket of the last request committed: every request up to it is durable.
+    committed: AtomicU64,
 }
 
 /// Most requests merged into one transaction; bounds the latency of the first one.
@@ -130,10 +137,32 @@ impl Writer {
     /// Queue rows; the receiver resolves once they are durable. Call in the order the in-memory
     /// changes were made (the queue is FIFO and commits are ordered).
     pub fn submit(&self, writes: Vec<Write>) -> oneshot::Receiver<Result<(), ()>> {
+        self.submit_ticketed(writes).0
+    }
+
+    /// [`Writer::submit`], also returning the request's ticket: once [`Writer::committed`]
+    /// reaches it, the rows are durable.
+    pub fn submit_ticketed(&self, writes: Vec<Write>) -> (oneshot::Receiver<Result<(), ()>>, u64) {
         let (done, rx) = oneshot::channel();
+        let mut submitted = self
+            .health
+            .submitted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *submitted += 1;
+        let ticket = *submitted;
         // If the thread is gone the sender is dropped and the receiver reports the failure.
-        let _ = self.tx.send(Message::Write(Request { writes, done }));
-        rx
+        let _ = self.tx.send(Message::Write(Request {
+            writes,
+            ticket,
+            done,
+        }));
+        (rx, ticket)
+    }
+
+    /// The ticket of the last committed request ([`Writer::submit_ticketed`]); 0 before any.
+    pub fn committed(&self) -> u64 {
+        self.health.committed.load(Ordering::SeqCst)
     }
 
     /// Block until everything queued so far is committed or refused.
@@ -225,6 +254,11 @@ fn run(db: &Database, rx: &mpsc::Receiver<Message>, health: &Health) {
                 health.failed.store(true, Ordering::SeqCst);
             })
         };
+        if result.is_ok()
+            && let Some(last) = group.last()
+        {
+            health.committed.fetch_max(last.ticket, Ordering::SeqCst);
+        }
         for request in group {
             let _ = request.done.send(result);
         }

@@ -5,6 +5,8 @@
 //! client's e2e suite, with real clients.)
 
 mod api;
+mod archive;
+mod archive_recall;
 mod auth;
 mod bad_input;
 mod batch_wait;

@@ -41,7 +41,9 @@ fn unit_pages_follow_after_and_list_every_unit_once() {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = batch_units(&world, replicated, None, after, 1).unwrap();
+        let page = batch_units(&world, replicated, None, after, 1)
+            .unwrap()
+            .unwrap();
         assert_eq!(page.total, 4, "the total ignores the page");
         seen.extend(page.units.iter().map(|u| u.id));
         match page.next_after {
@@ -59,18 +61,23 @@ fn a_unit_queued_again_after_an_error_is_retrying() {
     assert_eq!(
         batch_units(&world, single, Some(UnitFilter::Retrying), None, 10)
             .unwrap()
+            .unwrap()
             .total,
         0
     );
     let unit = with_a_retry(&mut world);
-    let retrying = batch_units(&world, single, Some(UnitFilter::Retrying), None, 10).unwrap();
+    let retrying = batch_units(&world, single, Some(UnitFilter::Retrying), None, 10)
+        .unwrap()
+        .unwrap();
     assert_eq!(retrying.units.len(), 1, "{retrying:?}");
     let summary = &retrying.units[0];
     assert_eq!(summary.id, unit);
     assert!(summary.retrying);
     assert_eq!(summary.failed_replicas, 1);
     assert_eq!(summary.state, UnitState::Queued);
-    let queued = batch_units(&world, single, Some(UnitFilter::Queued), None, 10).unwrap();
+    let queued = batch_units(&world, single, Some(UnitFilter::Queued), None, 10)
+        .unwrap()
+        .unwrap();
     assert!(queued.units.iter().any(|u| u.id == unit), "{queued:?}");
 }
 
@@ -78,7 +85,7 @@ fn a_unit_queued_again_after_an_error_is_retrying() {
 fn failures_list_errors_while_units_retry_with_filter_and_paging() {
     let (mut world, replicated, single) = busy_world();
     let unit = with_a_retry(&mut world);
-    let everything = failures(&world, all(100), |_| true);
+    let everything = failures(&world, all(100), |_| true).unwrap();
     assert_eq!(everything.total, 2, "{everything:?}");
     assert!(
         everything
@@ -93,7 +100,8 @@ fn failures_list_errors_while_units_retry_with_filter_and_paging() {
             ..all(100)
         },
         |_| true,
-    );
+    )
+    .unwrap();
     assert_eq!(retrying.failures.len(), 1);
     assert_eq!(retrying.failures[0].result_id.unit, unit);
     assert!(retrying.failures[0].retrying);
@@ -106,11 +114,12 @@ fn failures_list_errors_while_units_retry_with_filter_and_paging() {
             ..all(100)
         },
         |_| true,
-    );
+    )
+    .unwrap();
     assert_eq!(failed.total, 1);
     assert_eq!(failed.failures[0].unit_state, UnitState::Failed);
 
-    let first = failures(&world, all(1), |_| true);
+    let first = failures(&world, all(1), |_| true).unwrap();
     let next = first.next_after.expect("a second page");
     let second = failures(
         &world,
@@ -119,12 +128,13 @@ fn failures_list_errors_while_units_retry_with_filter_and_paging() {
             ..all(1)
         },
         |_| true,
-    );
+    )
+    .unwrap();
     assert_eq!(second.next_after, None);
     let paged: Vec<_> = first.failures.iter().chain(&second.failures).collect();
     assert_eq!(paged, everything.failures.iter().collect::<Vec<_>>());
 
-    let hidden = failures(&world, all(100), |b| b.id != single);
+    let hidden = failures(&world, all(100), |b| b.id != single).unwrap();
     assert_eq!(hidden.total, 1, "others' batches are left out");
 }
 

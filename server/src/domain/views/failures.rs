@@ -1,10 +1,11 @@
 //! The failures view: every failed replica (error report, missed deadline, lost lease) of the
 //! batches a caller may see, so that errors show while a batch runs, before any unit gives up.
 
-use musketeer_protocol::{BatchId, FailureList, FailureView, ResultId, UnitFilter};
+use musketeer_protocol::{BatchId, FailureList, FailureView, ResultId, UnitFilter, UnitId};
 
 use super::{is_failure, is_retrying, replica_view};
 use crate::domain::world::{Batch, World};
+use crate::store::StoreError;
 
 /// What a failures page asks for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,11 +21,13 @@ pub struct FailureQuery {
 }
 
 /// The failed replicas of the batches `visible` admits, in result id order, as `query` asks.
+/// The total counts every one, so the finished units of those batches are read from the store;
+/// `retrying` needs only the active ones, in memory.
 pub fn failures(
     world: &World,
     query: FailureQuery,
     visible: impl Fn(&Batch) -> bool,
-) -> FailureList {
+) -> Result<FailureList, StoreError> {
     let mut batches: Vec<&Batch> = world
         .batches()
         .filter(|b| visible(b) && query.batch.is_none_or(|id| b.id == id))
@@ -35,13 +38,13 @@ pub fn failures(
     let mut total = 0;
     let mut more = false;
     for batch in batches {
-        for unit in batch.unit_ids().filter_map(|id| world.unit(id)) {
+        let mut visit = |unit: &crate::domain::lifecycle::Unit| {
             let retrying = is_retrying(unit);
             if query
                 .filter
                 .is_some_and(|f| !f.matches(unit.state(), retrying))
             {
-                continue;
+                return true;
             }
             for (idx, replica) in unit.replicas.iter().enumerate() {
                 if !is_failure(&replica.state) {
@@ -67,6 +70,15 @@ pub fn failures(
                     error: view.error.unwrap_or_default(),
                 });
             }
+            true
+        };
+        let end = UnitId(batch.first_unit.0 + batch.n_units);
+        if query.filter == Some(UnitFilter::Retrying) {
+            world.memory_units(batch.first_unit..end).for_each(|u| {
+                visit(u);
+            });
+        } else {
+            world.scan_units(batch.first_unit..end, false, visit)?;
         }
     }
     let next_after = if more {
@@ -74,9 +86,9 @@ pub fn failures(
     } else {
         None
     };
-    FailureList {
+    Ok(FailureList {
         failures,
         total,
         next_after,
-    }
+    })
 }

@@ -23,9 +23,9 @@ fn retrying_units(world: &World, batch: &Batch) -> u64 {
     if !is_active(batch) {
         return 0;
     }
-    batch
-        .unit_ids()
-        .filter_map(|id| world.unit(id))
+    let end = musketeer_protocol::UnitId(batch.first_unit.0 + batch.n_units);
+    world
+        .memory_units(batch.first_unit..end)
         .filter(|u| is_retrying(u))
         .count() as u64
 }

@@ -94,7 +94,9 @@ fn batch_unit_lists_agree_with_the_batch_counters() {
     let (world, replicated, single) = busy_world();
     for id in [replicated, single] {
         let batch = world.batch(id).unwrap();
-        let all = batch_units(&world, id, None, None, usize::MAX).unwrap();
+        let all = batch_units(&world, id, None, None, usize::MAX)
+            .unwrap()
+            .unwrap();
         assert_eq!(all.total, batch.n_units);
         for (filter, state) in [
             (UnitFilter::Queued, UnitState::Queued),
@@ -103,13 +105,17 @@ fn batch_unit_lists_agree_with_the_batch_counters() {
             (UnitFilter::Failed, UnitState::Failed),
             (UnitFilter::Cancelled, UnitState::Cancelled),
         ] {
-            let listed = batch_units(&world, id, Some(filter), None, usize::MAX).unwrap();
+            let listed = batch_units(&world, id, Some(filter), None, usize::MAX)
+                .unwrap()
+                .unwrap();
             let mut counts = batch.counts;
             assert_eq!(listed.total, *counts.get_mut(state), "{state:?} in {id}");
             assert!(listed.units.iter().all(|u| u.state == state));
         }
     }
-    let failed = batch_units(&world, replicated, Some(UnitFilter::Failed), None, 10).unwrap();
+    let failed = batch_units(&world, replicated, Some(UnitFilter::Failed), None, 10)
+        .unwrap()
+        .unwrap();
     assert_eq!(failed.total, 1);
     assert!(
         failed.units[0]
@@ -118,16 +124,22 @@ fn batch_unit_lists_agree_with_the_batch_counters() {
             .is_some_and(|e| !e.is_empty()),
         "{failed:?}"
     );
-    let limited = batch_units(&world, replicated, None, None, 2).unwrap();
+    let limited = batch_units(&world, replicated, None, None, 2)
+        .unwrap()
+        .unwrap();
     assert_eq!((limited.units.len(), limited.total), (2, 4));
-    assert!(batch_units(&world, BatchId(99), None, None, 10).is_none());
+    assert!(
+        batch_units(&world, BatchId(99), None, None, 10)
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
 fn host_pages_agree_with_the_host_counters() {
     let (world, _, _) = busy_world();
     for host in world.hosts() {
-        let recent = host_recent(&world, host.id, usize::MAX);
+        let recent = host_recent(&world, host.id, usize::MAX).unwrap();
         let count = |outcomes: &[ReplicaOutcome]| {
             recent
                 .iter()
@@ -166,7 +178,7 @@ fn host_pages_agree_with_the_host_counters() {
                 .all(|w| w[0].result_id.unit >= w[1].result_id.unit)
         );
     }
-    assert_eq!(host_recent(&world, HostId(1), 2).len(), 2);
+    assert_eq!(host_recent(&world, HostId(1), 2).unwrap().len(), 2);
 }
 
 #[test]
@@ -214,14 +226,14 @@ fn views_and_row_counts_are_the_same_after_reloading_the_stored_rows() {
     assert_eq!(rows.units, world.stats(30).units.total());
     for id in [replicated, single] {
         assert_eq!(
-            batch_units(&world, id, None, None, usize::MAX),
-            batch_units(&reloaded, id, None, None, usize::MAX)
+            batch_units(&world, id, None, None, usize::MAX).unwrap(),
+            batch_units(&reloaded, id, None, None, usize::MAX).unwrap()
         );
     }
     for host in world.hosts() {
         assert_eq!(
-            host_recent(&world, host.id, 50),
-            host_recent(&reloaded, host.id, 50)
+            host_recent(&world, host.id, 50).unwrap(),
+            host_recent(&reloaded, host.id, 50).unwrap()
         );
     }
     // Every counter and the per-minute history are restored.
@@ -235,7 +247,7 @@ fn host_pages_and_row_counts_drop_a_deleted_batch_but_keep_the_host_counters() {
     world.cancel_batch(single, 40);
     world.delete_batch(single).unwrap();
     for host in world.hosts() {
-        let recent = host_recent(&world, host.id, usize::MAX);
+        let recent = host_recent(&world, host.id, usize::MAX).unwrap();
         assert!(
             recent.iter().all(|r| r.batch_id == replicated),
             "{recent:?}"
@@ -259,6 +271,10 @@ fn host_pages_and_row_counts_drop_a_deleted_batch_but_keep_the_host_counters() {
     let rows = row_counts(&world);
     assert_eq!((rows.batches, rows.units), (1, 4));
     assert_eq!(rows, row_counts(&rebuilt(&world)));
-    assert!(batch_units(&world, single, None, None, 10).is_none());
+    assert!(
+        batch_units(&world, single, None, None, 10)
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(world.stats(40), rebuilt(&world).stats(40));
 }

@@ -60,7 +60,12 @@ impl World {
     /// The ids the next submitted batch and its first unit get.
     pub fn next_ids(&self) -> NextIds {
         let batch = self.batches.keys().next_back().map_or(1, |b| b.0 + 1);
-        let unit = self.units.keys().next_back().map_or(1, |u| u.0 + 1);
+        // Unit ids grow with batch ids; finished units may have left memory, batches never do.
+        let unit = self
+            .batches
+            .values()
+            .next_back()
+            .map_or(1, |b| b.first_unit.0 + b.n_units);
         NextIds {
             batch: BatchId(batch.max(self.id_floor.batch.0)),
             unit: UnitId(unit.max(self.id_floor.unit.0)),
@@ -90,7 +95,12 @@ impl World {
             first_unit: batch.first_unit,
             n_units: batch.n_units,
         };
-        let units: Vec<UnitId> = batch.unit_ids().collect();
+        let end = UnitId(batch.first_unit.0 + batch.n_units);
+        let units: Vec<UnitId> = self
+            .units
+            .range(batch.first_unit..end)
+            .map(|(&u, _)| u)
+            .collect();
         self.id_floor = self.next_ids();
         for unit in units {
             // Removes its leases, queue entry and counts, with the batch still there to subtract
@@ -99,6 +109,8 @@ impl World {
             self.units.remove(&unit);
             self.dirty.units.remove(&unit);
         }
+        // The units that left memory go out of the counters by the batch's totals.
+        self.forget_archived(id);
         self.batches.remove(&id);
         self.dirty.batches.remove(&id);
         self.dirty.deleted.push(deleted);

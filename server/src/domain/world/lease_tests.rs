@@ -95,7 +95,7 @@ fn reconciled_leases_survive_a_restart_index() {
     submit(&mut world, 2, 1);
     world.fetch(HostId(1), 2, 10);
     let mut restored = World::restore(
-        world.units.values().cloned(),
+        world.units.values().map(|u| (**u).clone()),
         world.batches.values().cloned(),
         world.hosts.values().cloned(),
         world.app_versions().cloned(),

@@ -263,6 +263,7 @@ impl World {
     /// canonical results it agreed with are reopened without its vote. Returns what that did
     /// to other hosts.
     fn distrust(&mut self, host: HostId, now_ms: u64) -> Vec<(UnitId, Event)> {
+        self.recall_done_by(host);
         let touched: Vec<UnitId> = self
             .units
             .values()

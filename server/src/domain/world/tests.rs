@@ -32,7 +32,7 @@ fn success(output: &str) -> Reported {
 /// A world rebuilt from its own rows, as after a restart.
 pub(super) fn rebuilt(world: &World) -> World {
     World::restore(
-        world.units.values().cloned(),
+        world.units.values().map(|u| (**u).clone()),
         world.batches.values().cloned(),
         world.hosts.values().map(|h| Host {
             running: 0,
