@@ -44,8 +44,13 @@ pub async fn report_loop(
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(250), shared.config.max_backoff);
     loop {
-        if shared.spool.is_empty() {
-            shared.spooled.notified().await;
+        // A result is reported once released by its slot and synced by the spool; either can
+        // come last.
+        while !shared.spool.has_reportable() {
+            tokio::select! {
+                () = shared.spooled.notified() => {}
+                () = shared.spool.on_synced().notified() => {}
+            }
         }
         if shared.results_ride_on_fetches.load(Ordering::Relaxed) {
             tokio::time::sleep(RIDE_WAIT).await;
@@ -56,7 +61,7 @@ pub async fn report_loop(
                 if !cancelled.is_empty() {
                     let _ = cancel.send(cancelled);
                 }
-                if forgotten == 0 && !shared.spool.is_empty() {
+                if forgotten == 0 && shared.spool.has_reportable() {
                     // Acknowledged none of them (or a fetch has them now); do not spin.
                     tokio::time::sleep(backoff.next_delay()).await;
                 }

@@ -14,11 +14,12 @@ use crate::sandbox::{RunError, RunOptions};
 /// Kept of a task's stderr in its report.
 const STDERR_TAIL: usize = 4096;
 
-/// A slot's task finished (its result is durable in the spool, unless it was cancelled).
+/// A slot's task finished (its result is written to the spool, unless it was cancelled; it is
+/// reported once synced).
 pub struct SlotDone {
     pub result_id: ResultId,
     pub slot: usize,
-    /// From start to durable result, for sizing the work buffer.
+    /// From start to written result, for sizing the work buffer.
     pub took: Duration,
 }
 

@@ -3,9 +3,11 @@
 //!
 //! One append-only log, `spool.log`, of framed records: `[payload length: u32 LE]
 //! [checksum: the first 8 bytes of the payload's SHA-256][payload: JSON]`. A payload is a
-//! finished result or an acknowledgement (a tombstone: the server has that result). One writer
-//! thread appends what queued while its last write ran and syncs the whole group with one
-//! fdatasync, so results finishing together share it. When most of the log is acknowledged it is
+//! finished result or an acknowledgement (a tombstone: the server has that result). A writer
+//! thread appends what queued while its last write ran; a syncer thread makes what was written
+//! durable with one fdatasync per group ([`writer`]). A pushed result is held (its replica is
+//! this host's) once written, and reported only once synced (decision 0007), so nothing is
+//! reported that a power loss could take back. When most of the log is acknowledged it is
 //! rewritten atomically with the waiting results alone. On open a torn last record (a crash
 //! mid-append) is dropped and a record whose checksum fails is skipped, each with a warning.
 //! Older clients kept one `<id>.json` file per result; those are moved into the log once.
@@ -14,7 +16,6 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -24,6 +25,10 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::oneshot;
 
 use super::files::FileError;
+use writer::{Durability, Job, Writer};
+
+#[path = "spool_writer.rs"]
+mod writer;
 
 /// The log's file name in the spool directory.
 const LOG_NAME: &str = "spool.log";
@@ -33,8 +38,6 @@ const HEADER_BYTES: usize = 12;
 const MAX_RECORD_BYTES: usize = 256 << 20;
 /// The log is rewritten once it holds this many records and at most half of them wait.
 const COMPACT_AFTER_RECORDS: u64 = 4096;
-/// Most records written as one group.
-const MAX_GROUP: usize = 1024;
 
 /// One record of the log, as read.
 #[derive(Deserialize)]
@@ -54,19 +57,15 @@ enum RecordRef<'a> {
     Ack { result_id: ResultId },
 }
 
-/// Something for the writer to append.
-struct Job {
-    frame: Vec<u8>,
-    /// Told once the frame is durable (or failed to be written).
-    done: Option<oneshot::Sender<std::io::Result<()>>>,
-}
-
 /// A result waiting for acknowledgement.
 #[derive(Debug)]
 struct Entry {
     report: ResultReport,
     /// Whether it may be reported yet (see [`Spool::release`]).
     ready: bool,
+    /// Its record's sequence number: reportable once the syncer made it durable (0: loaded from
+    /// disk).
+    seq: u64,
 }
 
 /// The results waiting for acknowledgement, in memory, shared with the writer for compaction.
@@ -77,8 +76,12 @@ type Entries = Arc<Mutex<BTreeMap<ResultId, Entry>>>;
 pub struct Spool {
     path: PathBuf,
     entries: Entries,
-    jobs: Option<Sender<Job>>,
-    writer: Option<JoinHandle<()>>,
+    /// The last sequence number given to a record; taken under the `entries` lock, so records
+    /// reach the writer in sequence order.
+    last_seq: std::sync::atomic::AtomicU64,
+    durability: Arc<Durability>,
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Spool {
@@ -117,38 +120,52 @@ impl Spool {
                     Entry {
                         report,
                         ready: true,
+                        seq: 0,
                     },
                 )
             })
             .collect();
         let entries = Arc::new(Mutex::new(entries));
         let (jobs, queue) = std::sync::mpsc::channel();
-        let mut log = Log {
+        let len = file.metadata().map_err(io)?.len();
+        let file = Arc::new(file);
+        let durability = Arc::new(Durability::new(file.clone()));
+        let mut writer = Writer {
             path: path.clone(),
             file,
+            len,
             records,
             compact_after,
         };
-        let shared = entries.clone();
+        let (shared, writer_durability) = (entries.clone(), durability.clone());
         let writer = std::thread::Builder::new()
             .name("spool-writer".into())
-            .spawn(move || log.run(queue, &shared))
+            .spawn(move || writer.run(queue, &shared, &writer_durability))
+            .map_err(io)?;
+        let syncer_durability = durability.clone();
+        let syncer = std::thread::Builder::new()
+            .name("spool-syncer".into())
+            .spawn(move || syncer_durability.run_syncer())
             .map_err(io)?;
         Ok(Self {
             path,
             entries,
+            last_seq: std::sync::atomic::AtomicU64::new(0),
+            durability,
             jobs: Some(jobs),
-            writer: Some(writer),
+            threads: vec![writer, syncer],
         })
     }
 
-    /// Stores a result; returns once it is durable. It is held (listed by [`Spool::ids`]) but
-    /// not reported until [`Spool::release`], so the caller can say it finished first.
+    /// Stores a result; returns once it is written (a killed process keeps it; a power loss may
+    /// not, so it is reported only once synced). It is held (listed by [`Spool::ids`]) but not
+    /// reported until [`Spool::release`], so the caller can say it finished first. On error the
+    /// result is still reported, from memory.
     pub async fn push(&self, report: ResultReport) -> Result<(), FileError> {
-        let (done, durable) = oneshot::channel();
+        let (done, written) = oneshot::channel();
         self.enqueue(report, Some(done), false)?;
         let stopped = || std::io::Error::other("the spool writer stopped");
-        durable
+        written
             .await
             .unwrap_or_else(|_| Err(stopped()))
             .map_err(|source| FileError::Io {
@@ -157,13 +174,13 @@ impl Spool {
             })
     }
 
-    /// Stores a result without waiting for it to be durable (for replicas handed back unrun:
+    /// Stores a result without waiting for it to be written (for replicas handed back unrun:
     /// losing one costs the server a lease deadline, not a computation).
     pub fn push_soon(&self, report: ResultReport) -> Result<(), FileError> {
         self.enqueue(report, None, true)
     }
 
-    /// Lets a pushed result be reported.
+    /// Lets a pushed result be reported (once it is synced).
     pub fn release(&self, id: ResultId) {
         if let Some(entry) = self.lock().get_mut(&id) {
             entry.ready = true;
@@ -173,7 +190,7 @@ impl Spool {
     fn enqueue(
         &self,
         report: ResultReport,
-        done: Option<oneshot::Sender<std::io::Result<()>>>,
+        written: Option<oneshot::Sender<std::io::Result<()>>>,
         ready: bool,
     ) -> Result<(), FileError> {
         let frame =
@@ -182,17 +199,50 @@ impl Spool {
                 message: e.to_string(),
             })?;
         // In memory at once, so that a compaction before the write keeps it too.
-        self.lock()
-            .insert(report.result_id, Entry { report, ready });
-        self.send(Job { frame, done });
+        let mut entries = self.lock();
+        let seq = self.next_seq();
+        entries.insert(report.result_id, Entry { report, ready, seq });
+        self.send(Job {
+            frame,
+            seq,
+            written,
+        });
         Ok(())
     }
 
-    /// Up to `max` results ready to be reported, oldest ids first.
-    pub fn pending(&self, max: usize) -> Vec<ResultReport> {
+    fn next_seq(&self) -> u64 {
+        self.last_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
+
+    /// Waits until every result pushed so far is durable (and so reportable once released).
+    pub async fn synced(&self) {
+        let target = self.last_seq.load(std::sync::atomic::Ordering::Relaxed);
+        let mut durable = self.durability.durable.subscribe();
+        // Err only when the spool is gone, and with it the wait.
+        let _ = durable.wait_for(|&durable| durable >= target).await;
+    }
+
+    /// Told each time more results become durable (for the one task that reports them).
+    pub fn on_synced(&self) -> &tokio::sync::Notify {
+        &self.durability.synced
+    }
+
+    /// Whether a result is ready and durable: something to report.
+    pub fn has_reportable(&self) -> bool {
+        let durable = *self.durability.durable.borrow();
         self.lock()
             .values()
-            .filter(|entry| entry.ready)
+            .any(|entry| entry.ready && entry.seq <= durable)
+    }
+
+    /// Up to `max` results ready to be reported and durable, oldest ids first.
+    pub fn pending(&self, max: usize) -> Vec<ResultReport> {
+        let durable = *self.durability.durable.borrow();
+        self.lock()
+            .values()
+            .filter(|entry| entry.ready && entry.seq <= durable)
             .take(max)
             .map(|entry| entry.report.clone())
             .collect()
@@ -216,12 +266,18 @@ impl Spool {
     /// Forgets an acknowledged result. The tombstone is not synced: losing it to a power cut
     /// means one duplicate report, which the server answers `duplicate`.
     pub fn remove(&self, id: ResultId) {
-        if self.lock().remove(&id).is_none() {
+        let mut entries = self.lock();
+        if entries.remove(&id).is_none() {
             return;
         }
         // An ack is ids and strings only; it always serializes.
         if let Ok(frame) = frame(&RecordRef::Ack { result_id: id }) {
-            self.send(Job { frame, done: None });
+            let seq = self.next_seq();
+            self.send(Job {
+                frame,
+                seq,
+                written: None,
+            });
         }
     }
 
@@ -239,7 +295,7 @@ impl Spool {
     fn send(&self, job: Job) {
         if let Some(jobs) = &self.jobs
             && let Err(std::sync::mpsc::SendError(job)) = jobs.send(job)
-            && let Some(done) = job.done
+            && let Some(done) = job.written
         {
             let _ = done.send(Err(std::io::Error::other("the spool writer stopped")));
         }
@@ -251,11 +307,11 @@ impl Spool {
 }
 
 impl Drop for Spool {
-    /// Writes what is queued before the spool goes, so a reopened spool sees it.
+    /// Writes and syncs what is queued before the spool goes, so a reopened spool sees it.
     fn drop(&mut self) {
         self.jobs = None;
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
         }
     }
 }
@@ -263,93 +319,6 @@ impl Drop for Spool {
 fn lock(entries: &Entries) -> std::sync::MutexGuard<'_, BTreeMap<ResultId, Entry>> {
     // A panic while holding the lock cannot leave the map inconsistent (single inserts).
     entries.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The writer thread's side of the log.
-struct Log {
-    path: PathBuf,
-    file: File,
-    /// Records in the file, for deciding when to compact.
-    records: u64,
-    compact_after: u64,
-}
-
-impl Log {
-    fn run(&mut self, queue: Receiver<Job>, entries: &Entries) {
-        while let Ok(first) = queue.recv() {
-            // What queued while the last group was written goes in this one.
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match queue.try_recv() {
-                    Ok(job) => group.push(job),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
-            }
-            let needs_sync = group.iter().any(|job| job.done.is_some());
-            let mut bytes = Vec::with_capacity(group.iter().map(|job| job.frame.len()).sum());
-            for job in &group {
-                bytes.extend_from_slice(&job.frame);
-            }
-            let written = self.append(&bytes, needs_sync);
-            for job in group {
-                if let Some(done) = job.done {
-                    let answer = match &written {
-                        Ok(()) => Ok(()),
-                        Err(error) => Err(std::io::Error::new(error.kind(), error.to_string())),
-                    };
-                    let _ = done.send(answer);
-                }
-            }
-            if let Err(error) = written {
-                tracing::warn!(%error, path = %self.path.display(), "cannot write the spool");
-                continue;
-            }
-            self.records += bytes_records(&bytes);
-            let waiting = lock(entries).len() as u64;
-            if self.records >= self.compact_after
-                && waiting * 2 <= self.records
-                && let Err(error) = self.compact(entries)
-            {
-                tracing::warn!(%error, path = %self.path.display(), "cannot compact the spool");
-            }
-        }
-    }
-
-    /// Appends whole records; on failure cuts the file back so no partial record stays before
-    /// later ones.
-    fn append(&mut self, bytes: &[u8], sync: bool) -> std::io::Result<()> {
-        let before = self.file.metadata()?.len();
-        let written = self
-            .file
-            .write_all(bytes)
-            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
-        if written.is_err() {
-            let _ = self.file.set_len(before);
-        }
-        written
-    }
-
-    /// Rewrites the log with the waiting results alone, atomically (temporary file, sync,
-    /// rename, directory sync).
-    fn compact(&mut self, entries: &Entries) -> std::io::Result<()> {
-        let mut bytes = Vec::new();
-        let mut waiting = 0;
-        for entry in lock(entries).values() {
-            let report = &entry.report;
-            bytes.extend(frame(&RecordRef::Result { report }).map_err(std::io::Error::other)?);
-            waiting += 1;
-        }
-        let tmp = self.path.with_extension("log.tmp");
-        let mut file = File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path)?;
-        sync_dir(&self.path);
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
-        self.records = waiting;
-        Ok(())
-    }
 }
 
 /// How many whole frames `bytes` holds (they were framed by this process).

@@ -1,4 +1,6 @@
 use super::*;
+use std::time::Duration;
+
 use musketeer_protocol::{Base64Bytes, Outcome, UnitId};
 
 fn result(unit: u64, replica: u32) -> ResultReport {
@@ -46,7 +48,61 @@ async fn a_pushed_result_is_held_but_reported_only_once_released() {
     assert_eq!(waiting_units(&spool), vec![8]);
     assert!(spool.pending(10).is_empty());
     spool.release(result(8, 1).result_id);
+    spool.synced().await;
     assert_eq!(spool.pending(10), vec![result(8, 1)]);
+}
+
+#[tokio::test]
+async fn a_written_result_frees_its_caller_but_is_reported_only_once_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open(dir.path());
+    let held = spool.durability.hold_syncs.lock().unwrap();
+    // Returns on the write alone: the syncer cannot sync while the test holds it.
+    tokio::time::timeout(Duration::from_secs(30), spool.push(result(3, 1)))
+        .await
+        .expect("push waits only for the write")
+        .unwrap();
+    spool.release(result(3, 1).result_id);
+    assert_eq!(waiting_units(&spool), vec![3]);
+    assert!(!spool.has_reportable());
+    assert!(
+        spool.pending(10).is_empty(),
+        "reported before it was synced"
+    );
+    drop(held);
+    spool.synced().await;
+    assert!(spool.has_reportable());
+    assert_eq!(spool.pending(10), vec![result(3, 1)]);
+}
+
+#[tokio::test]
+async fn the_reporter_is_told_when_results_become_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open(dir.path());
+    spool.push(result(4, 1)).await.unwrap();
+    spool.release(result(4, 1).result_id);
+    // The syncer's notice is kept until the reporter waits, so it cannot be missed.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !spool.has_reportable() {
+            spool.on_synced().notified().await;
+        }
+    })
+    .await
+    .expect("told of the sync");
+    assert_eq!(spool.pending(10), vec![result(4, 1)]);
+}
+
+#[tokio::test]
+async fn results_written_before_a_drop_are_on_disk_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open(dir.path());
+    spool.push(result(11, 1)).await.unwrap();
+    // Queued, not awaited: the drop writes and syncs it.
+    spool.push_soon(result(12, 1)).unwrap();
+    drop(spool);
+    let spool = open(dir.path());
+    // Loaded from disk: durable, so reportable at once.
+    assert_eq!(spool.pending(10), vec![result(11, 1), result(12, 1)]);
 }
 
 #[tokio::test]

@@ -287,7 +287,11 @@ impl Worker {
         // One last attempt to deliver spooled results; what fails stays on disk for next time.
         reporter.abort();
         if !shared.spool.is_empty() {
-            let flush = report_once(&shared);
+            // Results written but not yet synced are reported once synced (decision 0007).
+            let flush = async {
+                shared.spool.synced().await;
+                report_once(&shared).await
+            };
             let _ = tokio::time::timeout(Duration::from_secs(3), flush).await;
         }
         shared.events.emit(
