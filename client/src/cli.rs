@@ -68,6 +68,11 @@ pub enum Command {
     Pause(PauseArgs),
     /// Volunteer: end a pause.
     Resume(ControlArgs),
+    /// Volunteer: the projects this client works for (URL, resource share, host id, credit,
+    /// state).
+    Projects(ProjectsArgs),
+    /// Volunteer: stop working for a project, hand its work back and forget it.
+    Detach(DetachArgs),
     /// Researcher: submit a batch of inputs to an app; prints the batch id.
     Submit(SubmitArgs),
     /// Researcher: list the published apps with their versions, limits and input format.
@@ -325,10 +330,16 @@ pub struct JoinArgs {
     /// Name shown on the project's dashboard (default: this machine's host name).
     #[arg(long)]
     pub name: Option<String>,
-    /// Where credentials, pinned keys, modules and unreported results live
-    /// (default: ~/.local/share/musketeer/<server>).
+    /// The client's data directory: every project joined there has its credentials, pinned
+    /// keys, modules and unreported results in projects/<server>/ (default:
+    /// ~/.local/share/musketeer). Joining while a client runs there adds the project to it.
     #[arg(long, env = "MUSKETEER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// This project's resource share: CPU time is divided between projects in proportion to
+    /// their shares, over time (default: the share it has, else 100). Join again with another
+    /// value to change it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub resource_share: Option<u32>,
     /// Public key file the project must use (checked on first contact instead of trusting the
     /// keys the server shows); repeatable.
     #[arg(long = "trust-key", value_name = "PUBFILE")]
@@ -388,12 +399,34 @@ pub struct JoinArgs {
 /// Which running client `status`, `pause` and `resume` talk to.
 #[derive(Debug, Args)]
 pub struct ControlArgs {
-    /// The data directory the client runs with (as given to `join`).
+    /// The data directory the client runs with (as given to `join`; default:
+    /// ~/.local/share/musketeer).
     #[arg(long, env = "MUSKETEER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The server it joined, to find its default data directory (not needed when only one
-    /// client runs).
+    /// Show only this project (`status`); ignored by `pause` and `resume`, which act on all.
     pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectsArgs {
+    /// The client's data directory (as given to `join`; default: ~/.local/share/musketeer).
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DetachArgs {
+    /// The project's server, as given to `join`.
+    pub server: String,
+    /// The client's data directory (as given to `join`; default: ~/.local/share/musketeer).
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Detach even if finished results cannot be reported (they are lost).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

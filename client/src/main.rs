@@ -66,11 +66,20 @@ fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Pause(args) => commands::control::pause(&args),
         #[cfg(unix)]
         cli::Command::Resume(args) => commands::control::resume(&args),
+        #[cfg(unix)]
+        cli::Command::Projects(args) => commands::projects::projects(&args),
+        #[cfg(unix)]
+        cli::Command::Detach(args) => commands::projects::detach(&args),
         #[cfg(not(unix))]
-        cli::Command::Status(_) | cli::Command::Pause(_) | cli::Command::Resume(_) => {
+        cli::Command::Status(_)
+        | cli::Command::Pause(_)
+        | cli::Command::Resume(_)
+        | cli::Command::Projects(_)
+        | cli::Command::Detach(_) => {
             anyhow::bail!(
-                "`musketeer status`, `pause` and `resume` talk to the client through a Unix \
-                 socket, which this system does not have; edit preferences.toml instead"
+                "`musketeer status`, `pause`, `resume`, `projects` and `detach` talk to the \
+                 client through a Unix socket, which this system does not have; edit \
+                 preferences.toml instead"
             )
         }
         cli::Command::Submit(args) => commands::submit::submit(args),

@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::cli::{ControlArgs, PauseArgs, StatusArgs};
+use crate::volunteer::client::ProjectStatus;
 use crate::volunteer::control::{self, Request, Status};
+use crate::volunteer::projects::project_slug;
 
 pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
-    let dir = data_dir(&args.client)?;
+    let dir = data_dir(args.client.data_dir.as_ref())?;
     let answer = control::request(&dir, &Request::Status)?;
     if args.json {
         println!("{}", answer["status"]);
@@ -17,7 +19,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
     }
     let status: Status = serde_json::from_value(answer["status"].clone())
         .context("the client's status is unreadable (is it another musketeer version?)")?;
-    print!("{}", render(&status));
+    print!("{}", render(&status, args.client.server.as_deref()));
     Ok(())
 }
 
@@ -34,7 +36,7 @@ pub fn pause(args: &PauseArgs) -> anyhow::Result<()> {
             .context("--for takes a duration such as 90s, 30m or 1h")
         })
         .transpose()?;
-    let dir = data_dir(&args.client)?;
+    let dir = data_dir(args.client.data_dir.as_ref())?;
     control::request(&dir, &Request::Pause { for_secs })?;
     match for_secs {
         Some(secs) => {
@@ -46,54 +48,27 @@ pub fn pause(args: &PauseArgs) -> anyhow::Result<()> {
 }
 
 pub fn resume(args: &ControlArgs) -> anyhow::Result<()> {
-    let dir = data_dir(args)?;
+    let dir = data_dir(args.data_dir.as_ref())?;
     control::request(&dir, &Request::Resume)?;
     println!("resumed (work still waits if a preference suspends it; see `musketeer status`)");
     Ok(())
 }
 
-/// The data directory given, that of the server given, or the only one with a running client.
-fn data_dir(args: &ControlArgs) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = &args.data_dir {
-        return Ok(dir.clone());
-    }
-    if let Some(server) = &args.server {
-        return super::join::default_data_dir(server)
-            .context("cannot find a home directory; pass --data-dir DIR");
-    }
-    let root = super::user_dir("XDG_DATA_HOME", ".local/share")
-        .context("cannot find a home directory; pass --data-dir DIR")?;
-    let running: Vec<PathBuf> = std::fs::read_dir(&root)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|entry| entry.path())
-                .filter(|dir| dir.join(control::SOCKET_NAME).exists())
-                .collect()
-        })
-        .unwrap_or_default();
-    match running.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => anyhow::bail!(
-            "no running client found under {}; pass --data-dir DIR (as given to `musketeer join`)",
-            root.display()
-        ),
-        several => anyhow::bail!(
-            "several clients run ({}); pass --data-dir DIR or the server URL",
-            several
-                .iter()
-                .map(|dir| dir.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+/// The data directory given, else the default one.
+pub(super) fn data_dir(given: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(dir) => Ok(dir.clone()),
+        None => super::join::default_data_dir()
+            .context("cannot find a home directory; pass --data-dir DIR (as given to `musketeer join`)"),
     }
 }
 
 /// The human-readable status.
-fn render(status: &Status) -> String {
+fn render(status: &Status, only: Option<&str>) -> String {
     let mut text = format!(
-        "project {:?} at {} (host {}, {} slot(s))\n",
-        status.project, status.server, status.host_id, status.slots
+        "{} slot(s) shared by {} project(s)\n",
+        status.slots,
+        status.projects.len()
     );
     if status.suspended.is_empty() {
         text.push_str("work: running\n");
@@ -112,30 +87,54 @@ fn render(status: &Status) -> String {
         },
         status.preferences["schedule"].as_str().unwrap_or("?")
     ));
-    if status.running.is_empty() {
-        text.push_str("running: none\n");
+    let slug = only.map(project_slug);
+    for project in &status.projects {
+        if slug.as_ref().is_some_and(|slug| *slug != project_slug(&project.server)) {
+            continue;
+        }
+        text.push_str(&render_project(project));
     }
-    for unit in &status.running {
+    text
+}
+
+fn render_project(project: &ProjectStatus) -> String {
+    let mut text = format!(
+        "\nproject {} at {} (host {}, resource share {}): {}\n",
+        project
+            .project
+            .as_deref()
+            .map_or_else(|| "?".to_owned(), |name| format!("{name:?}")),
+        project.server,
+        project
+            .host_id
+            .map_or_else(|| "not registered".to_owned(), |id| id.to_string()),
+        project.resource_share,
+        project.state
+    );
+    if project.running.is_empty() {
+        text.push_str("  running: none\n");
+    }
+    for unit in &project.running {
         let progress = unit
             .progress
             .map(|p| format!(", {:.0}% done", p * 100.0))
             .unwrap_or_default();
         text.push_str(&format!(
-            "running: unit {} ({}) for {} s{progress}\n",
+            "  running: unit {} ({}) for {} s{progress}\n",
             unit.unit_id, unit.app, unit.elapsed_s
         ));
     }
     text.push_str(&format!(
-        "results waiting to be reported: {}\n",
-        status.spooled
+        "  queued: {} unit(s) fetched and waiting for a slot\n  results waiting to be reported: {}\n  CPU time: {:.0} s since the client started ({:+.0} s owed under the shares)\n",
+        project.buffered, project.spooled, project.cpu_seconds, project.debt_seconds
     ));
-    match (&status.host, &status.host_error) {
+    match (&project.host, &project.host_error) {
         (Some(host), _) => text.push_str(&format!(
-            "credit: {} (fuel of validated results); {} succeeded, {} failed, {} invalid\n",
+            "  credit: {} (fuel of validated results); {} succeeded, {} failed, {} invalid\n",
             host.credit, host.succeeded, host.failed, host.invalid
         )),
-        (None, Some(error)) => text.push_str(&format!("credit: unknown ({error})\n")),
-        (None, None) => text.push_str("credit: unknown\n"),
+        (None, Some(error)) => text.push_str(&format!("  credit: unknown ({error})\n")),
+        (None, None) => text.push_str("  credit: unknown\n"),
     }
     text
 }

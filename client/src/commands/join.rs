@@ -31,7 +31,7 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
     let name = args.name.clone().unwrap_or_else(default_name);
     let data_dir = match args.data_dir.clone() {
         Some(dir) => dir,
-        None => default_data_dir(&args.server)
+        None => default_data_dir()
             .context("cannot find a home directory for the data directory; pass --data-dir DIR")?,
     };
     let mut trust_keys = Vec::new();
@@ -64,6 +64,7 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
         slots,
         name,
         data_dir,
+        resource_share: args.resource_share,
         trust_keys,
         invite_code: args.invite_code.clone(),
         log_format: match args.log_format {
@@ -121,22 +122,10 @@ fn default_name() -> String {
         .collect()
 }
 
-/// `~/.local/share/musketeer/<host_port>` (or under `$XDG_DATA_HOME`).
-pub(super) fn default_data_dir(server: &str) -> Option<PathBuf> {
-    let project: String = server
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    Some(super::user_dir("XDG_DATA_HOME", ".local/share")?.join(project))
+/// `~/.local/share/musketeer` (or under `$XDG_DATA_HOME`): the client's data directory, with
+/// each project in `projects/<server>/`.
+pub(super) fn default_data_dir() -> Option<PathBuf> {
+    super::user_dir("XDG_DATA_HOME", ".local/share")
 }
 
 async fn shutdown_signal() {

@@ -12,6 +12,8 @@ pub mod join;
 pub mod keys;
 pub mod man;
 pub mod progress;
+#[cfg(unix)]
+pub mod projects;
 pub mod publish;
 pub mod run;
 pub mod sign;

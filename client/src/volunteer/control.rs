@@ -1,36 +1,38 @@
-//! Local control of a running client: `musketeer status`, `pause` and `resume` talk to it
-//! through a Unix socket in the data directory (`control.sock`, mode 0600, so only the
-//! volunteer's own user can open it), one JSON object per line each way.
+//! Local control of a running client: `musketeer status`, `pause`, `resume`, `projects`,
+//! `detach` and a further `join` talk to it through a Unix socket in the data directory
+//! (`control.sock`, mode 0600, so only the volunteer's own user can open it), one JSON object
+//! per line each way.
 //!
 //! Requests: `{"command":"status"}`, `{"command":"pause","for_secs":3600}` (or without
-//! `for_secs`: until resumed), `{"command":"resume"}`. Answers: `{"ok":true,...}` or
-//! `{"error":"...","message":"..."}`.
+//! `for_secs`: until resumed), `{"command":"resume"}`, `{"command":"attach","server":URL}`
+//! (a project `join` has just added to the data directory, or whose share it changed),
+//! `{"command":"detach","server":URL,"force":false}`. Answers: `{"ok":true,...}` (attach and
+//! detach with a `message`) or `{"error":"...","message":"..."}`.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use musketeer_protocol::{HostDetail, HostId};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::gate::{Gate, Reason};
+use super::client::{Client, ProjectStatus};
+use super::gate::Reason;
 use super::prefs::Preferences;
-use super::status::RunningView;
-use crate::api_client::ApiClient;
 
 /// The socket's name in the data directory.
 pub const SOCKET_NAME: &str = "control.sock";
 /// Longest request line; a longer one is refused.
 const MAX_REQUEST: u64 = 4096;
-/// How long the server is asked for this host's credit before status answers without it.
-const CREDIT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Pause after a failed accept.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// How long a command waits for the client's answer.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a command waits for the client's answer (a detach waits for running tasks'
+/// shutdown grace and a last report).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why local control is unavailable.
 #[derive(Debug, thiserror::Error)]
@@ -87,31 +89,32 @@ pub enum Request {
     },
     /// End a pause.
     Resume,
+    /// Start a project `join` has added to the data directory (or apply its new share).
+    Attach {
+        /// The project's server.
+        server: String,
+    },
+    /// Stop working for a project and forget it.
+    Detach {
+        /// The project's server.
+        server: String,
+        /// Discard results that cannot be reported.
+        #[serde(default)]
+        force: bool,
+    },
 }
 
 /// The answer to `status`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Status {
-    /// The project's server.
-    pub server: String,
-    /// The project's name.
-    pub project: String,
-    /// This host's id at the server.
-    pub host_id: HostId,
-    /// Task slots.
+    /// Task slots, shared by the projects.
     pub slots: usize,
     /// Why work is suspended (empty: it runs).
     pub suspended: Vec<Reason>,
     /// The preferences in effect.
     pub preferences: serde_json::Value,
-    /// Units running now.
-    pub running: Vec<RunningView>,
-    /// Finished results waiting for the server's acknowledgement.
-    pub spooled: usize,
-    /// This host's standing at the server (credit = fuel of its validated results).
-    pub host: Option<HostSummaryView>,
-    /// Why the standing could not be read.
-    pub host_error: Option<String>,
+    /// Every attached project.
+    pub projects: Vec<ProjectStatus>,
 }
 
 /// The part of the server's host view `status` shows.
@@ -125,21 +128,6 @@ pub struct HostSummaryView {
     pub failed: u64,
     /// Results that disagreed with the canonical one.
     pub invalid: u64,
-}
-
-/// What the control server answers from.
-#[derive(Debug, Clone)]
-pub struct ControlContext {
-    /// The gate (suspension, preferences, running units).
-    pub gate: Gate,
-    /// The server's client, with this host's token.
-    pub api: ApiClient,
-    /// This host's id.
-    pub host_id: HostId,
-    /// The project's name.
-    pub project: String,
-    /// Task slots.
-    pub slots: usize,
 }
 
 /// Serves local control until dropped.
@@ -157,7 +145,7 @@ impl Drop for ControlServer {
 }
 
 /// Opens `data_dir/control.sock` (mode 0600) and answers commands on it.
-pub fn serve(data_dir: &Path, context: ControlContext) -> Result<ControlServer, ControlError> {
+pub fn serve(data_dir: &Path, context: Arc<Client>) -> Result<ControlServer, ControlError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ControlError::Io { path, source }
@@ -191,14 +179,14 @@ pub fn serve(data_dir: &Path, context: ControlContext) -> Result<ControlServer, 
                 tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
             };
-            tokio::spawn(answer_connection(stream, context.clone()));
+            tokio::spawn(answer_connection(stream, Arc::clone(&context)));
         }
     });
     Ok(ControlServer { task, path })
 }
 
 /// Answers each request line of one connection.
-async fn answer_connection(stream: UnixStream, context: ControlContext) {
+async fn answer_connection(stream: UnixStream, context: Arc<Client>) {
     let (reader, mut writer) = stream.into_split();
     let mut reader = tokio::io::BufReader::new(reader);
     loop {
@@ -218,7 +206,7 @@ async fn answer_connection(stream: UnixStream, context: ControlContext) {
                 Err(parse) => error(
                     "bad-request",
                     format!(
-                        "{parse}; send {{\"command\":\"status\"}}, {{\"command\":\"pause\",\"for_secs\":N}} or {{\"command\":\"resume\"}}"
+                        "{parse}; send {{\"command\":\"status\"}}, {{\"command\":\"pause\",\"for_secs\":N}}, {{\"command\":\"resume\"}}, {{\"command\":\"attach\",\"server\":URL}} or {{\"command\":\"detach\",\"server\":URL,\"force\":false}}"
                     ),
                 ),
             },
@@ -235,51 +223,39 @@ fn error(kind: &str, message: String) -> serde_json::Value {
     serde_json::json!({"error": kind, "message": message})
 }
 
-async fn answer(request: Request, context: &ControlContext) -> serde_json::Value {
+async fn answer(request: Request, client: &Arc<Client>) -> serde_json::Value {
+    let gate = client.gate();
     match request {
-        Request::Status => match serde_json::to_value(status(context).await) {
-            Ok(status) => serde_json::json!({"ok": true, "status": status}),
-            Err(failed) => error("internal", failed.to_string()),
-        },
+        Request::Status => {
+            let status = Status {
+                slots: client.slots(),
+                suspended: gate.reasons(),
+                preferences: preferences_json(&gate.preferences()),
+                projects: client.statuses().await,
+            };
+            match serde_json::to_value(status) {
+                Ok(status) => serde_json::json!({"ok": true, "status": status}),
+                Err(failed) => error("internal", failed.to_string()),
+            }
+        }
         Request::Pause { for_secs } => {
-            context.gate.pause(for_secs.map(Duration::from_secs));
+            gate.pause(for_secs.map(Duration::from_secs));
             serde_json::json!({"ok": true})
         }
         Request::Resume => {
-            context.gate.resume();
+            gate.resume();
             serde_json::json!({"ok": true})
         }
+        Request::Attach { server } => said(client.attach(&server), "not-attached"),
+        Request::Detach { server, force } => said(client.detach(&server, force).await, "kept"),
     }
 }
 
-async fn status(context: &ControlContext) -> Status {
-    let path = musketeer_protocol::paths::HOST.replace("{id}", &context.host_id.to_string());
-    let view = tokio::time::timeout(CREDIT_TIMEOUT, context.api.get_json::<HostDetail>(&path));
-    let (host, host_error) = match view.await {
-        Ok(Ok(detail)) => (
-            Some(HostSummaryView {
-                credit: detail.host.credit,
-                succeeded: detail.host.succeeded,
-                failed: detail.host.failed,
-                invalid: detail.host.invalid,
-            }),
-            None,
-        ),
-        Ok(Err(failed)) => (None, Some(super::events::cause_chain(&failed))),
-        Err(_) => (None, Some("the server did not answer in time".to_owned())),
-    };
-    let gate = &context.gate;
-    Status {
-        server: context.api.base_url().to_owned(),
-        project: context.project.clone(),
-        host_id: context.host_id,
-        slots: context.slots,
-        suspended: gate.reasons(),
-        preferences: preferences_json(&gate.preferences()),
-        running: gate.board().running(),
-        spooled: gate.board().spooled(),
-        host,
-        host_error,
+/// The answer of attach and detach: what was done, or why not.
+fn said(outcome: Result<String, String>, refusal: &str) -> serde_json::Value {
+    match outcome {
+        Ok(message) => serde_json::json!({"ok": true, "message": message}),
+        Err(message) => error(refusal, message),
     }
 }
 
@@ -328,10 +304,18 @@ pub fn request(data_dir: &Path, request: &Request) -> Result<serde_json::Value, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::volunteer::gate::GateSetup;
+    use crate::sandbox::{Sandbox, SandboxConfig};
+    use crate::volunteer::JoinConfig;
+    use crate::volunteer::client::ClientSetup;
+    use crate::volunteer::events::{Events, LogFormat};
+    use crate::volunteer::gate::{Gate, GateSetup};
     use crate::volunteer::prefs::PrefsFile;
+    use crate::volunteer::projects::ClientDir;
+    use crate::volunteer::stop::StopSignal;
+    use musketeer_protocol::{Backend, HostPlatform};
 
-    fn context(dir: &Path) -> ControlContext {
+    /// A client with no project attached, in `dir`.
+    fn context(dir: &Path) -> Arc<Client> {
         let gate = Gate::new(GateSetup {
             data_dir: dir.to_path_buf(),
             overrides: PrefsFile::default(),
@@ -339,14 +323,42 @@ mod tests {
             idle: std::sync::Arc::new(crate::volunteer::prefs::Logind),
         })
         .expect("gate");
-        ControlContext {
-            gate,
-            // Nothing listens there: status says the standing could not be read.
-            api: ApiClient::new("http://127.0.0.1:9", None).expect("client"),
-            host_id: HostId(1),
-            project: "test".into(),
+        let events = Events::new(LogFormat::Json, "test");
+        let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+        let platform = HostPlatform {
+            arch: std::env::consts::ARCH.to_owned(),
+            os: std::env::consts::OS.to_owned(),
+            client_version: "test".into(),
+            wasmtime_version: "test".into(),
+            backend: Backend::Cranelift,
             slots: 1,
-        }
+            max_task_memory: None,
+        };
+        let base = JoinConfig {
+            server: "http://127.0.0.1:9".into(),
+            slots: 1,
+            name: "test".into(),
+            data_dir: dir.to_path_buf(),
+            resource_share: None,
+            trust_keys: Vec::new(),
+            invite_code: None,
+            log_format: LogFormat::Json,
+            poll_wait: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(1),
+            max_task_memory: None,
+            work_buffer: Duration::ZERO,
+            gate,
+            ca_cert: None,
+        };
+        Client::new(ClientSetup {
+            dir: ClientDir::open(dir, None).expect("client dir"),
+            base,
+            sandbox: Arc::new(sandbox),
+            platform,
+            events,
+            stop: StopSignal::new(std::future::pending()),
+        })
     }
 
     #[tokio::test]
@@ -367,7 +379,7 @@ mod tests {
         ));
 
         let _driver = context
-            .gate
+            .gate()
             .spawn_driver(crate::volunteer::events::Events::new(
                 crate::volunteer::events::LogFormat::Json,
                 "test",
@@ -392,14 +404,21 @@ mod tests {
             raw.write_all(b"{\"command\":\"reboot\"}\n").expect("write");
             let mut bad = String::new();
             BufReader::new(raw).read_line(&mut bad).expect("read");
-            (pause, status, bad)
+            let unknown = request(
+                &root,
+                &Request::Detach {
+                    server: "http://127.0.0.1:9".into(),
+                    force: false,
+                },
+            );
+            (pause, status, bad, unknown)
         })
         .await
         .expect("no panic");
         answers.0.expect("pause accepted");
         let status: Status =
             serde_json::from_value(answers.1.expect("status")["status"].clone()).expect("status");
-        assert!(status.host.is_none() && status.host_error.is_some());
+        assert!(status.projects.is_empty());
         assert_eq!(status.preferences["cpu_percent"], 100);
         assert!(matches!(
             status.suspended.as_slice(),
@@ -409,6 +428,11 @@ mod tests {
         ));
         let bad: serde_json::Value = serde_json::from_str(&answers.2).expect("JSON");
         assert_eq!(bad["error"], "bad-request");
+        assert!(
+            matches!(&answers.3, Err(ControlError::Refused(message)) if message.contains("not attached")),
+            "{:?}",
+            answers.3
+        );
 
         drop(server);
         assert!(!dir.path().join(SOCKET_NAME).exists());

@@ -123,6 +123,21 @@ impl DataDir {
         write_json(&self.root.join("trust.json"), pinned, false)
     }
 
+    /// The project's own CA certificate (`ca.pem`), if `join` was given one.
+    pub fn ca_cert(&self) -> Result<Option<Vec<u8>>, FileError> {
+        let path = self.root.join("ca.pem");
+        match std::fs::read(&path) {
+            Ok(pem) => Ok(Some(pem)),
+            Err(source) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(FileError::Io { path, source }),
+        }
+    }
+
+    /// Stores `ca.pem`, so the client trusts it for this project whichever `join` starts it.
+    pub fn save_ca_cert(&self, pem: &[u8]) -> Result<(), FileError> {
+        write_atomic(&self.root.join("ca.pem"), pem, false)
+    }
+
     /// `versions.json` (empty if absent).
     pub fn versions(&self) -> Result<AppVersions, FileError> {
         Ok(read_json(&self.root.join("versions.json"))?.unwrap_or_default())
@@ -137,7 +152,7 @@ impl DataDir {
 /// Largest state file read (`host.json`, `trust.json`, `versions.json`); real ones are a few KiB.
 const MAX_STATE_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
-fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, FileError> {
+pub(super) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, FileError> {
     let io = |source| FileError::Io {
         path: path.to_path_buf(),
         source,
@@ -169,7 +184,7 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, FileError> {
         })
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T, private: bool) -> Result<(), FileError> {
+pub(super) fn write_json<T: Serialize>(path: &Path, value: &T, private: bool) -> Result<(), FileError> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| FileError::Corrupt {
         path: path.to_path_buf(),
         message: e.to_string(),

@@ -11,6 +11,7 @@
 
 pub mod backoff;
 mod buffer;
+pub mod client;
 #[cfg(unix)]
 pub mod control;
 pub mod events;
@@ -20,8 +21,12 @@ pub mod memory;
 pub mod modules;
 pub mod pinning;
 pub mod prefs;
+pub mod projects;
 pub mod priority;
+pub mod pool;
+mod project_run;
 mod report;
+pub mod shares;
 mod slot;
 pub mod spool;
 pub mod status;
@@ -42,6 +47,7 @@ use crate::sandbox::{Sandbox, SandboxConfig, wasmtime_version};
 use backoff::Backoff;
 use events::{Events, LogFormat};
 use files::{DataDir, HostCredentials};
+use projects::ClientDir;
 use stop::StopSignal;
 
 /// Settings of `musketeer join`.
@@ -53,8 +59,11 @@ pub struct JoinConfig {
     pub slots: usize,
     /// Display name of this host.
     pub name: String,
-    /// Credentials, pinned keys, spool, modules and compiled code.
+    /// The client's data directory (its projects' folders, preferences, control socket);
+    /// for one project's work, that project's folder.
     pub data_dir: PathBuf,
+    /// The project's resource share (`None`: keep the one it has, else the default).
+    pub resource_share: Option<u32>,
     /// Keys the volunteer expects the project to use (checked on first contact).
     pub trust_keys: Vec<PublicKey>,
     /// The project's invite code, if it needs one.
@@ -109,6 +118,10 @@ pub enum JoinError {
         #[source]
         source: ApiError,
     },
+    /// The client running in the data directory refused the project, or could not be asked.
+    #[cfg(unix)]
+    #[error(transparent)]
+    Control(control::ControlError),
     /// The data directory belongs to another server.
     #[error("the data directory {dir} belongs to {other}; use another --data-dir for {server}")]
     OtherServer {
@@ -121,59 +134,25 @@ pub enum JoinError {
     },
 }
 
-/// Joins the project at `config.server` and works until `shutdown` resolves.
+/// Joins the project at `config.server`: attaches it to the client's data directory (reading
+/// the project, pinning its keys and registering on first contact), then hands it to the client
+/// already running there, or runs the client for every attached project until `shutdown`.
 pub async fn join(
     config: JoinConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), JoinError> {
     let events = Events::new(config.log_format, &config.name);
-    let data = DataDir::open(&config.data_dir)?;
-    let api = ApiClient::trusting(&config.server, None, config.ca_cert.as_deref())?;
+    let dir = ClientDir::open(&config.data_dir, Some(&config.server))?;
     let stop = StopSignal::new(shutdown);
-    // Preferences hook: the gate pauses tasks and holds back fetches while work is suspended.
-    let _gate_driver = config.gate.spawn_driver(events.clone());
-
-    // A project joined before keeps being retried (it may be restarting); a first contact that
-    // fails is most likely a wrong URL, and a volunteer should hear that rather than wait.
-    let known = data.host()?.is_some() || data.pinned()?.is_some();
-    let attempts = if known {
-        Attempts::Forever
-    } else {
-        Attempts::AtMost(FIRST_CONTACT_ATTEMPTS)
-    };
-    let project = match retry(
-        &events,
-        &config,
-        &stop,
-        "read the project",
-        attempts,
-        || api.project(),
-    )
-    .await
-    {
-        Ok(Some(project)) => project,
-        Ok(None) => return Ok(()),
-        Err(JoinError::Api(source)) if !known => {
-            return Err(JoinError::FirstContact {
-                server: api.base_url().to_owned(),
-                cause: events::cause_chain(&source),
-                source,
-            });
-        }
-        Err(error) => return Err(error),
-    };
-    let trust = trust::pin_keys(&data, &config, &project, &events)?;
-
-    // Preferences hook: the volunteer's bandwidth cap on tasks' HTTP reads.
-    let bandwidth = config
-        .gate
-        .preferences()
-        .max_http_kib_per_s
-        .map(|kib| crate::net::bandwidth::Bandwidth::new(kib.saturating_mul(1024)));
     let sandbox = Sandbox::new(SandboxConfig {
-        cache_dir: Some(data.compiled_dir()),
+        cache_dir: Some(dir.root().join("compiled")),
         http: crate::net::fetch::HttpConfig {
-            bandwidth,
+            // Preferences hook: the volunteer's bandwidth cap on tasks' HTTP reads.
+            bandwidth: config
+                .gate
+                .preferences()
+                .max_http_kib_per_s
+                .map(|kib| crate::net::bandwidth::Bandwidth::new(kib.saturating_mul(1024))),
             ..Default::default()
         },
         ..SandboxConfig::default()
@@ -192,180 +171,153 @@ pub async fn join(
         slots: u32::try_from(config.slots).unwrap_or(u32::MAX),
         max_task_memory: config.max_task_memory,
     };
+    if !first_contact(&dir, &config, &platform, &events, &stop).await? {
+        return Ok(());
+    }
+    if let Some(said) = attach_to_running_client(&dir, &config).await? {
+        events.emit(
+            "attached",
+            serde_json::json!({"server": config.server, "data_dir": dir.root(), "message": said}),
+            said,
+        );
+        return Ok(());
+    }
 
-    let sandbox = Arc::new(sandbox);
-    // Spaces out new identities if the server keeps refusing fresh tokens.
-    let mut reregister = Backoff::new(Duration::from_millis(250), config.max_backoff);
-    loop {
-        let Some(host) = identity(&api, &data, &platform, &events, &config, &stop).await? else {
-            return Ok(());
-        };
-        events.emit(
-            "joined",
-            serde_json::json!({
-                "host_id": host.host_id,
-                "project": project.name,
-                "slots": config.slots,
-                "backend": sandbox.backend_name(),
-                "max_task_memory": config.max_task_memory,
-                "data_dir": data.root(),
-            }),
-            format!(
-                "joined {:?} at {} as host {} with {} slot(s) ({} backend{}); data in {}",
-                project.name,
-                api.base_url(),
-                host.host_id,
-                config.slots,
-                sandbox.backend_name(),
-                config
-                    .max_task_memory
-                    .map(|bytes| format!(", tasks of up to {} MiB", bytes >> 20))
-                    .unwrap_or_default(),
-                data.root().display()
-            ),
-        );
-        // Work may take a while to come (the server holds each request until it has some): say
-        // so now, or a fresh client looks hung.
-        events.emit(
-            "waiting",
-            serde_json::json!({"poll_wait_ms": config.poll_wait.as_millis() as u64}),
-            "waiting for work; each task is shown here as it starts",
-        );
-        // Local control hook: `musketeer status|pause|resume` while this identity works.
-        let _control = start_control(&config, &data, &api, &host, &project.name, &events);
-        if let Some(max) = config.max_task_memory {
-            warn_about_apps_too_big(&api.with_token(host.host_token.clone()), max, &events).await;
+    // Preferences hook: the gate pauses tasks and holds back fetches while work is suspended.
+    let _gate_driver = config.gate.spawn_driver(events.clone());
+    let client = client::Client::new(client::ClientSetup {
+        dir: dir.clone(),
+        base: config,
+        sandbox: Arc::new(sandbox),
+        platform,
+        events: events.clone(),
+        stop,
+    });
+    // Local control: `musketeer status|pause|resume|projects|detach`, and later joins attach
+    // their project through it.
+    let _control = start_control(&dir, &client, &events)?;
+    client.run().await
+}
+
+/// Attaches `config.server` to the data directory: on first contact reads the project (a dead
+/// or wrong URL is said at once, not retried), pins its keys and registers. A project joined
+/// before is read again (its keys checked against `--trust-key`), retrying while it is away.
+/// `false` when a shutdown came first.
+async fn first_contact(
+    dir: &ClientDir,
+    config: &JoinConfig,
+    platform: &HostPlatform,
+    events: &Events,
+    stop: &StopSignal,
+) -> Result<bool, JoinError> {
+    let data = DataDir::open(&dir.project_dir(&config.server))?;
+    let known = data.host()?.is_some() || data.pinned()?.is_some();
+    let attempts = if known {
+        Attempts::Forever
+    } else {
+        Attempts::AtMost(FIRST_CONTACT_ATTEMPTS)
+    };
+    let api = ApiClient::trusting(&config.server, None, config.ca_cert.as_deref())?;
+    let read = retry(events, config, stop, "read the project", attempts, || {
+        api.project()
+    })
+    .await;
+    let project = match read {
+        Ok(Some(project)) => project,
+        Ok(None) => return Ok(false),
+        Err(JoinError::Api(source)) if !known => {
+            // Nothing of a project never reached stays behind.
+            dir.forget(&config.server)?;
+            return Err(JoinError::FirstContact {
+                server: api.base_url().to_owned(),
+                cause: events::cause_chain(&source),
+                source,
+            });
         }
-        let worker = work::Worker::new(work::WorkerSetup {
-            api: api.with_token(host.host_token.clone()),
-            data: data.clone(),
-            sandbox: sandbox.clone(),
-            trust: trust.clone(),
-            platform: platform.clone(),
-            events: events.clone(),
-            config: config.clone(),
-        })?;
-        match worker.run(stop.requested()).await {
-            // The server has forgotten this host (its store was reset, or the host removed):
-            // like BOINC, come back as a new host rather than stop volunteering. Unreported
-            // results go: they were the old host's, and their ids may mean other work now.
-            Err(JoinError::Api(error)) if error.is_unauthorized() && !stop.is_requested() => {
-                data.forget_host()?;
-                let discarded = spool::Spool::open(data.spool_dir())?.discard_all();
-                let delay = reregister.next_delay();
-                events.emit(
-                    "re-register",
-                    serde_json::json!({"old_host_id": host.host_id, "error": error.to_string(), "discarded_results": discarded, "delay_ms": delay.as_millis() as u64}),
-                    format!(
-                        "the server no longer accepts host {} ({error}); {discarded} unreported result(s) discarded, registering again in {:.1} s",
-                        host.host_id,
-                        delay.as_secs_f64()
-                    ),
-                );
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = stop.requested() => return Ok(()),
-                }
-            }
-            other => return other,
-        }
+        Err(error) => return Err(error),
+    };
+    let project_config = JoinConfig {
+        data_dir: data.root().to_path_buf(),
+        ..config.clone()
+    };
+    trust::pin_keys(&data, &project_config, &project, events)?;
+    if let Some(pem) = &config.ca_cert {
+        data.save_ca_cert(pem)?;
+    }
+    if identity(&api, &data, platform, events, &project_config, stop)
+        .await?
+        .is_none()
+    {
+        return Ok(false);
+    }
+    dir.attach(&config.server, config.resource_share)?;
+    Ok(true)
+}
+
+/// Hands the project to the client already running in the data directory; what it said, or
+/// `None` when no client runs there.
+#[cfg(unix)]
+async fn attach_to_running_client(
+    dir: &ClientDir,
+    config: &JoinConfig,
+) -> Result<Option<String>, JoinError> {
+    let root = dir.root().to_path_buf();
+    let request = control::Request::Attach {
+        server: config.server.clone(),
+    };
+    let answer = tokio::task::spawn_blocking(move || control::request(&root, &request))
+        .await
+        .map_err(|e| JoinError::Control(control::ControlError::Refused(e.to_string())))?;
+    match answer {
+        Ok(answer) => Ok(Some(
+            answer["message"]
+                .as_str()
+                .unwrap_or("attached to the running client")
+                .to_owned(),
+        )),
+        Err(control::ControlError::NotRunning { .. }) => Ok(None),
+        Err(error) => Err(JoinError::Control(error)),
     }
 }
 
-/// Opens the control socket; without it the client still works, and says why.
+#[cfg(not(unix))]
+async fn attach_to_running_client(
+    _dir: &ClientDir,
+    _config: &JoinConfig,
+) -> Result<Option<String>, JoinError> {
+    Ok(None)
+}
+
+/// Opens the control socket. Another client starting in the same data directory at the same
+/// moment is an error (the volunteer joins again to attach to it); other failures leave the
+/// client working without local control, and say why.
 #[cfg(unix)]
 fn start_control(
-    config: &JoinConfig,
-    data: &DataDir,
-    api: &ApiClient,
-    host: &HostCredentials,
-    project: &str,
+    dir: &ClientDir,
+    client: &Arc<client::Client>,
     events: &Events,
-) -> Option<control::ControlServer> {
-    let context = control::ControlContext {
-        gate: config.gate.clone(),
-        api: api.with_token(host.host_token.clone()),
-        host_id: host.host_id,
-        project: project.to_owned(),
-        slots: config.slots,
-    };
-    match control::serve(data.root(), context) {
-        Ok(server) => Some(server),
+) -> Result<Option<control::ControlServer>, JoinError> {
+    match control::serve(dir.root(), Arc::clone(client)) {
+        Ok(server) => Ok(Some(server)),
+        Err(error @ control::ControlError::InUse { .. }) => Err(JoinError::Control(error)),
         Err(error) => {
             events.emit(
                 "control-unavailable",
                 serde_json::json!({"error": error.to_string()}),
-                format!("warning: `musketeer status`, `pause` and `resume` will not reach this client: {error}"),
+                format!("warning: `musketeer status`, `pause`, `resume`, `projects`, `detach` and further joins will not reach this client: {error}"),
             );
-            None
+            Ok(None)
         }
     }
 }
 
 #[cfg(not(unix))]
 fn start_control(
-    _config: &JoinConfig,
-    _data: &DataDir,
-    _api: &ApiClient,
-    _host: &HostCredentials,
-    _project: &str,
+    _dir: &ClientDir,
+    _client: &Arc<client::Client>,
     _events: &Events,
-) -> Option<()> {
-    None
-}
-
-/// Says which of the project's apps need more memory than `max_task_memory` allows (the
-/// server sends this host none of their work). Best effort: a server that does not list its
-/// apps to hosts leaves the volunteer with the limit shown in the "joined" line.
-async fn warn_about_apps_too_big(api: &ApiClient, max_task_memory: u64, events: &Events) {
-    // Only a hint: a slow answer must not hold up the work.
-    let listing = tokio::time::timeout(
-        Duration::from_secs(5),
-        api.get_json::<musketeer_protocol::AppList>(musketeer_protocol::paths::APPS),
-    );
-    let apps = match listing.await {
-        Ok(Ok(apps)) => apps,
-        Ok(Err(error)) => {
-            tracing::debug!("cannot list the project's apps: {error}");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("the project's app list took too long; not checked");
-            return;
-        }
-    };
-    let (too_big, any_fits) = memory::apps_too_big(&apps, max_task_memory);
-    if too_big.is_empty() {
-        return;
-    }
-    let list = too_big
-        .iter()
-        .map(|app| {
-            format!(
-                "{} needs {} MiB",
-                app.app,
-                app.needs_bytes.div_ceil(1 << 20)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let consequence = if any_fits {
-        "their work will not be sent here"
-    } else {
-        "no app of this project fits, so this host will get no work"
-    };
-    events.emit(
-        "apps-too-big",
-        serde_json::json!({
-            "max_task_memory": max_task_memory,
-            "any_app_fits": any_fits,
-            "apps": too_big.iter().map(|app| serde_json::json!({"app": app.app, "memory_bytes": app.needs_bytes})).collect::<Vec<_>>(),
-        }),
-        format!(
-            "warning: tasks here may use at most {} MiB ({list}); {consequence}. Raise --max-task-memory (or lower --slots, which raises the default) if this machine can spare it",
-            max_task_memory >> 20
-        ),
-    );
+) -> Result<Option<()>, JoinError> {
+    Ok(None)
 }
 
 /// This host's credentials at the server: the stored ones, or new ones from registering.

@@ -25,6 +25,8 @@ pub struct StatusBoard {
 struct BoardState {
     running: BTreeMap<u64, RunningUnit>,
     spool: Option<SpoolCounter>,
+    /// Assignments fetched and waiting for a slot.
+    buffered: usize,
 }
 
 impl std::fmt::Debug for StatusBoard {
@@ -99,6 +101,16 @@ impl StatusBoard {
             .collect()
     }
 
+    /// Records how many fetched assignments wait for a slot.
+    pub fn set_buffered(&self, buffered: usize) {
+        self.lock().buffered = buffered;
+    }
+
+    /// Fetched assignments waiting for a slot.
+    pub fn buffered(&self) -> usize {
+        self.lock().buffered
+    }
+
     /// Results finished and not yet acknowledged by the server.
     pub fn spooled(&self) -> usize {
         self.lock().spool.as_ref().map_or(0, |count| count())
@@ -151,5 +163,8 @@ mod tests {
         assert_eq!(board.spooled(), 0);
         board.count_spool(|| 3);
         assert_eq!(board.spooled(), 3);
+        assert_eq!(board.buffered(), 0);
+        board.set_buffered(2);
+        assert_eq!(board.buffered(), 2);
     }
 }

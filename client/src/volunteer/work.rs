@@ -1,7 +1,7 @@
 //! The work loop: fetch while slots are free or the work buffer runs low, start buffered
 //! assignments as slots free, and deliver spooled results on the next fetch or a report.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +19,7 @@ use super::buffer::{WorkBuffer, max_buffered};
 use super::events::Events;
 use super::files::{AppVersions, DataDir};
 use super::modules::Modules;
+use super::pool::PoolHandle;
 use super::report::{REPORT_BATCH, forget_acknowledged, report_loop, report_once};
 use super::slot::{SlotDone, run_slot};
 use super::spool::Spool;
@@ -37,6 +38,8 @@ pub struct WorkerSetup {
     pub platform: HostPlatform,
     pub events: Events,
     pub config: JoinConfig,
+    /// The client's slots, shared with its other projects.
+    pub pool: PoolHandle,
 }
 
 /// State shared by the slots and the reporter.
@@ -72,6 +75,7 @@ type Running = HashMap<ResultId, (usize, AbortHandle)>;
 pub struct Worker {
     shared: Arc<Shared>,
     platform: HostPlatform,
+    pool: PoolHandle,
 }
 
 impl Worker {
@@ -81,6 +85,7 @@ impl Worker {
         let modules = Modules::new(setup.data.modules_dir(), setup.sandbox);
         Ok(Self {
             platform: setup.platform,
+            pool: setup.pool,
             shared: Arc::new(Shared {
                 api: setup.api,
                 data: setup.data,
@@ -103,7 +108,8 @@ impl Worker {
         shutdown: Pin<Box<impl Future<Output = ()> + Send>>,
     ) -> Result<(), JoinError> {
         let shared = self.shared.clone();
-        let slots = shared.config.slots.max(1);
+        let slots = self.pool.slots();
+        let mut pool_changes = self.pool.subscribe();
         // Status hook: `musketeer status` counts the spool (weak: the board outlives a worker).
         let weak = Arc::downgrade(&shared);
         let board = shared.config.gate.board();
@@ -128,7 +134,6 @@ impl Worker {
             shared.spooled.notify_one();
         }
 
-        let mut free: BTreeSet<usize> = (1..=slots).collect();
         let mut running: Running = HashMap::new();
         let mut buffer = WorkBuffer::new(shared.config.work_buffer, slots);
         let mut fetch: Option<FetchFuture> = None;
@@ -160,22 +165,34 @@ impl Worker {
                 for result_id in buffer.drain() {
                     hand_back(&shared, result_id);
                 }
+                // Nothing of this project waits for a slot any more: others may take them.
+                self.pool.set_waiting(false);
                 if running.is_empty() {
                     break;
                 }
             } else if gate_open {
-                start_buffered(&shared, &mut buffer, &mut free, &mut running, &done_tx);
+                start_buffered(&shared, &mut buffer, &self.pool, &mut running, &done_tx);
             }
+            // Status hook: `musketeer status` shows the work queued here.
+            board.set_buffered(buffer.len());
+            // With other projects on the slots, keep one assignment ready even while every slot
+            // is busy: a slot that frees goes to the project owed the most CPU time among those
+            // with work, so one without work ready would lose its share.
+            let free_slots = if self.pool.shared() {
+                self.pool.free_slots().max(1)
+            } else {
+                self.pool.free_slots()
+            };
             let rides = server_takes_results && work_flows && !stopping;
             shared
                 .results_ride_on_fetches
                 .store(rides, Ordering::Relaxed);
             let fetch_wanted = !stopping
                 && gate_open
-                && ((!free.is_empty() && buffer.is_empty())
+                && ((free_slots > 0 && buffer.is_empty())
                     || (last_found_work && buffer.wants_top_up()));
             if fetch.is_none() && fetch_wanted && tokio::time::Instant::now() >= retry_at {
-                fetch = Some(self.start_fetch(&running, &buffer, free.len(), rides));
+                fetch = Some(self.start_fetch(&running, &buffer, free_slots, rides));
             }
             let can_retry_fetch = fetch.is_none() && fetch_wanted;
             tokio::select! {
@@ -190,7 +207,7 @@ impl Worker {
                                 shared.spooled.notify_one();
                             }
                             forget_acknowledged(&shared, &response.acks);
-                            abort(&mut running, &mut buffer, &mut free, &shared, &response.cancelled);
+                            abort(&mut running, &mut buffer, &self.pool, &shared, &response.cancelled);
                             if response.refusal != last_refusal {
                                 if let Some(reason) = &response.refusal {
                                     shared.events.emit(
@@ -221,7 +238,7 @@ impl Worker {
                             for assignment in response.assignments {
                                 waiting_announced = false;
                                 match assignment {
-                                    Ok(assignment) if buffer.len() < free.len() + max_buffered(slots) => {
+                                    Ok(assignment) if buffer.len() < free_slots + max_buffered(slots) => {
                                         lock(&shared.in_flight).insert(assignment.result_id);
                                         buffer.push(assignment);
                                     }
@@ -251,14 +268,16 @@ impl Worker {
                 }
                 () = tokio::time::sleep_until(retry_at), if can_retry_fetch && tokio::time::Instant::now() < retry_at => {}
                 () = shared.config.gate.until_open(), if !gate_open && !stopping => {}
+                // A slot freed or another project's work changed: maybe this project's turn.
+                _ = pool_changes.changed(), if gate_open && !stopping && !buffer.is_empty() => {}
                 Some(done) = done_rx.recv() => {
                     if running.remove(&done.result_id).is_some() {
-                        free.insert(done.slot);
+                        self.pool.finish(done.slot);
                         buffer.observe(done.took);
                     }
                 }
                 Some(cancelled) = cancel_rx.recv() => {
-                    abort(&mut running, &mut buffer, &mut free, &shared, &cancelled);
+                    abort(&mut running, &mut buffer, &self.pool, &shared, &cancelled);
                 }
                 Some(error) = fatal_rx.recv() => {
                     fatal = Some(error);
@@ -276,8 +295,9 @@ impl Worker {
                 }
                 () = tokio::time::sleep_until(stop_deadline.unwrap_or_else(tokio::time::Instant::now)), if stopping => {
                     // Out of time: abort what still runs and give it back to the server.
-                    for (result_id, (_, handle)) in running.drain() {
+                    for (result_id, (slot, handle)) in running.drain() {
                         handle.abort();
+                        self.pool.finish(slot);
                         hand_back(&shared, result_id);
                     }
                 }
@@ -350,17 +370,23 @@ impl Worker {
     }
 }
 
-/// Starts buffered assignments on the free slots; hands back those past their deadline (the
-/// server has given them to another host, or will before they could be reported).
+/// Starts buffered assignments on the slots the pool gives this project; hands back those past
+/// their deadline (the server has given them to another host, or will before they could be
+/// reported).
 fn start_buffered(
     shared: &Arc<Shared>,
     buffer: &mut WorkBuffer,
-    free: &mut BTreeSet<usize>,
+    pool: &PoolHandle,
     running: &mut Running,
     done: &mpsc::UnboundedSender<SlotDone>,
 ) {
-    while !free.is_empty() {
+    loop {
+        pool.set_waiting(!buffer.is_empty());
+        let Some(slot) = pool.try_start() else {
+            return;
+        };
         let Some(assignment) = buffer.pop() else {
+            pool.finish(slot);
             return;
         };
         if assignment.deadline_ms <= now_ms() {
@@ -373,11 +399,9 @@ fn start_buffered(
                 ),
             );
             hand_back(shared, assignment.result_id);
+            pool.finish(slot);
             continue;
         }
-        let Some(slot) = free.pop_first() else {
-            return;
-        };
         let result_id = assignment.result_id;
         let handle = tokio::spawn(run_slot(shared.clone(), assignment, slot, done.clone()));
         running.insert(result_id, (slot, handle.abort_handle()));
@@ -415,7 +439,7 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn abort(
     running: &mut Running,
     buffer: &mut WorkBuffer,
-    free: &mut BTreeSet<usize>,
+    pool: &PoolHandle,
     shared: &Shared,
     cancelled: &[ResultId],
 ) {
@@ -425,7 +449,7 @@ fn abort(
     for id in cancelled {
         if let Some((slot, handle)) = running.remove(id) {
             handle.abort();
-            free.insert(slot);
+            pool.finish(slot);
             lock(&shared.in_flight).remove(id);
             shared.events.emit(
                 "cancelled",

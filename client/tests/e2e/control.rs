@@ -224,10 +224,10 @@ fn pause_status_and_resume_through_the_binary() {
     // The volunteer's own credit, read from the server with the host's token.
     let credited = wait_for("the credit to show", || {
         let status = status_json(&data);
-        (status["host"]["credit"].as_u64().unwrap_or(0) > 0).then_some(status)
+        (status["projects"][0]["host"]["credit"].as_u64().unwrap_or(0) > 0).then_some(status)
     });
     assert_eq!(credited["suspended"], serde_json::json!([]));
-    assert_eq!(credited["host"]["succeeded"], 1);
+    assert_eq!(credited["projects"][0]["host"]["succeeded"], 1);
     let text = musketeer_ok(&["status", "--data-dir", path(&data)], &[]);
     assert!(
         text.contains("work: running") && text.contains("credit: "),

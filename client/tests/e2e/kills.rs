@@ -221,7 +221,7 @@ fn leases_from_a_fetch_answer_that_never_arrived_are_reissued_at_once() {
     let a = project.join("unlucky", 1);
     wait_idle(&a);
     let credentials: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(project.client_dir("unlucky").join("host.json")).expect("host.json"),
+        &std::fs::read(project.project_dir("unlucky").join("host.json")).expect("host.json"),
     )
     .expect("host credentials");
     let token = credentials["host_token"].as_str().expect("a host token");

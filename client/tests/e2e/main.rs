@@ -13,6 +13,7 @@ mod kills;
 mod newcomer;
 mod operations;
 mod poison;
+mod projects;
 mod python_task;
 mod quorum;
 mod refusals;

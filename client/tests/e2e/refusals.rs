@@ -46,7 +46,7 @@ fn tampered_module_is_refused_and_the_unit_runs_elsewhere() {
         .expect("module hash")
         .to_owned();
     // Client A's stored copy of the module is altered (same size, one byte flipped).
-    let modules = project.client_dir("tampered").join("modules");
+    let modules = project.project_dir("tampered").join("modules");
     std::fs::create_dir_all(&modules).unwrap();
     let mut bytes = std::fs::read(PRIMES).unwrap();
     let middle = bytes.len() / 2;

@@ -368,6 +368,17 @@ impl Project {
         self.dir.path().join("clients").join(name)
     }
 
+    /// This project's folder in the client data directory `data`.
+    pub fn project_dir_in(&self, data: &Path) -> PathBuf {
+        data.join("projects")
+            .join(format!("127.0.0.1_{}", self.port))
+    }
+
+    /// This project's folder in the data directory of client `name`.
+    pub fn project_dir(&self, name: &str) -> PathBuf {
+        self.project_dir_in(&self.client_dir(name))
+    }
+
     pub fn http(&self) -> Http {
         Http::new(&self.url)
     }

@@ -47,6 +47,8 @@ pub struct GateSetup {
 #[derive(Debug, Clone)]
 pub struct Gate {
     inner: Arc<Inner>,
+    /// The units of the project this clone serves (see [`Gate::for_project`]).
+    board: StatusBoard,
 }
 
 #[derive(Debug)]
@@ -58,7 +60,6 @@ struct Inner {
     suspended: watch::Sender<Vec<Reason>>,
     /// Wakes the driver when the volunteer pauses or resumes.
     poke: Notify,
-    board: StatusBoard,
     /// The last idle time read, and when (`None` inside: it could not be told).
     idle: Mutex<Option<(Instant, Option<Duration>)>>,
     /// The data directory's last measured size, and when.
@@ -98,10 +99,10 @@ impl Gate {
                 token: PauseToken::new(),
                 suspended: watch::Sender::new(Vec::new()),
                 poke: Notify::new(),
-                board: StatusBoard::default(),
                 idle: Mutex::new(None),
                 disk: Mutex::new(None),
             }),
+            board: StatusBoard::default(),
         })
     }
 
@@ -112,7 +113,15 @@ impl Gate {
 
     /// The units running and the results waiting, for `musketeer status`.
     pub fn board(&self) -> &StatusBoard {
-        &self.inner.board
+        &self.board
+    }
+
+    /// The same gate with a board of its own: each project's work shows apart in `status`.
+    pub fn for_project(&self) -> Gate {
+        Gate {
+            inner: Arc::clone(&self.inner),
+            board: StatusBoard::default(),
+        }
     }
 
     /// The preferences in effect.
