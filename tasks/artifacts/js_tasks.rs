@@ -7,11 +7,14 @@ use std::process::Command;
 
 /// Each JavaScript task: (directory under `tasks/`, its module file's stem, the entry file that
 /// exports `run`).
-pub const JS_TASKS: &[(&str, &str, &str)] = &[(
-    "stock-day-js",
-    "musketeer_task_stock_day_js",
-    "stock_day.js",
-)];
+pub const JS_TASKS: &[(&str, &str, &str)] = &[
+    (
+        "stock-day-js",
+        "musketeer_task_stock_day_js",
+        "stock_day.js",
+    ),
+    ("js-corners", "musketeer_task_js_corners", "corners.js"),
+];
 
 /// Builds every JavaScript task into `out_dir`; `root` is the repository root.
 pub fn build(root: &Path, out_dir: &Path) -> Result<(), String> {

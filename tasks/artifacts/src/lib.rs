@@ -84,8 +84,15 @@ pub const ALL: &[(&str, &str)] = &[
 /// Every Python module: (task name as in `tasks/`, path).
 pub const ALL_PYTHON: &[(&str, &str)] = &[("stock-day-py", STOCK_DAY_PY)];
 
+/// `js-corners`: TEST ONLY, the JavaScript SDK's and engine's corner cases as its input asks
+/// (see `tasks/js-corners/corners.js`).
+pub const JS_CORNERS: &str = concat!(
+    env!("MUSKETEER_JS_TASKS_WASM_DIR"),
+    "/musketeer_task_js_corners.wasm"
+);
+
 /// Every JavaScript module: (task name as in `tasks/`, path).
-pub const ALL_JS: &[(&str, &str)] = &[("stock-day-js", STOCK_DAY_JS)];
+pub const ALL_JS: &[(&str, &str)] = &[("stock-day-js", STOCK_DAY_JS), ("js-corners", JS_CORNERS)];
 
 /// Reads a module file, for tests and benchmarks.
 ///
