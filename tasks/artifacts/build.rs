@@ -4,6 +4,7 @@
 //! The nested build is a separate workspace (`tasks/Cargo.toml`) with its own target directory
 //! (`<repo>/target/wasm-tasks`), so it never waits on the outer build's locks.
 
+mod js_tasks;
 mod python_tasks;
 
 use std::path::{Path, PathBuf};
@@ -71,6 +72,9 @@ fn main() {
     // The SDK's own lock file (from testing it alone) plays no part in the tasks build.
     watch(&sdk, &[&sdk.join("Cargo.lock")]);
     watch_file(&root.join("rust-toolchain.toml"));
+    // The componentize-js pin, inside this crate's own directory, which `watch` skips.
+    watch_file(&manifest_dir.join("js").join("package.json"));
+    watch_file(&manifest_dir.join("js").join("package-lock.json"));
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
@@ -149,6 +153,16 @@ fn main() {
         .to_str()
         .expect("the repository path must be valid UTF-8");
     println!("cargo:rustc-env=MUSKETEER_PYTHON_TASKS_WASM_DIR={python_dir}");
+
+    let js_dir = target_dir.join("js");
+    if let Err(error) = js_tasks::build(&root, &js_dir) {
+        eprintln!("building the JavaScript task modules failed: {error}");
+        std::process::exit(1);
+    }
+    let js_dir = js_dir
+        .to_str()
+        .expect("the repository path must be valid UTF-8");
+    println!("cargo:rustc-env=MUSKETEER_JS_TASKS_WASM_DIR={js_dir}");
 }
 
 fn env(name: &str) -> String {
@@ -175,8 +189,12 @@ fn watch(dir: &Path, skip: &[&Path]) {
             has_target = true;
             continue;
         }
-        // Python's bytecode caches are outputs, not sources.
-        if name.starts_with('.') || name == "__pycache__" || skip.contains(&path.as_path()) {
+        // Python's bytecode caches and npm's installs are outputs, not sources.
+        if name.starts_with('.')
+            || name == "__pycache__"
+            || name == "node_modules"
+            || skip.contains(&path.as_path())
+        {
             continue;
         }
         children.push((path, entry.file_type().is_ok_and(|t| t.is_dir())));

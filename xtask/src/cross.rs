@@ -27,6 +27,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("gcc-aarch64-linux-gnu", "/usr/bin/aarch64-linux-gnu-gcc"),
     ("libc6-dev-armhf-cross", "/usr/arm-linux-gnueabihf/lib"),
     ("libc6-dev-arm64-cross", "/usr/aarch64-linux-gnu/lib"),
+    // componentize-js builds the JavaScript task modules (tasks/artifacts/js_tasks.rs).
+    ("nodejs", "/usr/bin/node"),
+    ("npm", "/usr/bin/npm"),
 ];
 
 /// Fails with the `apt-get` line to run when a package the tests need is missing.

@@ -7,7 +7,9 @@
 //! experiment, shows the progress, and prints the table and the wall time.
 //!
 //! `cargo xtask demo --python` runs the same crawler written in Python (`tasks/stock-day-py`,
-//! built with componentize-py) as the app `stock-day-py`; its table is the same, byte for byte.
+//! built with componentize-py) as the app `stock-day-py`, and `--js` the one written in
+//! JavaScript (`tasks/stock-day-js`, componentize-js) as `stock-day-js`; the table is the same,
+//! byte for byte.
 //!
 //! Every child process is held by a [`Child`] guard that kills it on drop, so an error stops
 //! everything. Ctrl-C in a terminal reaches the whole foreground process group: the server and
@@ -28,54 +30,32 @@ use crate::{cargo, root};
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    let python = match args {
-        [] => false,
-        [flag] if flag == "--python" => true,
+    let language = match args {
+        [] => Language::Rust,
+        [flag] if flag == "--python" => Language::Python,
+        [flag] if flag == "--js" => Language::JavaScript,
         [unknown, ..] => {
             return Err(format!(
-                "`cargo xtask demo` takes only `--python` (got {unknown:?})"
+                "`cargo xtask demo` takes only `--python` or `--js` (got {unknown:?})"
             ));
         }
     };
     let release = build_release()?;
-    let target = root().join("target");
     let tools = Tools {
         musketeer: release.musketeer,
         server: release.server,
-        // Where tasks/artifacts/build.rs puts the modules (xtask does not link that crate, so
-        // that it runs before the wasm target is known to be installed).
-        crawler: if python {
-            Crawler {
-                app: "stock-day-py",
-                module: target
-                    .join("wasm-tasks")
-                    .join("python")
-                    .join("musketeer_task_stock_day_py.wasm"),
-                // Its manifest limits (tasks/stock-day-py/README.md): the interpreter's ~13 MB
-                // heap fits 64 MiB, a crawl's ~14 M fuel fits 1 G many times over.
-                limits: &[
-                    "--memory",
-                    "67108864",
-                    "--fuel",
-                    "1000000000",
-                    "--timeout",
-                    "30",
-                ],
-            }
-        } else {
-            Crawler {
-                app: "stock-day",
-                module: target
-                    .join("wasm-tasks")
-                    .join(crate::WASM_TARGET)
-                    .join("release")
-                    .join("musketeer_task_stock_day.wasm"),
-                limits: &[],
-            }
-        },
+        crawler: Crawler::of(language),
     };
     let work = TempDir::create("demo")?;
-    demo(&tools, work.path(), python)
+    demo(&tools, work.path())
+}
+
+/// The language of the crawler the demo runs (`--python`, `--js`).
+#[derive(Clone, Copy)]
+enum Language {
+    Rust,
+    Python,
+    JavaScript,
 }
 
 /// The release binaries, built with the task modules.
@@ -156,15 +136,63 @@ struct Tools {
     crawler: Crawler,
 }
 
-/// The crawler the demo publishes: the Rust `stock-day` or, with `--python`, `stock-day-py`.
+/// The crawler the demo publishes: the Rust `stock-day`, or `stock-day-py` (`--python`) or
+/// `stock-day-js` (`--js`).
 struct Crawler {
     app: &'static str,
     module: PathBuf,
     /// `musketeer sign` limit flags beyond the defaults.
     limits: &'static [&'static str],
+    /// What the wall time includes beyond the crawl, for the closing line.
+    wall_time_note: &'static str,
 }
 
-fn demo(tools: &Tools, work: &Path, python: bool) -> Result<(), String> {
+/// The limits of the interpreted crawlers (`tasks/stock-day-py/README.md`,
+/// `tasks/stock-day-js/README.md`): the interpreter's heap (~13 MB) fits 64 MiB, a crawl's fuel
+/// (~14 M for Python, ~4 M for JavaScript) fits 1 G many times over.
+const INTERPRETER_LIMITS: &[&str] = &[
+    "--memory",
+    "67108864",
+    "--fuel",
+    "1000000000",
+    "--timeout",
+    "30",
+];
+
+impl Crawler {
+    /// Where tasks/artifacts/build.rs puts the modules (xtask does not link that crate, so that
+    /// it runs before the wasm target is known to be installed).
+    fn of(language: Language) -> Self {
+        let modules = root().join("target").join("wasm-tasks");
+        match language {
+            Language::Rust => Crawler {
+                app: "stock-day",
+                module: modules
+                    .join(crate::WASM_TARGET)
+                    .join("release")
+                    .join("musketeer_task_stock_day.wasm"),
+                limits: &[],
+                wall_time_note: "",
+            },
+            Language::Python => Crawler {
+                app: "stock-day-py",
+                module: modules
+                    .join("python")
+                    .join("musketeer_task_stock_day_py.wasm"),
+                limits: INTERPRETER_LIMITS,
+                wall_time_note: "; this includes each volunteer compiling the 18 MB Python module once",
+            },
+            Language::JavaScript => Crawler {
+                app: "stock-day-js",
+                module: modules.join("js").join("musketeer_task_stock_day_js.wasm"),
+                limits: INTERPRETER_LIMITS,
+                wall_time_note: "; this includes each volunteer compiling the 12 MB JavaScript module once",
+            },
+        }
+    }
+}
+
+fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
     step("Generating a dev signing key (an app author's key; the private half never leaves you)");
     let keys = work.join("keys");
     output(&tools.musketeer, &["keys", "generate", "--out", &s(&keys)])?;
@@ -321,11 +349,7 @@ fn demo(tools: &Tools, work: &Path, python: bool) -> Result<(), String> {
         "{} rows in {:.1} s wall time (the 2016 Celery cluster: 30 rows in 19.2 s){}",
         rows.len() - 1,
         wall.as_secs_f64(),
-        if python {
-            "; this includes each volunteer compiling the 18 MB Python module once"
-        } else {
-            ""
-        }
+        tools.crawler.wall_time_note
     ));
     let shares: Vec<String> = volunteers
         .iter_mut()

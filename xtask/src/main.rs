@@ -3,7 +3,8 @@
 //! - `cargo xtask test`: format check, clippy, and every test of the workspace and of the task
 //!   modules, the cross-architecture proof included (what CI runs).
 //! - `cargo xtask cross`: only the cross-architecture proof (ARM clients under qemu-user).
-//! - `cargo xtask demo [--python]`: the local demo (see README); `--python` runs the Python crawler.
+//! - `cargo xtask demo [--python|--js]`: the local demo (see README); `--python` runs the Python
+//!   crawler, `--js` the JavaScript one.
 //! - `cargo xtask setup`: adds the pinned toolchain's missing targets and builds the task modules
 //!   (the first step of `demo` and `test`; CI runs it alone on a toolchain without targets).
 //! - `cargo xtask python`: only the Python client's checks and tests (the last step of `test`).
@@ -36,7 +37,8 @@ fn main() -> ExitCode {
             eprintln!("  cross  the cross-architecture test only (ARM clients under qemu-user)");
             eprintln!("  demo   the local demo: crawl 30 stocks from a local TWSE-format feed");
             eprintln!(
-                "         (--python: with the crawler written in Python, tasks/stock-day-py)"
+                "         (--python: with the crawler written in Python, tasks/stock-day-py;\n\
+                 \x20         --js: in JavaScript, tasks/stock-day-js)"
             );
             eprintln!(
                 "  setup  add the pinned toolchain's missing targets, build the task modules"

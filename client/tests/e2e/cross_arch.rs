@@ -5,7 +5,8 @@
 //! that a trapping unit is an error on every architecture, never a mismatch. It covers the
 //! crawler, the word count, the float corner cases, an integer CPU task, and a task growing its
 //! memory past a 32-bit host's initial reservation. Last, alone (each emulated client compiles
-//! its 18 MB module first), the crawler written in Python (`stock-day-py`).
+//! its 18 MB module first), the crawler written in Python (`stock-day-py`) and in JavaScript
+//! (`stock-day-js`, a 12 MB module).
 //!
 //! Ignored by a plain `cargo test`: it needs the cross-built clients and qemu-user.
 //! `cargo xtask cross` (part of `cargo xtask test`) builds them and runs it.
@@ -20,7 +21,7 @@ use musketeer_protocol::{
 };
 use musketeer_task_artifacts::twse::{FeedServer, ORIGINAL_STOCK_IDS};
 use musketeer_task_artifacts::{
-    FLOAT_CORNERS, HOSTILE, PRIMES, STOCK_DAY, STOCK_DAY_PY, WORD_COUNT,
+    FLOAT_CORNERS, HOSTILE, PRIMES, STOCK_DAY, STOCK_DAY_JS, STOCK_DAY_PY, WORD_COUNT,
 };
 use serde_json::{Value, json};
 
@@ -138,6 +139,12 @@ fn one_module_gives_identical_bytes_and_fuel_on_every_architecture() {
     project.publish(
         STOCK_DAY_PY,
         "stock-day-py",
+        "1.0.0",
+        &[feed.allow_prefix()],
+    );
+    project.publish(
+        STOCK_DAY_JS,
+        "stock-day-js",
         "1.0.0",
         &[feed.allow_prefix()],
     );
@@ -266,6 +273,23 @@ fn one_module_gives_identical_bytes_and_fuel_on_every_architecture() {
     assert_agreed_by_all_three(&http, token, &rows[0], &arch_of);
     check_against_feed(stocks[2], rows[0].output.as_ref().expect("JSON output"));
 
+    // The JavaScript crawler, the same stock, after the Python one for the same reason.
+    let javascript = submit(
+        &http,
+        token,
+        "stock-day-js",
+        vec![json!({"stock_id": stocks[2], "year": 2016, "month": 5, "source": source})],
+    );
+    http.wait_finished_within(token, javascript, PYTHON_DEADLINE);
+    let js_rows = http.results(token, javascript);
+    assert_eq!(js_rows.len(), 1);
+    assert_eq!(js_rows[0].state, UnitState::Done, "{js_rows:?}");
+    assert_agreed_by_all_three(&http, token, &js_rows[0], &arch_of);
+    assert_eq!(
+        js_rows[0].output, rows[0].output,
+        "the Python crawler's answer"
+    );
+
     for host in http.hosts(&project.admin).hosts {
         assert_eq!(host.invalid, 0, "no result may disagree: {host:?}");
         assert!(
@@ -275,8 +299,8 @@ fn one_module_gives_identical_bytes_and_fuel_on_every_architecture() {
     }
 }
 
-/// Compiling the 18 MB Python module under qemu takes minutes (docs/benchmarks.md, "Python
-/// beside Rust"), longer than `support::DEADLINE`.
+/// Compiling the 18 MB Python module (or the 12 MB JavaScript one) under qemu takes minutes
+/// (docs/benchmarks.md, "Python beside Rust"), longer than `support::DEADLINE`.
 const PYTHON_DEADLINE: Duration = Duration::from_secs(1800);
 
 /// The unit's canonical result was agreed by one replica on each architecture, with equal fuel.

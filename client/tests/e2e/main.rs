@@ -9,6 +9,7 @@ mod control;
 mod cross_arch;
 mod demo;
 mod failing;
+mod js_task;
 mod kills;
 mod newcomer;
 mod operations;

@@ -18,23 +18,24 @@ const PYTHON_DEADLINE: Duration = Duration::from_secs(600);
 
 #[test]
 fn two_volunteers_agree_on_the_python_crawler() {
+    two_volunteers_agree_on_a_crawler(STOCK_DAY_PY, "stock-day-py", PYTHON_DEADLINE);
+}
+
+/// The crawler `module` (a port of `stock-day`, published as `app`) through a cluster of two
+/// volunteers, each unit run by both; shared with `js_task`.
+pub fn two_volunteers_agree_on_a_crawler(module: &str, app: &str, deadline: Duration) {
     let feed = FeedServer::start().expect("feed");
     let project = Project::start();
-    project.publish(
-        STOCK_DAY_PY,
-        "stock-day-py",
-        "1.0.0",
-        &[feed.allow_prefix()],
-    );
-    let a = project.join("python-a", 1);
-    let b = project.join("python-b", 1);
+    project.publish(module, app, "1.0.0", &[feed.allow_prefix()]);
+    let a = project.join(&format!("{app}-a"), 1);
+    let b = project.join(&format!("{app}-b"), 1);
     wait_idle(&a);
     wait_idle(&b);
 
     // The third stock answers with TWSE's newer ten fields.
     let stocks = &ORIGINAL_STOCK_IDS[..3];
     let request = SubmitBatchRequest {
-        app: "stock-day-py".into(),
+        app: app.into(),
         version: None,
         inputs: stocks
             .iter()
@@ -46,12 +47,12 @@ fn two_volunteers_agree_on_the_python_crawler() {
             ..Replication::default()
         },
         priority: 0,
-        label: Some("python".into()),
+        label: Some(app.into()),
     };
     let http = project.http();
     let token = &project.researcher;
     let batch = http.submit(token, &request).batch_id;
-    http.wait_finished_within(token, batch, PYTHON_DEADLINE);
+    http.wait_finished_within(token, batch, deadline);
 
     let rows = http.results(token, batch);
     assert_eq!(rows.len(), stocks.len());

@@ -6,6 +6,7 @@ mod components;
 mod containment;
 mod determinism;
 mod hostile;
+mod js_task;
 mod network_reads;
 mod pausing;
 mod peak_rss;

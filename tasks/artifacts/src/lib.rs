@@ -3,7 +3,8 @@
 //! The build script runs `cargo build --release --target wasm32-wasip2` on the `tasks/`
 //! workspace (target directory `<repo>/target/wasm-tasks`), checks that every module is a
 //! component, builds the Python tasks with componentize-py (`python_tasks.rs`: pinned, in a venv
-//! under `target/`), and bakes the absolute paths below into this crate. A dependent crate therefore
+//! under `target/`) and the JavaScript tasks with componentize-js (`js_tasks.rs`: pinned by
+//! `js/package-lock.json`, installed under `target/`), and bakes the absolute paths below into this crate. A dependent crate therefore
 //! always sees modules built from the current sources of `tasks/` and `task-sdk/`.
 //!
 //! ```no_run
@@ -60,6 +61,16 @@ pub const STOCK_DAY_PY: &str = concat!(
     "/musketeer_task_stock_day_py.wasm"
 );
 
+/// Directory holding the JavaScript task modules (componentize-js's output).
+pub const JS_WASM_DIR: &str = env!("MUSKETEER_JS_TASKS_WASM_DIR");
+
+/// `stock-day-js`: the TWSE crawler of [`STOCK_DAY`] written in JavaScript (same input, same
+/// output bytes), built with componentize-js.
+pub const STOCK_DAY_JS: &str = concat!(
+    env!("MUSKETEER_JS_TASKS_WASM_DIR"),
+    "/musketeer_task_stock_day_js.wasm"
+);
+
 /// Every module: (task name as in `tasks/`, path).
 pub const ALL: &[(&str, &str)] = &[
     ("stock-day", STOCK_DAY),
@@ -72,6 +83,16 @@ pub const ALL: &[(&str, &str)] = &[
 
 /// Every Python module: (task name as in `tasks/`, path).
 pub const ALL_PYTHON: &[(&str, &str)] = &[("stock-day-py", STOCK_DAY_PY)];
+
+/// `js-corners`: TEST ONLY, the JavaScript SDK's and engine's corner cases as its input asks
+/// (see `tasks/js-corners/corners.js`).
+pub const JS_CORNERS: &str = concat!(
+    env!("MUSKETEER_JS_TASKS_WASM_DIR"),
+    "/musketeer_task_js_corners.wasm"
+);
+
+/// Every JavaScript module: (task name as in `tasks/`, path).
+pub const ALL_JS: &[(&str, &str)] = &[("stock-day-js", STOCK_DAY_JS), ("js-corners", JS_CORNERS)];
 
 /// Reads a module file, for tests and benchmarks.
 ///
@@ -106,6 +127,15 @@ mod tests {
             let bytes = read(path);
             assert_eq!(&bytes[..8], b"\0asm\x0d\x00\x01\x00", "{name}");
             assert!(path.starts_with(PYTHON_WASM_DIR), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_js_module_is_a_component() {
+        for (name, path) in ALL_JS {
+            let bytes = read(path);
+            assert_eq!(&bytes[..8], b"\0asm\x0d\x00\x01\x00", "{name}");
+            assert!(path.starts_with(JS_WASM_DIR), "{name}");
         }
     }
 }
