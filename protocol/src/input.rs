@@ -34,6 +34,22 @@ impl UnitInput {
         }
     }
 
+    /// The JSON value of a JSON input.
+    pub fn json(&self) -> Option<&Value> {
+        match self {
+            Self::Json(value) => Some(value),
+            Self::Raw(_) => None,
+        }
+    }
+
+    /// The bytes of a raw input.
+    pub fn raw(&self) -> Option<&[u8]> {
+        match self {
+            Self::Json(_) => None,
+            Self::Raw(bytes) => Some(bytes),
+        }
+    }
+
     /// Whether only clients that declare the raw-input capability may run it.
     pub fn is_raw(&self) -> bool {
         matches!(self, Self::Raw(_))

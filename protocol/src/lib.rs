@@ -60,7 +60,7 @@ pub use batch::{
     ResultRow, ResultsFormat, ResultsPage, ResultsPageQuery, SubmitBatchRequest,
     SubmitBatchResponse, UnitCounts, UnitState,
 };
-pub use bytes::Base64Bytes;
+pub use bytes::{Base64Bytes, Base64Ref};
 pub use dashboard::{HostDetail, ReplicaOutcome, ReplicaView, UnitDetail, UnitList, UnitSummary};
 pub use error::{ApiErrorBody, ErrorCode};
 pub use host::{
