@@ -15,6 +15,7 @@ mod delete;
 mod durability;
 mod openapi;
 mod ops;
+mod raw_inputs;
 mod reputation;
 mod restart;
 mod results_csv;
