@@ -10,6 +10,7 @@ mod cross_arch;
 mod demo;
 mod failing;
 mod kills;
+mod lines;
 mod newcomer;
 mod operations;
 mod poison;

@@ -36,6 +36,7 @@ fn two_volunteers_agree_on_the_python_crawler() {
     let request = SubmitBatchRequest {
         app: "stock-day-py".into(),
         version: None,
+        raw_inputs: Vec::new(),
         inputs: stocks
             .iter()
             .map(|id| json!({"stock_id": id, "year": 2016, "month": 5, "source": feed.base_url()}))
