@@ -475,8 +475,16 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub version: Option<String>,
     /// Inputs, one per line: JSON values, or plain text with --input-template; `-` for stdin.
-    #[arg(long, required_unless_present = "input", conflicts_with = "input")]
+    #[arg(
+        long,
+        required_unless_present_any = ["input", "lines"],
+        conflicts_with_all = ["input", "lines"]
+    )]
     pub inputs: Option<PathBuf>,
+    /// Raw inputs, one per line: each line's bytes (without its `\n` or `\r\n`; any bytes,
+    /// not only UTF-8) are one unit's input, handed to the task unchanged; `-` for stdin.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "input")]
+    pub lines: Option<PathBuf>,
     /// One input: inline JSON, or @FILE for a file holding one JSON value (it may span lines);
     /// repeatable, one unit each.
     #[arg(long, value_name = "JSON|@FILE")]

@@ -6,7 +6,7 @@
 //! [`BadAssignment`] with the replica's id when that much can be read, so the volunteer reports
 //! it as an error of that replica and carries on.
 
-use musketeer_protocol::{Assignment, ReportAck, ResultId, check_input};
+use musketeer_protocol::{Assignment, ReportAck, ResultId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -61,13 +61,20 @@ pub fn decode(bytes: &[u8]) -> Result<FetchAnswer, serde_json::Error> {
 
 fn one(raw: &RawValue) -> Result<Assignment, BadAssignment> {
     match serde_json::from_str::<Assignment>(raw.get()) {
-        Ok(assignment) => match check_input(&assignment.input) {
-            Ok(()) => Ok(assignment),
-            Err(error) => Err(BadAssignment {
-                result_id: Some(assignment.result_id),
-                reason: format!("bad assignment: {error}"),
-            }),
-        },
+        Ok(assignment) => {
+            // A JSON input's depth and size, a raw input's size; never both kinds at once.
+            let checked = match assignment.unit_input() {
+                Ok(input) => input.check().map_err(|error| error.to_string()),
+                Err(why) => Err(why.to_owned()),
+            };
+            match checked {
+                Ok(()) => Ok(assignment),
+                Err(why) => Err(BadAssignment {
+                    result_id: Some(assignment.result_id),
+                    reason: format!("bad assignment: {why}"),
+                }),
+            }
+        }
         Err(error) => Err(BadAssignment {
             result_id: serde_json::from_str::<IdOnly>(raw.get())
                 .ok()
@@ -148,6 +155,36 @@ mod tests {
         let third = third.as_ref().unwrap_err();
         assert_eq!(third.result_id.map(|r| r.unit), Some(UnitId(3)));
         assert!(third.reason.contains("cannot decode"), "{third:?}");
+    }
+
+    #[test]
+    fn raw_inputs_are_read_as_bytes_and_checked_for_size_and_shape() {
+        let raw = |result: &str, input: &str, base64: &str| {
+            assignment(result, input).replacen(
+                "\"deadline_ms\"",
+                &format!("\"input_base64\":\"{base64}\",\"deadline_ms\""),
+                1,
+            )
+        };
+        let too_long = "eHh4".repeat(musketeer_protocol::limits::MAX_INPUT_BYTES / 3 + 1);
+        let decoded = decode(&answer(&[
+            raw("1.0", "null", "YSAiYiI="),
+            raw("2.0", "\"a\"", "YQ=="),
+            raw("3.0", "null", &too_long),
+        ]))
+        .unwrap();
+        let first = decoded.assignments[0].as_ref().unwrap();
+        assert_eq!(
+            first.unit_input(),
+            Ok(musketeer_protocol::UnitInput::Raw(b"a \"b\"".to_vec()))
+        );
+        let both = decoded.assignments[1].as_ref().unwrap_err();
+        assert!(
+            both.reason.contains("both `input` and `input_base64`"),
+            "{both:?}"
+        );
+        let long = decoded.assignments[2].as_ref().unwrap_err();
+        assert!(long.reason.contains("larger than"), "{long:?}");
     }
 
     #[test]

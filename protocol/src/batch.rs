@@ -2,8 +2,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Base64Bytes, BatchId, UnitId};
 
-/// `POST /api/v1/batches` body (researcher or admin token).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `POST /api/v1/batches` body (researcher or admin token). Exactly one of `inputs` and
+/// `raw_inputs` is given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubmitBatchRequest {
     /// The app to run.
@@ -13,7 +14,14 @@ pub struct SubmitBatchRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub version: Option<semver::Version>,
     /// One work unit per input (e.g. one per JSON line of the researcher's file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<serde_json::Value>,
+    /// Instead of `inputs`: one work unit per byte string, which the task receives unchanged
+    /// (`musketeer submit --lines`: one per line). Servers older than raw inputs refuse such a
+    /// body for its missing `inputs` (400 `invalid_json`), so it is never stored as JSON; only
+    /// volunteers that declare [`ClientCapability::RawInput`](crate::ClientCapability) run them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub raw_inputs: Vec<Base64Bytes>,
     /// Replication and deadline settings; omitted fields take their defaults.
     #[serde(default)]
     pub replication: Replication,
@@ -241,8 +249,13 @@ pub struct DeleteBatchResponse {
 pub struct ResultRow {
     /// The unit.
     pub unit_id: UnitId,
-    /// Its input.
+    /// Its input as submitted: a JSON input as itself, a raw input (`submit --lines`) as a
+    /// string when it is UTF-8, else `null` with its bytes in `input_base64`.
+    #[serde(default)]
     pub input: serde_json::Value,
+    /// The bytes of a raw input that is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_base64: Option<Base64Bytes>,
     /// Its state.
     pub state: UnitState,
     /// The canonical output, when it is valid JSON.

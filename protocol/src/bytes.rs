@@ -30,6 +30,16 @@ impl Serialize for Base64Bytes {
     }
 }
 
+/// Borrowed bytes that serialize as [`Base64Bytes`] does, for bodies built without a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Base64Ref<'a>(pub &'a [u8]);
+
+impl Serialize for Base64Ref<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(self.0))
+    }
+}
+
 impl<'de> Deserialize<'de> for Base64Bytes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;

@@ -104,8 +104,12 @@ pub struct UnitDetail {
     pub batch_id: BatchId,
     /// Its state.
     pub state: UnitState,
-    /// Its input.
+    /// Its input, shown as in [`ResultRow::input`](crate::ResultRow).
+    #[serde(default)]
     pub input: serde_json::Value,
+    /// The bytes of a raw input that is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_base64: Option<crate::Base64Bytes>,
     /// Why it failed or was cancelled.
     pub error: Option<String>,
     /// Why it is stalled (waiting, nothing running it, and no online host may take it) and what

@@ -6,7 +6,7 @@
 //! `docs/protocol.md` describes each endpoint.
 //!
 //! ```
-//! use musketeer_protocol::{FetchRequest, HostPlatform, Backend, paths};
+//! use musketeer_protocol::{Backend, ClientCapability, FetchRequest, HostPlatform, paths};
 //!
 //! let request = FetchRequest {
 //!     free_slots: 2,
@@ -23,6 +23,7 @@
 //!     in_flight: Vec::new(),
 //!     held: Some(Vec::new()),
 //!     results: Vec::new(),
+//!     capabilities: vec![ClientCapability::RawInput],
 //! };
 //! let body = serde_json::to_string(&request).unwrap();
 //! assert!(body.contains("\"free_slots\":2"));
@@ -46,6 +47,8 @@ mod ops;
 pub mod paths;
 mod project;
 pub mod quantity;
+#[cfg(test)]
+mod raw_input_compat;
 mod stats;
 mod status;
 mod tokens;
@@ -57,7 +60,7 @@ pub use batch::{
     ResultRow, ResultsFormat, ResultsPage, ResultsPageQuery, SubmitBatchRequest,
     SubmitBatchResponse, UnitCounts, UnitState,
 };
-pub use bytes::Base64Bytes;
+pub use bytes::{Base64Bytes, Base64Ref};
 pub use dashboard::{HostDetail, ReplicaOutcome, ReplicaView, UnitDetail, UnitList, UnitSummary};
 pub use error::{ApiErrorBody, ErrorCode};
 pub use host::{
@@ -65,7 +68,7 @@ pub use host::{
     RegisterHostResponse,
 };
 pub use ids::{BatchId, HostId, ParseIdError, ResultId, TokenId, UnitId};
-pub use input::task_input_bytes;
+pub use input::{UnitInput, task_input_bytes};
 pub use limits::{InputLimitError, check_input};
 pub use ops::HealthStatus;
 pub use project::{ProjectInfo, RegistrationPolicy, TrustedKey};
@@ -76,6 +79,7 @@ pub use status::{
 };
 pub use tokens::{CreateTokenRequest, CreateTokenResponse, Role, TokenInfo, TokenList};
 pub use work::{
-    Assignment, ErrorKind, FetchRequest, FetchResponse, Limits, MAX_RESULTS_PER_REQUEST, Outcome,
-    ReportAck, ReportRequest, ReportResponse, ReportStatus, ResultReport,
+    Assignment, ClientCapability, ErrorKind, FetchRequest, FetchResponse, Limits,
+    MAX_RESULTS_PER_REQUEST, Outcome, ReportAck, ReportRequest, ReportResponse, ReportStatus,
+    ResultReport,
 };

@@ -46,6 +46,35 @@ pub struct FetchRequest {
     /// Empty for older clients.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<ResultReport>,
+    /// What this client can run beyond the base protocol. The server hands a unit that needs
+    /// a capability only to clients that declare it, so an older client never runs (and never
+    /// votes on) work it would read differently. Empty for older clients; at most
+    /// [`FetchRequest::MAX_CAPABILITIES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<ClientCapability>,
+}
+
+impl FetchRequest {
+    /// Most capabilities one fetch may declare.
+    pub const MAX_CAPABILITIES: usize = 32;
+
+    /// Whether the client declared `capability`.
+    pub fn declares(&self, capability: ClientCapability) -> bool {
+        self.capabilities.contains(&capability)
+    }
+}
+
+/// A capability a client declares on each fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ClientCapability {
+    /// Runs units of raw input: [`Assignment::input_base64`] handed to the task unchanged.
+    RawInput,
+    /// A capability this protocol version does not know (a newer client's).
+    #[serde(other)]
+    Other,
 }
 
 /// `POST /api/v1/work/fetch` answer.
@@ -87,13 +116,34 @@ pub struct Assignment {
     /// published (parse it with `SignedManifest::from_json(signed_manifest.get())`).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub signed_manifest: Box<serde_json::value::RawValue>,
-    /// The input. The task receives it as compact JSON with object keys in byte order
-    /// ([`task_input_bytes`](crate::task_input_bytes)), the same bytes on every client.
+    /// The input of a JSON unit. The task receives it as compact JSON with object keys in byte
+    /// order ([`task_input_bytes`](crate::task_input_bytes)), the same bytes on every client.
+    /// Absent (read as `null`) when `input_base64` is given: a client that predates raw inputs
+    /// then fails to decode the assignment instead of running the task on other bytes.
+    #[serde(default)]
     pub input: serde_json::Value,
+    /// The input of a raw unit (`submit --lines`): the task receives exactly these bytes. Sent
+    /// only to clients that declare [`ClientCapability::RawInput`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_base64: Option<Base64Bytes>,
     /// Report before this time, or the replica is given to another host.
     pub deadline_ms: u64,
     /// Limits to run under (the same as the manifest's).
     pub limits: Limits,
+}
+
+impl Assignment {
+    /// The unit's input: the raw bytes when `input_base64` is given, else the JSON value.
+    /// `Err` when both are (no server sends that), with why.
+    pub fn unit_input(&self) -> Result<crate::UnitInput, &'static str> {
+        match &self.input_base64 {
+            Some(_) if !self.input.is_null() => {
+                Err("the assignment has both `input` and `input_base64`")
+            }
+            Some(bytes) => Ok(crate::UnitInput::Raw(bytes.0.clone())),
+            None => Ok(crate::UnitInput::Json(self.input.clone())),
+        }
+    }
 }
 
 /// `POST /api/v1/work/report` body (host token).
@@ -298,6 +348,7 @@ mod tests {
                 result_id: id,
                 outcome: Outcome::Returned,
             }],
+            capabilities: vec![ClientCapability::RawInput],
         };
         let text = serde_json::to_string(&request).unwrap();
         assert_eq!(

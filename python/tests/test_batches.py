@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -115,6 +116,29 @@ def test_text_and_unicode_inputs_reach_the_task_intact(client: Client) -> None:
     [output] = counted.outputs()
     assert output["total"] == 6 and output["unique"] == 3
     assert output["words"][0] == {"word": "all", "count": 2}
+
+
+def test_raw_inputs_reach_a_text_task_without_json_escapes(client: Client) -> None:
+    lines = [b"The cat", b'say "hi"\tC:\\dir', b"caf\xe9"]
+    batch = client.submit("word-count", lines)
+    status = batch.wait(progress=False, timeout=120)
+    assert (status.counts.done, status.counts.failed) == (2, 1)
+    rows = list(batch.results())
+    # Shown as submitted: text as str, bytes that are not UTF-8 as bytes.
+    assert [row.input for row in rows] == ["The cat", 'say "hi"\tC:\\dir', b"caf\xe9"]
+    counted: list[Any] = [row.output for row in rows]
+    assert counted[0]["total"] == 2
+    # As JSON the task would have read the escape `\t` gluing a "t" to the "C".
+    assert [entry["word"] for entry in counted[1]["words"]] == ["c", "dir", "hi", "say"]
+    assert rows[2].state == "failed" and "input is not UTF-8" in (rows[2].error or "")
+
+    # raw=True sends each str as its UTF-8 bytes, unquoted.
+    quoted = client.submit("word-count", ['"quoted"'], raw=True)
+    quoted.wait(progress=False, timeout=120)
+    assert [row.input for row in quoted.results()] == ['"quoted"']
+    assert quoted.outputs() == [
+        {"total": 1, "unique": 1, "words": [{"word": "quoted", "count": 1}]}
+    ]
 
 
 def test_batches_lists_the_tokens_batches_newest_first(client: Client) -> None:

@@ -4,6 +4,7 @@ answer decoding and error texts."""
 from __future__ import annotations
 
 import io
+import json
 import pickle
 
 import httpx
@@ -155,6 +156,55 @@ def test_inputs_that_are_not_a_list_of_json_values_are_refused_before_sending() 
     with pytest.raises(TypeError, match="must be a JSON value.*Out of range float"):
         client.submit("noop", [float("nan")])
     assert sent == []
+
+
+def test_raw_inputs_travel_as_base64_without_a_json_inputs_field() -> None:
+    sent: list[dict[str, object]] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(500)
+
+    client = Client("http://musketeer.test", "mku_x", transport=httpx.MockTransport(record))
+    for inputs, raw in (([b'a "b"', b"\xff"], False), (['a "b"', bytearray(b"\xff")], True)):
+        with pytest.raises(MusketeerError):
+            client.submit("word-count", inputs, raw=raw)
+    assert [body.get("raw_inputs") for body in sent] == [["YSAiYiI=", "/w=="]] * 2
+    assert all("inputs" not in body for body in sent)
+    with pytest.raises(TypeError, match="mix bytes and JSON values"):
+        client.submit("word-count", [b"a", "b"])
+    with pytest.raises(TypeError, match=r"raw inputs are bytes or str; inputs\[1\] is dict"):
+        client.submit("word-count", ["a", {"b": 1}], raw=True)
+    assert len(sent) == 2
+
+
+def test_a_server_without_raw_inputs_is_named_too_old() -> None:
+    # What servers before raw inputs answer to a body without "inputs".
+    refusal = json.dumps(
+        {
+            "error": "invalid_json",
+            "message": "Failed to deserialize the JSON body into the target type: missing field "
+            "`inputs` at line 1 column 60",
+        }
+    )
+    with pytest.raises(MusketeerError) as refused:
+        answering(400, refusal, "application/json").submit("word-count", [b"line"])
+    assert refused.value.code == "server_too_old"
+    assert "too old for raw (bytes) inputs" in str(refused.value)
+    assert refused.value.hint is not None and "upgrade musketeer-server" in refused.value.hint
+    # A JSON submit refused the same way keeps the server's words.
+    with pytest.raises(MusketeerError) as json_refused:
+        answering(400, refusal, "application/json").submit("word-count", ["line"])
+    assert json_refused.value.code == "invalid_json"
+
+
+def test_a_raw_input_that_is_not_utf8_comes_back_as_bytes() -> None:
+    row = ResultRow.from_json(
+        {"unit_id": 9, "input": None, "input_base64": "Y2Fm6Q==", "state": "queued"}
+    )
+    assert row.input == b"caf\xe9"
+    text = ResultRow.from_json({"unit_id": 9, "input": "caf\u00e9", "state": "queued"})
+    assert text.input == "caf\u00e9"
 
 
 def test_errors_survive_pickling() -> None:

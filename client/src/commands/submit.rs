@@ -10,7 +10,12 @@ use crate::cli::SubmitArgs;
 
 pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let api = super::connection::client(&args.server)?;
+    let raw_inputs = match &args.lines {
+        Some(path) => super::submit_lines::read_lines(path)?,
+        None => Vec::new(),
+    };
     let inputs = match &args.inputs {
+        _ if args.lines.is_some() => Vec::new(),
         Some(path) => {
             let text = read_inputs(path)?;
             let inputs = parse_inputs(&text, args.input_template.as_deref())?;
@@ -50,6 +55,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         app: args.app.clone(),
         version,
         inputs,
+        raw_inputs,
         replication: Replication {
             min_quorum: args.quorum,
             delay_bound_ms,
@@ -60,10 +66,13 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let response = api
-            .submit(&request)
-            .await
-            .context("submitting the batch failed")?;
+        let response = match api.submit(&request).await {
+            Ok(response) => response,
+            Err(error) if args.lines.is_some() => {
+                return Err(super::submit_lines::explain_refusal(error, api.base_url()));
+            }
+            Err(error) => return Err(error).context("submitting the batch failed"),
+        };
         crate::note!(
             "submitted batch {} to {}: {} unit(s) of {} {}",
             response.batch_id,

@@ -169,8 +169,20 @@ async fn execute(shared: &Shared, assignment: Assignment) -> Outcome {
         }
     };
     record_version(shared, &app, &version);
-    // The same bytes on every client, whatever its serde_json features (see the protocol).
-    let input = musketeer_protocol::task_input_bytes(&assignment.input);
+    // The same bytes on every client, whatever its serde_json features (see the protocol); a
+    // raw input's bytes exactly as submitted.
+    let input = match assignment.unit_input() {
+        Ok(input) => input.task_bytes().into_owned(),
+        Err(why) => {
+            return Outcome::Error {
+                kind: ErrorKind::BadAssignment,
+                message: why.to_owned(),
+                fuel_consumed: 0,
+                wall_ms: 0,
+                stderr_tail: String::new(),
+            };
+        }
+    };
     // Preferences hook: the gate pauses the task at fuel yields; the board shows it running.
     let on_board = shared
         .config

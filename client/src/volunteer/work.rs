@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use musketeer_protocol::limits::MAX_ASSIGNMENTS_PER_FETCH;
-use musketeer_protocol::{ErrorKind, FetchRequest, HostPlatform, Outcome, ResultId, ResultReport};
+use musketeer_protocol::{
+    ClientCapability, ErrorKind, FetchRequest, HostPlatform, Outcome, ResultId, ResultReport,
+};
 use musketeer_signing_keys::TrustStore;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
@@ -359,6 +361,8 @@ impl Worker {
             held: held(&in_flight, &shared.spool),
             in_flight,
             results,
+            // This client hands raw inputs to the task unchanged (slot.rs).
+            capabilities: vec![ClientCapability::RawInput],
         };
         let api = shared.api.clone();
         Box::pin(async move {

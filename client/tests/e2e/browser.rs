@@ -120,6 +120,7 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
         &SubmitBatchRequest {
             app: "stock-day".into(),
             version: None,
+            raw_inputs: Vec::new(),
             inputs: ORIGINAL_STOCK_IDS[..6]
                 .iter()
                 .map(|id| stock(&feed, id))
@@ -185,6 +186,7 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
         &SubmitBatchRequest {
             app: "stock-day".into(),
             version: None,
+            raw_inputs: Vec::new(),
             inputs: vec![
                 stock(&feed, "9999"),
                 stock(&feed, "<script>alert(1)</script>"),
@@ -204,6 +206,7 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
         &SubmitBatchRequest {
             app: "stock-day".into(),
             version: None,
+            raw_inputs: Vec::new(),
             inputs: vec![stock(&feed, "9999")],
             replication: Replication {
                 min_quorum: Some(3),

@@ -32,6 +32,7 @@ fn submit(project: &Project, app: &str, inputs: Vec<serde_json::Value>) -> Batch
     let request = SubmitBatchRequest {
         app: app.into(),
         version: None,
+        raw_inputs: Vec::new(),
         inputs,
         replication: Replication::default(),
         priority: 0,

@@ -117,6 +117,7 @@ fn submit(http: &Http, token: &str, app: &str, inputs: Vec<Value>) -> BatchId {
     let request = SubmitBatchRequest {
         app: app.into(),
         version: None,
+        raw_inputs: Vec::new(),
         inputs,
         replication: all_three(),
         priority: 0,

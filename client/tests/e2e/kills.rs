@@ -13,6 +13,7 @@ fn sleepers(project: &Project, secs: u64, n: usize, deadline_ms: u64) -> BatchId
     let request = SubmitBatchRequest {
         app: "sleeper".into(),
         version: None,
+        raw_inputs: Vec::new(),
         inputs: vec![serde_json::json!({"mode": "sleep", "secs": secs}); n],
         replication: Replication {
             delay_bound_ms: Some(deadline_ms),
@@ -233,6 +234,7 @@ fn leases_from_a_fetch_answer_that_never_arrived_are_reissued_at_once() {
             paths::WORK_FETCH,
             Some(token),
             &FetchRequest {
+                capabilities: Vec::new(),
                 free_slots: 2,
                 platform: HostPlatform {
                     arch: std::env::consts::ARCH.into(),

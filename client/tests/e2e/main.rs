@@ -11,6 +11,7 @@ mod demo;
 mod failing;
 mod js_task;
 mod kills;
+mod lines;
 mod newcomer;
 mod operations;
 mod poison;

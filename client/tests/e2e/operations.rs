@@ -77,6 +77,7 @@ fn a_backup_taken_while_serving_restores_to_a_server_that_finishes_the_batch() {
     let request = SubmitBatchRequest {
         app: "primes".into(),
         version: None,
+        raw_inputs: Vec::new(),
         inputs: ranges
             .iter()
             .map(|(from, to)| serde_json::json!({"from": from, "to": to}))

@@ -37,6 +37,7 @@ pub fn two_volunteers_agree_on_a_crawler(module: &str, app: &str, deadline: Dura
     let request = SubmitBatchRequest {
         app: app.into(),
         version: None,
+        raw_inputs: Vec::new(),
         inputs: stocks
             .iter()
             .map(|id| json!({"stock_id": id, "year": 2016, "month": 5, "source": feed.base_url()}))

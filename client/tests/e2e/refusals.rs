@@ -10,6 +10,7 @@ fn submit(project: &Project, version: Option<&str>, ranges: &[(u64, u64)]) -> Ba
     let request = SubmitBatchRequest {
         app: "primes".into(),
         version: version.map(|v| v.parse().unwrap()),
+        raw_inputs: Vec::new(),
         inputs: ranges
             .iter()
             .map(|(from, to)| serde_json::json!({"from": from, "to": to}))

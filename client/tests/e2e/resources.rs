@@ -30,6 +30,7 @@ fn run_units(project: &Project, n: u64) {
     let request = SubmitBatchRequest {
         app: "primes".into(),
         version: None,
+        raw_inputs: Vec::new(),
         inputs: (0..n)
             .map(|_| serde_json::json!({"from": 1, "to": 100_000}))
             .collect(),

@@ -59,6 +59,7 @@ impl ByHand {
                 paths::WORK_FETCH,
                 Some(&self.token),
                 &FetchRequest {
+                    capabilities: Vec::new(),
                     free_slots: slots,
                     platform: platform(),
                     wait_ms: Some(10_000),
@@ -177,6 +178,7 @@ fn a_lone_units_result_does_not_wait_for_the_volunteers_long_poll() {
             &SubmitBatchRequest {
                 app: "noop".into(),
                 version: None,
+                raw_inputs: Vec::new(),
                 inputs: vec![serde_json::json!({ "n": n })],
                 replication: Replication::default(),
                 priority: 0,

@@ -156,6 +156,7 @@ async fn answers_past_their_endpoint_cap_are_refused() {
     let server = serve(flooding_api()).await;
     let api = ApiClient::new(&server.url(""), Some("t".into())).unwrap();
     let request = FetchRequest {
+        capabilities: Vec::new(),
         free_slots: 1,
         platform: platform(),
         wait_ms: None,

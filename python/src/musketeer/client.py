@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import json
@@ -98,8 +99,9 @@ class Client:
     def submit(
         self,
         app: str,
-        inputs: Iterable[JSON],
+        inputs: Iterable[JSON] | Iterable[bytes],
         *,
+        raw: bool = False,
         quorum: int | None = None,
         version: str | None = None,
         deadline: float | timedelta | None = None,
@@ -107,11 +109,15 @@ class Client:
         label: str | None = None,
         replication: Replication | None = None,
     ) -> Batch:
-        """Submits one work unit per input (any JSON value) and returns the batch.
+        """Submits one work unit per input (any JSON value, or raw bytes) and returns the batch.
 
         Args:
             app: the app's name (see :meth:`apps`).
-            inputs: the units' inputs, in order; results come back in the same order.
+            inputs: the units' inputs, in order; results come back in the same order. JSON
+                values reach the task as compact JSON; ``bytes`` (raw inputs, like
+                ``musketeer submit --lines``) reach it unchanged, with no quoting or escapes.
+            raw: every input is raw: ``bytes``, or ``str`` sent as its UTF-8 bytes. Inputs
+                that are all ``bytes`` are raw without it.
             quorum: how many volunteers must return byte-identical outputs before one is
                 accepted (default 1).
             version: the app version to run (default: the current one).
@@ -132,6 +138,7 @@ class Client:
         inputs = list(inputs)
         if not 1 <= len(inputs) <= MAX_INPUTS:
             raise ValueError(f"a batch needs 1 to {MAX_INPUTS} inputs, got {len(inputs)}")
+        raw_inputs = _raw_inputs(inputs, raw)
         settings = replication if replication is not None else Replication()
         if quorum is not None:
             settings = dataclasses.replace(settings, min_quorum=quorum)
@@ -140,7 +147,9 @@ class Client:
             settings = dataclasses.replace(settings, delay_bound_ms=round(seconds * 1000))
         body: dict[str, Any] = {
             "app": app,
-            "inputs": inputs,
+            # Raw inputs travel as base64; a server without them refuses the body for its
+            # missing "inputs" rather than storing them as JSON.
+            **({"raw_inputs": raw_inputs} if raw_inputs is not None else {"inputs": inputs}),
             "replication": settings.to_json(),
             "priority": priority,
         }
@@ -156,7 +165,17 @@ class Client:
                 f"every input must be a JSON value (dict, list, str, int, float, bool or None): "
                 f"{error}"
             ) from None
-        answer = self._request("POST", "/batches", content=encoded)
+        try:
+            answer = self._request("POST", "/batches", content=encoded)
+        except MusketeerError as error:
+            if raw_inputs is not None and _lacks_raw_inputs(error):
+                raise MusketeerError(
+                    "server_too_old",
+                    f"the musketeer server at {self.url} is too old for raw (bytes) inputs",
+                    status=error.status,
+                    hint="upgrade musketeer-server, or submit JSON values (e.g. str) instead",
+                ) from None
+            raise
         return Batch.from_submit_answer(self, answer)
 
     def batch(self, batch_id: int) -> Batch:
@@ -282,3 +301,34 @@ def _root_cause(error: BaseException) -> str:
     if text.startswith("[Errno") and "] " in text:
         text = text.split("] ", 1)[1]
     return text
+
+
+def _raw_inputs(inputs: list[Any], raw: bool) -> list[str] | None:
+    """The inputs as base64 raw inputs when ``raw`` or when every input is bytes; None when
+    they are JSON values."""
+    is_bytes = [isinstance(item, (bytes, bytearray, memoryview)) for item in inputs]
+    if not raw and not all(is_bytes):
+        if any(is_bytes):
+            raise TypeError(
+                "inputs mix bytes and JSON values: give all bytes (raw inputs, handed to the "
+                "task unchanged) or all JSON values"
+            )
+        return None
+    encoded = []
+    for index, item in enumerate(inputs):
+        if isinstance(item, str):
+            data = item.encode()
+        elif isinstance(item, (bytes, bytearray, memoryview)):
+            data = bytes(item)
+        else:
+            raise TypeError(
+                f"raw inputs are bytes or str; inputs[{index}] is {type(item).__name__}"
+            )
+        encoded.append(base64.b64encode(data).decode("ascii"))
+    return encoded
+
+
+def _lacks_raw_inputs(error: MusketeerError) -> bool:
+    """Whether a submit was refused by a server that predates raw inputs: it reads a body
+    without "inputs" as malformed."""
+    return error.code == "invalid_json" and "missing field `inputs`" in error.message

@@ -202,7 +202,9 @@ class ResultRow:
     """One unit's outcome, in unit (= input) order."""
 
     unit_id: int
-    input: JSON
+    input: JSON | bytes
+    """The input as submitted: a JSON value; a raw input as ``str`` when it is UTF-8, else as
+    ``bytes``."""
     state: UnitState
     output: JSON | bytes | None
     """The canonical output: decoded JSON, or the raw bytes when the task's output is not JSON;
@@ -221,9 +223,13 @@ class ResultRow:
         encoded = data.get("output_base64")
         if "output" not in data and isinstance(encoded, str):
             output = base64.b64decode(encoded)
+        unit_input: JSON | bytes = data.get("input")
+        encoded_input = data.get("input_base64")
+        if isinstance(encoded_input, str):
+            unit_input = base64.b64decode(encoded_input)
         return cls(
             unit_id=_field(data, "unit_id", int, "result row"),
-            input=data.get("input"),
+            input=unit_input,
             state=_field(data, "state", str, "result row"),
             output=output,
             error=data.get("error"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use musketeer_protocol::{
     BatchId, BatchList, BatchState, BatchStatus, BatchStatusQuery, DeleteBatchResponse,
     ResultsFormat, ResultsPage, ResultsPageQuery, Role, SubmitBatchRequest, SubmitBatchResponse,
-    UnitId,
+    UnitId, UnitInput,
 };
 use serde::Deserialize;
 
@@ -43,15 +43,10 @@ pub async fn submit(
             request.app
         )));
     }
-    if request.inputs.is_empty() || request.inputs.len() > MAX_UNITS {
-        return Err(ApiError::invalid(format!(
-            "a batch needs 1 to {MAX_UNITS} inputs"
-        )));
-    }
     if let Some(label) = &request.label {
         check_len("label", label, 200)?;
     }
-    check_inputs(&request.inputs)?;
+    let inputs = unit_inputs(request.inputs, request.raw_inputs)?;
     let params = Params::resolve(&request.replication)?;
     let (response, pending) = {
         let mut world = state.world();
@@ -75,7 +70,7 @@ pub async fn submit(
                 owner: user.id,
                 app: request.app,
                 version: version.clone(),
-                inputs: request.inputs,
+                inputs,
                 params,
                 priority: request.priority,
                 label: request.label,
@@ -405,18 +400,41 @@ fn cursor_position(after: &str, epoch: u64) -> Result<Option<usize>, ApiError> {
     Ok((cursor_epoch == epoch).then_some(position))
 }
 
-/// Refuses a batch with an input that clients could not take (the protocol's input limits), so
-/// that no unit can stop the volunteers that fetch it.
-fn check_inputs(inputs: &[serde_json::Value]) -> Result<(), ApiError> {
+/// The units' inputs: the JSON `inputs` or the `raw_inputs` (exactly one of them, 1 to
+/// [`MAX_UNITS`]). Refuses a batch with an input that clients could not take (the protocol's
+/// input limits), so that no unit can stop the volunteers that fetch it.
+fn unit_inputs(
+    json: Vec<serde_json::Value>,
+    raw: Vec<musketeer_protocol::Base64Bytes>,
+) -> Result<Vec<UnitInput>, ApiError> {
+    let (field, inputs): (&str, Vec<UnitInput>) = match (json.is_empty(), raw.is_empty()) {
+        (false, false) => {
+            return Err(ApiError::invalid(
+                "give either `inputs` (JSON) or `raw_inputs` (base64 bytes), not both",
+            ));
+        }
+        (_, true) => ("inputs", json.into_iter().map(UnitInput::Json).collect()),
+        (true, false) => (
+            "raw_inputs",
+            raw.into_iter()
+                .map(|bytes| UnitInput::Raw(bytes.into_inner()))
+                .collect(),
+        ),
+    };
+    if inputs.is_empty() || inputs.len() > MAX_UNITS {
+        return Err(ApiError::invalid(format!(
+            "a batch needs 1 to {MAX_UNITS} inputs"
+        )));
+    }
     for (index, input) in inputs.iter().enumerate() {
-        if let Err(error) = musketeer_protocol::check_input(input) {
+        if let Err(error) = input.check() {
             return Err(ApiError::invalid(format!(
-                "inputs[{index}] (unit {} of the batch): {error}; make it smaller or flatter",
+                "{field}[{index}] (unit {} of the batch): {error}; make it smaller or flatter",
                 index + 1
             )));
         }
     }
-    Ok(())
+    Ok(inputs)
 }
 
 /// Hands the units `start..` (at most [`CHUNK`], below `end`) to `visit` in id order, from

@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use musketeer_protocol::{
-    FetchRequest, HostId, MAX_RESULTS_PER_REQUEST, Outcome, ReportAck, ReportRequest,
-    ReportResponse, ResultId, ResultReport,
+    ClientCapability, FetchRequest, HostId, MAX_RESULTS_PER_REQUEST, Outcome, ReportAck,
+    ReportRequest, ReportResponse, ResultId, ResultReport,
 };
 use serde::Serialize;
 
@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::extract::{Caller, ClientIp, JsonBody};
 use super::hosts::check_platform;
 use crate::domain::lifecycle::Reported;
-use crate::domain::world::{AssignmentView, World};
+use crate::domain::world::{AssignmentView, HostAccepts, World};
 use crate::state::AppState;
 
 /// Most assignments per fetch.
@@ -60,6 +60,16 @@ pub async fn fetch(
     if let Some(held) = &request.held {
         check_in_flight(held)?;
     }
+    if request.capabilities.len() > FetchRequest::MAX_CAPABILITIES {
+        return Err(ApiError::invalid(format!(
+            "at most {} capabilities per fetch",
+            FetchRequest::MAX_CAPABILITIES
+        )));
+    }
+    let accepts = HostAccepts {
+        max_task_memory: request.platform.max_task_memory,
+        raw_input: request.declares(ClientCapability::RawInput),
+    };
     if request.results.len() > MAX_RESULTS_PER_REQUEST {
         return Err(ApiError::invalid(format!(
             "at most {MAX_RESULTS_PER_REQUEST} results per fetch; report the rest with /work/report"
@@ -96,7 +106,7 @@ pub async fn fetch(
                 world.reconcile(host, held, asked_ms, now);
             }
             let ids = if wanted > 0 {
-                world.fetch_within(host, wanted, now, request.platform.max_task_memory)
+                world.fetch_within(host, wanted, now, accepts)
             } else {
                 Vec::new()
             };

@@ -5,7 +5,9 @@
 //! the host caused are retried instead (see [`is_task_outcome`]). Pure: no I/O, no clock (the
 //! caller passes `now_ms`), no HTTP.
 
-use musketeer_protocol::{Base64Bytes, BatchId, ErrorKind, HostId, Replication, UnitId, UnitState};
+use musketeer_protocol::{
+    Base64Bytes, BatchId, ErrorKind, HostId, Replication, UnitId, UnitInput, UnitState,
+};
 use serde::{Deserialize, Serialize};
 
 /// Resolved replication settings of a unit.
@@ -352,8 +354,8 @@ pub struct Unit {
     pub batch: BatchId,
     /// Replication settings.
     pub params: Params,
-    /// The input.
-    pub input: serde_json::Value,
+    /// The input: JSON, or raw bytes (only capable clients get those).
+    pub input: UnitInput,
     /// Where it is in its life.
     pub status: UnitStatus,
     /// Replicas created so far, never more than `params.max_total_results`.
@@ -362,7 +364,7 @@ pub struct Unit {
 
 impl Unit {
     /// A new unit with `target_nresults` unsent replicas.
-    pub fn new(id: UnitId, batch: BatchId, params: Params, input: serde_json::Value) -> Self {
+    pub fn new(id: UnitId, batch: BatchId, params: Params, input: impl Into<UnitInput>) -> Self {
         let replicas = (0..params.target_nresults)
             .map(|_| Replica::unsent())
             .collect();
@@ -370,7 +372,7 @@ impl Unit {
             id,
             batch,
             params,
-            input,
+            input: input.into(),
             status: UnitStatus::Active,
             replicas,
         }

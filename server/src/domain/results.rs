@@ -20,9 +20,11 @@ pub fn result_row(unit: &Unit) -> ResultRow {
         UnitStatus::Cancelled => Some("batch cancelled".to_owned()),
         _ => None,
     };
+    let (input, input_base64) = unit.input.shown();
     ResultRow {
         unit_id: unit.id,
-        input: unit.input.clone(),
+        input,
+        input_base64,
         state: unit.state(),
         output,
         output_base64,
@@ -87,9 +89,13 @@ impl CsvColumns {
             UnitState::Failed => "failed",
             UnitState::Cancelled => "cancelled",
         };
+        let input = match &row.input_base64 {
+            Some(bytes) => base64_cell(bytes),
+            None => cell(&row.input),
+        };
         let fixed = [
             row.unit_id.to_string(),
-            cell(&row.input),
+            input,
             state.to_owned(),
             row.error.clone().unwrap_or_default(),
         ];
@@ -155,17 +161,22 @@ fn records(row: &ResultRow) -> Vec<Record<'_>> {
         (None, Some(bytes)) => vec![Record::Plain(Some(
             match std::str::from_utf8(bytes.as_slice()) {
                 Ok(text) => text.to_owned(),
-                Err(_) => format!(
-                    "base64:{}",
-                    serde_json::to_value(bytes)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                ),
+                Err(_) => base64_cell(bytes),
             },
         ))],
         (None, None) => vec![Record::Plain(None)],
     }
+}
+
+/// Bytes that are not text as a CSV cell: `base64:` and their standard base64.
+fn base64_cell(bytes: &Base64Bytes) -> String {
+    format!(
+        "base64:{}",
+        serde_json::to_value(bytes)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    )
 }
 
 /// A JSON value as a CSV cell: strings bare, null empty, anything else compact JSON.
@@ -188,6 +199,7 @@ mod tests {
         ResultRow {
             unit_id: UnitId(id),
             input,
+            input_base64: None,
             state,
             output,
             output_base64: None,
@@ -315,6 +327,33 @@ mod tests {
         assert_eq!(
             jsonl_line(&row),
             "{\"unit_id\":4,\"input\":\"x\",\"state\":\"done\",\"output_base64\":\"/wA=\"}\n"
+        );
+    }
+
+    #[test]
+    fn raw_inputs_show_as_text_or_base64_in_jsonl_and_csv() {
+        let params = super::super::lifecycle::Params::resolve(&Default::default()).unwrap();
+        let raw = |id, bytes: &[u8]| {
+            Unit::new(
+                UnitId(id),
+                musketeer_protocol::BatchId(1),
+                params,
+                musketeer_protocol::UnitInput::Raw(bytes.to_vec()),
+            )
+        };
+        let text = result_row(&raw(1, b"say \"hi\"\t\\"));
+        assert_eq!(
+            jsonl_line(&text),
+            "{\"unit_id\":1,\"input\":\"say \\\"hi\\\"\\t\\\\\",\"state\":\"queued\"}\n"
+        );
+        let latin1 = result_row(&raw(2, b"caf\xe9"));
+        assert_eq!(
+            jsonl_line(&latin1),
+            "{\"unit_id\":2,\"input\":null,\"input_base64\":\"Y2Fm6Q==\",\"state\":\"queued\"}\n"
+        );
+        assert_eq!(
+            csv(&[text, latin1]),
+            "unit_id,input,state,error\r\n1,\"say \"\"hi\"\"\t\\\",queued,\r\n2,base64:Y2Fm6Q==,queued,\r\n"
         );
     }
 }

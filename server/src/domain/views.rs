@@ -82,11 +82,13 @@ pub fn unit_error(unit: &Unit) -> Option<String> {
 
 /// A unit with every replica, log tails included.
 pub fn unit_detail(unit: &Unit) -> UnitDetail {
+    let (input, input_base64) = unit.input.shown();
     UnitDetail {
         id: unit.id,
         batch_id: unit.batch,
         state: unit.state(),
-        input: unit.input.clone(),
+        input,
+        input_base64,
         error: unit_error(unit),
         // Filled in by the caller, which knows the online hosts.
         stalled: None,

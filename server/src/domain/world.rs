@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use musketeer_protocol::{
-    Assignment, BatchId, BatchState, BatchStatus, ErrorKind, HostId, HostPlatform, HostSummary,
-    Limits, ReportStatus, ResultCounts, ResultId, Stats, TokenId, UnitCounts, UnitId, UnitState,
-    guest_text,
+    Assignment, Base64Bytes, Base64Ref, BatchId, BatchState, BatchStatus, ErrorKind, HostId,
+    HostPlatform, HostSummary, Limits, ReportStatus, ResultCounts, ResultId, Stats, TokenId,
+    UnitCounts, UnitId, UnitInput, UnitState, guest_text,
 };
 use semver::Version;
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,7 @@ mod retention;
 mod stall;
 mod standing;
 pub use delete::{DeleteError, DeletedBatch, NextIds};
+pub use leases::HostAccepts;
 pub use standing::{CreditSamples, StandingError};
 
 /// A host counts as online if it made contact within this time.
@@ -233,8 +234,12 @@ pub struct AssignmentView<'a> {
     pub module_size: u64,
     /// The signed manifest as published.
     pub signed_manifest: &'a serde_json::value::RawValue,
-    /// The input.
-    pub input: &'a serde_json::Value,
+    /// The input of a JSON unit; absent for a raw one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<&'a serde_json::Value>,
+    /// The input of a raw unit, base64 (as [`Assignment::input_base64`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_base64: Option<Base64Ref<'a>>,
     /// Report before this time.
     pub deadline_ms: u64,
     /// Limits.
@@ -280,7 +285,7 @@ pub struct NewBatch {
     /// App version (must be published).
     pub version: Version,
     /// Inputs, one unit each.
-    pub inputs: Vec<serde_json::Value>,
+    pub inputs: Vec<UnitInput>,
     /// Replication settings.
     pub params: Params,
     /// Priority.
@@ -609,7 +614,8 @@ impl World {
             module_sha256: app.module_sha256.clone(),
             module_size: app.module_size,
             signed_manifest: app.signed_manifest.clone(),
-            input: unit.input.clone(),
+            input: unit.input.json().cloned().unwrap_or_default(),
+            input_base64: unit.input.raw().map(|bytes| Base64Bytes(bytes.to_vec())),
             deadline_ms: replica.deadline_ms,
             limits: app.limits,
         })
@@ -630,7 +636,8 @@ impl World {
             module_sha256: &app.module_sha256,
             module_size: app.module_size,
             signed_manifest: &app.signed_manifest,
-            input: &unit.input,
+            input: unit.input.json(),
+            input_base64: unit.input.raw().map(Base64Ref),
             deadline_ms: replica.deadline_ms,
             limits: app.limits,
         })
@@ -985,6 +992,8 @@ impl World {
 
 #[cfg(test)]
 mod lease_tests;
+#[cfg(test)]
+mod raw_input_tests;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]

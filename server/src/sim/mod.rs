@@ -118,7 +118,9 @@ pub fn run(scenario: &Scenario) -> Summary {
                 owner: TokenId(1),
                 app: "sim".into(),
                 version: semver::Version::new(1, 0, 0),
-                inputs: (0..scenario.units).map(|i| serde_json::json!(i)).collect(),
+                inputs: (0..scenario.units)
+                    .map(|i| serde_json::json!(i).into())
+                    .collect(),
                 params,
                 priority: 0,
                 label: None,

@@ -244,11 +244,11 @@ mod tests {
     fn v2_store(data_dir: &Path) {
         let store = Store::create(data_dir, &project()).unwrap();
         let params = Params::resolve(&Replication::default()).unwrap();
-        let mut failed = Unit::new(UnitId(1), BatchId(1), params, 1.into());
+        let mut failed = Unit::new(UnitId(1), BatchId(1), params, serde_json::json!(1));
         failed.status = UnitStatus::Failed {
             reason: "gave up".into(),
         };
-        let waiting = Unit::new(UnitId(2), BatchId(2), params, 2.into());
+        let waiting = Unit::new(UnitId(2), BatchId(2), params, serde_json::json!(2));
         let mut units = UnitRows::with_capacity(2);
         units.push(&failed);
         units.push(&waiting);

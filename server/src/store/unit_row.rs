@@ -9,8 +9,13 @@
 //! progress, 2 timed out, 3 success + output, fuel, wall_ms, validation 0 pending / 1 valid /
 //! 2 invalid, 4 error + kind name + message, 5 not needed, 6 lost), and last the input as compact
 //! JSON up to the end of the row. Format 1 rows (no late byte) are still read.
+//!
+//! A unit of raw input (`submit --lines`) is written as format 3: format 2 whose input is the
+//! raw bytes up to the end of the row. JSON units keep writing format 2, so the stores of older
+//! servers hold valid rows as they are (no migration), and a store without raw units still
+//! opens in an older server.
 
-use musketeer_protocol::{Base64Bytes, BatchId, ErrorKind, HostId, UnitId};
+use musketeer_protocol::{Base64Bytes, BatchId, ErrorKind, HostId, UnitId, UnitInput};
 
 use super::codec::{Reader, bytes, varint};
 
@@ -22,10 +27,15 @@ use crate::domain::lifecycle::{
 const FORMAT: u8 = 2;
 /// The layout before replicas recorded whether they were reported late.
 const FORMAT_WITHOUT_LATE: u8 = 1;
+/// [`FORMAT`] with raw input bytes instead of JSON at the end.
+const FORMAT_RAW_INPUT: u8 = 3;
 
 /// Append `unit`'s row to `out`.
 pub fn encode_unit(unit: &Unit, out: &mut Vec<u8>) {
-    out.push(FORMAT);
+    out.push(match unit.input {
+        UnitInput::Json(_) => FORMAT,
+        UnitInput::Raw(_) => FORMAT_RAW_INPUT,
+    });
     varint(out, unit.id.0);
     varint(out, unit.batch.0);
     let p = &unit.params;
@@ -88,15 +98,20 @@ pub fn encode_unit(unit: &Unit, out: &mut Vec<u8>) {
             ReplicaState::Lost => out.push(6),
         }
     }
-    // A JSON value always serializes; the input came in as one.
-    let _ = serde_json::to_writer(&mut *out, &unit.input);
+    match &unit.input {
+        // A JSON value always serializes; the input came in as one.
+        UnitInput::Json(value) => {
+            let _ = serde_json::to_writer(&mut *out, value);
+        }
+        UnitInput::Raw(bytes) => out.extend_from_slice(bytes),
+    }
 }
 
 /// Decode a row written by [`encode_unit`]; the error says what is wrong with it.
 pub fn decode_unit(row: &[u8]) -> Result<Unit, String> {
     let mut r = Reader::new(row);
     let format = r.byte()?;
-    if format != FORMAT && format != FORMAT_WITHOUT_LATE {
+    if ![FORMAT, FORMAT_WITHOUT_LATE, FORMAT_RAW_INPUT].contains(&format) {
         return Err(format!("unknown unit row format {format}"));
     }
     let id = UnitId(r.varint()?);
@@ -179,7 +194,12 @@ pub fn decode_unit(row: &[u8]) -> Result<Unit, String> {
             state,
         });
     }
-    let input = serde_json::from_slice(r.rest()).map_err(|e| format!("bad input: {e}"))?;
+    let input = match format {
+        FORMAT_RAW_INPUT => UnitInput::Raw(r.rest().to_vec()),
+        _ => UnitInput::Json(
+            serde_json::from_slice(r.rest()).map_err(|e| format!("bad input: {e}"))?,
+        ),
+    };
     Ok(Unit {
         id,
         batch,
@@ -262,7 +282,7 @@ mod tests {
                     max_total_results: 64,
                     delay_bound_ms: 3_600_000,
                 },
-                input: json!({"z": [1, 2.5, "x"], "a": null, "m": {"k": true}}),
+                input: json!({"z": [1, 2.5, "x"], "a": null, "m": {"k": true}}).into(),
                 status,
                 replicas: every_state(),
             };
@@ -272,7 +292,7 @@ mod tests {
             assert_eq!(back, unit);
             // Key order of the input is kept (CSV columns follow it).
             assert_eq!(
-                serde_json::to_string(&back.input).unwrap(),
+                serde_json::to_string(back.input.json().unwrap()).unwrap(),
                 r#"{"z":[1,2.5,"x"],"a":null,"m":{"k":true}}"#
             );
         }
@@ -290,13 +310,40 @@ mod tests {
         let mut row = Vec::new();
         encode_unit(&unit, &mut row);
         // The only replica ends with its late byte and its state tag (1: in progress).
-        let input_len = serde_json::to_vec(&unit.input).unwrap().len();
+        let input_len = unit.input.task_bytes().len();
         let late_at = row.len() - input_len - 2;
         assert_eq!(&row[late_at..late_at + 2], &[0, 1]);
         let mut old = row.clone();
         old[0] = FORMAT_WITHOUT_LATE;
         old.remove(late_at);
         assert_eq!(decode_unit(&old).unwrap(), unit);
+    }
+
+    #[test]
+    fn raw_inputs_round_trip_byte_for_byte_and_json_rows_keep_format_2() {
+        let params = Params::resolve(&Default::default()).unwrap();
+        // Empty, non-UTF-8 and JSON-looking bytes alike stay raw.
+        for bytes in [&b""[..], b"caf\xe9 \"q\"\t\\", b"{\"a\":1}\r"] {
+            let mut unit = Unit::new(
+                UnitId(9),
+                BatchId(4),
+                params,
+                UnitInput::Raw(bytes.to_vec()),
+            );
+            unit.assign(HostId(2), 5);
+            let mut row = Vec::new();
+            encode_unit(&unit, &mut row);
+            assert_eq!(row[0], FORMAT_RAW_INPUT);
+            assert!(row.ends_with(bytes));
+            assert_eq!(decode_unit(&row).unwrap(), unit);
+        }
+        let mut row = Vec::new();
+        encode_unit(
+            &Unit::new(UnitId(9), BatchId(4), params, json!("x")),
+            &mut row,
+        );
+        assert_eq!(row[0], FORMAT);
+        assert!(row.ends_with(br#""x""#));
     }
 
     #[test]

@@ -135,7 +135,11 @@ fn unit() -> impl Strategy<Value = Unit> {
         any::<u64>(),
         any::<u64>(),
         params,
-        json_value(),
+        // Raw inputs (`submit --lines`) of any bytes, as well as JSON ones.
+        prop_oneof![
+            json_value().prop_map(musketeer_protocol::UnitInput::Json),
+            prop::collection::vec(any::<u8>(), 0..64).prop_map(musketeer_protocol::UnitInput::Raw),
+        ],
         status,
         prop::collection::vec(replica(), 0..6),
     )

@@ -256,5 +256,5 @@ async fn compacting_after_a_deletion_gives_the_space_back_and_keeps_the_rest() {
     assert_eq!(loaded.batches.len(), 1);
     assert_eq!(loaded.batches[0].id.0, kept);
     assert_eq!(stored_units.len(), 1);
-    assert_eq!(stored_units[0].input, json!("keep me"));
+    assert_eq!(stored_units[0].input, json!("keep me").into());
 }

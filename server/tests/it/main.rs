@@ -18,6 +18,7 @@ mod durability;
 mod every_route;
 mod openapi;
 mod ops;
+mod raw_inputs;
 mod reputation;
 mod restart;
 mod results_csv;

@@ -42,7 +42,7 @@ async fn complete(state: &AppState, n: usize, at_ms: u64) {
             owner: TokenId(2),
             app: "demo".into(),
             version: "1.0.0".parse().unwrap(),
-            inputs: (0..n).map(|i| json!(i)).collect(),
+            inputs: (0..n).map(|i| json!(i).into()).collect(),
             params: Params::resolve(&Replication::default()).unwrap(),
             priority: 0,
             label: None,

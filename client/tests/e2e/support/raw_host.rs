@@ -69,6 +69,7 @@ impl RawHost {
                     paths::WORK_FETCH,
                     Some(&token),
                     &FetchRequest {
+                        capabilities: Vec::new(),
                         free_slots: 8,
                         platform: platform.clone(),
                         wait_ms: Some(300),

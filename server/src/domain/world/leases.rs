@@ -3,27 +3,39 @@
 
 use super::*;
 
+/// What a fetching host can take, from its fetch request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostAccepts {
+    /// The volunteer's per-task memory limit, if it set one.
+    pub max_task_memory: Option<u64>,
+    /// It declared the raw-input capability; without it, raw units are not handed to it, so a
+    /// client that would read them differently never runs or votes on one.
+    pub raw_input: bool,
+}
+
 impl World {
-    /// Lease up to `max` replicas to `host`.
+    /// Lease up to `max` replicas to `host`, as to a client that declares nothing.
     pub fn fetch(&mut self, host: HostId, max: usize, now_ms: u64) -> Vec<ResultId> {
-        self.fetch_within(host, max, now_ms, None)
+        self.fetch_within(host, max, now_ms, HostAccepts::default())
     }
 
     /// Lease up to `max` replicas to `host`, only of app versions whose manifest lets a task use
-    /// at most `max_task_memory` bytes (the volunteer's limit), when there is one.
+    /// at most the volunteer's memory limit, when there is one, and only of raw units when it
+    /// declared the raw-input capability.
     pub fn fetch_within(
         &mut self,
         host: HostId,
         max: usize,
         now_ms: u64,
-        max_task_memory: Option<u64>,
+        accepts: HostAccepts,
     ) -> Vec<ResultId> {
         let fits = |unit: &Unit| {
-            max_task_memory.is_none_or(|cap| {
-                self.batches
-                    .get(&unit.batch)
-                    .is_some_and(|batch| self.memory_needed(batch) <= cap)
-            })
+            (accepts.raw_input || !unit.input.is_raw())
+                && accepts.max_task_memory.is_none_or(|cap| {
+                    self.batches
+                        .get(&unit.batch)
+                        .is_some_and(|batch| self.memory_needed(batch) <= cap)
+                })
         };
         let Some(me) = self.hosts.get(&host) else {
             return Vec::new();

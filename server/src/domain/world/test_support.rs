@@ -43,7 +43,7 @@ pub(crate) fn new_batch(app: &str, n: usize, params: Params, priority: i32) -> N
         owner: TokenId(1),
         app: app.into(),
         version: "1.0.0".parse().unwrap(),
-        inputs: (0..n).map(|i| json!(i)).collect(),
+        inputs: (0..n).map(|i| json!(i).into()).collect(),
         params,
         priority,
         label: None,

@@ -20,6 +20,13 @@ fn submit(world: &mut World, n: usize, quorum: u32, priority: i32) -> BatchId {
         .id
 }
 
+fn memory_cap(bytes: u64) -> HostAccepts {
+    HostAccepts {
+        max_task_memory: Some(bytes),
+        ..HostAccepts::default()
+    }
+}
+
 fn success(output: &str) -> Reported {
     Reported::Success {
         output: output.as_bytes().to_vec(),
@@ -104,13 +111,13 @@ fn a_host_gets_only_work_within_its_memory_limit() {
     let big_units = submit_big(&mut world, 2, 9, 0);
     let unit_of = |world: &World, id: ResultId| world.unit(id.unit).unwrap().batch;
     // Limited to 256 MiB: only the small app's unit, though the big ones come first.
-    let limited = world.fetch_within(HostId(1), 5, 0, Some(256 << 20));
+    let limited = world.fetch_within(HostId(1), 5, 0, memory_cap(256 << 20));
     assert_eq!(limited.len(), 1);
     assert_eq!(unit_of(&world, limited[0]), small_units);
     // Exactly the manifest's limit is enough; no limit at all takes anything.
-    let exact = world.fetch_within(HostId(2), 1, 0, Some(512 << 20));
+    let exact = world.fetch_within(HostId(2), 1, 0, memory_cap(512 << 20));
     assert_eq!(unit_of(&world, exact[0]), big_units);
-    let any = world.fetch_within(HostId(2), 5, 0, None);
+    let any = world.fetch_within(HostId(2), 5, 0, HostAccepts::default());
     assert_eq!(any.len(), 1);
     assert_eq!(unit_of(&world, any[0]), big_units);
 }
@@ -143,7 +150,9 @@ fn a_batch_says_how_many_online_hosts_could_take_its_waiting_units() {
     );
     // Nothing waits once the unit is out: no count.
     assert_eq!(
-        world.fetch_within(HostId(2), 1, now, Some(512 << 20)).len(),
+        world
+            .fetch_within(HostId(2), 1, now, memory_cap(512 << 20))
+            .len(),
         1
     );
     assert_eq!(status(&world, now).hosts_able, None);
@@ -388,7 +397,7 @@ fn finished_and_running() -> (World, BatchId, BatchId) {
         owner: TokenId(1),
         app: "demo".into(),
         version: "1.0.0".parse().unwrap(),
-        inputs: vec![json!("a"), json!("b")],
+        inputs: vec![json!("a").into(), json!("b").into()],
         params: Params::resolve(&musketeer_protocol::Replication {
             target_nresults: Some(2),
             max_error_results: Some(0),
