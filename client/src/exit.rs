@@ -25,7 +25,7 @@ pub const AFTER_HELP: &str = "\
 Exit status:
   0  success
   1  error (unreadable file, malformed input, ...)
-  2  usage error (unknown flag, missing argument)
+  2  usage error (unknown flag, missing argument, no server or token given)
   3  refused: by the server (bad token, unknown batch or app, invalid request) or, for `run`,
      the task was refused or failed in the sandbox
   4  the server could not be reached
@@ -34,6 +34,12 @@ Exit status:
 Configuration: --server/--token, or MUSKETEER_SERVER/MUSKETEER_TOKEN, or the JSON file
 ~/.config/musketeer/config.json ({\"server\": \"http://...\", \"token\": \"mku_...\"}).
 Diagnostics: -v/-vv/-vvv or MUSKETEER_LOG (tracing filter syntax).";
+
+/// The command line misses something clap cannot require (a server or token may come from the
+/// environment or the config file instead): exits with [`USAGE`], like a missing flag.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 /// A waited-for batch ended with units that did not succeed: exits with [`BATCH_FAILURES`].
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +63,9 @@ pub fn report(error: &anyhow::Error) -> (u8, String) {
     }
     if let Some(failures) = error.downcast_ref::<BatchEndedWithFailures>() {
         return (BATCH_FAILURES, format!("error: {failures}"));
+    }
+    if error.chain().any(|e| e.is::<UsageError>()) {
+        return (USAGE, format!("error: {}", one_line(error)));
     }
     let api_error = error.chain().find_map(|e| e.downcast_ref::<ApiError>());
     let line = one_line(error);
@@ -158,5 +167,10 @@ mod tests {
             cancelled: 0,
         });
         assert_eq!(report(&failures).0, BATCH_FAILURES);
+        let usage = anyhow::Error::new(UsageError("no server given: pass --server URL".into()));
+        assert_eq!(
+            report(&usage),
+            (USAGE, "error: no server given: pass --server URL".into())
+        );
     }
 }

@@ -170,7 +170,7 @@ fn fill(runtime: &tokio::runtime::Runtime, dir: &Path, finished: u64, queued: u6
                 owner: TokenId(1),
                 app: "noop".into(),
                 version: "1.0.0".parse().expect("version"),
-                inputs: (0..n).map(|i| json!(i)).collect(),
+                inputs: (0..n).map(|i| json!(i).into()).collect(),
                 params: Params::resolve(&Replication::default()).expect("params"),
                 priority: 0,
                 label: None,

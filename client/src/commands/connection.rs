@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::api_client::ApiClient;
 use crate::cli::ServerArgs;
+use crate::exit::UsageError;
 
 /// Unknown keys are refused, so that a misspelt "tokne" is an error naming it, not a silent
 /// fallback to no token.
@@ -34,14 +35,16 @@ pub fn client(args: &ServerArgs) -> anyhow::Result<ApiClient> {
     }
     .unwrap_or_default();
     let Some(server) = args.server.clone().or(file.server) else {
-        bail!(
-            "no server given: pass --server URL, set MUSKETEER_SERVER, or put \"server\" in the config file"
-        );
+        return Err(UsageError(
+            "no server given: pass --server URL, set MUSKETEER_SERVER, or put \"server\" in the config file".into(),
+        )
+        .into());
     };
     let Some(token) = args.token.clone().or(file.token) else {
-        bail!(
-            "no token given: pass --token TOKEN (from the project's operator), set MUSKETEER_TOKEN, or put \"token\" in the config file"
-        );
+        return Err(UsageError(
+            "no token given: pass --token TOKEN (from the project's operator), set MUSKETEER_TOKEN, or put \"token\" in the config file".into(),
+        )
+        .into());
     };
     let ca_cert = args.ca_cert.as_deref().map(read_ca_cert).transpose()?;
     ApiClient::trusting(&server, Some(token), ca_cert.as_deref())
@@ -59,8 +62,13 @@ pub fn read_ca_cert(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 }
 
 fn read(path: &PathBuf) -> anyhow::Result<ConfigFile> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read config file {} (named by --config or MUSKETEER_CONFIG): create it \
+                 with {{\"server\": \"http://...\", \"token\": \"...\"}}, or name another",
+            path.display()
+        )
+    })?;
     serde_json::from_str(&text).map_err(|error| {
         anyhow::anyhow!(
             "config file {}: {error}; it holds one JSON object with the keys \"server\" and \

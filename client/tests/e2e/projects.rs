@@ -17,6 +17,7 @@ fn submit_primes(project: &Project, units: usize) -> BatchId {
     let request = SubmitBatchRequest {
         app: "primes".into(),
         version: None,
+        raw_inputs: Vec::new(),
         inputs: (0..units)
             .map(|_| serde_json::json!({"from": RANGE.0, "to": RANGE.1}))
             .collect(),

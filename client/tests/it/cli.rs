@@ -326,3 +326,42 @@ fn completions_man_pages_json_and_quiet() {
         Some(2)
     );
 }
+
+#[test]
+fn no_server_or_token_is_a_usage_error_and_a_missing_config_file_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = isolated(&["batch", "list"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: no server given: pass --server URL"),
+        "{}",
+        stderr(&out)
+    );
+    let server = format!("http://127.0.0.1:{}", dead_port());
+    let out = isolated(&["apps", "list", "--server", &server], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: no token given: pass --token TOKEN"),
+        "{}",
+        stderr(&out)
+    );
+    let out = isolated(&["batch", "list", "--config", "missing.json"], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("cannot read config file missing.json") && text.contains("create it with"),
+        "{text}"
+    );
+    let out = isolated(
+        &[
+            "batch", "status", "1", "--server", "ftp://x", "--token", "t",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("expected e.g. http://127.0.0.1:8080"),
+        "{}",
+        stderr(&out)
+    );
+}

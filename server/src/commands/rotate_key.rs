@@ -8,8 +8,12 @@ use crate::cli::RotateKeyArgs;
 /// key learn the new one. For a stopped server; a running one takes the statement through
 /// `POST /api/v1/project/rotations`.
 pub fn run(args: RotateKeyArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.statement)
-        .with_context(|| format!("reading {}", args.statement.display()))?;
+    let text = std::fs::read_to_string(&args.statement).with_context(|| {
+        format!(
+            "cannot read the rotation statement {} (the file `musketeer keys rotate` wrote)",
+            args.statement.display()
+        )
+    })?;
     let statement: RotationStatement = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a rotation statement", args.statement.display()))?;
     let store = Store::open(&args.data_dir)?;

@@ -46,7 +46,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::load(store, options).context("loading the store")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {}: stop what listens there or pick another --listen address \
+                 (port 0: any free port)",
+                args.listen
+            )
+        })?;
     let addr = listener
         .local_addr()
         .context("reading the listening address")?;

@@ -102,7 +102,7 @@ impl Store {
 fn open_file(data_dir: &Path) -> Result<(Database, PathBuf), StoreError> {
     let path = data_dir.join(super::DB_FILE);
     if !path.exists() {
-        return Err(StoreError::Missing(path));
+        return Err(super::missing(data_dir));
     }
     let db = super::builder()
         .create(&path)

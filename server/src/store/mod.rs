@@ -55,6 +55,13 @@ pub enum StoreError {
     /// `serve` found no store.
     #[error("no store at {}; run `musketeer-server init` first", .0.display())]
     Missing(PathBuf),
+    /// The data directory given is a file.
+    #[error(
+        "{} is a file, not a directory: --data-dir names the directory that holds the store \
+         ({DB_FILE}), as given to `musketeer-server init`",
+        .0.display()
+    )]
+    NotADirectory(PathBuf),
     /// Another process (probably a running server) has the store open.
     #[error("the store {} is in use by another process (a running server?); stop it or use the admin API", .0.display())]
     InUse(PathBuf),
@@ -196,6 +203,9 @@ pub struct Store {
 impl Store {
     /// Create a new store in `data_dir` with the project settings. Fails if one exists.
     pub fn create(data_dir: &Path, project: &ProjectConfig) -> Result<Store, StoreError> {
+        if data_dir.is_file() {
+            return Err(StoreError::NotADirectory(data_dir.to_owned()));
+        }
         std::fs::create_dir_all(data_dir).map_err(|error| StoreError::DataDir {
             path: data_dir.to_owned(),
             error,
@@ -235,7 +245,7 @@ impl Store {
     pub fn compact(data_dir: &Path) -> Result<(u64, u64), StoreError> {
         let path = data_dir.join(DB_FILE);
         if !path.exists() {
-            return Err(StoreError::Missing(path));
+            return Err(missing(data_dir));
         }
         let size = |path: &Path| {
             std::fs::metadata(path)
@@ -356,6 +366,15 @@ pub(crate) fn builder() -> redb::Builder {
     let mut builder = redb::Builder::new();
     builder.set_cache_size(CACHE_BYTES);
     builder
+}
+
+/// Why `data_dir` holds no store: it is a file, or the store file is not there.
+pub(crate) fn missing(data_dir: &Path) -> StoreError {
+    if data_dir.is_file() {
+        StoreError::NotADirectory(data_dir.to_owned())
+    } else {
+        StoreError::Missing(data_dir.join(DB_FILE))
+    }
 }
 
 pub(crate) fn open_error(e: redb::DatabaseError, path: &Path) -> StoreError {

@@ -65,7 +65,7 @@ async fn one_unit(state: &AppState) -> (HostId, HostId) {
                 owner: TokenId(2),
                 app: "demo".into(),
                 version: "1.0.0".parse().unwrap(),
-                inputs: vec![json!(1)],
+                inputs: vec![json!(1).into()],
                 params: Params::resolve(&Replication::default()).unwrap(),
                 priority: 0,
                 label: None,

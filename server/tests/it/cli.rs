@@ -196,3 +196,69 @@ fn rotate_key_publishes_the_statement_and_trusts_the_new_key() {
     assert!(!output.status.success());
     assert!(text(&output).1.contains("refused"), "{:?}", text(&output));
 }
+
+/// Every command that takes `--data-dir` says so when it names a file, not "no store there".
+#[test]
+fn a_data_dir_that_is_a_file_is_named_as_such_by_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, public) = musketeer_signing_keys::generate_key_files(&dir.path().join("keys")).unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let public = public.to_string_lossy().into_owned();
+    let commands: [&[&str]; 5] = [
+        &["serve"],
+        &["init", "--project-name", "x", "--trust-key", &public],
+        &["token", "create", "--role", "admin"],
+        &["compact"],
+        &["migrate"],
+    ];
+    for args in commands {
+        let output = server()
+            .args(args)
+            .arg("--data-dir")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is a file, not a directory: --data-dir names the directory"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_missing_statement_and_a_busy_port_say_what_to_do() {
+    let (dir, data, _) = init();
+    let output = server()
+        .args(["rotate-key", "--data-dir"])
+        .arg(&data)
+        .arg("--statement")
+        .arg(dir.path().join("missing.json"))
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot read the rotation statement")
+            && stderr.contains("musketeer keys rotate"),
+        "{stderr}"
+    );
+    // Held for the whole command, so the port stays taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let output = server()
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .arg("--listen")
+        .arg(taken.local_addr().unwrap().to_string())
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on") && stderr.contains("pick another --listen"),
+        "{stderr}"
+    );
+}
