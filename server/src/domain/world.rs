@@ -96,6 +96,10 @@ pub struct Batch {
     /// take them out of the server's counters without reading its units back.
     #[serde(skip)]
     pub results: ResultCounts,
+    /// Its replicas that ended without output: error reports, missed deadlines, lost leases
+    /// (derived, not stored), so that the failures view skips batches without any.
+    #[serde(skip)]
+    pub failed_replicas: u64,
 }
 
 impl Batch {
@@ -381,6 +385,7 @@ impl World {
                         counts: UnitCounts::default(),
                         finish_order: Vec::new(),
                         results: ResultCounts::default(),
+                        failed_replicas: 0,
                         ..b
                     },
                 )
@@ -547,6 +552,7 @@ impl World {
             counts: UnitCounts::default(),
             finish_order: Vec::new(),
             results: ResultCounts::default(),
+            failed_replicas: 0,
         };
         self.batches.insert(id, batch);
         self.dirty.batches.insert(id);
@@ -946,6 +952,10 @@ impl World {
                 if let Some(batch) = batch.as_mut() {
                     adjust(counter(&mut batch.results));
                 }
+            }
+            let failed = super::views::is_failure(&replica.state);
+            if let Some(batch) = batch.as_mut().filter(|_| failed) {
+                adjust(&mut batch.failed_replicas);
             }
         }
         {

@@ -236,6 +236,7 @@ mod tests {
             finished_ms: None,
             finish_order: Vec::new(),
             results: Default::default(),
+            failed_replicas: 0,
             counts: UnitCounts::default(),
         }
     }

@@ -37,7 +37,8 @@ pub fn failures(
     let mut failures = Vec::new();
     let mut total = 0;
     let mut more = false;
-    for batch in batches {
+    // Only batches with a failed replica are read (their finished units from the store).
+    for batch in batches.into_iter().filter(|b| b.failed_replicas > 0) {
         let mut visit = |unit: &crate::domain::lifecycle::Unit| {
             let retrying = is_retrying(unit);
             if query
