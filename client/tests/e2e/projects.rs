@@ -119,7 +119,10 @@ fn two_projects_with_shares_1_to_3_get_a_quarter_and_three_quarters_of_the_cpu()
         let status = status(&data);
         let settled = [&athos.url, &aramis.url].iter().all(|url| {
             let project = project_status(&status, url);
-            credit(&project) > 0 && project["debt_seconds"].as_f64().is_some_and(|d| d.abs() < 0.3)
+            credit(&project) > 0
+                && project["debt_seconds"]
+                    .as_f64()
+                    .is_some_and(|d| d.abs() < 0.3)
         });
         settled.then_some(status)
     });
@@ -186,7 +189,14 @@ fn projects_are_listed_and_detached_and_unreported_results_need_force() {
             .then_some(())
     });
     let said = musketeer_ok(
-        &["join", &aramis.url, "--data-dir", path(&data), "--resource-share", "300"],
+        &[
+            "join",
+            &aramis.url,
+            "--data-dir",
+            path(&data),
+            "--resource-share",
+            "300",
+        ],
         &[],
     );
     assert!(said.contains("attached"), "{said}");
@@ -222,7 +232,10 @@ fn projects_are_listed_and_detached_and_unreported_results_need_force() {
     running.kill();
     // ...so detaching without the client refuses, and says what to do.
     let (ok, said) = musketeer_said(&["detach", &athos.url, "--data-dir", path(&data)]);
-    assert!(!ok && said.contains("--force") && said.contains("not been reported"), "{said}");
+    assert!(
+        !ok && said.contains("--force") && said.contains("not been reported"),
+        "{said}"
+    );
     assert!(athos.project_dir_in(&data).join("host.json").exists());
     // Listing works without a running client too.
     let listed = musketeer_ok(&["projects", "--data-dir", path(&data)], &[]);
