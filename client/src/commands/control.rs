@@ -58,8 +58,9 @@ pub fn resume(args: &ControlArgs) -> anyhow::Result<()> {
 pub(super) fn data_dir(given: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
     match given {
         Some(dir) => Ok(dir.clone()),
-        None => super::join::default_data_dir()
-            .context("cannot find a home directory; pass --data-dir DIR (as given to `musketeer join`)"),
+        None => super::join::default_data_dir().context(
+            "cannot find a home directory; pass --data-dir DIR (as given to `musketeer join`)",
+        ),
     }
 }
 
@@ -89,7 +90,10 @@ fn render(status: &Status, only: Option<&str>) -> String {
     ));
     let slug = only.map(project_slug);
     for project in &status.projects {
-        if slug.as_ref().is_some_and(|slug| *slug != project_slug(&project.server)) {
+        if slug
+            .as_ref()
+            .is_some_and(|slug| *slug != project_slug(&project.server))
+        {
             continue;
         }
         text.push_str(&render_project(project));

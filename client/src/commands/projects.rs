@@ -82,8 +82,7 @@ fn offline_statuses(attached: &[AttachedProject]) -> anyhow::Result<Vec<ProjectS
             let ca = project.data.ca_cert()?;
             match ApiClient::trusting(&host.server, Some(host.host_token), ca.as_deref()) {
                 Ok(api) => {
-                    (status.host, status.host_error) =
-                        runtime.block_on(credit(&api, host.host_id));
+                    (status.host, status.host_error) = runtime.block_on(credit(&api, host.host_id));
                 }
                 Err(error) => status.host_error = Some(error.to_string()),
             }

@@ -147,12 +147,11 @@ impl Client {
         loop {
             let ended = self.ended.notified();
             // Ended loops stay listed (their state says why) without their task.
-            let finished: Vec<(String, JoinHandle<Result<(), JoinError>>)> =
-                lock(&self.attached)
-                    .values_mut()
-                    .filter(|a| a.task.as_ref().is_some_and(JoinHandle::is_finished))
-                    .filter_map(|a| Some((a.server.clone(), a.task.take()?)))
-                    .collect();
+            let finished: Vec<(String, JoinHandle<Result<(), JoinError>>)> = lock(&self.attached)
+                .values_mut()
+                .filter(|a| a.task.as_ref().is_some_and(JoinHandle::is_finished))
+                .filter_map(|a| Some((a.server.clone(), a.task.take()?)))
+                .collect();
             for (server, task) in finished {
                 match task.await {
                     Ok(Ok(())) => {}
@@ -239,7 +238,11 @@ impl Client {
         JoinConfig {
             server: project.entry.server.clone(),
             data_dir: project.data.root().to_path_buf(),
-            trust_keys: if named { self.base.trust_keys.clone() } else { Vec::new() },
+            trust_keys: if named {
+                self.base.trust_keys.clone()
+            } else {
+                Vec::new()
+            },
             invite_code: self.base.invite_code.clone().filter(|_| named),
             ca_cert: project.data.ca_cert().ok().flatten(),
             resource_share: Some(project.entry.resource_share),
@@ -253,7 +256,11 @@ impl Client {
     pub fn attach(self: &Arc<Self>, server: &str) -> Result<String, String> {
         let project = match self.dir.find(server) {
             Ok(Some(project)) => project,
-            Ok(None) => return Err(format!("{server} is not attached; run `musketeer join {server}`")),
+            Ok(None) => {
+                return Err(format!(
+                    "{server} is not attached; run `musketeer join {server}`"
+                ));
+            }
             Err(error) => return Err(error.to_string()),
         };
         let slug = project_slug(server);
@@ -261,15 +268,22 @@ impl Client {
         {
             let mut attached = lock(&self.attached);
             if let Some(running) = attached.get_mut(&slug)
-                && running.task.as_ref().is_some_and(|task| !task.is_finished())
+                && running
+                    .task
+                    .as_ref()
+                    .is_some_and(|task| !task.is_finished())
             {
                 running.share = share;
                 self.pool.attach(&slug, share);
-                return Ok(format!("{server} was already attached; its resource share is now {share}"));
+                return Ok(format!(
+                    "{server} was already attached; its resource share is now {share}"
+                ));
             }
         }
         self.start(project);
-        Ok(format!("attached {server} (resource share {share}) to the running client"))
+        Ok(format!(
+            "attached {server} (resource share {share}) to the running client"
+        ))
     }
 
     /// `musketeer detach URL`: stops the project's work (buffered work goes back to its
@@ -278,7 +292,9 @@ impl Client {
     pub async fn detach(self: &Arc<Self>, server: &str, force: bool) -> Result<String, String> {
         let slug = project_slug(server);
         let Some(project) = lock(&self.attached).remove(&slug) else {
-            return Err(format!("{server} is not attached to this client; `musketeer projects` lists those that are"));
+            return Err(format!(
+                "{server} is not attached to this client; `musketeer projects` lists those that are"
+            ));
         };
         lock(&project.progress).state = "detaching".to_owned();
         let _ = project.detach.send(true);
@@ -303,7 +319,9 @@ impl Client {
         Ok(if unreported > 0 {
             format!("detached {server}; {unreported} unreported result(s) discarded (--force)")
         } else {
-            format!("detached {server}; its work was handed back and its keys, identity and files removed")
+            format!(
+                "detached {server}; its work was handed back and its keys, identity and files removed"
+            )
         })
     }
 

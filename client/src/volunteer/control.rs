@@ -295,7 +295,8 @@ pub fn request(data_dir: &Path, request: &Request) -> Result<serde_json::Value, 
         .map_err(io)?;
     let value: serde_json::Value = serde_json::from_str(answer.trim_end())
         .map_err(|e| ControlError::Refused(format!("unreadable answer: {e}")))?;
-    if let Some(message) = value.get("message").and_then(|m| m.as_str()) {
+    if value.get("error").is_some() {
+        let message = value["message"].as_str().unwrap_or("no reason given");
         return Err(ControlError::Refused(message.to_owned()));
     }
     Ok(value)

@@ -184,7 +184,11 @@ pub(super) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, F
         })
 }
 
-pub(super) fn write_json<T: Serialize>(path: &Path, value: &T, private: bool) -> Result<(), FileError> {
+pub(super) fn write_json<T: Serialize>(
+    path: &Path,
+    value: &T,
+    private: bool,
+) -> Result<(), FileError> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| FileError::Corrupt {
         path: path.to_path_buf(),
         message: e.to_string(),

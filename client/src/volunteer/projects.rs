@@ -154,7 +154,10 @@ impl ClientDir {
             return Ok(());
         }
         let recorded = read_json::<HostCredentials>(&self.root.join("host.json"))?;
-        let Some(server) = recorded.map(|host| host.server).or(joining.map(str::to_owned)) else {
+        let Some(server) = recorded
+            .map(|host| host.server)
+            .or(joining.map(str::to_owned))
+        else {
             // Which project these files are of is unknown until the volunteer joins it again.
             return Ok(());
         };
@@ -287,7 +290,10 @@ mod tests {
         let project = &projects[0];
         assert_eq!(project.entry.server, "http://127.0.0.1:7000");
         assert_eq!(project.entry.resource_share, DEFAULT_SHARE);
-        assert_eq!(project.data.host().expect("read").expect("kept").host_id, HostId(4));
+        assert_eq!(
+            project.data.host().expect("read").expect("kept").host_id,
+            HostId(4)
+        );
         assert!(project.data.spool_dir().join("r1.json").exists());
         // The client's own files stay; the project's left.
         assert!(dir.path().join("preferences.toml").exists());
@@ -327,8 +333,12 @@ mod tests {
     fn projects_are_attached_with_shares_and_forgotten() {
         let dir = tempfile::tempdir().expect("temp dir");
         let client = ClientDir::open(dir.path(), None).expect("open");
-        client.attach("http://127.0.0.1:7004", None).expect("attach");
-        client.attach("https://b.example:443/", Some(300)).expect("attach");
+        client
+            .attach("http://127.0.0.1:7004", None)
+            .expect("attach");
+        client
+            .attach("https://b.example:443/", Some(300))
+            .expect("attach");
         // Joining again keeps the share unless one is given.
         let kept = client.attach("https://b.example:443", None).expect("again");
         assert_eq!(kept.entry.resource_share, 300);

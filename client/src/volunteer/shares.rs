@@ -314,7 +314,10 @@ mod tests {
         assert!(standing.debt.abs() < 1e-6, "idle accrued {}", standing.debt);
         let used = simulate(&mut shares, 2, 60.0, 1.0, |_, _| true);
         let a = fraction(&used, "a");
-        assert!((a - 0.5).abs() < 0.05, "a took {a} of the CPU on its return");
+        assert!(
+            (a - 0.5).abs() < 0.05,
+            "a took {a} of the CPU on its return"
+        );
     }
 
     #[test]

@@ -225,7 +225,11 @@ fn pause_status_and_resume_through_the_binary() {
     // The volunteer's own credit, read from the server with the host's token.
     let credited = wait_for("the credit to show", || {
         let status = status_json(&data);
-        (status["projects"][0]["host"]["credit"].as_u64().unwrap_or(0) > 0).then_some(status)
+        (status["projects"][0]["host"]["credit"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0)
+        .then_some(status)
     });
     assert_eq!(credited["suspended"], serde_json::json!([]));
     assert_eq!(credited["projects"][0]["host"]["succeeded"], 1);
