@@ -89,7 +89,8 @@ fn install_componentize_py(root: &Path) -> Result<PathBuf, String> {
     Ok(componentize)
 }
 
-fn run(command: &mut Command, what: &str) -> Result<(), String> {
+/// Runs `command`; on failure, says `what` failed with its exit status and output.
+pub fn run(command: &mut Command, what: &str) -> Result<(), String> {
     let output = command
         .output()
         .map_err(|e| format!("{what}: could not start {:?}: {e}", command.get_program()))?;

@@ -2,10 +2,11 @@
 //! run from the unit's WASI randomness, so it repeats for one run id and changes with another,
 //! while `hash` uses the seed frozen into the module at build time, the same for every run.
 
-use musketeer_client::sandbox::{RunOptions, RunOutput};
+use musketeer_client::sandbox::RunOutput;
 use musketeer_task_artifacts::PY_CORNERS;
 use serde_json::Value;
 
+use crate::python_task::run;
 use crate::support::{Signed, sandbox, sign};
 use musketeer_signing_keys::Limits;
 
@@ -19,16 +20,7 @@ fn limits() -> Limits {
 }
 
 async fn answer(signed: &Signed, run_id: &str) -> (Value, RunOutput) {
-    let sandbox = sandbox();
-    let task = sandbox
-        .prepare(&signed.trust, &signed.manifest, &signed.module)
-        .expect("prepare");
-    let options = RunOptions {
-        run_id: run_id.into(),
-        progress: None,
-        pause: None,
-    };
-    let out = sandbox.run(&task, b"null", options).await.expect("run");
+    let out = run(&sandbox(), signed, "null", run_id).await.expect("run");
     let value = serde_json::from_slice(&out.output).expect("JSON answer");
     (value, out)
 }
