@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::python_tasks::run;
+
 /// Each JavaScript task: (directory under `tasks/`, its module file's stem, the entry file that
 /// exports `run`).
 pub const JS_TASKS: &[(&str, &str, &str)] = &[
@@ -96,19 +98,4 @@ fn install_componentize_js(root: &Path) -> Result<PathBuf, String> {
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-}
-
-fn run(command: &mut Command, what: &str) -> Result<(), String> {
-    let output = command
-        .output()
-        .map_err(|e| format!("{what}: could not start {:?}: {e}", command.get_program()))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(format!(
-        "{what} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    ))
 }

@@ -10,8 +10,10 @@ pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 
 /// Each Python task: (directory under `tasks/`, its module file's stem, the Python module that
 /// holds the `@task` function).
-pub const PYTHON_TASKS: &[(&str, &str, &str)] =
-    &[("stock-day-py", "musketeer_task_stock_day_py", "stock_day")];
+pub const PYTHON_TASKS: &[(&str, &str, &str)] = &[
+    ("stock-day-py", "musketeer_task_stock_day_py", "stock_day"),
+    ("py-corners", "musketeer_task_py_corners", "py_corners"),
+];
 
 /// Builds every Python task into `out_dir`; `root` is the repository root.
 pub fn build(root: &Path, out_dir: &Path) -> Result<(), String> {
@@ -87,7 +89,8 @@ fn install_componentize_py(root: &Path) -> Result<PathBuf, String> {
     Ok(componentize)
 }
 
-fn run(command: &mut Command, what: &str) -> Result<(), String> {
+/// Runs `command`; on failure, says `what` failed with its exit status and output.
+pub fn run(command: &mut Command, what: &str) -> Result<(), String> {
     let output = command
         .output()
         .map_err(|e| format!("{what}: could not start {:?}: {e}", command.get_program()))?;

@@ -149,7 +149,7 @@ struct Crawler {
 
 /// The limits of the interpreted crawlers (`tasks/stock-day-py/README.md`,
 /// `tasks/stock-day-js/README.md`): the interpreter's heap (~13 MB) fits 64 MiB, a crawl's fuel
-/// (~14 M for Python, ~4 M for JavaScript) fits 1 G many times over.
+/// (~14 M for Python, ~65 M for JavaScript) fits 1 G many times over.
 const INTERPRETER_LIMITS: &[&str] = &[
     "--memory",
     "67108864",

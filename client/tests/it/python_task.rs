@@ -19,7 +19,7 @@ fn python_limits() -> Limits {
     }
 }
 
-async fn feed() -> FeedServer {
+pub(crate) async fn feed() -> FeedServer {
     tokio::task::spawn_blocking(FeedServer::start)
         .await
         .expect("feed thread")
@@ -27,14 +27,19 @@ async fn feed() -> FeedServer {
 }
 
 /// The run's output bytes, or `kind|message` for an error.
-async fn outcome(sandbox: &Sandbox, signed: &Signed, input: &str, run_id: &str) -> String {
+pub(crate) async fn outcome(
+    sandbox: &Sandbox,
+    signed: &Signed,
+    input: &str,
+    run_id: &str,
+) -> String {
     match run(sandbox, signed, input, run_id).await {
         Ok(out) => String::from_utf8(out.output).expect("UTF-8 output"),
         Err(error) => error,
     }
 }
 
-async fn run(
+pub(crate) async fn run(
     sandbox: &Sandbox,
     signed: &Signed,
     input: &str,
@@ -56,10 +61,16 @@ async fn run(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_crawler_gives_the_rust_crawlers_bytes_on_the_feed() {
+    assert_port_gives_the_rust_crawlers_bytes(STOCK_DAY_PY, python_limits()).await;
+}
+
+/// `port` (the crawler in another language) answers every stock of the fixture feed, in both
+/// output shapes, and every error case with the Rust crawler's bytes; shared with `js_task`.
+pub(crate) async fn assert_port_gives_the_rust_crawlers_bytes(port: &str, limits: Limits) {
     let feed = feed().await;
     let allow = [feed.allow_prefix()];
-    let rust = sign(STOCK_DAY, &allow, python_limits());
-    let python = sign(STOCK_DAY_PY, &allow, python_limits());
+    let rust = sign(STOCK_DAY, &allow, limits.clone());
+    let port = sign(port, &allow, limits);
     let sandbox = sandbox();
     let source = feed.base_url();
     let mut inputs: Vec<String> = Vec::new();
@@ -80,13 +91,14 @@ async fn python_crawler_gives_the_rust_crawlers_bytes_on_the_feed() {
             json!({"stock_id": "2356", "year": 16, "month": 5}),
             json!({"stock_id": "2356", "year": 2016, "month": 5, "source": "ftp://x"}),
             json!({"stock_id": "2356", "year": 2016, "month": 5, "source": "http://127.0.0.1:9"}),
+            json!({"stock_id": "2356", "year": 2016, "month": 5, "source": " http://x/ "}),
         ]
         .map(|input| input.to_string()),
     );
     let mut compared_rows = 0;
     for input in &inputs {
         let expected = outcome(&sandbox, &rust, input, "unit-1").await;
-        let actual = outcome(&sandbox, &python, input, "unit-1").await;
+        let actual = outcome(&sandbox, &port, input, "unit-1").await;
         assert_eq!(actual, expected, "input {input}");
         compared_rows += usize::from(expected.starts_with('{'));
     }
@@ -99,8 +111,14 @@ async fn python_crawler_gives_the_rust_crawlers_bytes_on_the_feed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_crawler_repeats_bytes_and_fuel_on_both_backends() {
+    assert_port_repeats_bytes_and_fuel(STOCK_DAY_PY, python_limits()).await;
+}
+
+/// `port` gives the same bytes and fuel on a repeat, on Pulley and for another run id; shared
+/// with `js_task`.
+pub(crate) async fn assert_port_repeats_bytes_and_fuel(port: &str, limits: Limits) {
     let feed = feed().await;
-    let python = sign(STOCK_DAY_PY, &[feed.allow_prefix()], python_limits());
+    let signed = sign(port, &[feed.allow_prefix()], limits);
     let cranelift = sandbox();
     let pulley = Sandbox::new(SandboxConfig {
         backend: Backend::Pulley,
@@ -111,14 +129,14 @@ async fn python_crawler_repeats_bytes_and_fuel_on_both_backends() {
     // 1104: ten fields and an ex-rights day; all days, so every parsing path runs.
     let input = json!({"stock_id": "1104", "year": 2016, "month": 5, "source": feed.base_url(), "all_days": true})
         .to_string();
-    let first = run(&cranelift, &python, &input, "unit-7")
+    let first = run(&cranelift, &signed, &input, "unit-7")
         .await
         .expect("run");
-    let again = run(&cranelift, &python, &input, "unit-7")
+    let again = run(&cranelift, &signed, &input, "unit-7")
         .await
         .expect("run");
-    let interpreted = run(&pulley, &python, &input, "unit-7").await.expect("run");
-    let other_unit = run(&cranelift, &python, &input, "unit-8")
+    let interpreted = run(&pulley, &signed, &input, "unit-7").await.expect("run");
+    let other_unit = run(&cranelift, &signed, &input, "unit-8")
         .await
         .expect("run");
     assert!(first.fuel_consumed > 0);
@@ -137,6 +155,12 @@ async fn python_crawler_repeats_bytes_and_fuel_on_both_backends() {
 
 #[test]
 fn python_crawler_through_musketeer_run() {
+    assert_port_through_musketeer_run(STOCK_DAY_PY, "stock-day-py");
+}
+
+/// `port`, signed as `app` with 64 MiB, answers one stock through `musketeer run --json` as the
+/// Rust crawler does; shared with `js_task`.
+pub(crate) fn assert_port_through_musketeer_run(port: &str, app: &str) {
     let feed = FeedServer::start().expect("feed");
     let dir = tempfile::tempdir().expect("temp dir");
     let cli = |args: &[&str]| {
@@ -150,12 +174,12 @@ fn python_crawler_through_musketeer_run() {
     };
     cli(&["keys", "generate", "--out", "keys"]);
     let allow = feed.allow_prefix();
-    let mut sign = sign_args(STOCK_DAY_PY, "stock-day-py");
+    let mut sign = sign_args(port, app);
     sign.extend(["--allow-http", &allow, "--memory", "67108864"]);
     cli(&sign);
     let input = json!({"stock_id": "1218", "year": 2016, "month": 5, "source": feed.base_url()})
         .to_string();
-    let mut run = run_args(STOCK_DAY_PY, &input);
+    let mut run = run_args(port, &input);
     run.push("--json");
     let report: serde_json::Value = serde_json::from_slice(&cli(&run)).expect("JSON report");
     // 1218 did not trade on the last day: null prices, as the Rust crawler answers.

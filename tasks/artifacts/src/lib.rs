@@ -81,8 +81,16 @@ pub const ALL: &[(&str, &str)] = &[
     ("hostile", HOSTILE),
 ];
 
+/// `py-corners`: TEST ONLY, the Python interpreter's `random` and `hash` inside the sandbox
+/// (see `tasks/py-corners/py_corners.py`).
+pub const PY_CORNERS: &str = concat!(
+    env!("MUSKETEER_PYTHON_TASKS_WASM_DIR"),
+    "/musketeer_task_py_corners.wasm"
+);
+
 /// Every Python module: (task name as in `tasks/`, path).
-pub const ALL_PYTHON: &[(&str, &str)] = &[("stock-day-py", STOCK_DAY_PY)];
+pub const ALL_PYTHON: &[(&str, &str)] =
+    &[("stock-day-py", STOCK_DAY_PY), ("py-corners", PY_CORNERS)];
 
 /// `js-corners`: TEST ONLY, the JavaScript SDK's and engine's corner cases as its input asks
 /// (see `tasks/js-corners/corners.js`).

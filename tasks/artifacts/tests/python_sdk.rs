@@ -2,84 +2,22 @@
 //! serde_json, which the Rust SDK uses: a Python port of a Rust task must give the same bytes.
 //! Runs the SDK natively in the componentize-py venv's interpreter, which the build made.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repository root")
-}
+use std::process::Command;
+
+use common::{differences_from_serde_json, floats, output_of, repo_root};
 
 /// Runs `script` in the venv's Python with the SDK importable, `stdin` as its input.
 fn python(script: &str, stdin: &str) -> String {
     let root = repo_root();
-    let mut child = Command::new(root.join("target/componentize-py-venv/bin/python"))
-        .args(["-c", script])
-        .env("PYTHONPATH", root.join("task-sdk/python"))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the venv's python (made by this crate's build script)");
-    let mut input = child.stdin.take().expect("stdin");
-    let stdin = stdin.to_owned();
-    // Written from a thread: Python answers line by line, and a full stdout pipe would
-    // otherwise stop it before it read all of its input.
-    let writer = std::thread::spawn(move || input.write_all(stdin.as_bytes()));
-    let output = child.wait_with_output().expect("python output");
-    writer.join().expect("writer thread").expect("write stdin");
-    assert!(
-        output.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8")
-}
-
-/// Floats whose layout differs between Python's `repr` and ryu, corner cases, and a spread of
-/// bit patterns.
-fn floats() -> Vec<f64> {
-    let mut values = vec![
-        0.0,
-        -0.0,
-        1.0,
-        -1.5,
-        0.1,
-        19.5,
-        1085.0,
-        1e-7,
-        1.5e-7,
-        1e-5,
-        1.234e-5,
-        0.0001,
-        0.001234,
-        1e15,
-        1e16,
-        1.5e16,
-        1234567890123456.0,
-        12345678901234567.0,
-        1e21,
-        1e22,
-        1.7976931348623157e308,
-        5e-324,
-        2.2250738585072014e-308,
-        f64::NAN,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-    ];
-    values.extend((0..=10_000).map(|cents| f64::from(cents) / 100.0));
-    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
-    for _ in 0..5_000 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        values.push(f64::from_bits(seed));
-    }
-    values
+    output_of(
+        Command::new(root.join("target/componentize-py-venv/bin/python"))
+            .args(["-c", script])
+            .env("PYTHONPATH", root.join("task-sdk/python"))
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+        stdin,
+    )
 }
 
 #[test]
@@ -97,16 +35,7 @@ fn floats_are_written_as_serde_json_writes_them() {
              sys.stdout.write(to_json(value).decode() + '\\n')\n",
         &bits,
     );
-    let lines: Vec<&str> = written.lines().collect();
-    assert_eq!(lines.len(), values.len());
-    let differences: Vec<String> = values
-        .iter()
-        .zip(lines)
-        .filter_map(|(value, python)| {
-            let serde = serde_json::to_string(value).expect("serde_json writes every f64");
-            (python != serde).then(|| format!("{value:e}: Python {python}, serde_json {serde}"))
-        })
-        .collect();
+    let differences = differences_from_serde_json(&values, &written, "Python");
     assert!(
         differences.is_empty(),
         "{} of {} floats differ, e.g. {:#?}",
