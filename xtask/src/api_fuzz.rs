@@ -78,12 +78,7 @@ pub fn run_fuzz(build_binaries: bool) -> Result<(), String> {
         .args(["--listen", "127.0.0.1:0"])
         .env("MUSKETEER_LOG", "warn");
     let mut server = Child::spawn(server, "musketeer-server", false)?;
-    let url = server
-        .wait_line(|l| l.contains("listening on"))?
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let url = server.server_url()?;
     let host = seed(&musketeer, &url, &callers, work.path())?;
 
     let config = work.path().join("schemathesis.toml");

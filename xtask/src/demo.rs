@@ -217,12 +217,7 @@ fn demo(tools: &Tools, work: &Path) -> Result<(), String> {
         ])
         .env("MUSKETEER_LOG", "warn");
     let mut server = Child::spawn(server_cmd, "server", false)?;
-    let url = server
-        .wait_line(|l| l.contains("listening on"))?
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let url = server.server_url()?;
     step(&format!("Server up at {url}"));
 
     let feed = FeedServer::start().map_err(|e| format!("cannot start the local feed: {e}"))?;
@@ -477,6 +472,16 @@ impl Child {
                 }
             }
         }
+    }
+
+    /// The URL a `musketeer-server` child serves, from the line it prints once it listens.
+    pub(crate) fn server_url(&mut self) -> Result<String, String> {
+        Ok(self
+            .wait_line(|l| l.contains("listening on"))?
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_owned())
     }
 
     /// The process id, while it has not been stopped.

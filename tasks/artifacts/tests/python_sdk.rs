@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{differences_from_serde_json, floats, output_of, repo_root};
+use common::{assert_floats_written_as_serde_json, output_of, repo_root};
 
 /// Runs `script` in the venv's Python with the SDK importable, `stdin` as its input.
 fn python(script: &str, stdin: &str) -> String {
@@ -22,27 +22,16 @@ fn python(script: &str, stdin: &str) -> String {
 
 #[test]
 fn floats_are_written_as_serde_json_writes_them() {
-    let values = floats();
-    let bits: String = values
-        .iter()
-        .map(|v| format!("{}\n", v.to_bits()))
-        .collect();
-    let written = python(
-        "import struct, sys\n\
+    assert_floats_written_as_serde_json("Python", |bits| {
+        python(
+            "import struct, sys\n\
          from musketeer_task import to_json\n\
          for line in sys.stdin:\n    \
              value = struct.unpack('<d', int(line).to_bytes(8, 'little'))[0]\n    \
              sys.stdout.write(to_json(value).decode() + '\\n')\n",
-        &bits,
-    );
-    let differences = differences_from_serde_json(&values, &written, "Python");
-    assert!(
-        differences.is_empty(),
-        "{} of {} floats differ, e.g. {:#?}",
-        differences.len(),
-        values.len(),
-        &differences[..differences.len().min(20)]
-    );
+            bits,
+        )
+    });
 }
 
 /// The Rust tasks build against `tasks/Cargo.lock`, this test against the root one: the

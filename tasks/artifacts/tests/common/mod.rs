@@ -38,7 +38,7 @@ pub fn output_of(command: &mut Command, stdin: &str) -> String {
 
 /// Floats whose layout differs between the other language's shortest form and serde_json's,
 /// corner cases, and a spread of bit patterns.
-pub fn floats() -> Vec<f64> {
+fn floats() -> Vec<f64> {
     let mut values = vec![
         0.0,
         -0.0,
@@ -80,17 +80,30 @@ pub fn floats() -> Vec<f64> {
     values
 }
 
-/// Each float as serde_json writes it against `written` (one line per float), listed where
-/// they differ.
-pub fn differences_from_serde_json(values: &[f64], written: &str, language: &str) -> Vec<String> {
+/// Feeds [`floats`] (their bits, one decimal `u64` a line) to `write`, which answers one JSON
+/// text a line, and fails the test where a text differs from serde_json's.
+pub fn assert_floats_written_as_serde_json(language: &str, write: impl FnOnce(&str) -> String) {
+    let values = floats();
+    let bits: String = values
+        .iter()
+        .map(|v| format!("{}\n", v.to_bits()))
+        .collect();
+    let written = write(&bits);
     let lines: Vec<&str> = written.lines().collect();
     assert_eq!(lines.len(), values.len());
-    values
+    let differences: Vec<String> = values
         .iter()
         .zip(lines)
         .filter_map(|(value, other)| {
             let serde = serde_json::to_string(value).expect("serde_json writes every f64");
             (other != serde).then(|| format!("{value:e}: {language} {other}, serde_json {serde}"))
         })
-        .collect()
+        .collect();
+    assert!(
+        differences.is_empty(),
+        "{} of {} floats differ, e.g. {:#?}",
+        differences.len(),
+        values.len(),
+        &differences[..differences.len().min(20)]
+    );
 }
