@@ -77,7 +77,9 @@ struct Attached {
     progress: SharedProgress,
     detach: watch::Sender<bool>,
     /// The work loop; taken once it has ended.
-    task: Option<JoinHandle<Result<(), JoinError>>>,
+    task: Option<JoinHandle<()>>,
+    /// How the work loop ended, set before [`Client::ended`] is told.
+    outcome: Arc<Mutex<Option<Result<(), JoinError>>>>,
 }
 
 /// The client.
@@ -137,8 +139,8 @@ impl Client {
         self.base.slots
     }
 
-    /// Works for every attached project until shutdown, or until no project runs any more
-    /// (each failed for good: the first failure is returned).
+    /// Works for every attached project until shutdown, or until every project's work has
+    /// failed for good (the first failure is returned). With all projects detached it waits.
     pub async fn run(self: &Arc<Self>) -> Result<(), JoinError> {
         for project in self.dir.projects()? {
             self.start(project);
@@ -147,29 +149,42 @@ impl Client {
         loop {
             let ended = self.ended.notified();
             // Ended loops stay listed (their state says why) without their task.
-            let finished: Vec<(String, JoinHandle<Result<(), JoinError>>)> = lock(&self.attached)
+            let finished: Vec<(String, Result<(), JoinError>)> = lock(&self.attached)
                 .values_mut()
-                .filter(|a| a.task.as_ref().is_some_and(JoinHandle::is_finished))
-                .filter_map(|a| Some((a.server.clone(), a.task.take()?)))
+                .filter_map(|a| {
+                    let outcome = lock(&a.outcome).take()?;
+                    a.task = None;
+                    Some((a.server.clone(), outcome))
+                })
                 .collect();
-            for (server, task) in finished {
-                match task.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => {
-                        self.stopped(&server, &error.to_string());
-                        first_error.get_or_insert(error);
-                    }
-                    Err(panicked) => self.stopped(&server, &panicked.to_string()),
+            for (server, outcome) in finished {
+                if let Err(error) = outcome {
+                    self.stopped(&server, &error.to_string());
+                    first_error.get_or_insert(error);
                 }
             }
-            let any_running = lock(&self.attached).values().any(|a| a.task.is_some());
-            if !any_running {
+            let (any_running, any_listed) = {
+                let attached = lock(&self.attached);
+                (
+                    attached.values().any(|a| a.task.is_some()),
+                    !attached.is_empty(),
+                )
+            };
+            // With every project detached the client waits for the next `join` to attach one.
+            if !any_running && (any_listed || self.stop.is_requested()) {
                 return match first_error {
                     Some(error) => Err(error),
                     None => Ok(()),
                 };
             }
-            ended.await;
+            if self.stop.is_requested() {
+                ended.await;
+            } else {
+                tokio::select! {
+                    () = ended => {}
+                    () = self.stop.requested() => {}
+                }
+            }
         }
     }
 
@@ -212,10 +227,13 @@ impl Client {
             progress: progress.clone(),
         };
         let client = Arc::clone(self);
+        let outcome = Arc::new(Mutex::new(None));
+        let ended = Arc::clone(&outcome);
         let task = tokio::spawn(async move {
-            let outcome = run_project(run).await;
+            let result = run_project(run).await;
+            // Recorded before the client is told, so it finds it when it looks.
+            *lock(&ended) = Some(result);
             client.ended.notify_one();
-            outcome
         });
         lock(&self.attached).insert(
             slug,
@@ -227,6 +245,7 @@ impl Client {
                 progress,
                 detach,
                 task: Some(task),
+                outcome,
             },
         );
     }
@@ -268,10 +287,8 @@ impl Client {
         {
             let mut attached = lock(&self.attached);
             if let Some(running) = attached.get_mut(&slug)
-                && running
-                    .task
-                    .as_ref()
-                    .is_some_and(|task| !task.is_finished())
+                && running.task.is_some()
+                && lock(&running.outcome).is_none()
             {
                 running.share = share;
                 self.pool.attach(&slug, share);
