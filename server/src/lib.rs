@@ -93,11 +93,12 @@ async fn serve_until<Served: Future<Output = std::io::Result<()>>>(
         })
     };
     let served = serve(graceful).await;
-    expiry.abort();
-    if let Some(retention) = retention {
-        retention.abort();
+    // Awaited after the abort: an aborted task drops its state (and with it the store) only when
+    // its worker next polls it, and whoever opens the store after us must find it closed.
+    for sweep in [Some(expiry), retention, Some(sampler)].into_iter().flatten() {
+        sweep.abort();
+        let _ = sweep.await;
     }
-    sampler.abort();
     let closing = state.clone();
     // Joining the writer blocks until its queue is durable.
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
