@@ -187,3 +187,31 @@ impl Drop for PoolHandle {
         self.pool.changed();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_freed_slot_goes_to_the_project_owed_the_most_and_a_dropped_loop_frees_its_slots() {
+        let pool = SlotPool::new(1);
+        pool.attach("a", 100);
+        pool.attach("b", 300);
+        let (a, b) = (pool.handle("a"), pool.handle("b"));
+        assert!(a.shared() && a.slots() == 1);
+        // Only "a" has work: it takes the slot though its share is smaller.
+        a.set_waiting(true);
+        let slot = a.try_start().expect("a's turn");
+        assert_eq!(a.free_slots(), 0);
+        b.set_waiting(true);
+        assert_eq!(b.try_start(), None, "no slot is free");
+        a.finish(slot);
+        // "a" used the slot while "b" waited: "b" is owed the time (and, were no time to have
+        // passed, has the larger share) and goes first.
+        assert_eq!(a.try_start(), None);
+        let slot = b.try_start().expect("b's turn");
+        drop(b);
+        assert_eq!(a.free_slots(), 1, "a dropped loop frees its slot ({slot})");
+        assert!(a.try_start().is_some());
+    }
+}

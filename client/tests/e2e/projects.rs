@@ -45,6 +45,36 @@ fn client(project: &Project, data: &Path, slots: u32, extra: &[&str]) -> Proc {
     Proc::spawn(command, "client")
 }
 
+/// The client of `data` started by joining `first`, with `second` (share 300) attached to it
+/// through its control socket by a second `join`.
+fn client_of_two(
+    first: &Project,
+    second: &Project,
+    data: &Path,
+    slots: u32,
+    extra: &[&str],
+) -> Proc {
+    let running = client(first, data, slots, extra);
+    wait_for("the client to serve its first project", || {
+        musketeer_said(&["status", "--data-dir", path(data)])
+            .0
+            .then_some(())
+    });
+    let said = musketeer_ok(
+        &[
+            "join",
+            &second.url,
+            "--data-dir",
+            path(data),
+            "--resource-share",
+            "300",
+        ],
+        &[],
+    );
+    assert!(said.contains("attached"), "{said}");
+    running
+}
+
 /// `musketeer ARGS`: whether it succeeded, and its stdout and stderr together.
 fn musketeer_said(args: &[&str]) -> (bool, String) {
     let output = Command::new(musketeer())
@@ -90,27 +120,7 @@ fn two_projects_with_shares_1_to_3_get_a_quarter_and_three_quarters_of_the_cpu()
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("client");
-    let _client = client(&athos, &data, 2, &["--resource-share", "100"]);
-    wait_for("the client to serve athos", || {
-        musketeer_said(&["status", "--data-dir", path(&data)])
-            .0
-            .then_some(())
-    });
-    // The second project joins the running client through its control socket.
-    let said = musketeer_ok(
-        &[
-            "join",
-            &aramis.url,
-            "--data-dir",
-            path(&data),
-            "--resource-share",
-            "300",
-            "--log-format",
-            "json",
-        ],
-        &[],
-    );
-    assert!(said.contains("attached"), "{said}");
+    let _client = client_of_two(&athos, &aramis, &data, 2, &["--resource-share", "100"]);
 
     let began = std::time::Instant::now();
     // Measure from the moment both run and neither is owed more than a few slot-seconds' tenth
@@ -183,24 +193,7 @@ fn projects_are_listed_and_detached_and_unreported_results_need_force() {
     athos.publish(PRIMES, "primes", "1.0.0", &[]);
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("client");
-    let mut running = client(&athos, &data, 1, &["--work-buffer", "0"]);
-    wait_for("the client to serve athos", || {
-        musketeer_said(&["status", "--data-dir", path(&data)])
-            .0
-            .then_some(())
-    });
-    let said = musketeer_ok(
-        &[
-            "join",
-            &aramis.url,
-            "--data-dir",
-            path(&data),
-            "--resource-share",
-            "300",
-        ],
-        &[],
-    );
-    assert!(said.contains("attached"), "{said}");
+    let mut running = client_of_two(&athos, &aramis, &data, 1, &["--work-buffer", "0"]);
     let listed = wait_for("both projects to be listed as running", || {
         let out = musketeer_ok(&["projects", "--data-dir", path(&data)], &[]);
         (out.lines().filter(|l| l.ends_with("running")).count() == 2).then_some(out)
