@@ -56,7 +56,16 @@ async fn a_pushed_result_is_held_but_reported_only_once_released() {
 async fn a_written_result_frees_its_caller_but_is_reported_only_once_synced() {
     let dir = tempfile::tempdir().unwrap();
     let spool = open(dir.path());
-    let held = spool.durability.hold_syncs.lock().unwrap();
+    // Another thread holds the syncer back until told (no lock held across an await here).
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (let_go_tx, let_go_rx) = std::sync::mpsc::channel::<()>();
+    let durability = spool.durability.clone();
+    let holder = std::thread::spawn(move || {
+        let _held = durability.hold_syncs.lock().unwrap();
+        held_tx.send(()).unwrap();
+        let _ = let_go_rx.recv();
+    });
+    held_rx.recv().unwrap();
     // Returns on the write alone: the syncer cannot sync while the test holds it.
     tokio::time::timeout(Duration::from_secs(30), spool.push(result(3, 1)))
         .await
@@ -69,7 +78,8 @@ async fn a_written_result_frees_its_caller_but_is_reported_only_once_synced() {
         spool.pending(10).is_empty(),
         "reported before it was synced"
     );
-    drop(held);
+    let_go_tx.send(()).unwrap();
+    holder.join().unwrap();
     spool.synced().await;
     assert!(spool.has_reportable());
     assert_eq!(spool.pending(10), vec![result(3, 1)]);
