@@ -95,7 +95,10 @@ async fn serve_until<Served: Future<Output = std::io::Result<()>>>(
     let served = serve(graceful).await;
     // Awaited after the abort: an aborted task drops its state (and with it the store) only when
     // its worker next polls it, and whoever opens the store after us must find it closed.
-    for sweep in [Some(expiry), retention, Some(sampler)].into_iter().flatten() {
+    for sweep in [Some(expiry), retention, Some(sampler)]
+        .into_iter()
+        .flatten()
+    {
         sweep.abort();
         let _ = sweep.await;
     }
