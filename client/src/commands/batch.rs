@@ -186,13 +186,8 @@ pub async fn wait(api: &ApiClient, id: BatchId) -> anyhow::Result<BatchStatus> {
         REFRESH_LOG
     };
     let mut errors = 0u32;
-    // On a terminal the first request answers at once, so that progress shows from the start;
-    // in a script it waits at once (one request less: part of every `submit --wait`).
-    let mut wait = if display.terminal() {
-        Duration::ZERO
-    } else {
-        refresh
-    };
+    // The first request answers at once, so that progress shows from the start.
+    let mut wait = Duration::ZERO;
     loop {
         let asked = Instant::now();
         let status = match api.wait_batch_status(id, wait, None).await {

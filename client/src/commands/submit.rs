@@ -64,12 +64,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         priority: args.priority,
         label: args.label.clone(),
     };
-    // One thread is enough for a few sequential requests, and starts faster than a pool sized
-    // by the CPUs (part of every `submit --wait` round trip).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let response = match api.submit(&request).await {
             Ok(response) => response,
