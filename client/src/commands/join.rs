@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::{JoinArgs, LogFormatArg};
+use crate::exit::UsageError;
 use crate::volunteer::events::LogFormat;
 use crate::volunteer::gate::{Gate, GateSetup};
 use crate::volunteer::prefs::{Logind, PrefsFile};
@@ -20,14 +21,18 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    anyhow::ensure!(
-        (1..=4096).contains(&slots),
-        "--slots must be between 1 and 4096"
-    );
-    anyhow::ensure!(
-        args.work_buffer <= Duration::from_secs(3600),
-        "--work-buffer must be at most 1h (0 turns the buffer off)"
-    );
+    // Out-of-range flags are usage errors (exit 2), as clap's own refusals are.
+    if !(1..=4096).contains(&slots) {
+        return Err(UsageError(format!(
+            "--slots {slots}: give between 1 and 4096 tasks at once"
+        ))
+        .into());
+    }
+    if args.work_buffer > Duration::from_secs(3600) {
+        return Err(
+            UsageError("--work-buffer must be at most 1h (0 turns the buffer off)".into()).into(),
+        );
+    }
     let name = args.name.clone().unwrap_or_else(default_name);
     let data_dir = match args.data_dir.clone() {
         Some(dir) => dir,

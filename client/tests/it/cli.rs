@@ -365,3 +365,22 @@ fn no_server_or_token_is_a_usage_error_and_a_missing_config_file_says_what_to_do
         stderr(&out)
     );
 }
+
+#[test]
+fn join_flags_out_of_range_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = format!("http://127.0.0.1:{}", dead_port());
+    for (flags, says) in [
+        (&["--slots", "0"][..], "--slots 0: give between 1 and 4096"),
+        (
+            &["--work-buffer", "2h"][..],
+            "--work-buffer must be at most 1h",
+        ),
+    ] {
+        let mut args = vec!["join", server.as_str(), "--data-dir", "data"];
+        args.extend_from_slice(flags);
+        let out = isolated(&args, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{flags:?}: {}", stderr(&out));
+    }
+}
