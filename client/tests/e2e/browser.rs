@@ -120,7 +120,6 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
         &SubmitBatchRequest {
             app: "stock-day".into(),
             version: None,
-            raw_inputs: Vec::new(),
             inputs: ORIGINAL_STOCK_IDS[..6]
                 .iter()
                 .map(|id| stock(&feed, id))
@@ -131,6 +130,7 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
             },
             priority: 0,
             label: Some("May 2016".into()),
+            ..SubmitBatchRequest::default()
         },
     );
     // Six units, each validated by the two hosts agreeing.
@@ -186,7 +186,6 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
         &SubmitBatchRequest {
             app: "stock-day".into(),
             version: None,
-            raw_inputs: Vec::new(),
             inputs: vec![
                 stock(&feed, "9999"),
                 stock(&feed, "<script>alert(1)</script>"),
@@ -197,6 +196,7 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
             },
             priority: 0,
             label: Some("bad input".into()),
+            ..SubmitBatchRequest::default()
         },
     );
     // A unit that needs three agreeing results from two hosts: after both report the task's
@@ -206,7 +206,6 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
         &SubmitBatchRequest {
             app: "stock-day".into(),
             version: None,
-            raw_inputs: Vec::new(),
             inputs: vec![stock(&feed, "9999")],
             replication: Replication {
                 min_quorum: Some(3),
@@ -214,6 +213,7 @@ fn dashboard_in_headless_chromium_with_two_volunteers() {
             },
             priority: 0,
             label: Some("retry".into()),
+            ..SubmitBatchRequest::default()
         },
     );
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use musketeer_protocol::{BatchId, Replication, SubmitBatchRequest, UnitState};
+use musketeer_protocol::{BatchId, UnitState};
 use musketeer_task_artifacts::{HOSTILE, PRIMES};
 
 use crate::support::{Proc, Project, musketeer, musketeer_ok, path, primes_answer, wait_for};
@@ -26,22 +26,6 @@ fn join_with_env(project: &Project, name: &str, envs: &[String], extra: &[&str])
     program.extend(envs.iter().map(OsString::from));
     program.push(musketeer().into());
     project.join_program(&program, name, 1, extra)
-}
-
-fn submit(project: &Project, app: &str, inputs: Vec<serde_json::Value>) -> BatchId {
-    let request = SubmitBatchRequest {
-        app: app.into(),
-        version: None,
-        raw_inputs: Vec::new(),
-        inputs,
-        replication: Replication::default(),
-        priority: 0,
-        label: None,
-    };
-    project
-        .http()
-        .submit(&project.researcher, &request)
-        .batch_id
 }
 
 fn assert_primes_done(project: &Project, batch: BatchId, from: u64, to: u64) {
@@ -164,11 +148,7 @@ fn on_battery_running_work_pauses_and_continues_on_mains() {
         &["--nice", "0"],
     );
     crate::support::wait_idle(&client);
-    submit(
-        &project,
-        "spinner",
-        vec![serde_json::json!({"mode": "loop"})],
-    );
+    project.submit_json("spinner", vec![serde_json::json!({"mode": "loop"})]);
     wait_event(&client, "started", 1);
     wait_cpu_grows(client.pid(), 50);
 
@@ -187,11 +167,7 @@ fn on_battery_running_work_pauses_and_continues_on_mains() {
         "{while_suspended} ticks in 2 s on battery"
     );
     // Queued work waits too.
-    let batch = submit(
-        &project,
-        "primes",
-        vec![serde_json::json!({"from": 1, "to": 5000})],
-    );
+    let batch = project.submit_json("primes", vec![serde_json::json!({"from": 1, "to": 5000})]);
 
     // Plugged in again: the same task goes on.
     mains(&power, true);
@@ -215,11 +191,7 @@ fn pause_status_and_resume_through_the_binary() {
     let client = project.join("athos", 1);
     let data = project.client_dir("athos");
     crate::support::wait_idle(&client);
-    let first = submit(
-        &project,
-        "primes",
-        vec![serde_json::json!({"from": 1, "to": 20000})],
-    );
+    let first = project.submit_json("primes", vec![serde_json::json!({"from": 1, "to": 20000})]);
     assert_primes_done(&project, first, 1, 20000);
 
     // The volunteer's own credit, read from the server with the host's token.
@@ -248,11 +220,7 @@ fn pause_status_and_resume_through_the_binary() {
 
     // Nothing is computed while paused: the client fetches nothing more, and work that a
     // fetch already under way brings is held at its start.
-    let second = submit(
-        &project,
-        "primes",
-        vec![serde_json::json!({"from": 1, "to": 30000})],
-    );
+    let second = project.submit_json("primes", vec![serde_json::json!({"from": 1, "to": 30000})]);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(client.stdout.events("finished").len(), 1);
     let counts = project
@@ -292,11 +260,7 @@ fn a_schedule_suspends_outside_its_hours_and_preferences_are_read_again() {
     std::fs::write(&prefs, format!("schedule = \"{range}\"\n")).expect("preferences");
     let client = join_with_env(&project, "athos", &["TZ=UTC".into()], &[]);
     wait_suspended(&client, "outside-schedule");
-    let batch = submit(
-        &project,
-        "primes",
-        vec![serde_json::json!({"from": 1, "to": 1000})],
-    );
+    let batch = project.submit_json("primes", vec![serde_json::json!({"from": 1, "to": 1000})]);
 
     // The volunteer widens the schedule; the client reads the file again and works.
     std::fs::write(&prefs, "schedule = \"00:00-24:00\"\n").expect("preferences");
@@ -322,11 +286,7 @@ fn half_the_cpu_share_uses_clearly_less_cpu_time() {
     let half = project.join_with("half", 1, &["--nice", "0", "--cpu-percent", "50"]);
     crate::support::wait_idle(&full);
     crate::support::wait_idle(&half);
-    submit(
-        &project,
-        "spinner",
-        vec![serde_json::json!({"mode": "loop"}); 2],
-    );
+    project.submit_json("spinner", vec![serde_json::json!({"mode": "loop"}); 2]);
     wait_event(&full, "started", 1);
     wait_event(&half, "started", 1);
     let window = Duration::from_secs(6);

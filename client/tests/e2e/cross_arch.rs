@@ -117,11 +117,11 @@ fn submit(http: &Http, token: &str, app: &str, inputs: Vec<Value>) -> BatchId {
     let request = SubmitBatchRequest {
         app: app.into(),
         version: None,
-        raw_inputs: Vec::new(),
         inputs,
         replication: all_three(),
         priority: 0,
         label: Some(format!("cross-arch {app}")),
+        ..SubmitBatchRequest::default()
     };
     http.submit(token, &request).batch_id
 }

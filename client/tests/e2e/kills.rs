@@ -13,7 +13,6 @@ fn sleepers(project: &Project, secs: u64, n: usize, deadline_ms: u64) -> BatchId
     let request = SubmitBatchRequest {
         app: "sleeper".into(),
         version: None,
-        raw_inputs: Vec::new(),
         inputs: vec![serde_json::json!({"mode": "sleep", "secs": secs}); n],
         replication: Replication {
             delay_bound_ms: Some(deadline_ms),
@@ -21,6 +20,7 @@ fn sleepers(project: &Project, secs: u64, n: usize, deadline_ms: u64) -> BatchId
         },
         priority: 0,
         label: Some("kill test".into()),
+        ..SubmitBatchRequest::default()
     };
     project
         .http()

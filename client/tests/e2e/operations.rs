@@ -77,7 +77,6 @@ fn a_backup_taken_while_serving_restores_to_a_server_that_finishes_the_batch() {
     let request = SubmitBatchRequest {
         app: "primes".into(),
         version: None,
-        raw_inputs: Vec::new(),
         inputs: ranges
             .iter()
             .map(|(from, to)| serde_json::json!({"from": from, "to": to}))
@@ -85,6 +84,7 @@ fn a_backup_taken_while_serving_restores_to_a_server_that_finishes_the_batch() {
         replication: Replication::default(),
         priority: 0,
         label: Some("backed up".into()),
+        ..SubmitBatchRequest::default()
     };
     // Taken while serving, before any volunteer: the restored server must finish the batch.
     let batch = http.submit(&project.researcher, &request).batch_id;

@@ -108,7 +108,6 @@ fn poisoned_units_fail_alone_and_every_volunteer_survives() {
         app: "hostile".into(),
         version: None,
         inputs: inputs.clone(),
-        raw_inputs: Vec::new(),
         // The first error fails a unit, so each poisoned unit fails on its first volunteer.
         replication: Replication {
             max_error_results: Some(0),
@@ -116,6 +115,7 @@ fn poisoned_units_fail_alone_and_every_volunteer_survives() {
         },
         priority: 0,
         label: None,
+        ..SubmitBatchRequest::default()
     };
     let http = project.http();
     let batch = http.submit(&project.researcher, &request);

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use musketeer_protocol::{BatchId, Replication, SubmitBatchRequest, UnitState};
+use musketeer_protocol::{BatchId, UnitState};
 use musketeer_task_artifacts::PRIMES;
 
 use crate::support::{Proc, Project, musketeer, musketeer_ok, path, wait_for};
@@ -15,21 +15,10 @@ use crate::support::{Proc, Project, musketeer, musketeer_ok, path, wait_for};
 const RANGE: (u64, u64) = (1, 100_000_000);
 
 fn submit_primes(project: &Project, units: usize) -> BatchId {
-    let request = SubmitBatchRequest {
-        app: "primes".into(),
-        version: None,
-        raw_inputs: Vec::new(),
-        inputs: (0..units)
-            .map(|_| serde_json::json!({"from": RANGE.0, "to": RANGE.1}))
-            .collect(),
-        replication: Replication::default(),
-        priority: 0,
-        label: None,
-    };
-    project
-        .http()
-        .submit(&project.researcher, &request)
-        .batch_id
+    project.submit_json(
+        "primes",
+        vec![serde_json::json!({"from": RANGE.0, "to": RANGE.1}); units],
+    )
 }
 
 /// The long-running client of `data`, started by joining `project`.

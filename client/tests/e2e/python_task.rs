@@ -37,7 +37,6 @@ pub fn two_volunteers_agree_on_a_crawler(module: &str, app: &str, deadline: Dura
     let request = SubmitBatchRequest {
         app: app.into(),
         version: None,
-        raw_inputs: Vec::new(),
         inputs: stocks
             .iter()
             .map(|id| json!({"stock_id": id, "year": 2016, "month": 5, "source": feed.base_url()}))
@@ -49,6 +48,7 @@ pub fn two_volunteers_agree_on_a_crawler(module: &str, app: &str, deadline: Dura
         },
         priority: 0,
         label: Some(app.into()),
+        ..SubmitBatchRequest::default()
     };
     let http = project.http();
     let token = &project.researcher;

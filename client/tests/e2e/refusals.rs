@@ -10,7 +10,6 @@ fn submit(project: &Project, version: Option<&str>, ranges: &[(u64, u64)]) -> Ba
     let request = SubmitBatchRequest {
         app: "primes".into(),
         version: version.map(|v| v.parse().unwrap()),
-        raw_inputs: Vec::new(),
         inputs: ranges
             .iter()
             .map(|(from, to)| serde_json::json!({"from": from, "to": to}))
@@ -18,6 +17,7 @@ fn submit(project: &Project, version: Option<&str>, ranges: &[(u64, u64)]) -> Ba
         replication: Replication::default(),
         priority: 0,
         label: None,
+        ..SubmitBatchRequest::default()
     };
     project
         .http()

@@ -30,13 +30,13 @@ fn run_units(project: &Project, n: u64) {
     let request = SubmitBatchRequest {
         app: "primes".into(),
         version: None,
-        raw_inputs: Vec::new(),
         inputs: (0..n)
             .map(|_| serde_json::json!({"from": 1, "to": 100_000}))
             .collect(),
         replication: Replication::default(),
         priority: 0,
         label: None,
+        ..SubmitBatchRequest::default()
     };
     let batch = http.submit(&project.researcher, &request).batch_id;
     http.wait_finished(&project.researcher, batch);

@@ -13,11 +13,11 @@ fn primes_batch(project: &Project, from: u64, to: u64) -> Vec<musketeer_protocol
     let request = SubmitBatchRequest {
         app: "primes".into(),
         version: None,
-        raw_inputs: Vec::new(),
         inputs: vec![json!({"from": from, "to": to})],
         replication: Replication::default(),
         priority: 0,
         label: None,
+        ..SubmitBatchRequest::default()
     };
     let batch = http.submit(&project.researcher, &request).batch_id;
     http.wait_finished(&project.researcher, batch);

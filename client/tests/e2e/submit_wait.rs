@@ -178,11 +178,11 @@ fn a_lone_units_result_does_not_wait_for_the_volunteers_long_poll() {
             &SubmitBatchRequest {
                 app: "noop".into(),
                 version: None,
-                raw_inputs: Vec::new(),
                 inputs: vec![serde_json::json!({ "n": n })],
                 replication: Replication::default(),
                 priority: 0,
                 label: None,
+                ..SubmitBatchRequest::default()
             },
         );
         // Far below the 30 s long poll, far above a no-op unit's round trip.

@@ -382,6 +382,17 @@ impl Project {
     pub fn http(&self) -> Http {
         Http::new(&self.url)
     }
+
+    /// Submits one unit of `app` (its current version, default replication) per JSON input, as
+    /// the researcher.
+    pub fn submit_json(&self, app: &str, inputs: Vec<serde_json::Value>) -> BatchId {
+        let request = SubmitBatchRequest {
+            app: app.into(),
+            inputs,
+            ..SubmitBatchRequest::default()
+        };
+        self.http().submit(&self.researcher, &request).batch_id
+    }
 }
 
 /// Waits until `client` has said it is waiting for work (registered and long-polling).

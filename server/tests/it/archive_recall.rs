@@ -2,35 +2,16 @@
 //! recorded, banning a host reopens the units it alone decided, and deleting a batch takes its
 //! archived units out of every counter. The world is driven directly, through the real writer.
 
-use musketeer_protocol::{HostId, Limits, Replication, ReportStatus, ResultId, TokenId, UnitState};
+use musketeer_protocol::{HostId, Replication, ReportStatus, ResultId, TokenId, UnitState};
 use musketeer_server::domain::lifecycle::{Params, Reported};
-use musketeer_server::domain::world::{AppVersion, NewBatch, World};
+use musketeer_server::domain::world::{NewBatch, World};
 use musketeer_server::state::{AppState, ServeOptions};
 use serde_json::json;
 
-use crate::support::{Project, platform};
+use crate::support::{Project, demo_app, platform};
 
 /// Real time: the periodic expiry in [`commit`] uses the clock.
 static NOW: std::sync::LazyLock<u64> = std::sync::LazyLock::new(AppState::now_ms);
-
-fn app() -> AppVersion {
-    AppVersion {
-        app: "demo".into(),
-        version: "1.0.0".parse().unwrap(),
-        key_id: "ed25519:0000000000000000".into(),
-        module_sha256: "00".repeat(32),
-        module_size: 3,
-        http_allow: vec![],
-        limits: Limits {
-            fuel: 1_000_000,
-            memory_bytes: 1,
-            wall_time_ms: 1,
-            output_bytes: 1024,
-        },
-        signed_manifest: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
-        published_ms: 0,
-    }
-}
 
 fn success() -> Reported {
     Reported::Success {
@@ -57,7 +38,7 @@ async fn commit<R>(state: &AppState, change: impl FnOnce(&mut World) -> R) -> R 
 /// A state with the app, two hosts and a one-unit batch of quorum 1; returns the hosts.
 async fn one_unit(state: &AppState) -> (HostId, HostId) {
     commit(state, |world| {
-        world.publish(app());
+        world.publish(demo_app());
         let a = world.register_host("a".into(), String::new(), Some(platform()), *NOW);
         let b = world.register_host("b".into(), String::new(), Some(platform()), *NOW);
         world.submit(

@@ -1,34 +1,14 @@
 //! What a restart keeps, without HTTP: the world changed and persisted through the real writer,
 //! the state dropped, the store reopened from its file and loaded again.
 
-use musketeer_protocol::{Limits, Replication, TokenId};
+use musketeer_protocol::{Replication, TokenId};
 use musketeer_server::domain::lifecycle::{Params, Reported};
-use musketeer_server::domain::world::{AppVersion, NewBatch};
+use musketeer_server::domain::world::NewBatch;
 use musketeer_server::state::{AppState, ServeOptions};
 use musketeer_server::store::{Store, Write};
 use serde_json::json;
 
-use crate::support::{Project, platform};
-
-fn app() -> AppVersion {
-    AppVersion {
-        app: "demo".into(),
-        version: "1.0.0".parse().unwrap(),
-        key_id: "ed25519:0000000000000000".into(),
-        module_sha256: "00".repeat(32),
-        module_size: 3,
-        http_allow: vec![],
-        // Room for the reports below: successes beyond the limits count as errors.
-        limits: Limits {
-            fuel: 1_000_000,
-            memory_bytes: 1,
-            wall_time_ms: 1,
-            output_bytes: 1024,
-        },
-        signed_manifest: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
-        published_ms: 0,
-    }
-}
+use crate::support::{Project, demo_app, platform};
 
 /// Complete `n` units at `at_ms` (submit, lease, report) and wait until that is durable.
 async fn complete(state: &AppState, n: usize, at_ms: u64) {
@@ -72,7 +52,7 @@ async fn the_throughput_chart_survives_a_restart_and_a_corrupt_history_is_not_fa
     assert_eq!(state.world().stats(now).done_per_minute, vec![0; 60]);
     {
         let mut world = state.world();
-        world.publish(app());
+        world.publish(demo_app());
         state.persist(&mut world, Vec::new())
     }
     .durable()

@@ -349,3 +349,24 @@ pub async fn http_volunteer_round(
         assert_eq!(ack["status"], "accepted", "{body}");
     }
 }
+
+/// The `demo` app at 1.0.0 as the world holds it, for tests that drive the world directly: its
+/// limits leave room for the reports they make (successes beyond the limits count as errors).
+pub fn demo_app() -> musketeer_server::domain::world::AppVersion {
+    musketeer_server::domain::world::AppVersion {
+        app: "demo".into(),
+        version: "1.0.0".parse().unwrap(),
+        key_id: "ed25519:0000000000000000".into(),
+        module_sha256: "00".repeat(32),
+        module_size: 3,
+        http_allow: vec![],
+        limits: musketeer_protocol::Limits {
+            fuel: 1_000_000,
+            memory_bytes: 1,
+            wall_time_ms: 1,
+            output_bytes: 1024,
+        },
+        signed_manifest: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+        published_ms: 0,
+    }
+}

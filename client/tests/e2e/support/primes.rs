@@ -9,7 +9,6 @@ pub fn primes_quorum_batch(ranges: &[(u64, u64)], label: Option<&str>) -> Submit
     SubmitBatchRequest {
         app: "primes".into(),
         version: None,
-        raw_inputs: Vec::new(),
         inputs: ranges
             .iter()
             .map(|(from, to)| serde_json::json!({"from": from, "to": to}))
@@ -20,6 +19,7 @@ pub fn primes_quorum_batch(ranges: &[(u64, u64)], label: Option<&str>) -> Submit
         },
         priority: 0,
         label: label.map(Into::into),
+        ..SubmitBatchRequest::default()
     }
 }
 
