@@ -21,7 +21,9 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    // Out-of-range flags are usage errors (exit 2), as clap's own refusals are.
+    // A URL that is not one and out-of-range flags are usage errors (exit 2), as clap's own
+    // refusals are, before anything starts.
+    crate::api_client::ApiClient::new(&args.server, None)?;
     if !(1..=4096).contains(&slots) {
         return Err(UsageError(format!(
             "--slots {slots}: give between 1 and 4096 tasks at once"

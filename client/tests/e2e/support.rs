@@ -10,6 +10,7 @@ use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -88,21 +89,32 @@ pub fn wait_for<T>(what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
 
 /// Output lines of a child, collected by a thread.
 #[derive(Clone, Default)]
-pub struct Lines(Arc<Mutex<Vec<String>>>);
+pub struct Lines {
+    lines: Arc<Mutex<Vec<String>>>,
+    /// Set once the stream reached its end: every line the child wrote is in `lines`.
+    ended: Arc<AtomicBool>,
+}
 
 impl Lines {
     fn follow(&self, stream: impl std::io::Read + Send + 'static, echo: &'static str) {
-        let lines = self.0.clone();
+        let lines = self.lines.clone();
+        let ended = self.ended.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 eprintln!("{echo}: {line}");
                 lines.lock().unwrap().push(line);
             }
+            ended.store(true, Ordering::SeqCst);
         });
     }
 
     pub fn snapshot(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Whether the child's end of the stream is closed and every line read.
+    fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::SeqCst)
     }
 
     /// JSON events (from `--log-format json`) named `event`.
@@ -155,6 +167,11 @@ impl Proc {
         let child = self.child.as_mut().expect("running");
         let status = wait_for("the process to exit", || child.try_wait().ok().flatten());
         self.child = None;
+        // The exit can be seen before the reader threads have read the last lines from the
+        // pipes; callers read the output next, so wait until both streams are drained.
+        wait_for("the process's output to be read", || {
+            (self.stdout.has_ended() && self.stderr.has_ended()).then_some(())
+        });
         status
     }
 }

@@ -367,7 +367,7 @@ fn no_server_or_token_is_a_usage_error_and_a_missing_config_file_says_what_to_do
 }
 
 #[test]
-fn join_flags_out_of_range_are_usage_errors() {
+fn join_flags_out_of_range_and_bad_urls_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     let server = format!("http://127.0.0.1:{}", dead_port());
     for (flags, says) in [
@@ -382,5 +382,18 @@ fn join_flags_out_of_range_are_usage_errors() {
         let out = isolated(&args, dir.path());
         assert_eq!(out.status.code(), Some(2), "{flags:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(says), "{flags:?}: {}", stderr(&out));
+    }
+    for url in ["notaurl", "ftp://x", "http://"] {
+        let out = isolated(&["join", url, "--data-dir", "data"], dir.path());
+        assert_eq!(out.status.code(), Some(2), "{url}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("expected e.g. http://127.0.0.1:8080"),
+            "{url}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !dir.path().join("data").join("projects").exists(),
+            "{url}: a bad URL left a project folder"
+        );
     }
 }
