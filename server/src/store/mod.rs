@@ -318,7 +318,10 @@ impl Store {
     }
 
     /// Create a new store at `location` with the project settings. Fails if one exists.
-    pub fn create_at(location: &StoreLocation, project: &ProjectConfig) -> Result<Store, StoreError> {
+    pub fn create_at(
+        location: &StoreLocation,
+        project: &ProjectConfig,
+    ) -> Result<Store, StoreError> {
         match location {
             StoreLocation::DataDir(dir) => Store::create(dir, project),
             StoreLocation::Postgres(url) => {

@@ -183,7 +183,10 @@ impl PgStore {
                     apply(&mut txn, migration)?;
                     txn.commit()?;
                 }
-                names.push(format!("SQL schema {}: {}", migration.version, migration.name));
+                names.push(format!(
+                    "SQL schema {}: {}",
+                    migration.version, migration.name
+                ));
             }
             Ok(names)
         })
@@ -295,8 +298,9 @@ impl PgStore {
         let clamp = |id: u64| i64::try_from(id).unwrap_or(i64::MAX);
         let (start, end) = (clamp(ids.start), clamp(ids.end));
         let order = if descending { "DESC" } else { "ASC" };
-        let sql =
-            format!("SELECT key, value FROM units WHERE key >= $1 AND key < $2 ORDER BY key {order}");
+        let sql = format!(
+            "SELECT key, value FROM units WHERE key >= $1 AND key < $2 ORDER BY key {order}"
+        );
         type Chunk = Result<Vec<(i64, Vec<u8>)>, StoreError>;
         let (chunks, received) = mpsc::sync_channel::<Chunk>(4);
         let jobs = self.jobs.as_ref().ok_or(StoreError::PostgresGone)?;
