@@ -54,6 +54,9 @@ const MIGRATIONS_TABLE: &str = "CREATE TABLE musketeer_migrations (
 
 type Job = Box<dyn FnOnce(&mut Client) + Send>;
 
+/// Takes a unit row (key, bytes) of a scan; returns whether to go on.
+pub(super) type RowVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<bool, StoreError> + 'a;
+
 /// An open PostgreSQL store: the session thread, which holds the lock and serves reads.
 #[derive(Debug)]
 pub(super) struct PgStore {
@@ -292,7 +295,7 @@ impl PgStore {
         &self,
         ids: Range<u64>,
         descending: bool,
-        visit: &mut dyn FnMut(u64, &[u8]) -> Result<bool, StoreError>,
+        visit: &mut RowVisitor<'_>,
     ) -> Result<(), StoreError> {
         // Keys above i64::MAX cannot be stored (writes refuse them), so clamping loses nothing.
         let clamp = |id: u64| i64::try_from(id).unwrap_or(i64::MAX);
