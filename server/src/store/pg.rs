@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, Config, NoTls, Transaction};
@@ -22,6 +23,9 @@ use super::{LoadedRows, SCHEMA_KEY, SCHEMA_VERSION, StoreError};
 
 /// The key of the advisory lock one server holds on its database ("musketer" in ASCII).
 const LOCK_KEY: i64 = 0x6d75_736b_6574_6572;
+
+/// How long opening waits for the lock a just-killed server's connection may still hold.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// Rows a scan hands from the session thread to the reader at a time.
 const SCAN_CHUNK: usize = 512;
@@ -387,13 +391,20 @@ fn connect(config: &Config, name: &str) -> Result<Client, StoreError> {
     Ok(client)
 }
 
-/// Take the database's lock on this session, or say who has it.
+/// Take the database's lock on this session, or say that another one has it. A server killed
+/// a moment ago holds it until PostgreSQL notices the closed connection, so a restart waits a
+/// little for it.
 fn lock(mut client: Client, name: &str) -> Result<Client, StoreError> {
-    let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])?;
-    if row.try_get::<_, bool>(0)? {
-        Ok(client)
-    } else {
-        Err(StoreError::DatabaseInUse(name.to_owned()))
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])?;
+        if row.try_get::<_, bool>(0)? {
+            return Ok(client);
+        }
+        if Instant::now() >= deadline {
+            return Err(StoreError::DatabaseInUse(name.to_owned()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -218,3 +218,93 @@ async fn results(api: &Api, project: &Project, batch: u64) -> String {
     assert_eq!(status, StatusCode::OK);
     String::from_utf8(bytes).unwrap()
 }
+
+/// Every store command takes `--store`; exactly one of it and `--data-dir`; a second server or
+/// a CLI command on a served database is refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_commands_take_store_urls_and_refuse_a_second_server() {
+    use crate::cli::{init_store, server, text};
+    use crate::durability::ServerProcess;
+
+    let cluster = PgCluster::start();
+    let url = cluster.database();
+    let dir = tempfile::tempdir().unwrap();
+    let store = ["--store", url.as_str()];
+    let admin = init_store(dir.path(), &["--store".as_ref(), url.as_ref()]);
+    let run = |args: &[&str]| {
+        let output = server().args(args).output().unwrap();
+        let (stdout, stderr) = text(&output);
+        (output.status.code(), stdout + &stderr)
+    };
+    let key = dir.path().join("keys/musketeer.pub");
+    let key = key.to_str().unwrap();
+    let (code, said) = run(&[
+        &["init", "--project-name", "x", "--trust-key", key],
+        &store[..],
+    ]
+    .concat());
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("initialised already"), "{said}");
+    let (code, said) = run(&[&["token", "create", "--role", "researcher"], &store[..]].concat());
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("mku_"), "{said}");
+    let (code, said) = run(&[&["migrate", "--dry-run"], &store[..]].concat());
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("up to date"), "{said}");
+    let (code, said) = run(&[&["compact"], &store[..]].concat());
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("Not needed for a PostgreSQL store"), "{said}");
+
+    let serving = ServerProcess::start_on(&["--store".as_ref(), url.as_ref()], &[]);
+    for second in [
+        &["serve", "--listen", "127.0.0.1:0"][..],
+        &["token", "revoke", "2"],
+    ] {
+        let (code, said) = run(&[second, &store[..]].concat());
+        assert_eq!(code, Some(1), "{second:?}: {said}");
+        assert!(
+            said.contains("in use by another musketeer-server"),
+            "{second:?}: {said}"
+        );
+        assert!(
+            !said.contains("postgres://postgres:"),
+            "no password shown: {said}"
+        );
+    }
+    // The online backup copies redb files; a PostgreSQL store is backed up with pg_dump.
+    let backup = reqwest::Client::new()
+        .get(format!("{}/api/v1/admin/backup", serving.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(backup.status(), 409);
+    let body: serde_json::Value = backup.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("pg_dump"),
+        "{body}"
+    );
+    drop(serving);
+
+    // Usage errors: both kinds at once, a path given as a URL, neither.
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    for (args, expected) in [
+        (
+            vec!["serve", "--data-dir", data, "--store", &url],
+            "cannot be used with",
+        ),
+        (vec!["serve", "--store", data], "takes a PostgreSQL URL"),
+        (vec!["serve"], "--data-dir <DATA_DIR>|--store <STORE_URL>"),
+    ] {
+        let output = server()
+            .args(&args)
+            .env_remove("MUSKETEER_DATA_DIR")
+            .env_remove("MUSKETEER_STORE")
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
