@@ -1,10 +1,15 @@
 //! Server throughput: many simulated hosts fetch and report no-op units over real HTTP.
 //!
 //! Run: `cargo bench -p musketeer-server --bench throughput`
-//! (options: `-- --hosts 64 --runs 3 [--only 16]`). The server runs in this process on 127.0.0.1 with a
-//! durable redb store in a temp dir; hosts are reqwest clients on a separate runtime. Each
-//! configuration (units per request) runs `--runs` times on a fresh store; the median run by
-//! units/s is reported with its request latency percentiles.
+//! (options: `-- --hosts 64 --runs 3 [--only 16] [--store redb|postgres|both]`). The server runs
+//! in this process on 127.0.0.1 with a durable redb store in a temp dir, or a PostgreSQL store in
+//! a throwaway cluster on loopback (fsync and synchronous_commit on; the tests' `PgCluster`);
+//! hosts are reqwest clients on a separate runtime. Each configuration (units per request) runs
+//! `--runs` times on a fresh store; the median run by units/s is reported with its request
+//! latency percentiles.
+
+#[path = "../tests/it/pg_support.rs"]
+mod pg_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +19,7 @@ use base64::Engine as _;
 use musketeer_protocol::{Role, TokenId};
 use musketeer_server::domain::tokens::{self, TokenRecord};
 use musketeer_server::state::{AppState, ServeOptions};
-use musketeer_server::store::{ProjectConfig, Store, Write, encode};
+use musketeer_server::store::{ProjectConfig, Store, StoreLocation, Write, encode};
 use musketeer_signing_keys::{Limits, Manifest, SecretKey, TrustStore};
 use serde_json::{Value, json};
 
@@ -43,13 +48,29 @@ fn main() {
     };
     let hosts = arg("--hosts", 64);
     let runs = arg("--runs", 3);
+    let store = args
+        .iter()
+        .position(|a| a == "--store")
+        .and_then(|i| args.get(i + 1))
+        .map_or("redb", String::as_str);
+    let (redb, postgres) = match store {
+        "redb" => (true, false),
+        "postgres" => (false, true),
+        "both" => (true, true),
+        other => {
+            eprintln!("--store takes redb, postgres or both (got {other:?})");
+            std::process::exit(2);
+        }
+    };
+    // One cluster for every PostgreSQL run (each on a new database); stopped at the end.
+    let cluster = postgres.then(pg_support::PgCluster::start);
     println!(
         "Server throughput: {hosts} simulated hosts, {runs} runs per configuration, median run shown"
     );
     println!(
-        "| units per request | units | units/s (median) | fetch p50 | fetch p99 | report p50 | report p99 |"
+        "| units per request | store | units | units/s (median) | fetch p50 | fetch p99 | report p50 | report p99 |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     // `--only N` runs just the configuration with N units per request (for profiling).
     let only = arg("--only", 0);
     for (per_request, units) in [
@@ -66,19 +87,32 @@ fn main() {
             per_request,
             units,
         };
-        let mut outcomes: Vec<Outcome> = (0..runs).map(|_| run(&config)).collect();
-        outcomes.sort_by(|a, b| a.units_per_s.total_cmp(&b.units_per_s));
-        let m = &outcomes[outcomes.len() / 2];
-        println!(
-            "| {per_request} | {units} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
-            m.units_per_s, m.fetch_p50_ms, m.fetch_p99_ms, m.report_p50_ms, m.report_p99_ms
-        );
+        let kinds = [redb.then_some("redb"), cluster.as_ref().map(|_| "postgres")];
+        for kind in kinds.into_iter().flatten() {
+            let mut outcomes: Vec<Outcome> = (0..runs)
+                .map(|_| {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let location = match &cluster {
+                        Some(cluster) if kind == "postgres" => {
+                            StoreLocation::Postgres(cluster.database())
+                        }
+                        _ => StoreLocation::DataDir(dir.path().to_owned()),
+                    };
+                    run(&config, &location)
+                })
+                .collect();
+            outcomes.sort_by(|a, b| a.units_per_s.total_cmp(&b.units_per_s));
+            let m = &outcomes[outcomes.len() / 2];
+            println!(
+                "| {per_request} | {kind} | {units} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+                m.units_per_s, m.fetch_p50_ms, m.fetch_p99_ms, m.report_p50_ms, m.report_p99_ms
+            );
+        }
     }
 }
 
-fn run(config: &Config) -> Outcome {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (researcher, key) = create_project(dir.path());
+fn run(config: &Config, location: &StoreLocation) -> Outcome {
+    let (researcher, key) = create_project(location);
     let server_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -90,7 +124,7 @@ fn run(config: &Config) -> Outcome {
         .build()
         .expect("runtime");
     let state = AppState::load(
-        Store::open(dir.path()).expect("store"),
+        Store::open_at(location).expect("store"),
         ServeOptions {
             register_per_minute: 1_000_000,
             ..Default::default()
@@ -111,7 +145,7 @@ fn run(config: &Config) -> Outcome {
     outcome
 }
 
-fn create_project(dir: &std::path::Path) -> (String, SecretKey) {
+fn create_project(location: &StoreLocation) -> (String, SecretKey) {
     let key = SecretKey::generate();
     let project = ProjectConfig {
         name: "bench".into(),
@@ -120,7 +154,7 @@ fn create_project(dir: &std::path::Path) -> (String, SecretKey) {
         min_client_version: "0.1.0".parse().expect("version"),
         created_ms: 0,
     };
-    let store = Store::create(dir, &project).expect("create store");
+    let store = Store::create_at(location, &project).expect("create store");
     let token = tokens::generate(tokens::USER_PREFIX);
     let record = TokenRecord {
         id: TokenId(1),

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use musketeer_protocol::quantity::{self, PlainDuration};
+use musketeer_server::store::StoreLocation;
 
 /// A duration flag whose plain numbers count seconds (`600`, `10m`, `30d`, `2w`).
 fn seconds_or_duration(text: &str) -> Result<std::time::Duration, quantity::QuantityError> {
@@ -51,12 +52,49 @@ pub enum Command {
     Migrate(MigrateArgs),
 }
 
+/// Where the store is: exactly one of `--data-dir` and `--store`.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct StoreArgs {
+    /// Directory of the embedded store (the default kind: one file, nothing else to run).
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL store instead of --data-dir: postgres://USER[:PASSWORD]@HOST:PORT/DATABASE
+    /// (no TLS: PostgreSQL on this machine or a trusted network; docs/operator.md).
+    #[arg(long = "store", env = "MUSKETEER_STORE", hide_env_values = true, value_parser = parse_store_url)]
+    pub store_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// The store these flags name.
+    pub fn location(&self) -> anyhow::Result<StoreLocation> {
+        match (&self.data_dir, &self.store_url) {
+            (Some(dir), None) => Ok(StoreLocation::DataDir(dir.clone())),
+            (None, Some(url)) => Ok(StoreLocation::Postgres(url.clone())),
+            // clap's group lets exactly one through; this says the same if that ever changes.
+            _ => anyhow::bail!("give exactly one of --data-dir DIR and --store postgres://..."),
+        }
+    }
+}
+
+/// `--store` takes PostgreSQL URLs only, so that a path given there is not taken for one.
+fn parse_store_url(text: &str) -> Result<String, String> {
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        Ok(text.to_owned())
+    } else {
+        Err(
+            "--store takes a PostgreSQL URL such as postgres://musketeer@127.0.0.1:5432/musketeer; \
+             for the embedded store give its directory with --data-dir"
+                .into(),
+        )
+    }
+}
+
 /// `migrate` flags.
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
-    /// Directory of the store.
-    #[arg(long, env = "MUSKETEER_DATA_DIR")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Say what would change, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -65,17 +103,15 @@ pub struct MigrateArgs {
 /// `compact` flags.
 #[derive(Debug, clap::Args)]
 pub struct CompactArgs {
-    /// Directory of the store.
-    #[arg(long, env = "MUSKETEER_DATA_DIR")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `rotate-key` flags.
 #[derive(Debug, clap::Args)]
 pub struct RotateKeyArgs {
-    /// Directory of the store.
-    #[arg(long, env = "MUSKETEER_DATA_DIR")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The rotation statement (JSON) signed by the old key.
     #[arg(long)]
     pub statement: PathBuf,
@@ -84,9 +120,8 @@ pub struct RotateKeyArgs {
 /// `init` flags.
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// Directory for the store.
-    #[arg(long, env = "MUSKETEER_DATA_DIR")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The project's display name.
     #[arg(long)]
     pub project_name: String,
@@ -101,9 +136,8 @@ pub struct InitArgs {
 /// `serve` flags.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Directory of the store.
-    #[arg(long, env = "MUSKETEER_DATA_DIR")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Address to listen on.
     #[arg(long, env = "MUSKETEER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -191,9 +225,8 @@ pub enum RoleArg {
 /// `token create` flags.
 #[derive(Debug, clap::Args)]
 pub struct TokenCreateArgs {
-    /// Directory of the store.
-    #[arg(long, env = "MUSKETEER_DATA_DIR")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The token's role.
     #[arg(long, value_enum)]
     pub role: RoleArg,
@@ -212,9 +245,8 @@ pub struct TokenCreateArgs {
 /// `token revoke` flags.
 #[derive(Debug, clap::Args)]
 pub struct TokenRevokeArgs {
-    /// Directory of the store.
-    #[arg(long, env = "MUSKETEER_DATA_DIR")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The token id printed by `token create`.
     pub id: u64,
 }

@@ -40,6 +40,9 @@ pub fn check_system_packages() -> Result<(), String> {
         .map(|(package, _)| *package)
         .collect();
     missing.dedup();
+    if !has_postgresql() {
+        missing.push("postgresql");
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -49,6 +52,16 @@ pub fn check_system_packages() -> Result<(), String> {
          (.ci/run does this on CI machines)",
         list = missing.join(" ")
     ))
+}
+
+/// Whether PostgreSQL's server programs are installed, whatever the major version (the
+/// PostgreSQL store's tests run them: server/tests/it/pg_support.rs).
+fn has_postgresql() -> bool {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|version| version.path().join("bin/initdb").is_file())
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {

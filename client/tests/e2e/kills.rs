@@ -77,7 +77,21 @@ fn killed_client_units_are_reissued_after_their_deadline() {
 
 #[test]
 fn killed_server_restarts_and_the_batch_completes() {
-    let mut project = Project::start();
+    killed_server_restarts_and_the_batch_completes_on(Project::start());
+}
+
+/// The same with the server's store in PostgreSQL: kill -9 of `serve --store postgres://...`.
+#[test]
+fn killed_server_on_postgres_restarts_and_the_batch_completes() {
+    let cluster = crate::pg_support::PgCluster::start();
+    killed_server_restarts_and_the_batch_completes_on(Project::start_on_postgres(
+        &cluster.database(),
+    ));
+}
+
+/// Two volunteers run a batch; the server is killed mid-batch and restarted; nothing
+/// acknowledged is lost and the batch completes.
+fn killed_server_restarts_and_the_batch_completes_on(mut project: Project) {
     let a = project.join("athos", 2);
     let b = project.join("porthos", 2);
     wait_idle(&a);

@@ -14,6 +14,8 @@ mod kills;
 mod lines;
 mod newcomer;
 mod operations;
+#[path = "../../../server/tests/it/pg_support.rs"]
+mod pg_support;
 mod poison;
 mod projects;
 mod python_task;

@@ -214,6 +214,8 @@ pub struct Project {
     pub researcher: String,
     pub publisher: String,
     pub server: Proc,
+    /// Where the server's store is: `--data-dir DIR` or `--store URL`.
+    store: Vec<String>,
     /// Extra `musketeer-server serve` flags, kept across restarts.
     serve_flags: Vec<String>,
 }
@@ -226,10 +228,26 @@ impl Project {
 
     /// [`Project::start`] with extra `serve` flags, e.g. `--public-dashboard`.
     pub fn start_with(serve_flags: &[&str]) -> Project {
+        Project::start_on(None, serve_flags)
+    }
+
+    /// [`Project::start`] with the server's store in the PostgreSQL database at `url`.
+    pub fn start_on_postgres(url: &str) -> Project {
+        Project::start_on(Some(url), &[])
+    }
+
+    fn start_on(store_url: Option<&str>, serve_flags: &[&str]) -> Project {
         let dir = tempfile::tempdir().expect("temp dir");
         let keys = dir.path().join("keys");
         musketeer_ok(&["keys", "generate", "--out", path(&keys)], &[]);
-        let tokens = init_store(&dir.path().join("server"), &keys.join("musketeer.pub"));
+        let store = match store_url {
+            Some(url) => vec!["--store".to_owned(), url.to_owned()],
+            None => vec![
+                "--data-dir".to_owned(),
+                path(&dir.path().join("server")).to_owned(),
+            ],
+        };
+        let tokens = init_store(&store, &keys.join("musketeer.pub"));
         let port = free_port();
         let mut project = Project {
             url: format!("http://127.0.0.1:{port}"),
@@ -242,6 +260,7 @@ impl Project {
                 stdout: Lines::default(),
                 stderr: Lines::default(),
             },
+            store,
             serve_flags: serve_flags.iter().map(|f| (*f).to_owned()).collect(),
             dir,
         };
@@ -254,7 +273,8 @@ impl Project {
         self.server.kill();
         let mut command = Command::new(server_binary());
         command
-            .args(["serve", "--data-dir", path(&self.dir.path().join("server"))])
+            .arg("serve")
+            .args(&self.store)
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(&self.serve_flags)
             .env("MUSKETEER_LOG", "warn");
@@ -275,7 +295,7 @@ impl Project {
         self.server.kill();
         let data = self.dir.path().join("server");
         std::fs::remove_dir_all(&data).expect("delete the server's store");
-        let tokens = init_store(&data, &self.keys_dir().join("musketeer.pub"));
+        let tokens = init_store(&self.store, &self.keys_dir().join("musketeer.pub"));
         (self.admin, self.researcher, self.publisher) =
             (tokens.admin, tokens.researcher, tokens.publisher);
         self.restart_server();
@@ -419,11 +439,13 @@ struct Tokens {
     publisher: String,
 }
 
-/// `musketeer-server init` in `data` trusting `key`, plus a researcher and a publisher token.
-fn init_store(data: &Path, key: &Path) -> Tokens {
+/// `musketeer-server init` of the store `store` names (`--data-dir DIR` or `--store URL`)
+/// trusting `key`, plus a researcher and a publisher token.
+fn init_store(store: &[String], key: &Path) -> Tokens {
     let server = server_binary();
     let init = Command::new(&server)
-        .args(["init", "--data-dir", path(data), "--project-name", "e2e"])
+        .args(["init", "--project-name", "e2e"])
+        .args(store)
         .args(["--trust-key", path(key)])
         .output()
         .expect("run musketeer-server init");
@@ -434,7 +456,8 @@ fn init_store(data: &Path, key: &Path) -> Tokens {
     );
     let token = |role: &str| {
         let out = Command::new(&server)
-            .args(["token", "create", "--data-dir", path(data), "--role", role])
+            .args(["token", "create", "--role", role])
+            .args(store)
             .output()
             .expect("run musketeer-server token create");
         assert!(

@@ -20,6 +20,11 @@ const CHUNK: usize = 256 * 1024;
 /// from a temporary file that is removed once the stream ends or the client goes away.
 pub async fn download(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.user_with(&[Role::Admin])?;
+    if state.store.is_postgres() {
+        return Err(ApiError::conflict(
+            "this server's store is PostgreSQL: back it up with pg_dump (docs/operator.md, \"PostgreSQL store\")",
+        ));
+    }
     let copy = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
         let dir = tempfile::tempdir().map_err(|error| StoreError::File {
             path: std::env::temp_dir(),

@@ -21,7 +21,8 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
         min_client_version: args.min_client_version,
         created_ms: AppState::now_ms(),
     };
-    let store = Store::create(&args.data_dir, &project).context("creating the store")?;
+    let location = args.store.location()?;
+    let store = Store::create_at(&location, &project).context("creating the store")?;
     let token = tokens::generate(tokens::USER_PREFIX);
     let record = TokenRecord {
         id: TokenId(1),
@@ -36,11 +37,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
     store
         .write_now(vec![Write::Token(record.id.0, encode(&record))])
         .context("storing the admin token")?;
-    println!(
-        "Created project {:?} in {}",
-        project.name,
-        args.data_dir.display()
-    );
+    println!("Created project {:?} in {location}", project.name);
     for key in project.trust.keys() {
         println!(
             "Trusted key {} (fingerprint {})",

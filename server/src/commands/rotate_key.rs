@@ -16,7 +16,7 @@ pub fn run(args: RotateKeyArgs) -> anyhow::Result<()> {
     })?;
     let statement: RotationStatement = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a rotation statement", args.statement.display()))?;
-    let store = Store::open(&args.data_dir)?;
+    let store = Store::open_at(&args.store.location()?)?;
     let mut project = store.load()?.project;
     project
         .rotate(&statement)

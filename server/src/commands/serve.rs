@@ -2,7 +2,7 @@ use anyhow::Context as _;
 use musketeer_server::domain::placement::NetworkRule;
 use musketeer_server::domain::reputation::Policy;
 use musketeer_server::state::{AppState, ServeOptions};
-use musketeer_server::store::Store;
+use musketeer_server::store::{Store, StoreLocation};
 
 use crate::cli::ServeArgs;
 
@@ -20,7 +20,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         _ => None,
     };
-    let store = Store::open(&args.data_dir)?;
+    let location = args.store.location()?;
+    let store = Store::open_at(&location)?;
     let options = ServeOptions {
         invite_code: args.invite_code.filter(|c| !c.is_empty()),
         public_dashboard: args.public_dashboard,
@@ -40,7 +41,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_batch_share_percent: args.reputation.max_batch_share,
             batch_share_floor: args.reputation.batch_share_floor,
         },
-        store_file: Some(args.data_dir.join(musketeer_server::store::DB_FILE)),
+        // PostgreSQL's size is its own to report (pg_database_size).
+        store_file: match &location {
+            StoreLocation::DataDir(dir) => Some(dir.join(musketeer_server::store::DB_FILE)),
+            StoreLocation::Postgres(_) => None,
+        },
         ..ServeOptions::default()
     };
     let state = AppState::load(store, options).context("loading the store")?;

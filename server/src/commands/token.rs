@@ -9,7 +9,7 @@ use crate::cli::{RoleArg, TokenCommand};
 pub fn run(command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create(args) => {
-            let store = Store::open(&args.data_dir)?;
+            let store = Store::open_at(&args.store.location()?)?;
             let loaded = store.load()?;
             let id = TokenId(loaded.tokens.iter().map(|t| t.id.0).max().unwrap_or(0) + 1);
             let expires_ms = args.expires.map(|expires| {
@@ -38,7 +38,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<()> {
             println!("{token}");
         }
         TokenCommand::Revoke(args) => {
-            let store = Store::open(&args.data_dir)?;
+            let store = Store::open_at(&args.store.location()?)?;
             let loaded = store.load()?;
             let Some(mut record) = loaded.tokens.into_iter().find(|t| t.id.0 == args.id) else {
                 bail!(

@@ -8,7 +8,7 @@ use std::ops::Range;
 use musketeer_protocol::UnitId;
 use redb::ReadableDatabase;
 
-use super::{RedbResult, Store, StoreError, UNITS, unit_row};
+use super::{Backend, RedbResult, Store, StoreError, UNITS, unit_row};
 use crate::domain::lifecycle::Unit;
 
 /// Where units that are not in memory are read from.
@@ -28,7 +28,13 @@ pub trait UnitArchive: Debug + Send + Sync {
 
 impl UnitArchive for Store {
     fn unit(&self, id: UnitId) -> Result<Option<Unit>, StoreError> {
-        let txn = self.db.begin_read().db()?;
+        let db = match &self.backend {
+            Backend::Redb(db) => db,
+            Backend::Postgres(pg) => {
+                return pg.unit_row(id.0)?.map(|row| decode(id.0, &row)).transpose();
+            }
+        };
+        let txn = db.begin_read().db()?;
         let table = txn.open_table(UNITS).db()?;
         let row = table.get(id.0).db()?;
         row.map(|row| decode(id.0, row.value())).transpose()
@@ -40,7 +46,15 @@ impl UnitArchive for Store {
         descending: bool,
         visit: &mut dyn FnMut(Unit) -> bool,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().db()?;
+        let db = match &self.backend {
+            Backend::Redb(db) => db,
+            Backend::Postgres(pg) => {
+                return pg.scan_units(ids.start.0..ids.end.0, descending, &mut |key, row| {
+                    Ok(visit(decode(key, row)?))
+                });
+            }
+        };
+        let txn = db.begin_read().db()?;
         let table = txn.open_table(UNITS).db()?;
         let range = table.range(ids.start.0..ids.end.0).db()?;
         let mut step = |entry: Result<

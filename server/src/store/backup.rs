@@ -19,7 +19,12 @@ impl Store {
         if dest.exists() {
             return Err(StoreError::AlreadyExists(dest.to_owned()));
         }
-        let snapshot = self.db.begin_read().db()?;
+        let super::Backend::Redb(db) = &self.backend else {
+            return Err(StoreError::NotOnPostgres(
+                "the online backup copies the embedded store; back up a PostgreSQL store with pg_dump",
+            ));
+        };
+        let snapshot = db.begin_read().db()?;
         let copy = Database::create(dest).map_err(|e| open_error(e, dest))?;
         let txn = copy.begin_write().db()?;
         let rows = copy_table(&snapshot, &txn, META)?
@@ -95,7 +100,10 @@ mod tests {
             copy.module("abc").unwrap().as_deref(),
             Some(&b"module bytes"[..])
         );
-        let txn = copy.db.begin_read().unwrap();
+        let super::super::Backend::Redb(db) = &copy.backend else {
+            unreachable!("opened from a directory")
+        };
+        let txn = db.begin_read().unwrap();
         let batches = txn.open_table(BATCHES).unwrap();
         assert!(batches.get(7).unwrap().is_some());
         assert!(

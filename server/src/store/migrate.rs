@@ -56,16 +56,19 @@ impl Store {
         let (db, path) = open_file(data_dir)?;
         let from = schema_version(&db)?;
         if from == SCHEMA_VERSION {
-            return Ok((Store { db: Arc::new(db) }, None));
+            return Ok((Store::redb(db), None));
         }
         check_migratable(from, &path)?;
-        let store = Store { db: Arc::new(db) };
+        let db = Arc::new(db);
+        let store = Store {
+            backend: super::Backend::Redb(db.clone()),
+        };
         let backup = backup_path(&path);
         if backup.exists() {
             return Err(StoreError::MigrationBackupExists(backup));
         }
         store.backup_to(&backup)?;
-        let txn = store.db.begin_write().db()?;
+        let txn = db.begin_write().db()?;
         let steps = apply_steps(&txn, from)?;
         txn.commit().db()?;
         let report = MigrationReport {

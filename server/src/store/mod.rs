@@ -1,5 +1,6 @@
-//! Durable storage in one redb file. Only this module touches redb. Rows are JSON, except units
-//! (the hot rows), which use the binary layout of [`unit_row`], and the chart history of
+//! Durable storage in one redb file (the default), or in a PostgreSQL database ([`pg`]) with
+//! the same tables and rows. Only this module touches redb and PostgreSQL. Rows are JSON, except
+//! units (the hot rows), which use the binary layout of [`unit_row`], and the chart history of
 //! [`done_per_minute_row`]; docs/operator.md describes them. Reads happen anywhere; all writes go
 //! through the [`Writer`] thread, which group-commits.
 
@@ -8,11 +9,13 @@ mod backup;
 mod codec;
 pub mod done_per_minute_row;
 mod migrate;
+mod pg;
 pub mod unit_row;
 #[cfg(test)]
 mod unit_row_props;
 mod writer;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -130,6 +133,72 @@ pub enum StoreError {
         /// The I/O error.
         error: std::io::Error,
     },
+    /// `--store` is not a PostgreSQL connection URL.
+    #[error(
+        "--store is not a PostgreSQL URL such as postgres://musketeer@127.0.0.1:5432/musketeer: {error}"
+    )]
+    PostgresUrl {
+        /// Why it does not parse.
+        error: postgres::Error,
+    },
+    /// PostgreSQL cannot be reached or refused the login.
+    #[error(
+        "cannot connect to the PostgreSQL store {database}: {error}; check that PostgreSQL runs \
+         there and that the user, password and database in --store are right"
+    )]
+    PostgresConnect {
+        /// The database (URL without password).
+        database: String,
+        /// The connection error.
+        error: postgres::Error,
+    },
+    /// A PostgreSQL statement failed.
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The thread that holds the PostgreSQL session stopped.
+    #[error("the connection to the PostgreSQL store was lost; restart the server")]
+    PostgresGone,
+    /// Another server (or CLI command) holds the database's lock.
+    #[error(
+        "the PostgreSQL store {0} is in use by another musketeer-server (one server per database); \
+         stop it or use the admin API"
+    )]
+    DatabaseInUse(String),
+    /// `init` found the musketeer tables in the database already.
+    #[error("the PostgreSQL store {0} is initialised already; refusing to overwrite it")]
+    DatabaseNotEmpty(String),
+    /// The database has no musketeer tables.
+    #[error(
+        "the PostgreSQL database {0} holds no musketeer store; run `musketeer-server init --store ...` first"
+    )]
+    DatabaseUninitialised(String),
+    /// The database was set up by a newer server.
+    #[error(
+        "the PostgreSQL store {database} has {found}: written by a newer musketeer-server; upgrade the binary"
+    )]
+    NewerDatabase {
+        /// The database (URL without password).
+        database: String,
+        /// What is newer.
+        found: String,
+    },
+    /// A key above what PostgreSQL's bigint holds.
+    #[error("{table} key {key} is beyond what the PostgreSQL store holds (2^63 - 1)")]
+    KeyOutOfRange {
+        /// The table.
+        table: &'static str,
+        /// The key.
+        key: u64,
+    },
+    /// The operation exists for the embedded store only.
+    #[error("{0}")]
+    NotOnPostgres(&'static str),
+    /// A thread of the store could not be started.
+    #[error("cannot start a store thread: {error}")]
+    Thread {
+        /// The OS error.
+        error: std::io::Error,
+    },
 }
 
 /// Converts any of redb's error types with `?`.
@@ -194,13 +263,107 @@ pub struct Loaded {
     pub next_ids: NextIds,
 }
 
+/// Where a store is: a directory holding the redb file, or a PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// The embedded store's directory (`--data-dir`).
+    DataDir(PathBuf),
+    /// A PostgreSQL connection URL (`--store postgres://...`).
+    Postgres(String),
+}
+
+impl fmt::Display for StoreLocation {
+    /// The directory, or the URL without its password (for messages).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreLocation::DataDir(dir) => write!(f, "{}", dir.display()),
+            StoreLocation::Postgres(url) => match url.parse::<postgres::Config>() {
+                Ok(config) => f.write_str(&pg::display_name(&config)),
+                Err(_) => f.write_str("the PostgreSQL database given"),
+            },
+        }
+    }
+}
+
 /// The open store.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    backend: Backend,
+}
+
+/// The store behind [`Store`]. An enum, not a trait object, so that the redb path stays direct.
+#[derive(Debug, Clone)]
+enum Backend {
+    Redb(Arc<Database>),
+    Postgres(Arc<pg::PgStore>),
+}
+
+/// The rows [`Store::load`] reads, before decoding (keys as text, for messages).
+#[derive(Debug, Default)]
+struct LoadedRows {
+    project: Option<Vec<u8>>,
+    done_per_minute: Option<Vec<u8>>,
+    next_ids: Option<Vec<u8>>,
+    tokens: Vec<(String, Vec<u8>)>,
+    hosts: Vec<(String, Vec<u8>)>,
+    apps: Vec<(String, Vec<u8>)>,
+    batches: Vec<(String, Vec<u8>)>,
 }
 
 impl Store {
+    fn redb(db: Database) -> Store {
+        Store {
+            backend: Backend::Redb(Arc::new(db)),
+        }
+    }
+
+    /// Create a new store at `location` with the project settings. Fails if one exists.
+    pub fn create_at(
+        location: &StoreLocation,
+        project: &ProjectConfig,
+    ) -> Result<Store, StoreError> {
+        match location {
+            StoreLocation::DataDir(dir) => Store::create(dir, project),
+            StoreLocation::Postgres(url) => {
+                let first_rows = vec![
+                    Write::Meta(SCHEMA_KEY.into(), SCHEMA_VERSION.to_le_bytes().to_vec()),
+                    project_write(project),
+                ];
+                Ok(Store {
+                    backend: Backend::Postgres(Arc::new(pg::PgStore::create(url, first_rows)?)),
+                })
+            }
+        }
+    }
+
+    /// Open the existing store at `location`, migrating an older schema forward.
+    pub fn open_at(location: &StoreLocation) -> Result<Store, StoreError> {
+        match location {
+            StoreLocation::DataDir(dir) => Store::open(dir),
+            StoreLocation::Postgres(url) => {
+                let (store, applied) = pg::PgStore::open(url)?;
+                if !applied.is_empty() {
+                    tracing::info!(database = store.name(), ?applied, "migrated the store");
+                }
+                Ok(Store {
+                    backend: Backend::Postgres(Arc::new(store)),
+                })
+            }
+        }
+    }
+
+    /// The SQL migrations a PostgreSQL store at `url` lacks, applied unless `dry_run`; for
+    /// `migrate` (`serve` applies them as it opens the store).
+    pub fn migrate_postgres(url: &str, dry_run: bool) -> Result<Vec<String>, StoreError> {
+        let store = pg::PgStore::open_unmigrated(url)?;
+        store.migrate(!dry_run)
+    }
+
+    /// Whether this is a PostgreSQL store.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
     /// Create a new store in `data_dir` with the project settings. Fails if one exists.
     pub fn create(data_dir: &Path, project: &ProjectConfig) -> Result<Store, StoreError> {
         if data_dir.is_file() {
@@ -230,7 +393,7 @@ impl Store {
             txn.open_table(UNITS).db()?;
         }
         txn.commit().db()?;
-        Ok(Store { db: Arc::new(db) })
+        Ok(Store::redb(db))
     }
 
     /// Open the existing store in `data_dir`, migrating an older schema forward
@@ -281,21 +444,22 @@ impl Store {
 
     /// Read everything but the units ([`Store::for_each_unit`]).
     pub fn load(&self) -> Result<Loaded, StoreError> {
-        let txn = self.db.begin_read().db()?;
-        let meta = txn.open_table(META).db()?;
-        let project = meta
-            .get(PROJECT_KEY)
-            .db()?
-            .map(|v| decode::<ProjectConfig>("meta", PROJECT_KEY, v.value()))
+        let rows = match &self.backend {
+            Backend::Redb(db) => load_redb(db)?,
+            Backend::Postgres(pg) => pg.load()?,
+        };
+        let project = rows
+            .project
+            .map(|v| decode::<ProjectConfig>("meta", PROJECT_KEY, &v))
             .transpose()?
             .ok_or_else(|| StoreError::Corrupt {
                 table: "meta",
                 key: PROJECT_KEY.into(),
                 error: serde::de::Error::custom("missing"),
             })?;
-        let done_per_minute = match meta.get(DONE_PER_MINUTE_KEY).db()? {
+        let done_per_minute = match rows.done_per_minute {
             None => Vec::new(),
-            Some(row) => done_per_minute_row::decode(row.value()).unwrap_or_else(|reason| {
+            Some(row) => done_per_minute_row::decode(&row).unwrap_or_else(|reason| {
                 tracing::warn!(
                     %reason,
                     "corrupt meta row {DONE_PER_MINUTE_KEY}; the units-per-minute chart starts empty"
@@ -303,18 +467,17 @@ impl Store {
                 Vec::new()
             }),
         };
-        let next_ids = meta
-            .get(NEXT_IDS_KEY)
-            .db()?
-            .map(|v| decode::<NextIds>("meta", NEXT_IDS_KEY, v.value()))
+        let next_ids = rows
+            .next_ids
+            .map(|v| decode::<NextIds>("meta", NEXT_IDS_KEY, &v))
             .transpose()?
             .unwrap_or_default();
         Ok(Loaded {
             project,
-            tokens: read_all(&txn.open_table(TOKENS).db()?, "tokens")?,
-            hosts: read_all(&txn.open_table(HOSTS).db()?, "hosts")?,
-            apps: read_all(&txn.open_table(APPS).db()?, "apps")?,
-            batches: read_all(&txn.open_table(BATCHES).db()?, "batches")?,
+            tokens: decode_all(rows.tokens, "tokens")?,
+            hosts: decode_all(rows.hosts, "hosts")?,
+            apps: decode_all(rows.apps, "apps")?,
+            batches: decode_all(rows.batches, "batches")?,
             done_per_minute,
             next_ids,
         })
@@ -322,21 +485,50 @@ impl Store {
 
     /// A module's bytes.
     pub fn module(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().db()?;
-        let table = txn.open_table(MODULES).db()?;
-        Ok(table.get(sha256).db()?.map(|v| v.value().to_vec()))
+        match &self.backend {
+            Backend::Redb(db) => {
+                let txn = db.begin_read().db()?;
+                let table = txn.open_table(MODULES).db()?;
+                Ok(table.get(sha256).db()?.map(|v| v.value().to_vec()))
+            }
+            Backend::Postgres(pg) => pg.module(sha256),
+        }
     }
 
     /// Write rows in one durable transaction, from the calling thread (CLI commands; the server
     /// uses the [`Writer`]).
     pub fn write_now(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        writer::commit(&self.db, &writes)
+        match &self.backend {
+            Backend::Redb(db) => writer::commit(db, &writes),
+            Backend::Postgres(pg) => pg.write_now(writes),
+        }
     }
 
     /// Start the group-committing writer thread.
     pub fn writer(&self) -> Writer {
-        Writer::start(self.db.clone())
+        match &self.backend {
+            Backend::Redb(db) => Writer::start(db.clone()),
+            Backend::Postgres(pg) => Writer::start(pg.writer()),
+        }
     }
+}
+
+/// The rows of [`Store::load`] from one redb read transaction.
+fn load_redb(db: &Database) -> Result<LoadedRows, StoreError> {
+    let txn = db.begin_read().db()?;
+    let meta = txn.open_table(META).db()?;
+    let get = |key: &str| -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(meta.get(key).db()?.map(|v| v.value().to_vec()))
+    };
+    Ok(LoadedRows {
+        project: get(PROJECT_KEY)?,
+        done_per_minute: get(DONE_PER_MINUTE_KEY)?,
+        next_ids: get(NEXT_IDS_KEY)?,
+        tokens: read_all(&txn.open_table(TOKENS).db()?)?,
+        hosts: read_all(&txn.open_table(HOSTS).db()?)?,
+        apps: read_all(&txn.open_table(APPS).db()?)?,
+        batches: read_all(&txn.open_table(BATCHES).db()?)?,
+    })
 }
 
 /// The meta row holding the project settings.
@@ -402,17 +594,25 @@ fn decode<T: DeserializeOwned>(
     })
 }
 
-fn read_all<K: redb::Key + 'static, T: DeserializeOwned>(
+fn read_all<K: redb::Key + 'static>(
     table: &impl ReadableTable<K, &'static [u8]>,
-    name: &'static str,
-) -> Result<Vec<T>, StoreError>
+) -> Result<Vec<(String, Vec<u8>)>, StoreError>
 where
     for<'a> K::SelfType<'a>: std::fmt::Debug,
 {
     let mut rows = Vec::new();
     for entry in table.iter().db()? {
         let (key, value) = entry.db()?;
-        rows.push(decode(name, &format!("{:?}", key.value()), value.value())?);
+        rows.push((format!("{:?}", key.value()), value.value().to_vec()));
     }
     Ok(rows)
+}
+
+fn decode_all<T: DeserializeOwned>(
+    rows: Vec<(String, Vec<u8>)>,
+    table: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter()
+        .map(|(key, value)| decode(table, key, value))
+        .collect()
 }

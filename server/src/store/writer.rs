@@ -67,13 +67,25 @@ impl UnitRows {
         self.rows.is_empty()
     }
 
-    fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
         let mut start = 0;
         self.rows.iter().map(move |&(id, end)| {
             let row = &self.bytes[start..end];
             start = end;
             (id, row)
         })
+    }
+}
+
+/// What the writer thread commits a group into: one durable transaction per call.
+pub(super) trait Commit: Send + 'static {
+    /// Write `writes` in order, in one transaction; return once it is durable.
+    fn commit(&mut self, writes: &[&Write]) -> Result<(), StoreError>;
+}
+
+impl Commit for Arc<Database> {
+    fn commit(&mut self, writes: &[&Write]) -> Result<(), StoreError> {
+        commit_refs(self, writes)
     }
 }
 
@@ -119,13 +131,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(db: Arc<Database>) -> Writer {
+    pub(super) fn start(mut target: impl Commit) -> Writer {
         let (tx, rx) = mpsc::channel::<Message>();
         let health = Arc::new(Health::default());
         let shared = health.clone();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(&db, &rx, &shared))
+            .spawn(move || run(&mut target, &rx, &shared))
             .ok();
         Writer {
             tx,
@@ -207,7 +219,7 @@ impl Writer {
     }
 }
 
-fn run(db: &Database, rx: &mpsc::Receiver<Message>, health: &Health) {
+fn run(target: &mut impl Commit, rx: &mpsc::Receiver<Message>, health: &Health) {
     let mut stop = false;
     while !stop {
         let mut barrier = None;
@@ -244,7 +256,7 @@ fn run(db: &Database, rx: &mpsc::Receiver<Message>, health: &Health) {
             let committed = if injected {
                 Err(StoreError::Injected)
             } else {
-                commit_refs(db, &writes)
+                target.commit(&writes)
             };
             committed.map_err(|e| {
                 // Memory is now ahead of the disk; refuse everything until the server state

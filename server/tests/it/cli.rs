@@ -2,11 +2,11 @@
 
 use std::process::{Command, Output};
 
-fn server() -> Command {
+pub(crate) fn server() -> Command {
     Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
 }
 
-fn text(output: &Output) -> (String, String) {
+pub(crate) fn text(output: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -16,11 +16,18 @@ fn text(output: &Output) -> (String, String) {
 /// Run `init` in a new directory; (dir, data dir, admin token).
 pub fn init() -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
-    let (_, public) = musketeer_signing_keys::generate_key_files(&dir.path().join("keys")).unwrap();
     let data = dir.path().join("data");
+    let admin = init_store(dir.path(), &["--data-dir".as_ref(), data.as_os_str()]);
+    (dir, data, admin)
+}
+
+/// Run `init` of the store that `store` names (`--data-dir DIR` or `--store URL`), with a key
+/// pair made in `dir`/keys; the admin token.
+pub fn init_store(dir: &std::path::Path, store: &[&std::ffi::OsStr]) -> String {
+    let (_, public) = musketeer_signing_keys::generate_key_files(&dir.join("keys")).unwrap();
     let output = server()
-        .args(["init", "--project-name", "Musketeers", "--data-dir"])
-        .arg(&data)
+        .args(["init", "--project-name", "Musketeers"])
+        .args(store)
         .arg("--trust-key")
         .arg(&public)
         .output()
@@ -33,7 +40,7 @@ pub fn init() -> (tempfile::TempDir, std::path::PathBuf, String) {
     );
     let token = stdout.lines().last().unwrap().trim().to_owned();
     assert!(token.starts_with("mku_"), "{stdout}");
-    (dir, data, token)
+    token
 }
 
 #[test]

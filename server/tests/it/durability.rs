@@ -2,6 +2,7 @@
 //! overview's units-per-minute chart) and the batch still completes.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -25,6 +26,11 @@ impl ServerProcess {
 
     /// [`ServerProcess::start`] with more `serve` flags.
     pub(crate) fn start_with(data: &Path, flags: &[&str]) -> ServerProcess {
+        Self::start_on(&["--data-dir".as_ref(), data.as_os_str()], flags)
+    }
+
+    /// Serve the store that `store` names (`--data-dir DIR` or `--store URL`).
+    pub(crate) fn start_on(store: &[&OsStr], flags: &[&str]) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
             .args([
                 "serve",
@@ -32,9 +38,8 @@ impl ServerProcess {
                 "127.0.0.1:0",
                 "--register-per-minute",
                 "1000",
-                "--data-dir",
             ])
-            .arg(data)
+            .args(store)
             .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -169,15 +174,32 @@ pub(crate) async fn results(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_no_acknowledged_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    sigkill_loses_no_acknowledged_result_on(dir.path(), &["--data-dir".as_ref(), data.as_os_str()])
+        .await;
+}
+
+/// The same with the store in PostgreSQL: durability is PostgreSQL's commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_acknowledged_result_on_postgres() {
+    let cluster = crate::pg_support::PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = cluster.database();
+    sigkill_loses_no_acknowledged_result_on(dir.path(), &["--store".as_ref(), url.as_ref()]).await;
+}
+
+/// Three rounds of SIGKILL of `serve` on `store` while hosts fetch and report, then the batch
+/// finishes; every acknowledged result is there after each restart.
+async fn sigkill_loses_no_acknowledged_result_on(dir: &Path, store: &[&OsStr]) {
     const UNITS: u64 = 400;
-    let (dir, data, admin) = crate::cli::init();
-    let key =
-        musketeer_signing_keys::read_secret_key(&dir.path().join("keys/musketeer.key")).unwrap();
+    let admin = crate::cli::init_store(dir, store);
+    let key = musketeer_signing_keys::read_secret_key(&dir.join("keys/musketeer.key")).unwrap();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
-    let mut server = ServerProcess::start(&data);
+    let mut server = ServerProcess::start_on(store, &[]);
     let url = server.url.clone();
     let published = http
         .post(format!("{url}/api/v1/apps"))
@@ -241,7 +263,7 @@ async fn sigkill_loses_no_acknowledged_result() {
         for task in tasks {
             task.await.unwrap();
         }
-        server = ServerProcess::start(&data);
+        server = ServerProcess::start_on(store, &[]);
         // The overview's chart is committed with the units it counts: after the crash it still
         // shows every unit done (all of them within the last hour).
         let stats: Value = http

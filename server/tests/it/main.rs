@@ -18,6 +18,8 @@ mod durability;
 mod every_route;
 mod openapi;
 mod ops;
+mod pg_store;
+mod pg_support;
 mod raw_inputs;
 mod reputation;
 mod restart;

@@ -8,7 +8,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use musketeer_protocol::{Backend, HostPlatform, Role, TokenId};
 use musketeer_server::domain::tokens::{self, TokenRecord};
 use musketeer_server::state::{AppState, ServeOptions};
-use musketeer_server::store::{ProjectConfig, Store, Write, encode};
+use musketeer_server::store::{ProjectConfig, Store, StoreLocation, Write, encode};
 use musketeer_signing_keys::{Limits, Manifest, SecretKey, TrustStore};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -16,6 +16,8 @@ use tower::ServiceExt as _;
 /// A project with a trusted key and one token per role.
 pub struct Project {
     pub dir: tempfile::TempDir,
+    /// Where the store is: `dir`, or a PostgreSQL database.
+    pub location: StoreLocation,
     pub key: SecretKey,
     pub admin: String,
     pub researcher: String,
@@ -25,6 +27,16 @@ pub struct Project {
 impl Project {
     pub fn new() -> Project {
         let dir = tempfile::tempdir().unwrap();
+        let location = StoreLocation::DataDir(dir.path().to_owned());
+        Project::at(dir, location)
+    }
+
+    /// A project whose store is the PostgreSQL database at `url` (empty until now).
+    pub fn on_postgres(url: String) -> Project {
+        Project::at(tempfile::tempdir().unwrap(), StoreLocation::Postgres(url))
+    }
+
+    fn at(dir: tempfile::TempDir, location: StoreLocation) -> Project {
         let key = SecretKey::generate();
         let project = ProjectConfig {
             name: "test project".into(),
@@ -33,7 +45,7 @@ impl Project {
             min_client_version: "0.1.0".parse().unwrap(),
             created_ms: 0,
         };
-        let store = Store::create(dir.path(), &project).unwrap();
+        let store = Store::create_at(&location, &project).unwrap();
         let mut writes = Vec::new();
         let mut token = |id: u64, role: Role| {
             let token = tokens::generate(tokens::USER_PREFIX);
@@ -57,6 +69,7 @@ impl Project {
         drop(store);
         Project {
             dir,
+            location,
             key,
             admin,
             researcher,
@@ -70,7 +83,7 @@ impl Project {
 
     /// Load the store into a state with the given options.
     pub fn state(&self, options: ServeOptions) -> AppState {
-        AppState::load(Store::open(self.path()).unwrap(), options).unwrap()
+        AppState::load(Store::open_at(&self.location).unwrap(), options).unwrap()
     }
 
     /// A publish request body for `app` at `version` with module `module`.

@@ -1,0 +1,550 @@
+//! The PostgreSQL store (`--store postgres://...`): the seven tables of the redb file as
+//! PostgreSQL tables, key -> bytea holding the same row bytes, so that the domain, the row codecs
+//! and a (table, key, bytes) view of the rows are shared by both stores. One server per
+//! database: a session-level advisory lock, held by the connection that serves the reads, makes
+//! a second one fail as a second opener of a redb file does.
+//!
+//! The sync `postgres` client drives a small tokio runtime of its own and panics if called on a
+//! thread that drives async tasks (the server's handlers read the archive there), so every
+//! connection lives on a thread of its own: reads are sent to the session thread, and the
+//! writer thread owns the connection that commits.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use postgres::fallible_iterator::FallibleIterator as _;
+use postgres::{Client, Config, NoTls, Transaction};
+
+use super::writer::{Commit, Write};
+use super::{LoadedRows, SCHEMA_KEY, SCHEMA_VERSION, StoreError};
+
+/// The key of the advisory lock one server holds on its database ("musketer" in ASCII).
+const LOCK_KEY: i64 = 0x6d75_736b_6574_6572;
+
+/// How long opening waits for the lock a just-killed server's connection may still hold.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Rows a scan hands from the session thread to the reader at a time.
+const SCAN_CHUNK: usize = 512;
+
+/// A versioned step of the SQL schema; `init` applies all, `migrate` and `serve` the new ones.
+struct SqlMigration {
+    version: i32,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// The SQL schema, oldest first. Append only: a database records the versions it has applied.
+const SQL_MIGRATIONS: &[SqlMigration] = &[SqlMigration {
+    version: 1,
+    name: "the seven row tables (key -> bytea), as in the redb store",
+    sql: "CREATE TABLE meta (key text PRIMARY KEY, value bytea NOT NULL);
+          CREATE TABLE tokens (key bigint PRIMARY KEY, value bytea NOT NULL);
+          CREATE TABLE hosts (key bigint PRIMARY KEY, value bytea NOT NULL);
+          CREATE TABLE apps (key text PRIMARY KEY, value bytea NOT NULL);
+          CREATE TABLE modules (key text PRIMARY KEY, value bytea NOT NULL);
+          CREATE TABLE batches (key bigint PRIMARY KEY, value bytea NOT NULL);
+          CREATE TABLE units (key bigint PRIMARY KEY, value bytea NOT NULL);",
+}];
+
+/// The table recording which [`SQL_MIGRATIONS`] a database has.
+const MIGRATIONS_TABLE: &str = "CREATE TABLE musketeer_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now())";
+
+type Job = Box<dyn FnOnce(&mut Client) + Send>;
+
+/// Takes a unit row (key, bytes) of a scan; returns whether to go on.
+pub(super) type RowVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<bool, StoreError> + 'a;
+
+/// An open PostgreSQL store: the session thread, which holds the lock and serves reads.
+#[derive(Debug)]
+pub(super) struct PgStore {
+    config: Config,
+    /// How messages name the database: its URL without the password.
+    name: String,
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PgStore {
+    /// Connect to `url` and take the database's lock, migrating nothing (`migrate`).
+    pub(super) fn open_unmigrated(url: &str) -> Result<PgStore, StoreError> {
+        PgStore::connect(url)
+    }
+
+    /// Connect to `url` and take the database's lock.
+    fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let config: Config = url
+            .parse()
+            .map_err(|error| StoreError::PostgresUrl { error })?;
+        let name = display_name(&config);
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        let (ready, started) = mpsc::sync_channel(1);
+        let session_config = config.clone();
+        let session_name = name.clone();
+        let thread = std::thread::Builder::new()
+            .name("store-pg-session".into())
+            .spawn(move || {
+                let mut client = match connect(&session_config, &session_name)
+                    .and_then(|client| lock(client, &session_name))
+                {
+                    Ok(client) => {
+                        let _ = ready.send(Ok(()));
+                        client
+                    }
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
+                        return;
+                    }
+                };
+                for job in receiver {
+                    job(&mut client);
+                }
+                // Released explicitly, so that the next opener never races the server noticing
+                // the closed connection.
+                let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
+            })
+            .map_err(|error| StoreError::Thread { error })?;
+        started.recv().map_err(|_| StoreError::PostgresGone)??;
+        Ok(PgStore {
+            config,
+            name,
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    /// Create the schema in an empty database and store the first rows (schema version, project).
+    pub(super) fn create(url: &str, first_rows: Vec<Write>) -> Result<PgStore, StoreError> {
+        let store = PgStore::connect(url)?;
+        let name = store.name.clone();
+        store.call(move |client| {
+            if applied_version(client)?.is_some() {
+                return Err(StoreError::DatabaseNotEmpty(name));
+            }
+            let mut txn = client.transaction()?;
+            txn.batch_execute(MIGRATIONS_TABLE)?;
+            for migration in SQL_MIGRATIONS {
+                apply(&mut txn, migration)?;
+            }
+            let refs: Vec<&Write> = first_rows.iter().collect();
+            write_rows(&mut txn, &refs)?;
+            txn.commit()?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// Open an initialised database, applying the SQL migrations it lacks (`migrate` and `serve`
+    /// do; the names of those applied are returned).
+    pub(super) fn open(url: &str) -> Result<(PgStore, Vec<String>), StoreError> {
+        let store = PgStore::connect(url)?;
+        let applied = store.migrate(true)?;
+        let name = store.name.clone();
+        let row_schema = store.call(|client| {
+            let row = client.query_opt("SELECT value FROM meta WHERE key = $1", &[&SCHEMA_KEY])?;
+            Ok(row.map(|row| row.try_get::<_, Vec<u8>>(0)).transpose()?)
+        })?;
+        match row_schema
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map(u64::from_le_bytes)
+        {
+            // Every PostgreSQL store was created at the current row schema or a later one.
+            Some(SCHEMA_VERSION) => Ok((store, applied)),
+            Some(found) => Err(StoreError::NewerDatabase {
+                database: name,
+                found: format!("row schema {found}"),
+            }),
+            None => Err(StoreError::Corrupt {
+                table: "meta",
+                key: SCHEMA_KEY.into(),
+                error: serde::de::Error::custom("missing or not 8 bytes"),
+            }),
+        }
+    }
+
+    /// The SQL migrations the database lacks, applied if `apply` (each in its own transaction,
+    /// with its record), else only named.
+    pub(super) fn migrate(&self, apply_them: bool) -> Result<Vec<String>, StoreError> {
+        let name = self.name.clone();
+        self.call(move |client| {
+            let Some(have) = applied_version(client)? else {
+                return Err(StoreError::DatabaseUninitialised(name));
+            };
+            let known = SQL_MIGRATIONS.last().map_or(0, |m| m.version);
+            if have > known {
+                return Err(StoreError::NewerDatabase {
+                    database: name,
+                    found: format!("SQL schema {have} (this server knows up to {known})"),
+                });
+            }
+            let mut names = Vec::new();
+            for migration in SQL_MIGRATIONS.iter().filter(|m| m.version > have) {
+                if apply_them {
+                    let mut txn = client.transaction()?;
+                    apply(&mut txn, migration)?;
+                    txn.commit()?;
+                }
+                names.push(format!(
+                    "SQL schema {}: {}",
+                    migration.version, migration.name
+                ));
+            }
+            Ok(names)
+        })
+    }
+
+    /// The database, as messages name it (no password).
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A committer for the writer thread, with a connection of its own.
+    pub(super) fn writer(&self) -> PgWriter {
+        PgWriter {
+            config: self.config.clone(),
+            name: self.name.clone(),
+            client: None,
+        }
+    }
+
+    /// Run `job` on the session's connection and wait for its answer.
+    fn call<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Client) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (answer, wait) = mpsc::sync_channel(1);
+        let jobs = self.jobs.as_ref().ok_or(StoreError::PostgresGone)?;
+        jobs.send(Box::new(move |client| {
+            let _ = answer.send(job(client));
+        }))
+        .map_err(|_| StoreError::PostgresGone)?;
+        wait.recv().map_err(|_| StoreError::PostgresGone)?
+    }
+
+    /// Write rows in one transaction on the session's connection (CLI commands).
+    pub(super) fn write_now(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.call(move |client| {
+            let refs: Vec<&Write> = writes.iter().collect();
+            let mut txn = client.transaction()?;
+            write_rows(&mut txn, &refs)?;
+            txn.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Every row but the units, in one snapshot.
+    pub(super) fn load(&self) -> Result<LoadedRows, StoreError> {
+        self.call(|client| {
+            let mut txn = client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let mut meta = BTreeMap::new();
+            for row in txn.query("SELECT key, value FROM meta", &[])? {
+                meta.insert(row.try_get::<_, String>(0)?, row.try_get::<_, Vec<u8>>(1)?);
+            }
+            let mut rows = LoadedRows {
+                project: meta.remove(super::PROJECT_KEY),
+                done_per_minute: meta.remove(super::DONE_PER_MINUTE_KEY),
+                next_ids: meta.remove(super::NEXT_IDS_KEY),
+                ..LoadedRows::default()
+            };
+            for (table, into) in [
+                ("tokens", &mut rows.tokens),
+                ("hosts", &mut rows.hosts),
+                ("apps", &mut rows.apps),
+                ("batches", &mut rows.batches),
+            ] {
+                // Keys are bigint or text; both print as text for the messages about them.
+                let sql = format!("SELECT key::text, value FROM {table} ORDER BY key");
+                for row in txn.query(&sql, &[])? {
+                    into.push((row.try_get(0)?, row.try_get(1)?));
+                }
+            }
+            txn.commit()?;
+            Ok(rows)
+        })
+    }
+
+    /// A module's bytes.
+    pub(super) fn module(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = sha256.to_owned();
+        self.call(move |client| {
+            let row = client.query_opt("SELECT value FROM modules WHERE key = $1", &[&key])?;
+            Ok(row.map(|row| row.try_get(0)).transpose()?)
+        })
+    }
+
+    /// The row of unit `id`.
+    pub(super) fn unit_row(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let Ok(key) = i64::try_from(id) else {
+            return Ok(None);
+        };
+        self.call(move |client| {
+            let row = client.query_opt("SELECT value FROM units WHERE key = $1", &[&key])?;
+            Ok(row.map(|row| row.try_get(0)).transpose()?)
+        })
+    }
+
+    /// The unit rows with keys in `ids`, in key order (descending if asked), handed to `visit`
+    /// until it returns false. One query, so one snapshot; rows stream in chunks.
+    pub(super) fn scan_units(
+        &self,
+        ids: Range<u64>,
+        descending: bool,
+        visit: &mut RowVisitor<'_>,
+    ) -> Result<(), StoreError> {
+        // Keys above i64::MAX cannot be stored (writes refuse them), so clamping loses nothing.
+        let clamp = |id: u64| i64::try_from(id).unwrap_or(i64::MAX);
+        let (start, end) = (clamp(ids.start), clamp(ids.end));
+        let order = if descending { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT key, value FROM units WHERE key >= $1 AND key < $2 ORDER BY key {order}"
+        );
+        type Chunk = Result<Vec<(i64, Vec<u8>)>, StoreError>;
+        let (chunks, received) = mpsc::sync_channel::<Chunk>(4);
+        let jobs = self.jobs.as_ref().ok_or(StoreError::PostgresGone)?;
+        jobs.send(Box::new(move |client| {
+            let streamed = (|| -> Result<(), StoreError> {
+                let mut rows = client.query_raw(&sql, [start, end])?;
+                let mut chunk = Vec::with_capacity(SCAN_CHUNK);
+                while let Some(row) = rows.next()? {
+                    chunk.push((row.try_get(0)?, row.try_get(1)?));
+                    if chunk.len() == SCAN_CHUNK
+                        && chunks.send(Ok(std::mem::take(&mut chunk))).is_err()
+                    {
+                        // The reader stopped early.
+                        return Ok(());
+                    }
+                }
+                if !chunk.is_empty() {
+                    let _ = chunks.send(Ok(chunk));
+                }
+                Ok(())
+            })();
+            if let Err(error) = streamed {
+                let _ = chunks.send(Err(error));
+            }
+        }))
+        .map_err(|_| StoreError::PostgresGone)?;
+        for chunk in received {
+            for (key, row) in chunk? {
+                // Stored keys are never negative: writes convert them from u64.
+                if !visit(key.unsigned_abs(), &row)? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Closing the queue ends the session thread, which releases the lock; waiting for it
+        // lets the next opener (a restart in the same process) find the lock free.
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread's committer: its own connection, made on that thread at the first commit
+/// and again after a failure that closed it.
+pub(super) struct PgWriter {
+    config: Config,
+    name: String,
+    client: Option<Client>,
+}
+
+impl Commit for PgWriter {
+    fn commit(&mut self, writes: &[&Write]) -> Result<(), StoreError> {
+        let client = match &mut self.client {
+            Some(client) if !client.is_closed() => client,
+            slot => slot.insert(connect(&self.config, &self.name)?),
+        };
+        let mut txn = client.transaction()?;
+        write_rows(&mut txn, writes)?;
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// Connect, with every commit waiting for PostgreSQL's durable commit (whatever the server's
+/// default says): a result is acknowledged only once a crash of PostgreSQL would keep it.
+fn connect(config: &Config, name: &str) -> Result<Client, StoreError> {
+    let mut client = config
+        .connect(NoTls)
+        .map_err(|error| StoreError::PostgresConnect {
+            database: name.to_owned(),
+            error,
+        })?;
+    client.batch_execute("SET synchronous_commit = on")?;
+    Ok(client)
+}
+
+/// Take the database's lock on this session, or say that another one has it. A server killed
+/// a moment ago holds it until PostgreSQL notices the closed connection, so a restart waits a
+/// little for it.
+fn lock(mut client: Client, name: &str) -> Result<Client, StoreError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])?;
+        if row.try_get::<_, bool>(0)? {
+            return Ok(client);
+        }
+        if Instant::now() >= deadline {
+            return Err(StoreError::DatabaseInUse(name.to_owned()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The highest SQL migration applied, or None if the database was never initialised.
+fn applied_version(client: &mut Client) -> Result<Option<i32>, StoreError> {
+    let row = client.query_one(
+        "SELECT to_regclass('musketeer_migrations') IS NOT NULL",
+        &[],
+    )?;
+    if !row.try_get::<_, bool>(0)? {
+        return Ok(None);
+    }
+    let row = client.query_one(
+        "SELECT coalesce(max(version), 0) FROM musketeer_migrations",
+        &[],
+    )?;
+    Ok(Some(row.try_get(0)?))
+}
+
+fn apply(txn: &mut Transaction<'_>, migration: &SqlMigration) -> Result<(), StoreError> {
+    txn.batch_execute(migration.sql)?;
+    txn.execute(
+        "INSERT INTO musketeer_migrations (version, name) VALUES ($1, $2)",
+        &[&migration.version, &migration.name],
+    )?;
+    Ok(())
+}
+
+/// Rows waiting to be upserted, per table, the last write of a key winning (one statement may
+/// not upsert a key twice).
+#[derive(Default)]
+struct Pending<'a> {
+    meta: BTreeMap<&'a str, &'a [u8]>,
+    tokens: BTreeMap<i64, &'a [u8]>,
+    hosts: BTreeMap<i64, &'a [u8]>,
+    apps: BTreeMap<&'a str, &'a [u8]>,
+    modules: BTreeMap<&'a str, &'a [u8]>,
+    batches: BTreeMap<i64, &'a [u8]>,
+    units: BTreeMap<i64, &'a [u8]>,
+}
+
+impl Pending<'_> {
+    /// One statement per table that has rows (unnest of two arrays: one round trip).
+    fn flush(&mut self, txn: &mut Transaction<'_>) -> Result<(), StoreError> {
+        upsert_text(txn, "meta", &mut self.meta)?;
+        upsert_id(txn, "tokens", &mut self.tokens)?;
+        upsert_id(txn, "hosts", &mut self.hosts)?;
+        upsert_text(txn, "apps", &mut self.apps)?;
+        upsert_text(txn, "modules", &mut self.modules)?;
+        upsert_id(txn, "batches", &mut self.batches)?;
+        upsert_id(txn, "units", &mut self.units)
+    }
+}
+
+fn upsert_id(
+    txn: &mut Transaction<'_>,
+    table: &str,
+    rows: &mut BTreeMap<i64, &[u8]>,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (keys, values): (Vec<i64>, Vec<&[u8]>) = std::mem::take(rows).into_iter().unzip();
+    let sql = format!(
+        "INSERT INTO {table} (key, value) SELECT * FROM unnest($1::bigint[], $2::bytea[]) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    );
+    txn.execute(&sql, &[&keys, &values])?;
+    Ok(())
+}
+
+fn upsert_text(
+    txn: &mut Transaction<'_>,
+    table: &str,
+    rows: &mut BTreeMap<&str, &[u8]>,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (keys, values): (Vec<&str>, Vec<&[u8]>) = std::mem::take(rows).into_iter().unzip();
+    let sql = format!(
+        "INSERT INTO {table} (key, value) SELECT * FROM unnest($1::text[], $2::bytea[]) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    );
+    txn.execute(&sql, &[&keys, &values])?;
+    Ok(())
+}
+
+/// A u64 key as PostgreSQL's bigint.
+fn id_key(table: &'static str, key: u64) -> Result<i64, StoreError> {
+    i64::try_from(key).map_err(|_| StoreError::KeyOutOfRange { table, key })
+}
+
+/// Apply `writes` in order inside `txn`.
+fn write_rows(txn: &mut Transaction<'_>, writes: &[&Write]) -> Result<(), StoreError> {
+    let mut pending = Pending::default();
+    for write in writes {
+        match write {
+            Write::Meta(k, v) => drop(pending.meta.insert(k, v)),
+            Write::Token(k, v) => drop(pending.tokens.insert(id_key("tokens", *k)?, v)),
+            Write::Host(k, v) => drop(pending.hosts.insert(id_key("hosts", *k)?, v)),
+            Write::App(k, v) => drop(pending.apps.insert(k, v)),
+            Write::Module(k, v) => drop(pending.modules.insert(k, v)),
+            Write::Batch(k, v) => drop(pending.batches.insert(id_key("batches", *k)?, v)),
+            Write::Units(rows) => {
+                for (k, v) in rows.iter() {
+                    pending.units.insert(id_key("units", k)?, v);
+                }
+            }
+            Write::DeleteBatch {
+                batch,
+                first_unit,
+                n_units,
+            } => {
+                // Earlier rows first, so that the delete also removes rows written before it.
+                pending.flush(txn)?;
+                let batch = id_key("batches", *batch)?;
+                let start = id_key("units", *first_unit)?;
+                let end = id_key("units", first_unit.saturating_add(*n_units))?;
+                txn.execute("DELETE FROM batches WHERE key = $1", &[&batch])?;
+                txn.execute(
+                    "DELETE FROM units WHERE key >= $1 AND key < $2",
+                    &[&start, &end],
+                )?;
+            }
+        }
+    }
+    pending.flush(txn)
+}
+
+/// `postgres://user@host:port/database`, without the password.
+pub(super) fn display_name(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("");
+    let at = if user.is_empty() { "" } else { "@" };
+    let database = config.get_dbname().unwrap_or(user);
+    format!("postgres://{user}{at}{host}:{port}/{database}")
+}
