@@ -135,8 +135,8 @@ pub enum UnitStatus {
     },
     /// Gave up.
     Failed {
-        /// Why, for the researcher (boxed: every queued unit holds a status).
-        reason: Box<str>,
+        /// Why, for the researcher.
+        reason: String,
     },
     /// Its batch was cancelled.
     Cancelled,
@@ -878,9 +878,7 @@ impl Unit {
     }
 
     fn fail(&mut self, reason: String) {
-        self.status = UnitStatus::Failed {
-            reason: reason.into(),
-        };
+        self.status = UnitStatus::Failed { reason };
         self.drop_unsent();
     }
 }

@@ -16,7 +16,7 @@ pub fn result_row(unit: &Unit) -> ResultRow {
         None => (None, None),
     };
     let error = match &unit.status {
-        UnitStatus::Failed { reason } => Some(reason.to_string()),
+        UnitStatus::Failed { reason } => Some(reason.clone()),
         UnitStatus::Cancelled => Some("batch cancelled".to_owned()),
         _ => None,
     };

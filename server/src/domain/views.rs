@@ -74,7 +74,7 @@ pub fn replica_view(unit: &Unit, idx: usize, replica: &Replica, with_log: bool) 
 /// Why a unit failed or was cancelled.
 pub fn unit_error(unit: &Unit) -> Option<String> {
     match &unit.status {
-        UnitStatus::Failed { reason } => Some(reason.to_string()),
+        UnitStatus::Failed { reason } => Some(reason.clone()),
         UnitStatus::Cancelled => Some("batch cancelled".to_owned()),
         UnitStatus::Active | UnitStatus::Done { .. } => None,
     }

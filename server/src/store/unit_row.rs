@@ -125,7 +125,7 @@ pub fn decode_unit(row: &[u8]) -> Result<Unit, String> {
             canonical: r.u32()?,
         },
         2 => UnitStatus::Failed {
-            reason: r.string()?.into(),
+            reason: r.string()?,
         },
         3 => UnitStatus::Cancelled,
         tag => return Err(format!("unknown unit status tag {tag}")),

@@ -108,9 +108,7 @@ fn unit() -> impl Strategy<Value = Unit> {
     let status = prop_oneof![
         Just(UnitStatus::Active),
         any::<u32>().prop_map(|canonical| UnitStatus::Done { canonical }),
-        ".{0,40}".prop_map(|reason: String| UnitStatus::Failed {
-            reason: reason.into()
-        }),
+        ".{0,40}".prop_map(|reason| UnitStatus::Failed { reason }),
         Just(UnitStatus::Cancelled),
     ];
     // Any settings `Params::resolve` could have let through (a unit keeps them in 8 bytes).

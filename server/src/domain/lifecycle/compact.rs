@@ -258,3 +258,119 @@ impl PartialEq for Replicas {
         self.as_slice() == other.as_slice()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use musketeer_protocol::{BatchId, HostId, UnitId};
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::lifecycle::Unit;
+
+    /// The sizes docs/benchmarks.md ("Memory per unit") accounts for: a queued unit is one
+    /// 96-byte block (112 with the allocator's header), its short input and replicas inside.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_unit_fits_in_96_bytes() {
+        assert_eq!(size_of::<Input>(), 24);
+        assert_eq!(size_of::<PackedParams>(), 8);
+        assert_eq!(size_of::<Replicas>(), 24);
+        assert_eq!(size_of::<Unit>(), 96);
+    }
+
+    #[test]
+    fn a_fresh_units_replicas_are_a_count_until_one_is_leased() {
+        let params = Params::resolve(&musketeer_protocol::Replication {
+            min_quorum: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut unit = Unit::new(UnitId(1), BatchId(1), params, json!(1));
+        assert!(matches!(unit.replicas, Replicas::Unsent(2)));
+        assert_eq!(unit.replicas(), [Replica::UNSENT, Replica::UNSENT]);
+        assert_eq!(unit.assign(HostId(5), 10), Some(0));
+        assert!(matches!(&unit.replicas, Replicas::Listed(list) if list.len() == 2));
+        assert_eq!(unit.replicas()[0].host, Some(HostId(5)));
+        assert_eq!(unit.replicas()[1], Replica::UNSENT);
+        // Listed pristine replicas compare equal to the count, and are stored as one.
+        let listed = Replicas::Listed(vec![Replica::UNSENT; 2]);
+        assert_eq!(listed, Replicas::Unsent(2));
+        assert!(matches!(
+            Replicas::new(vec![Replica::UNSENT; 2]),
+            Replicas::Unsent(2)
+        ));
+    }
+
+    #[test]
+    fn inputs_keep_their_text_inline_or_boxed() {
+        let short = r#"{"n":[1,2]}"#;
+        let long = r#"{"stock_id":"2356","year":2020,"zeta":[1.5,null]}"#;
+        for text in [short, long, "\"\"", "12345678901234567890.5"] {
+            let input = Input::json_text(text).unwrap();
+            assert_eq!(input.json_str(), Some(text));
+            assert_eq!(input.stored_bytes(), text.as_bytes());
+            assert_eq!(
+                serde_json::to_string(&input.json_raw().unwrap()).unwrap(),
+                text
+            );
+            assert!(!input.is_raw() && input.raw_bytes().is_none());
+        }
+        assert!(matches!(
+            Input::json_text(short).unwrap().0,
+            Repr::JsonInline(_)
+        ));
+        assert!(matches!(Input::json_text(long).unwrap().0, Repr::Json(_)));
+        // The text of a value is what `serde_json` writes for it, key order kept.
+        let value = json!({"z": 1, "a": "é"});
+        let input = Input::from(value.clone());
+        assert_eq!(input.json_str(), Some(r#"{"z":1,"a":"é"}"#));
+        assert_eq!(input.json_value(), Some(value));
+        for bad in ["", "{", "1 2", "nul"] {
+            assert!(Input::json_text(bad).is_err(), "{bad:?}");
+        }
+        for bytes in [&b""[..], b"\xff\x00", &[7u8; 40]] {
+            let raw = Input::raw(bytes);
+            assert_eq!(raw.raw_bytes(), Some(bytes));
+            assert!(raw.is_raw() && raw.json_str().is_none());
+            assert_eq!(raw.to_unit_input(), UnitInput::Raw(bytes.to_vec()));
+        }
+    }
+
+    #[test]
+    fn settings_pack_only_within_the_limits_resolve_allows() {
+        let p = Params::resolve(&Default::default()).unwrap();
+        assert_eq!(PackedParams::pack(p).map(PackedParams::unpack), Some(p));
+        let widest = Params {
+            min_quorum: MAX_REPLICAS,
+            target_nresults: MAX_REPLICAS,
+            max_error_results: MAX_REPLICAS,
+            max_total_results: MAX_REPLICAS,
+            delay_bound_ms: MAX_DELAY_BOUND_MS,
+        };
+        assert_eq!(
+            PackedParams::pack(widest).map(PackedParams::unpack),
+            Some(widest)
+        );
+        for beyond in [
+            Params {
+                min_quorum: 65,
+                ..p
+            },
+            Params {
+                max_total_results: 256,
+                ..p
+            },
+            Params {
+                delay_bound_ms: MAX_DELAY_BOUND_MS + 1,
+                ..p
+            },
+        ] {
+            assert_eq!(PackedParams::pack(beyond), None, "{beyond:?}");
+            let clamped = PackedParams::clamped(beyond).unpack();
+            assert!(
+                clamped.min_quorum <= MAX_REPLICAS && clamped.max_total_results <= MAX_REPLICAS
+            );
+            assert!(clamped.delay_bound_ms <= MAX_DELAY_BOUND_MS);
+        }
+    }
+}
