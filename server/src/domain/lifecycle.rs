@@ -10,6 +10,9 @@ use musketeer_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use compact::Input;
+use compact::{PackedParams, Replicas};
+
 /// Resolved replication settings of a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Params {
@@ -209,16 +212,15 @@ pub struct Replica {
 }
 
 impl Replica {
-    fn unsent() -> Self {
-        Self {
-            host: None,
-            sent_ms: 0,
-            deadline_ms: 0,
-            stderr_tail: String::new(),
-            late: false,
-            state: ReplicaState::Unsent,
-        }
-    }
+    /// A replica waiting for its first host.
+    pub const UNSENT: Replica = Replica {
+        host: None,
+        sent_ms: 0,
+        deadline_ms: 0,
+        stderr_tail: String::new(),
+        late: false,
+        state: ReplicaState::Unsent,
+    };
 
     fn is_live(&self) -> bool {
         matches!(self.state, ReplicaState::Unsent | ReplicaState::InProgress)
@@ -345,37 +347,76 @@ pub enum ReportEffect {
     Refused(&'static str),
 }
 
-/// A work unit: one input, its replicas and its status.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A work unit: one input, its replicas and its status. Every queued unit is in memory, so it
+/// is kept small (`lifecycle/compact.rs`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Unit {
     /// Its id.
     pub id: UnitId,
     /// Its batch.
     pub batch: BatchId,
     /// Replication settings.
-    pub params: Params,
+    params: PackedParams,
     /// The input: JSON, or raw bytes (only capable clients get those).
-    pub input: UnitInput,
+    pub input: Input,
     /// Where it is in its life.
     pub status: UnitStatus,
     /// Replicas created so far, never more than `params.max_total_results`.
-    pub replicas: Vec<Replica>,
+    replicas: Replicas,
 }
 
+/// A unit row's replication settings are beyond what [`Params::resolve`] allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("replication settings out of range: {0:?}")]
+pub struct ParamsOutOfRange(pub Params);
+
 impl Unit {
-    /// A new unit with `target_nresults` unsent replicas.
+    /// A new unit with `target_nresults` unsent replicas. `params` come from
+    /// [`Params::resolve`]; a field beyond its range there is clamped to it.
     pub fn new(id: UnitId, batch: BatchId, params: Params, input: impl Into<UnitInput>) -> Self {
-        let replicas = (0..params.target_nresults)
-            .map(|_| Replica::unsent())
-            .collect();
+        let params = PackedParams::clamped(params);
         Self {
             id,
             batch,
             params,
-            input: input.into(),
+            input: input.into().into(),
             status: UnitStatus::Active,
-            replicas,
+            replicas: Replicas::Unsent(params.target_nresults()),
         }
+    }
+
+    /// A unit from its stored parts (a unit row).
+    pub fn from_parts(
+        id: UnitId,
+        batch: BatchId,
+        params: Params,
+        input: Input,
+        status: UnitStatus,
+        replicas: Vec<Replica>,
+    ) -> Result<Self, ParamsOutOfRange> {
+        Ok(Self {
+            id,
+            batch,
+            params: PackedParams::pack(params).ok_or(ParamsOutOfRange(params))?,
+            input,
+            status,
+            replicas: Replicas::new(replicas),
+        })
+    }
+
+    /// Replication settings.
+    pub fn params(&self) -> Params {
+        self.params.unpack()
+    }
+
+    /// Replicas created so far, never more than `params().max_total_results`.
+    pub fn replicas(&self) -> &[Replica] {
+        self.replicas.as_slice()
+    }
+
+    /// The replicas, to change them.
+    fn replicas_mut(&mut self) -> &mut Vec<Replica> {
+        self.replicas.to_mut()
     }
 
     /// The unit's state as researchers see it.
@@ -386,7 +427,7 @@ impl Unit {
             UnitStatus::Cancelled => UnitState::Cancelled,
             UnitStatus::Active
                 if self
-                    .replicas
+                    .replicas()
                     .iter()
                     .any(|r| r.state == ReplicaState::InProgress) =>
             {
@@ -405,27 +446,27 @@ impl Unit {
     pub fn has_unsent(&self) -> bool {
         self.is_active()
             && self
-                .replicas
+                .replicas()
                 .iter()
                 .any(|r| r.state == ReplicaState::Unsent)
     }
 
     /// Whether `host` holds or held a replica of this unit.
     pub fn has_host(&self, host: HostId) -> bool {
-        self.replicas.iter().any(|r| r.host == Some(host))
+        self.replicas().iter().any(|r| r.host == Some(host))
     }
 
     /// The canonical output, when the unit is done.
     pub fn canonical_output(&self) -> Option<&[u8]> {
         match self.status {
-            UnitStatus::Done { canonical } => self.replicas.get(canonical as usize)?.output(),
+            UnitStatus::Done { canonical } => self.replicas().get(canonical as usize)?.output(),
             _ => None,
         }
     }
 
     /// Hosts running a replica now, with the replica index and deadline.
     pub fn leases(&self) -> impl Iterator<Item = (u32, HostId, u64)> + '_ {
-        self.replicas
+        self.replicas()
             .iter()
             .enumerate()
             .filter_map(|(idx, r)| match (&r.state, r.host) {
@@ -440,13 +481,14 @@ impl Unit {
             return None;
         }
         let idx = self
-            .replicas
+            .replicas()
             .iter()
             .position(|r| r.state == ReplicaState::Unsent)?;
-        let replica = &mut self.replicas[idx];
+        let deadline_ms = now_ms.saturating_add(self.params().delay_bound_ms);
+        let replica = &mut self.replicas_mut()[idx];
         replica.host = Some(host);
         replica.sent_ms = now_ms;
-        replica.deadline_ms = now_ms.saturating_add(self.params.delay_bound_ms);
+        replica.deadline_ms = deadline_ms;
         replica.state = ReplicaState::InProgress;
         Some(idx as u32)
     }
@@ -454,7 +496,7 @@ impl Unit {
     /// Whether `host`'s replica `idx` should still be computed.
     pub fn still_wanted(&self, idx: u32, host: HostId) -> bool {
         self.is_active()
-            && self.replicas.get(idx as usize).is_some_and(|r| {
+            && self.replicas().get(idx as usize).is_some_and(|r| {
                 r.host == Some(host)
                     && matches!(
                         r.state,
@@ -468,7 +510,7 @@ impl Unit {
     /// (it counts like any replica, but never outvotes an on-time replica still running) and,
     /// once the unit is done, is only compared with the canonical result.
     pub fn report(&mut self, idx: u32, host: HostId, reported: Reported) -> ReportEffect {
-        let Some(replica) = self.replicas.get_mut(idx as usize) else {
+        let Some(replica) = self.replicas_mut().get_mut(idx as usize) else {
             return ReportEffect::Refused("no such result");
         };
         if replica.host != Some(host) {
@@ -484,9 +526,9 @@ impl Unit {
         };
         match reported {
             Reported::Returned if !late => {
-                *replica = Replica::unsent();
+                *replica = Replica::UNSENT;
                 if self.status != UnitStatus::Active {
-                    self.replicas[idx as usize].state = ReplicaState::NotNeeded;
+                    self.replicas_mut()[idx as usize].state = ReplicaState::NotNeeded;
                 }
             }
             // Given back after it was replaced: its replacement already runs; keep the record.
@@ -527,8 +569,8 @@ impl Unit {
     /// Compare a result reported after the unit was done with the canonical output.
     fn judge_against_canonical(&mut self, idx: usize, canonical: usize, events: &mut Vec<Event>) {
         let granted = self.valid_fuel();
-        let canonical_output = self.replicas[canonical].output().map(<[u8]>::to_vec);
-        let replica = &mut self.replicas[idx];
+        let canonical_output = self.replicas()[canonical].output().map(<[u8]>::to_vec);
+        let replica = &mut self.replicas_mut()[idx];
         let Some(host) = replica.host else { return };
         let is_task_outcome = replica.outcome().is_some();
         match &mut replica.state {
@@ -560,7 +602,7 @@ impl Unit {
     /// Time out replicas whose deadline is at or before `now_ms`.
     pub fn expire(&mut self, now_ms: u64) -> Vec<Event> {
         let mut events = Vec::new();
-        for replica in &mut self.replicas {
+        for replica in self.replicas_mut() {
             if replica.state == ReplicaState::InProgress && replica.deadline_ms <= now_ms {
                 replica.state = ReplicaState::TimedOut;
                 if let Some(host) = replica.host {
@@ -577,7 +619,7 @@ impl Unit {
     /// Mark `host`'s running replica `idx` lost (the host no longer holds it) and replace it.
     /// Returns `None` if that replica is not running on that host, else the events it caused.
     pub fn lose(&mut self, idx: u32, host: HostId) -> Option<Vec<Event>> {
-        let replica = self.replicas.get_mut(idx as usize)?;
+        let replica = self.replicas_mut().get_mut(idx as usize)?;
         if replica.host != Some(host) || replica.state != ReplicaState::InProgress {
             return None;
         }
@@ -605,7 +647,7 @@ impl Unit {
     /// A short account of the results so far, for a stalled unit's reason.
     pub fn results_summary(&self) -> String {
         let (mut outputs, mut task_errors, mut other) = (0, 0, 0);
-        for replica in &self.replicas {
+        for replica in self.replicas() {
             match replica.outcome() {
                 Some(Outcome::Output(_)) => outputs += 1,
                 Some(Outcome::TaskError(..)) => task_errors += 1,
@@ -616,12 +658,12 @@ impl Unit {
         format!(
             "{outputs} output(s), {task_errors} task error(s) and {other} other failure(s) so \
              far, {} agreeing needed",
-            self.params.min_quorum
+            self.params().min_quorum
         )
     }
 
     fn drop_unsent(&mut self) {
-        for replica in &mut self.replicas {
+        for replica in self.replicas_mut() {
             if replica.state == ReplicaState::Unsent {
                 replica.state = ReplicaState::NotNeeded;
             }
@@ -648,7 +690,7 @@ impl Unit {
             return;
         }
         let running = self
-            .replicas
+            .replicas()
             .iter()
             .any(|r| r.state == ReplicaState::InProgress);
         // Largest group of identical outcomes, and the largest one that may decide; ties go to
@@ -656,16 +698,16 @@ impl Unit {
         // so it scans in place.)
         let mut largest = 0u32;
         // The fewest further agreeing results any group needs to decide.
-        let mut shortfall = self.params.min_quorum;
+        let mut shortfall = self.params().min_quorum;
         let mut decisive: Option<(usize, (u32, bool))> = None; // (first index, (size, on time))
         let mut n_outcomes = 0u32;
-        for (i, replica) in self.replicas.iter().enumerate() {
+        for (i, replica) in self.replicas().iter().enumerate() {
             let Some(outcome) = replica.outcome() else {
                 continue;
             };
             n_outcomes += 1;
             let group = self
-                .replicas
+                .replicas()
                 .iter()
                 .filter(|r| r.outcome() == Some(outcome));
             let (size, on_time) =
@@ -674,7 +716,7 @@ impl Unit {
             let needed = if margin {
                 self.votes_needed(outcome)
             } else {
-                self.params.min_quorum
+                self.params().min_quorum
             };
             shortfall = shortfall.min(needed.saturating_sub(size));
             let may_decide = size >= needed && (on_time || !running);
@@ -683,12 +725,12 @@ impl Unit {
             }
         }
         if let Some((first, (size, _))) = decisive {
-            let Some(outcome) = self.replicas[first].outcome() else {
+            let Some(outcome) = self.replicas()[first].outcome() else {
                 return;
             };
             // The canonical replica is an on-time one whenever the group has one.
             let representative = self
-                .replicas
+                .replicas()
                 .iter()
                 .position(|r| !r.late && r.outcome() == Some(outcome))
                 .unwrap_or(first);
@@ -706,9 +748,9 @@ impl Unit {
             }
             return;
         }
-        let n_errors = self.replicas.iter().filter(|r| r.is_host_error()).count() as u32;
-        if n_errors > self.params.max_error_results {
-            let last = self.replicas.iter().rev().find_map(|r| match &r.state {
+        let n_errors = self.replicas().iter().filter(|r| r.is_host_error()).count() as u32;
+        if n_errors > self.params().max_error_results {
+            let last = self.replicas().iter().rev().find_map(|r| match &r.state {
                 ReplicaState::Error { kind, message } if r.is_host_error() => {
                     Some(format!("{}: {message}", kind_name(*kind)))
                 }
@@ -716,35 +758,37 @@ impl Unit {
             });
             let reason = format!(
                 "too many errors: {n_errors} (at most {} allowed); last error: {}",
-                self.params.max_error_results,
+                self.params().max_error_results,
                 last.unwrap_or_else(|| "deadline missed".into())
             );
             self.fail(reason);
             return;
         }
-        let live = self.replicas.iter().filter(|r| r.is_live()).count() as u32;
+        let live = self.replicas().iter().filter(|r| r.is_live()).count() as u32;
         let need = self
-            .params
+            .params()
             .target_nresults
             .saturating_sub(live + n_outcomes)
             .max(shortfall.saturating_sub(live));
         let room = self
-            .params
+            .params()
             .max_total_results
-            .saturating_sub(self.replicas.len() as u32);
+            .saturating_sub(self.replicas().len() as u32);
         let n_new = need.min(room);
-        self.replicas.extend((0..n_new).map(|_| Replica::unsent()));
+        self.replicas_mut()
+            .extend((0..n_new).map(|_| Replica::UNSENT));
         if live + n_new == 0 {
             let reason = if n_outcomes > 0 {
                 format!(
                     "no agreement: {n_outcomes} results but at most {largest} agree \
                      (quorum {}); all {} replicas used",
-                    self.params.min_quorum, self.params.max_total_results
+                    self.params().min_quorum,
+                    self.params().max_total_results
                 )
             } else {
                 format!(
                     "all {} replicas used without a result",
-                    self.params.max_total_results
+                    self.params().max_total_results
                 )
             };
             self.fail(reason);
@@ -754,18 +798,18 @@ impl Unit {
     /// Mark every result that disagrees with replica `agreed` invalid (the unit failed with
     /// the task error `agreed` holds).
     fn reject_all_but(&mut self, agreed: usize, events: &mut Vec<Event>) {
-        let Some(outcome) = self.replicas[agreed].outcome() else {
+        let Some(outcome) = self.replicas()[agreed].outcome() else {
             return;
         };
         let disagreeing: Vec<usize> = self
-            .replicas
+            .replicas()
             .iter()
             .enumerate()
             .filter(|(_, r)| r.outcome().is_some_and(|o| o != outcome))
             .map(|(i, _)| i)
             .collect();
         for i in disagreeing {
-            let replica = &mut self.replicas[i];
+            let replica = &mut self.replicas_mut()[i];
             if let ReplicaState::Success { validation, .. } = &mut replica.state {
                 *validation = Validation::Invalid;
             }
@@ -777,7 +821,7 @@ impl Unit {
 
     /// The smallest fuel among replicas already validated.
     fn valid_fuel(&self) -> Option<u64> {
-        self.replicas
+        self.replicas()
             .iter()
             .filter_map(|r| match r.state {
                 ReplicaState::Success {
@@ -796,15 +840,15 @@ impl Unit {
             _ => None,
         };
         let granted = self
-            .replicas
+            .replicas()
             .iter()
-            .filter(|r| r.output() == self.replicas[canonical].output())
+            .filter(|r| r.output() == self.replicas()[canonical].output())
             .filter_map(agreeing_fuel)
             .min()
             .unwrap_or(0);
-        for i in 0..self.replicas.len() {
-            let agrees = self.replicas[i].output() == self.replicas[canonical].output();
-            let replica = &mut self.replicas[i];
+        for i in 0..self.replicas().len() {
+            let agrees = self.replicas()[i].output() == self.replicas()[canonical].output();
+            let replica = &mut self.replicas_mut()[i];
             let host = replica.host;
             // A task error where the task succeeded on a quorum of hosts is a wrong result.
             if let (ReplicaState::Error { kind, .. }, Some(host)) = (&replica.state, host)
@@ -847,6 +891,7 @@ pub fn kind_name(kind: ErrorKind) -> String {
         .unwrap_or_else(|| "other".into())
 }
 
+mod compact;
 mod reputation_hooks;
 #[cfg(test)]
 mod tests;

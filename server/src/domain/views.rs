@@ -93,7 +93,7 @@ pub fn unit_detail(unit: &Unit) -> UnitDetail {
         // Filled in by the caller, which knows the online hosts.
         stalled: None,
         replicas: unit
-            .replicas
+            .replicas()
             .iter()
             .enumerate()
             .map(|(idx, r)| replica_view(unit, idx, r, true))
@@ -103,7 +103,7 @@ pub fn unit_detail(unit: &Unit) -> UnitDetail {
 
 /// Replicas of `unit` that ended without output: error reports, missed deadlines, lost leases.
 pub fn failed_replicas(unit: &Unit) -> u32 {
-    unit.replicas
+    unit.replicas()
         .iter()
         .filter(|r| is_failure(&r.state))
         .count() as u32
@@ -119,7 +119,7 @@ pub fn is_failure(state: &ReplicaState) -> bool {
 
 /// Whether `unit` is still active after a failed replica: queued again or running a replacement.
 pub fn is_retrying(unit: &Unit) -> bool {
-    unit.is_active() && unit.replicas.iter().any(|r| is_failure(&r.state))
+    unit.is_active() && unit.replicas().iter().any(|r| is_failure(&r.state))
 }
 
 /// A unit in a unit list.
@@ -127,7 +127,7 @@ pub fn unit_summary(unit: &Unit) -> UnitSummary {
     UnitSummary {
         id: unit.id,
         state: unit.state(),
-        replicas: unit.replicas.len() as u32,
+        replicas: unit.replicas().len() as u32,
         failed_replicas: failed_replicas(unit),
         retrying: is_retrying(unit),
         error: unit_error(unit),
@@ -225,7 +225,7 @@ pub fn host_recent(
     for batch in world.batches() {
         let end = UnitId(batch.first_unit.0 + batch.n_units);
         world.scan_units(batch.first_unit..end, true, |unit| {
-            for (idx, replica) in unit.replicas.iter().enumerate() {
+            for (idx, replica) in unit.replicas().iter().enumerate() {
                 if replica.host == Some(host) {
                     recent.push(replica_view(unit, idx, replica, false));
                 }

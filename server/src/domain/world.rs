@@ -238,9 +238,9 @@ pub struct AssignmentView<'a> {
     pub module_size: u64,
     /// The signed manifest as published.
     pub signed_manifest: &'a serde_json::value::RawValue,
-    /// The input of a JSON unit; absent for a raw one.
+    /// The input of a JSON unit, as its stored compact text; absent for a raw one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub input: Option<&'a serde_json::Value>,
+    pub input: Option<&'a serde_json::value::RawValue>,
     /// The input of a raw unit, base64 (as [`Assignment::input_base64`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_base64: Option<Base64Ref<'a>>,
@@ -609,7 +609,7 @@ impl World {
     /// The assignment for a leased replica.
     pub fn assignment(&self, id: ResultId) -> Option<Assignment> {
         let unit = self.units.get(&id.unit)?;
-        let replica = unit.replicas.get(id.replica as usize)?;
+        let replica = unit.replicas().get(id.replica as usize)?;
         let batch = self.batches.get(&unit.batch)?;
         let app = self.app_version(&batch.app, &batch.version)?;
         Some(Assignment {
@@ -620,8 +620,11 @@ impl World {
             module_sha256: app.module_sha256.clone(),
             module_size: app.module_size,
             signed_manifest: app.signed_manifest.clone(),
-            input: unit.input.json().cloned().unwrap_or_default(),
-            input_base64: unit.input.raw().map(|bytes| Base64Bytes(bytes.to_vec())),
+            input: unit.input.json_value().unwrap_or_default(),
+            input_base64: unit
+                .input
+                .raw_bytes()
+                .map(|bytes| Base64Bytes(bytes.to_vec())),
             deadline_ms: replica.deadline_ms,
             limits: app.limits,
         })
@@ -631,7 +634,7 @@ impl World {
     /// [`Assignment`] without copying the manifest, input and strings of every unit.
     pub fn assignment_view(&self, id: ResultId) -> Option<AssignmentView<'_>> {
         let unit = self.units.get(&id.unit)?;
-        let replica = unit.replicas.get(id.replica as usize)?;
+        let replica = unit.replicas().get(id.replica as usize)?;
         let batch = self.batches.get(&unit.batch)?;
         let app = self.app_version(&batch.app, &batch.version)?;
         Some(AssignmentView {
@@ -642,8 +645,8 @@ impl World {
             module_sha256: &app.module_sha256,
             module_size: app.module_size,
             signed_manifest: &app.signed_manifest,
-            input: unit.input.json(),
-            input_base64: unit.input.raw().map(Base64Ref),
+            input: unit.input.json_raw(),
+            input_base64: unit.input.raw_bytes().map(Base64Ref),
             deadline_ms: replica.deadline_ms,
             limits: app.limits,
         })
@@ -910,7 +913,7 @@ impl World {
         }
         if unit.has_unsent() {
             let n = unit
-                .replicas
+                .replicas()
                 .iter()
                 .filter(|r| r.state == ReplicaState::Unsent)
                 .count() as u64;
@@ -922,7 +925,7 @@ impl World {
                 *unsent_replicas = unsent_replicas.saturating_sub(n);
             }
         }
-        for replica in &unit.replicas {
+        for replica in unit.replicas() {
             if let Some(host) = replica.host {
                 let key = (unit.batch, host);
                 if add {

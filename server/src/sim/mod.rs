@@ -232,7 +232,7 @@ fn summarize(
             UnitState::Failed => failed += 1,
             _ => unfinished += 1,
         }
-        let sent = unit.replicas.iter().filter(|r| r.host.is_some()).count();
+        let sent = unit.replicas().iter().filter(|r| r.host.is_some()).count();
         replicas += sent;
         if id.0 >= half {
             replicas_late += sent;

@@ -15,12 +15,12 @@
 //! servers hold valid rows as they are (no migration), and a store without raw units still
 //! opens in an older server.
 
-use musketeer_protocol::{Base64Bytes, BatchId, ErrorKind, HostId, UnitId, UnitInput};
+use musketeer_protocol::{Base64Bytes, BatchId, ErrorKind, HostId, UnitId};
 
 use super::codec::{Reader, bytes, varint};
 
 use crate::domain::lifecycle::{
-    Params, Replica, ReplicaState, Unit, UnitStatus, Validation, kind_name,
+    Input, Params, Replica, ReplicaState, Unit, UnitStatus, Validation, kind_name,
 };
 
 /// The layout version in the first byte.
@@ -32,13 +32,14 @@ const FORMAT_RAW_INPUT: u8 = 3;
 
 /// Append `unit`'s row to `out`.
 pub fn encode_unit(unit: &Unit, out: &mut Vec<u8>) {
-    out.push(match unit.input {
-        UnitInput::Json(_) => FORMAT,
-        UnitInput::Raw(_) => FORMAT_RAW_INPUT,
+    out.push(if unit.input.is_raw() {
+        FORMAT_RAW_INPUT
+    } else {
+        FORMAT
     });
     varint(out, unit.id.0);
     varint(out, unit.batch.0);
-    let p = &unit.params;
+    let p = unit.params();
     varint(out, p.min_quorum.into());
     varint(out, p.target_nresults.into());
     varint(out, p.max_error_results.into());
@@ -56,8 +57,8 @@ pub fn encode_unit(unit: &Unit, out: &mut Vec<u8>) {
         }
         UnitStatus::Cancelled => out.push(3),
     }
-    varint(out, unit.replicas.len() as u64);
-    for replica in &unit.replicas {
+    varint(out, unit.replicas().len() as u64);
+    for replica in unit.replicas() {
         match replica.host {
             None => out.push(0),
             Some(host) => {
@@ -98,13 +99,8 @@ pub fn encode_unit(unit: &Unit, out: &mut Vec<u8>) {
             ReplicaState::Lost => out.push(6),
         }
     }
-    match &unit.input {
-        // A JSON value always serializes; the input came in as one.
-        UnitInput::Json(value) => {
-            let _ = serde_json::to_writer(&mut *out, value);
-        }
-        UnitInput::Raw(bytes) => out.extend_from_slice(bytes),
-    }
+    // A JSON input is kept as the compact text this row has always held.
+    out.extend_from_slice(unit.input.stored_bytes());
 }
 
 /// Decode a row written by [`encode_unit`]; the error says what is wrong with it.
@@ -195,25 +191,52 @@ pub fn decode_unit(row: &[u8]) -> Result<Unit, String> {
         });
     }
     let input = match format {
-        FORMAT_RAW_INPUT => UnitInput::Raw(r.rest().to_vec()),
-        _ => UnitInput::Json(
-            serde_json::from_slice(r.rest()).map_err(|e| format!("bad input: {e}"))?,
-        ),
+        FORMAT_RAW_INPUT => Input::raw(r.rest()),
+        _ => std::str::from_utf8(r.rest())
+            .map_err(|e| format!("bad input: {e}"))
+            .and_then(|text| Input::json_text(text).map_err(|e| format!("bad input: {e}")))?,
     };
-    Ok(Unit {
-        id,
-        batch,
-        params,
-        input,
-        status,
-        replicas,
-    })
+    Unit::from_parts(id, batch, params, input, status, replicas).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use musketeer_protocol::UnitInput;
     use serde_json::json;
+
+    /// The row of a fresh unit with one replica and `input`, written out field by field.
+    fn fresh_row(min_quorum: u8, input: &[u8]) -> Vec<u8> {
+        let mut row = vec![FORMAT, 7, 2];
+        // Params: quorum, target, max errors, max total, then 3,600,000 ms as a varint.
+        row.extend_from_slice(&[min_quorum, 1, 3, 6, 0x80, 0xdd, 0xdb, 0x01]);
+        // Active; one replica: no host, sent 0, deadline 0, no log, not late, unsent.
+        row.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        row.extend_from_slice(input);
+        row
+    }
+
+    #[test]
+    fn a_fresh_unit_writes_the_row_layout_byte_for_byte() {
+        let params = Params {
+            delay_bound_ms: 3_600_000,
+            ..Params::resolve(&Default::default()).unwrap()
+        };
+        let input = json!({"b": [1, "x"], "a": 2.5});
+        let unit = Unit::new(UnitId(7), BatchId(2), params, input);
+        let mut row = Vec::new();
+        encode_unit(&unit, &mut row);
+        let expected = fresh_row(1, br#"{"b":[1,"x"],"a":2.5}"#);
+        assert_eq!(row, expected);
+        assert_eq!(decode_unit(&expected).unwrap(), unit);
+    }
+
+    #[test]
+    fn rows_with_settings_beyond_their_limits_are_refused() {
+        assert!(decode_unit(&fresh_row(64, b"1")).is_ok());
+        let error = decode_unit(&fresh_row(65, b"1")).unwrap_err();
+        assert!(error.contains("out of range"), "{error}");
+    }
 
     fn replica(host: Option<u64>, state: ReplicaState) -> Replica {
         Replica {
@@ -272,27 +295,28 @@ mod tests {
             UnitStatus::Cancelled,
         ];
         for status in statuses {
-            let unit = Unit {
-                id: UnitId(300),
-                batch: BatchId(2),
-                params: Params {
+            let unit = Unit::from_parts(
+                UnitId(300),
+                BatchId(2),
+                Params {
                     min_quorum: 2,
                     target_nresults: 3,
                     max_error_results: 0,
                     max_total_results: 64,
                     delay_bound_ms: 3_600_000,
                 },
-                input: json!({"z": [1, 2.5, "x"], "a": null, "m": {"k": true}}).into(),
+                json!({"z": [1, 2.5, "x"], "a": null, "m": {"k": true}}).into(),
                 status,
-                replicas: every_state(),
-            };
+                every_state(),
+            )
+            .unwrap();
             let mut row = Vec::new();
             encode_unit(&unit, &mut row);
             let back = decode_unit(&row).unwrap();
             assert_eq!(back, unit);
             // Key order of the input is kept (CSV columns follow it).
             assert_eq!(
-                serde_json::to_string(back.input.json().unwrap()).unwrap(),
+                serde_json::to_string(&back.input.json_value().unwrap()).unwrap(),
                 r#"{"z":[1,2.5,"x"],"a":null,"m":{"k":true}}"#
             );
         }
@@ -310,7 +334,7 @@ mod tests {
         let mut row = Vec::new();
         encode_unit(&unit, &mut row);
         // The only replica ends with its late byte and its state tag (1: in progress).
-        let input_len = unit.input.task_bytes().len();
+        let input_len = unit.input.stored_bytes().len();
         let late_at = row.len() - input_len - 2;
         assert_eq!(&row[late_at..late_at + 2], &[0, 1]);
         let mut old = row.clone();

@@ -1,12 +1,14 @@
 //! Property tests of the `units` row codec: any unit round-trips, and no byte string, however
 //! mangled, makes decoding panic.
 
-use musketeer_protocol::{Base64Bytes, BatchId, ErrorKind, HostId, UnitId};
+use musketeer_protocol::{Base64Bytes, BatchId, ErrorKind, HostId, UnitId, UnitInput};
 use proptest::prelude::*;
 use serde_json::Value;
 
 use super::unit_row::{decode_unit, encode_unit};
-use crate::domain::lifecycle::{Params, Replica, ReplicaState, Unit, UnitStatus, Validation};
+use crate::domain::lifecycle::{
+    MAX_REPLICAS, Params, Replica, ReplicaState, Unit, UnitStatus, Validation,
+};
 
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -80,7 +82,7 @@ fn replica_state() -> impl Strategy<Value = ReplicaState> {
 }
 
 fn replica() -> impl Strategy<Value = Replica> {
-    (
+    let any_replica = (
         prop::option::of(any::<u64>()),
         any::<u64>(),
         any::<u64>(),
@@ -97,7 +99,9 @@ fn replica() -> impl Strategy<Value = Replica> {
                 late,
                 state,
             },
-        )
+        );
+    // Units whose replicas are all untouched are kept as a count; they must read back too.
+    prop_oneof![any_replica, Just(Replica::UNSENT)]
 }
 
 fn unit() -> impl Strategy<Value = Unit> {
@@ -107,12 +111,14 @@ fn unit() -> impl Strategy<Value = Unit> {
         ".{0,40}".prop_map(|reason| UnitStatus::Failed { reason }),
         Just(UnitStatus::Cancelled),
     ];
+    // Any settings `Params::resolve` could have let through (a unit keeps them in 8 bytes).
+    let count = || 0..=MAX_REPLICAS;
     let params = (
-        any::<u32>(),
-        any::<u32>(),
-        any::<u32>(),
-        any::<u32>(),
-        any::<u64>(),
+        count(),
+        count(),
+        count(),
+        count(),
+        0..=30 * 24 * 60 * 60 * 1000u64,
     )
         .prop_map(
             |(
@@ -137,19 +143,22 @@ fn unit() -> impl Strategy<Value = Unit> {
         params,
         // Raw inputs (`submit --lines`) of any bytes, as well as JSON ones.
         prop_oneof![
-            json_value().prop_map(musketeer_protocol::UnitInput::Json),
-            prop::collection::vec(any::<u8>(), 0..64).prop_map(musketeer_protocol::UnitInput::Raw),
+            json_value().prop_map(UnitInput::Json),
+            prop::collection::vec(any::<u8>(), 0..64).prop_map(UnitInput::Raw),
         ],
         status,
         prop::collection::vec(replica(), 0..6),
     )
-        .prop_map(|(id, batch, params, input, status, replicas)| Unit {
-            id: UnitId(id),
-            batch: BatchId(batch),
-            params,
-            input,
-            status,
-            replicas,
+        .prop_map(|(id, batch, params, input, status, replicas)| {
+            Unit::from_parts(
+                UnitId(id),
+                BatchId(batch),
+                params,
+                input.into(),
+                status,
+                replicas,
+            )
+            .expect("settings in range")
         })
 }
 
@@ -160,6 +169,20 @@ proptest! {
         let mut row = Vec::new();
         encode_unit(&unit, &mut row);
         prop_assert_eq!(decode_unit(&row).unwrap(), unit);
+    }
+
+    /// A JSON input is kept as text: it reads back as the submitted value, with its key order,
+    /// and the row holds exactly what `serde_json` writes for that value.
+    #[test]
+    fn json_inputs_read_back_as_the_submitted_value(value in json_value()) {
+        let params = Params::resolve(&Default::default()).unwrap();
+        let unit = Unit::new(UnitId(1), BatchId(1), params, value.clone());
+        let mut row = Vec::new();
+        encode_unit(&unit, &mut row);
+        prop_assert!(row.ends_with(&serde_json::to_vec(&value).unwrap()));
+        let back = decode_unit(&row).unwrap();
+        prop_assert_eq!(back.input.json_value(), Some(value.clone()));
+        prop_assert_eq!(back.input.to_unit_input(), UnitInput::Json(value));
     }
 
     #[test]

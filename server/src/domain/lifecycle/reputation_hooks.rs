@@ -4,7 +4,9 @@
 
 use musketeer_protocol::HostId;
 
-use super::{Event, Outcome, Params, Replica, ReplicaState, Unit, UnitStatus, Validation};
+use super::{
+    Event, Outcome, PackedParams, Params, Replica, ReplicaState, Unit, UnitStatus, Validation,
+};
 
 impl Unit {
     /// Agreeing results a group with `outcome` needs to decide: the quorum, plus one for each
@@ -13,18 +15,18 @@ impl Unit {
     /// fewer than k - quorum + 1 honest hosts, however fast they are.
     pub(super) fn votes_needed(&self, outcome: Outcome<'_>) -> u32 {
         let dissent = self
-            .replicas
+            .replicas()
             .iter()
             .filter(|r| {
                 !r.late && matches!(r.outcome(), Some(o @ Outcome::Output(_)) if o != outcome)
             })
             .count() as u32;
-        self.params.min_quorum + dissent
+        self.params().min_quorum + dissent
     }
 
     /// Whether the unit is active with two different task outcomes (outputs or task errors).
     pub fn is_disputed(&self) -> bool {
-        let mut outcomes = self.replicas.iter().filter_map(Replica::outcome);
+        let mut outcomes = self.replicas().iter().filter_map(Replica::outcome);
         let first = outcomes.next();
         self.is_active() && outcomes.any(|o| Some(o) != first)
     }
@@ -42,7 +44,7 @@ impl Unit {
     /// Hosts whose unjudged outcome is part of a dispute on this unit.
     pub fn disputants(&self) -> impl Iterator<Item = HostId> + '_ {
         let disputed = self.is_disputed();
-        self.replicas.iter().filter_map(move |r| {
+        self.replicas().iter().filter_map(move |r| {
             let unjudged = match r.state {
                 ReplicaState::Success { validation, .. } => validation == Validation::Pending,
                 _ => r.outcome().is_some(),
@@ -55,15 +57,18 @@ impl Unit {
     /// sent yet. Returns whether it changed.
     pub fn run_alone(&mut self) -> bool {
         let fresh = self
-            .replicas
+            .replicas()
             .iter()
             .all(|r| r.state == ReplicaState::Unsent);
-        if !self.is_active() || !fresh || self.params.min_quorum <= 1 {
+        if !self.is_active() || !fresh || self.params().min_quorum <= 1 {
             return false;
         }
-        self.params.min_quorum = 1;
-        self.params.target_nresults = 1;
-        self.replicas.truncate(1);
+        self.params = PackedParams::clamped(Params {
+            min_quorum: 1,
+            target_nresults: 1,
+            ..self.params()
+        });
+        self.replicas_mut().truncate(1);
         true
     }
 
@@ -72,10 +77,10 @@ impl Unit {
     /// own settings) without its vote. Events are only those new to other hosts.
     pub fn distrust(&mut self, host: HostId, params: Params) -> Vec<Event> {
         let mut events = Vec::new();
-        let Some(idx) = self.replicas.iter().position(|r| r.host == Some(host)) else {
+        let Some(idx) = self.replicas().iter().position(|r| r.host == Some(host)) else {
             return events;
         };
-        match (&self.status, &self.replicas[idx].state) {
+        match (&self.status, &self.replicas()[idx].state) {
             (UnitStatus::Active, ReplicaState::InProgress | ReplicaState::TimedOut)
             | (
                 UnitStatus::Active,
@@ -84,7 +89,7 @@ impl Unit {
                     ..
                 },
             ) => {
-                self.replicas[idx] = Replica::unsent();
+                self.replicas_mut()[idx] = Replica::UNSENT;
             }
             (
                 UnitStatus::Done { .. },
@@ -94,22 +99,22 @@ impl Unit {
                 },
             ) => {
                 // Its vote goes; the host stays recorded so that it never gets the unit again.
-                self.replicas[idx].state = ReplicaState::NotNeeded;
+                self.replicas_mut()[idx].state = ReplicaState::NotNeeded;
                 let before: Vec<(Option<HostId>, Validation)> = self
-                    .replicas
+                    .replicas()
                     .iter()
                     .filter_map(|r| match r.state {
                         ReplicaState::Success { validation, .. } => Some((r.host, validation)),
                         _ => None,
                     })
                     .collect();
-                for replica in &mut self.replicas {
+                for replica in self.replicas_mut() {
                     if let ReplicaState::Success { validation, .. } = &mut replica.state {
                         *validation = Validation::Pending;
                     }
                 }
                 self.status = UnitStatus::Active;
-                self.params = params;
+                self.params = PackedParams::clamped(params);
                 self.transition(&mut events);
                 // A host whose verdict stands keeps its counters and credit; only changed
                 // verdicts are news.

@@ -257,7 +257,7 @@ fn a_success_against_an_error_quorum_is_invalid() {
     assert!(failure_reason(&u).contains("trap"));
     assert_eq!(events, vec![Event::Invalidated { host: H1 }]);
     assert!(matches!(
-        u.replicas[a as usize].state,
+        u.replicas()[a as usize].state,
         ReplicaState::Success {
             validation: Validation::Invalid,
             ..
@@ -504,12 +504,12 @@ fn reported(outcome: u8) -> Reported {
 /// Invariants that hold after every operation. `accepted` models which output each host's
 /// accepted success carried.
 fn check_invariants(u: &Unit, accepted: &BTreeMap<HostId, Vec<u8>>) -> Result<(), TestCaseError> {
-    let p = u.params;
+    let p = u.params();
     prop_assert!(
-        u.replicas.len() as u32 <= p.max_total_results,
+        u.replicas().len() as u32 <= p.max_total_results,
         "too many replicas"
     );
-    let hosts: Vec<HostId> = u.replicas.iter().filter_map(|r| r.host).collect();
+    let hosts: Vec<HostId> = u.replicas().iter().filter_map(|r| r.host).collect();
     let mut distinct = hosts.clone();
     distinct.sort();
     distinct.dedup();
@@ -517,26 +517,26 @@ fn check_invariants(u: &Unit, accepted: &BTreeMap<HostId, Vec<u8>>) -> Result<()
     match &u.status {
         UnitStatus::Active => {
             prop_assert!(
-                u.replicas.iter().any(Replica::is_live),
+                u.replicas().iter().any(Replica::is_live),
                 "active unit cannot progress"
             );
-            for r in &u.replicas {
+            for r in u.replicas() {
                 if let ReplicaState::Success { validation, .. } = &r.state {
                     prop_assert_eq!(*validation, Validation::Pending);
                 }
             }
         }
         UnitStatus::Done { canonical } => {
-            let chosen = &u.replicas[*canonical as usize];
+            let chosen = &u.replicas()[*canonical as usize];
             prop_assert!(
                 !chosen.late
                     || !u
-                        .replicas
+                        .replicas()
                         .iter()
                         .any(|r| !r.late && r.output().is_some() && r.output() == chosen.output()),
                 "a late replica is canonical over an agreeing on-time one"
             );
-            let canonical = u.replicas[*canonical as usize]
+            let canonical = u.replicas()[*canonical as usize]
                 .output()
                 .expect("canonical is a success")
                 .to_vec();
@@ -545,7 +545,7 @@ fn check_invariants(u: &Unit, accepted: &BTreeMap<HostId, Vec<u8>>) -> Result<()
                 agreeing >= p.min_quorum,
                 "canonical without quorum agreement"
             );
-            for r in &u.replicas {
+            for r in u.replicas() {
                 if let ReplicaState::Success {
                     output, validation, ..
                 } = &r.state
@@ -563,7 +563,7 @@ fn check_invariants(u: &Unit, accepted: &BTreeMap<HostId, Vec<u8>>) -> Result<()
             // A unit fails only for one of the three documented reasons.
             let mut task_errors: std::collections::HashMap<(ErrorKind, &str), u32> =
                 std::collections::HashMap::new();
-            for r in &u.replicas {
+            for r in u.replicas() {
                 if let ReplicaState::Error { kind, message } = &r.state
                     && is_task_outcome(*kind)
                 {
@@ -572,12 +572,12 @@ fn check_invariants(u: &Unit, accepted: &BTreeMap<HostId, Vec<u8>>) -> Result<()
             }
             // A late result may have replaced a missed deadline since the unit failed.
             let host_errors = u
-                .replicas
+                .replicas()
                 .iter()
                 .filter(|r| r.is_host_error() || r.late)
                 .count() as u32;
             let error_quorum = task_errors.values().any(|&n| n >= p.min_quorum);
-            let exhausted = u.replicas.len() as u32 == p.max_total_results;
+            let exhausted = u.replicas().len() as u32 == p.max_total_results;
             prop_assert!(
                 error_quorum || host_errors > p.max_error_results || exhausted,
                 "failed without cause: {}",
@@ -590,7 +590,7 @@ fn check_invariants(u: &Unit, accepted: &BTreeMap<HostId, Vec<u8>>) -> Result<()
         UnitStatus::Cancelled => {}
     }
     if !u.is_active() {
-        prop_assert!(!u.replicas.iter().any(|r| r.state == ReplicaState::Unsent));
+        prop_assert!(!u.replicas().iter().any(|r| r.state == ReplicaState::Unsent));
     }
     Ok(())
 }
@@ -607,7 +607,7 @@ proptest! {
             match op {
                 Op::Assign(host) => { u.assign(HostId(host), now); }
                 Op::Report { pick, outcome } => {
-                    let leased: Vec<(u32, HostId)> = u.replicas.iter().enumerate()
+                    let leased: Vec<(u32, HostId)> = u.replicas().iter().enumerate()
                         .filter_map(|(i, r)| r.host.map(|h| (i as u32, h))).collect();
                     if !leased.is_empty() {
                         let (idx, host) = leased[pick % leased.len()];
@@ -644,19 +644,5 @@ proptest! {
             check_invariants(&u, &accepted)?;
         }
         prop_assert!(!u.is_active(), "unit never ended: {:?}", u);
-    }
-
-    #[test]
-    fn unit_round_trips_through_storage_json(p in any_params(), ops in proptest::collection::vec(op(), 0..20)) {
-        let mut u = unit(p);
-        for (i, op) in ops.into_iter().enumerate() {
-            if let Op::Report { outcome, .. } = op
-                && let Some(idx) = u.assign(HostId(i as u64), 0)
-            {
-                u.report(idx, HostId(i as u64), reported(outcome));
-            }
-        }
-        let json = serde_json::to_vec(&u).unwrap();
-        prop_assert_eq!(serde_json::from_slice::<Unit>(&json).unwrap(), u);
     }
 }

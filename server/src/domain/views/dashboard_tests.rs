@@ -13,7 +13,7 @@ fn with_a_retry(world: &mut World) -> UnitId {
     let (idx, host) = world
         .unit(unit)
         .and_then(|u| {
-            u.replicas
+            u.replicas()
                 .iter()
                 .enumerate()
                 .find(|(_, r)| r.state == ReplicaState::InProgress)

@@ -47,7 +47,7 @@ pub fn failures(
             {
                 return true;
             }
-            for (idx, replica) in unit.replicas.iter().enumerate() {
+            for (idx, replica) in unit.replicas().iter().enumerate() {
                 if !is_failure(&replica.state) {
                     continue;
                 }

@@ -45,7 +45,7 @@ impl World {
             return false;
         };
         !unit.has_host(other)
-            && unit.replicas.iter().all(|r| {
+            && unit.replicas().iter().all(|r| {
                 r.host
                     .and_then(|h| self.hosts.get(&h))
                     .is_none_or(|holder| !holder.origin.conflicts_with(&me.origin))

@@ -54,7 +54,7 @@ impl World {
         // Replicas of one unit go to hosts of different networks and owners.
         let placeable = |unit: &Unit| {
             !unit.has_host(host)
-                && unit.replicas.iter().all(|r| {
+                && unit.replicas().iter().all(|r| {
                     let other = r.host.and_then(|h| self.hosts.get(&h));
                     let errored = matches!(r.state, ReplicaState::Error { .. });
                     other.is_none_or(|other| {
@@ -160,7 +160,7 @@ impl World {
             .filter(|id| {
                 !held.contains(id)
                     && self.units.get(&id.unit).is_some_and(|u| {
-                        u.replicas
+                        u.replicas()
                             .get(id.replica as usize)
                             .is_some_and(|r| r.sent_ms < asked_ms)
                     })

@@ -102,7 +102,7 @@ impl World {
                 h.last_contact_ms + super::ONLINE_WINDOW_MS > now_ms
                     && h.standing.allowance(&self.policy, now_ms).is_ok()
                     && !unit.has_host(h.id)
-                    && unit.replicas.iter().all(|r| {
+                    && unit.replicas().iter().all(|r| {
                         r.host
                             .and_then(|other| self.hosts.get(&other))
                             .is_none_or(|other| !other.origin.conflicts_with(&h.origin))
@@ -128,7 +128,7 @@ impl World {
     pub(super) fn held_by_dispute(&self, host: HostId, now_ms: u64) -> Option<UnitId> {
         self.disputes.get(&host)?.iter().copied().find(|id| {
             self.units.get(id).is_some_and(|u| {
-                let last_sent = u.replicas.iter().map(|r| r.sent_ms).max().unwrap_or(0);
+                let last_sent = u.replicas().iter().map(|r| r.sent_ms).max().unwrap_or(0);
                 now_ms < last_sent.saturating_add(DISPUTE_HOLD_MS)
             })
         })
@@ -235,7 +235,7 @@ impl World {
             return 0;
         };
         let confirmations = u
-            .replicas
+            .replicas()
             .iter()
             .filter(|r| {
                 matches!(

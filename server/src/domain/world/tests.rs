@@ -194,7 +194,7 @@ fn successes_beyond_the_manifest_limits_count_as_errors() {
             world.report(HostId(1), id, report, 1).0,
             ReportStatus::Accepted
         );
-        let replica = &world.unit(id.unit).unwrap().replicas[id.replica as usize];
+        let replica = &world.unit(id.unit).unwrap().replicas()[id.replica as usize];
         let ReplicaState::Error { kind: got, message } = &replica.state else {
             panic!("{replica:?}")
         };
@@ -220,7 +220,7 @@ fn reported_guest_text_is_stored_escaped() {
         stderr_tail: "line one\nline two\r\u{202e}".into(),
     };
     world.report(HostId(1), leased[0], forged, 1);
-    let replica = &world.unit(leased[0].unit).unwrap().replicas[0];
+    let replica = &world.unit(leased[0].unit).unwrap().replicas()[0];
     let ReplicaState::Error { message, .. } = &replica.state else {
         panic!("{replica:?}")
     };
@@ -358,7 +358,7 @@ proptest! {
                 Op::Fetch { host, n } => { world.fetch(HostId(host), n, now); }
                 Op::Report { host, pick, outcome } => {
                     let leased: Vec<ResultId> = world.units.values().flat_map(|u| {
-                        u.replicas.iter().enumerate()
+                        u.replicas().iter().enumerate()
                             .filter(|(_, r)| r.host == Some(HostId(host)) && matches!(r.state, ReplicaState::InProgress | ReplicaState::TimedOut))
                             .map(|(i, _)| ResultId { unit: u.id, replica: i as u32 })
                             .collect::<Vec<_>>()

@@ -142,7 +142,7 @@ fn trusted_hosts_run_units_alone_but_spot_checks_and_a_lie_reopen_their_work() {
     let alone: Vec<UnitId> = leased
         .iter()
         .map(|r| r.unit)
-        .filter(|u| world.unit(*u).unwrap().replicas.len() == 1)
+        .filter(|u| world.unit(*u).unwrap().replicas().len() == 1)
         .collect();
     assert!(
         (10..20).contains(&alone.len()),
@@ -173,7 +173,7 @@ fn trusted_hosts_run_units_alone_but_spot_checks_and_a_lie_reopen_their_work() {
         let u = world.unit(*unit).unwrap();
         assert_eq!(u.status, UnitStatus::Active, "unit {unit} reopened");
         assert_eq!(
-            u.params,
+            u.params(),
             world.batch(batch).unwrap().params,
             "full quorum again"
         );
