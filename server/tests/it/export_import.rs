@@ -302,3 +302,37 @@ fn damaged_exports_are_refused_naming_the_line_and_create_nothing() {
         before
     );
 }
+
+#[test]
+fn an_export_of_an_older_schema_imports_as_it_is_and_migrates_when_opened() {
+    let (dir, data, _) = crate::upgrade::fixture_copy();
+    let file = dir.path().join("v2.jsonl");
+    export(&data, &file);
+    assert!(
+        !data.join("musketeer.redb.pre-v3.bak").exists(),
+        "export reads the store as it is"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.starts_with(r#"{"format":"musketeer-store-export","format_version":1,"schema_version":2,"project":{"name":"v2 fixture""#),
+        "{}",
+        &text[..200]
+    );
+    let moved = dir.path().join("moved");
+    let (ok, text) = import(&moved, &file);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("schema 2") && text.contains("when it first opens"),
+        "{text}"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
+        .args(["migrate", "--dry-run", "--data-dir"])
+        .arg(&moved)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && text.contains("from schema 2 to 3"),
+        "{text}"
+    );
+}
