@@ -2,7 +2,8 @@
 //! store holds 1,000,000 finished units and 10,000 in flight, each measured after a restart (a
 //! fresh process loading the store), with the restart time.
 //!
-//! Run: `cargo bench -p musketeer-server --bench memory` (options: `-- --units N --in-flight M`).
+//! Run: `cargo bench -p musketeer-server --bench memory` (options: `-- --units N --in-flight M`;
+//! `--fill DIR` only fills DIR with that store, finished and in-flight units, and keeps it).
 //! The stores are filled through the in-memory world and the real writer (no HTTP: this
 //! measures memory, not request handling) in a temp dir; each load runs in a child process
 //! (this binary with `--load DIR`) so that the RSS is the loaded state's, not the filler's.
@@ -40,6 +41,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // Only fill a store and keep it (the export/import measurement of docs/benchmarks.md).
+    if let Some(dir) = arg("--fill") {
+        fill(&runtime, Path::new(dir), units, in_flight);
+        return;
+    }
 
     let empty = tempfile::tempdir().expect("temp dir");
     fill(&runtime, empty.path(), 0, 0);

@@ -50,6 +50,33 @@ pub enum Command {
     /// Bring a store written by an older release to this release's schema (with the server
     /// stopped; `serve` also does it when it starts).
     Migrate(MigrateArgs),
+    /// Write the whole store as a stream of JSON lines, to move it to another machine or
+    /// store (with the server stopped).
+    Export(ExportArgs),
+    /// Create a new store from what `export` wrote (with no server on it).
+    Import(ImportArgs),
+}
+
+/// `export` flags.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Directory of the store.
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// A new file to write, or `-` for standard output (the default).
+    #[arg(long)]
+    pub output: Option<String>,
+}
+
+/// `import` flags.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// Directory for the new store (which must not hold one).
+    #[arg(long, env = "MUSKETEER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// The file `export` wrote, or `-` for standard input.
+    #[arg(long)]
+    pub input: String,
 }
 
 /// Where the store is: exactly one of `--data-dir` and `--store`.

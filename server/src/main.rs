@@ -20,6 +20,8 @@ fn main() -> ExitCode {
         Command::RotateKey(args) => commands::rotate_key::run(args),
         Command::Compact(args) => commands::compact::run(args),
         Command::Migrate(args) => commands::migrate::run(args),
+        Command::Export(args) => commands::export::run(args),
+        Command::Import(args) => commands::import::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -102,7 +102,7 @@ impl Store {
     }
 }
 
-fn open_file(data_dir: &Path) -> Result<(Database, PathBuf), StoreError> {
+pub(super) fn open_file(data_dir: &Path) -> Result<(Database, PathBuf), StoreError> {
     let path = data_dir.join(super::DB_FILE);
     if !path.exists() {
         return Err(super::missing(data_dir));
@@ -113,7 +113,7 @@ fn open_file(data_dir: &Path) -> Result<(Database, PathBuf), StoreError> {
     Ok((db, path))
 }
 
-fn schema_version(db: &Database) -> Result<u64, StoreError> {
+pub(super) fn schema_version(db: &Database) -> Result<u64, StoreError> {
     let txn = db.begin_read().db()?;
     let meta = txn.open_table(META).db()?;
     let row = meta.get(SCHEMA_KEY).db()?;
@@ -126,7 +126,7 @@ fn schema_version(db: &Database) -> Result<u64, StoreError> {
         })
 }
 
-fn check_migratable(found: u64, path: &Path) -> Result<(), StoreError> {
+pub(super) fn check_migratable(found: u64, path: &Path) -> Result<(), StoreError> {
     if found > SCHEMA_VERSION {
         return Err(StoreError::NewerSchema {
             path: path.to_owned(),

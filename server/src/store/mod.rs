@@ -10,6 +10,7 @@ mod codec;
 pub mod done_per_minute_row;
 mod migrate;
 mod pg;
+pub mod rows;
 pub mod unit_row;
 #[cfg(test)]
 mod unit_row_props;
@@ -85,6 +86,14 @@ pub enum StoreError {
     /// back to what the store holds.
     #[error("storage refused the change (disk full or failing?); nothing was saved; retry later")]
     WriterStopped,
+    /// A row given to [`Store::write_rows`] has a key of the wrong kind for its table.
+    #[error("a {table} row has the key {key}, of the wrong kind for that table (text or id)")]
+    WrongKeyKind {
+        /// The table.
+        table: &'static str,
+        /// The key.
+        key: String,
+    },
     /// A commit failed on purpose (tests of storage faults).
     #[error("injected storage failure")]
     Injected,

@@ -16,6 +16,7 @@ mod dashboard_views;
 mod delete;
 mod durability;
 mod every_route;
+mod export_import;
 mod openapi;
 mod ops;
 mod pg_store;

@@ -42,7 +42,7 @@ fn server(args: &[&str], data: &Path) -> (Output, String) {
 }
 
 /// A copy of the fixture store in a new data dir; (temp dir, data dir, tokens.json).
-fn fixture_copy() -> (tempfile::TempDir, std::path::PathBuf, Value) {
+pub(crate) fn fixture_copy() -> (tempfile::TempDir, std::path::PathBuf, Value) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();

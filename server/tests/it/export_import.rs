@@ -1,0 +1,338 @@
+//! Moving a store: `export` a store with a batch half done, `import` it into a new directory,
+//! and serve it there: results, tokens and host carry over and the batch finishes. Damaged
+//! exports are refused, naming the line, and leave nothing behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::durability::{ServerProcess, wait_for};
+use crate::support::{base64_encode, http_json, http_volunteer_round, platform, publish_body};
+
+fn server(args: &[&str], data: &Path, file: &Path) -> (Output, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
+        .args(args)
+        .arg(file)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output, text)
+}
+
+/// `export` of `data` to `file`, asserting success.
+fn export(data: &Path, file: &Path) {
+    let (output, text) = server(&["export", "--output"], data, file);
+    assert!(output.status.success(), "{text}");
+}
+
+/// `import` of `file` into `data`: success and what it printed.
+fn import(data: &Path, file: &Path) -> (bool, String) {
+    let (output, text) = server(&["import", "--input"], data, file);
+    (output.status.success(), text)
+}
+
+fn output_of(input: &Value) -> Value {
+    json!({"square": input.as_u64().unwrap().pow(2)})
+}
+
+async fn csv(http: &reqwest::Client, url: &str, token: &str, batch: u64) -> String {
+    let response = http
+        .get(format!("{url}/api/v1/batches/{batch}/results?format=csv"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_store_keeps_its_results_tokens_and_host_and_finishes_its_batch() {
+    let (dir, data, admin) = crate::cli::init();
+    let key =
+        musketeer_signing_keys::read_secret_key(&dir.path().join("keys/musketeer.key")).unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut old = ServerProcess::start(&data);
+    let url = old.url.clone();
+    let (status, body) = http_json(
+        http.post(format!("{url}/api/v1/apps")).json(&publish_body(
+            &key,
+            "noop",
+            "1.0.0",
+            b"module bytes",
+        )),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = http_json(
+        http.post(format!("{url}/api/v1/tokens"))
+            .json(&json!({"role": "researcher"})),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let researcher = body["token"].as_str().unwrap().to_owned();
+    let (status, body) = http_json(
+        http.post(format!("{url}/api/v1/batches")).json(&json!({
+            "app": "noop", "inputs": (0..8).collect::<Vec<u64>>(), "replication": {"min_quorum": 1}
+        })),
+        Some(&researcher),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let batch = body["batch_id"].as_u64().unwrap();
+    let (status, body) = http_json(
+        http.post(format!("{url}/api/v1/hosts/register"))
+            .json(&json!({"name": "mover", "platform": platform()})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let host = body["host_token"].as_str().unwrap().to_owned();
+    // Two units validated, two leased and held over the move, four never sent.
+    http_volunteer_round(&http, &url, &host, output_of).await;
+    let (status, fetched) = http_json(
+        http.post(format!("{url}/api/v1/work/fetch"))
+            .json(&json!({"free_slots": 2, "platform": platform()})),
+        Some(&host),
+    )
+    .await;
+    assert_eq!(status, 200, "{fetched}");
+    let held = fetched["assignments"].as_array().unwrap().clone();
+    assert_eq!(held.len(), 2, "{fetched}");
+    let batch_url = format!("{url}/api/v1/batches/{batch}");
+    let (_, before) = http_json(http.get(&batch_url), Some(&researcher)).await;
+    assert_eq!(before["counts"]["done"], 2, "{before}");
+    let csv_before = csv(&http, &url, &researcher, batch).await;
+
+    let file = dir.path().join("store.jsonl");
+    let (output, text) = server(&["export", "--output"], &data, &file);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("in use") && text.contains("server stopped"),
+        "{text}"
+    );
+    assert!(!file.exists(), "a refused export leaves no file");
+    old.kill();
+    export(&data, &file);
+
+    let moved = dir.path().join("moved");
+    let (ok, text) = import(&moved, &file);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("units 8") && text.contains("hosts 1"),
+        "{text}"
+    );
+    // What an import makes exports to the same bytes.
+    let again = dir.path().join("again.jsonl");
+    export(&moved, &again);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(&moved)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(leftovers, vec![moved.join("musketeer.redb")]);
+
+    let new = ServerProcess::start(&moved);
+    let url = new.url.clone();
+    let batch_url = format!("{url}/api/v1/batches/{batch}");
+    assert_eq!(csv(&http, &url, &researcher, batch).await, csv_before);
+    let (status, tokens) = http_json(http.get(format!("{url}/api/v1/tokens")), Some(&admin)).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["tokens"].as_array().unwrap().len(), 2, "{tokens}");
+    // The host reports what it held across the move, then carries on.
+    let results: Vec<Value> = held
+        .iter()
+        .map(|a| {
+            let output = output_of(&a["input"]).to_string();
+            json!({"result_id": a["result_id"], "outcome": {"status": "success",
+                "output": base64_encode(output.as_bytes()), "fuel_consumed": 1, "wall_ms": 1}})
+        })
+        .collect();
+    let (status, body) = http_json(
+        http.post(format!("{url}/api/v1/work/report"))
+            .json(&json!({"results": results})),
+        Some(&host),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    for ack in body["acks"].as_array().unwrap() {
+        assert_eq!(ack["status"], "accepted", "{body}");
+    }
+    wait_for("the batch to finish", Duration::from_secs(60), async || {
+        http_volunteer_round(&http, &url, &host, output_of).await;
+        http_json(http.get(&batch_url), Some(&researcher)).await.1["state"] == "finished"
+    })
+    .await;
+    let rows = crate::durability::results(&http, &url, &researcher, batch).await;
+    assert_eq!(rows.len(), 8);
+    for row in rows.values() {
+        assert_eq!(row["state"], "done", "{row}");
+        assert_eq!(row["output"], output_of(&row["input"]), "{row}");
+    }
+    let csv_after = csv(&http, &url, &researcher, batch).await;
+    let finished_before: Vec<&str> = csv_before
+        .lines()
+        .filter(|line| line.contains(",done,"))
+        .collect();
+    assert_eq!(finished_before.len(), 2, "{csv_before}");
+    for line in finished_before {
+        assert!(csv_after.lines().any(|l| l == line), "{line} kept");
+    }
+}
+
+/// A fresh store exported: (temp dir, the export's lines).
+fn small_export() -> (tempfile::TempDir, Vec<String>) {
+    let (dir, data, _) = crate::cli::init();
+    let file = dir.path().join("store.jsonl");
+    export(&data, &file);
+    let text = std::fs::read_to_string(&file).unwrap();
+    // Header, meta "project" and "schema_version", the admin token, trailer.
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    (dir, lines)
+}
+
+/// Import `content` into a new directory; asserts that it failed, created nothing and said
+/// every one of `expected`.
+fn assert_refused(dir: &Path, content: &[u8], expected: &[&str]) {
+    let file = dir.join("damaged.jsonl");
+    std::fs::write(&file, content).unwrap();
+    let target = dir.join("target");
+    let (ok, text) = import(&target, &file);
+    assert!(!ok, "{text}");
+    for phrase in expected {
+        assert!(text.contains(phrase), "{phrase:?} missing from: {text}");
+    }
+    assert!(!target.exists(), "nothing created: {text}");
+}
+
+#[test]
+fn damaged_exports_are_refused_naming_the_line_and_create_nothing() {
+    let (dir, lines) = small_export();
+    let join = |lines: &[String]| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    let whole = join(&lines);
+
+    // The intact file imports (so the refusals below are the damage's doing).
+    let (ok, text) = import(&dir.path().join("intact"), &{
+        let file = dir.path().join("intact.jsonl");
+        std::fs::write(&file, &whole).unwrap();
+        file
+    });
+    assert!(ok, "{text}");
+
+    assert_refused(
+        dir.path(),
+        join(&lines[..4]).as_bytes(),
+        &["ends at line 4 without its trailer", "truncated"],
+    );
+    assert_refused(
+        dir.path(),
+        &whole.as_bytes()[..whole.len() / 2],
+        &["without a newline", "truncated"],
+    );
+
+    let mut reordered = lines.clone();
+    reordered.swap(1, 2);
+    assert_refused(
+        dir.path(),
+        join(&reordered).as_bytes(),
+        &["line 3", "out of order"],
+    );
+
+    // One base64 character of the token row changed: still a valid row, but not the one hashed.
+    let mut flipped = lines.clone();
+    let at = flipped[3].find("\"row\":\"").unwrap() + 8;
+    let original = flipped[3].as_bytes()[at];
+    let replacement = if original == b'A' { "B" } else { "A" };
+    flipped[3].replace_range(at..=at, replacement);
+    assert_refused(
+        dir.path(),
+        join(&flipped).as_bytes(),
+        &["line 5", "sha256", "changed or damaged"],
+    );
+
+    let mut newer_format = lines.clone();
+    newer_format[0] = newer_format[0].replace("\"format_version\":1", "\"format_version\":2");
+    assert_refused(
+        dir.path(),
+        join(&newer_format).as_bytes(),
+        &["format version 2", "reads version 1"],
+    );
+    let mut newer_schema = lines.clone();
+    newer_schema[0] = newer_schema[0].replace("\"schema_version\":3", "\"schema_version\":99");
+    assert_refused(
+        dir.path(),
+        join(&newer_schema).as_bytes(),
+        &["schema version 99", "upgrade the binary"],
+    );
+    assert_refused(
+        dir.path(),
+        b"{\"hello\":1}\n",
+        &["line 1 is not the header"],
+    );
+
+    // An existing store is never overwritten.
+    let (_existing_dir, existing, _) = crate::cli::init();
+    let file = dir.path().join("intact.jsonl");
+    let before = std::fs::read(existing.join("musketeer.redb")).unwrap();
+    let (ok, text) = import(&existing, &file);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("already exists") && text.contains("empty --data-dir"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(existing.join("musketeer.redb")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn an_export_of_an_older_schema_imports_as_it_is_and_migrates_when_opened() {
+    let (dir, data, _) = crate::upgrade::fixture_copy();
+    let file = dir.path().join("v2.jsonl");
+    export(&data, &file);
+    assert!(
+        !data.join("musketeer.redb.pre-v3.bak").exists(),
+        "export reads the store as it is"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.starts_with(r#"{"format":"musketeer-store-export","format_version":1,"schema_version":2,"project":{"name":"v2 fixture""#),
+        "{}",
+        &text[..200]
+    );
+    let moved = dir.path().join("moved");
+    let (ok, text) = import(&moved, &file);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("schema 2") && text.contains("when it first opens"),
+        "{text}"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
+        .args(["migrate", "--dry-run", "--data-dir"])
+        .arg(&moved)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && text.contains("from schema 2 to 3"),
+        "{text}"
+    );
+}
