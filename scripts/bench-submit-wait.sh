@@ -8,7 +8,8 @@
 # first, and prints each client's p50/p90/min in milliseconds and the ratio of the p50s.
 # Wall time from process start to exit: submit, wait for the result, download it. Then the same
 # round trip through the API alone (one curl process: submit, then the status long poll until
-# the batch is finished), the shape of Celery's `apply_async().get()`.
+# the batch is finished), the shape of Celery's `apply_async().get()`. `process` is the
+# after-client's `--version` alone: the cost of starting and ending the process.
 #
 # Usage: scripts/bench-submit-wait.sh BEFORE_MUSKETEER [RUNS]   (RUNS defaults to 21)
 #   e.g. scripts/bench-submit-wait.sh ../main/target/release/musketeer 21
@@ -62,12 +63,22 @@ round_trip() {
     end=$(date +%s%N)
     echo $(((end - start) / 1000))
 }
+# The process alone: start, parse the command line, print, exit (no request).
+process_only() {
+    local start end
+    start=$(date +%s%N)
+    "$AFTER" --version >/dev/null
+    end=$(date +%s%N)
+    echo $(((end - start) / 1000))
+}
 # Warm-up: the volunteer downloads and compiles the module once.
 round_trip "$AFTER" >/dev/null
 
 : >"$WORK/before.us"
 : >"$WORK/after.us"
+: >"$WORK/process.us"
 for run in $(seq "$RUNS"); do
+    process_only >>"$WORK/process.us"
     if ((run % 2)); then
         round_trip "$BEFORE" >>"$WORK/before.us"
         round_trip "$AFTER" >>"$WORK/after.us"
@@ -105,5 +116,6 @@ report() {
 report before "$WORK/before.us"
 report after "$WORK/after.us"
 report api "$WORK/api.us"
+report process "$WORK/process.us"
 awk -v b="$(percentile 50 "$WORK/before.us")" -v a="$(percentile 50 "$WORK/after.us")" \
     'BEGIN {printf "p50 before/after: %.1fx\n", (a > 0 ? b / a : 0)}'

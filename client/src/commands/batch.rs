@@ -25,7 +25,7 @@ pub const RETRY: Duration = Duration::from_secs(1);
 pub const MAX_RETRIES: u32 = 120;
 
 pub fn batch(command: BatchCommand) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = super::connection::runtime()?;
     runtime.block_on(async {
         match command {
             BatchCommand::List { server, json } => {
@@ -175,19 +175,24 @@ pub fn stalled_note(status: &BatchStatus) -> String {
     note
 }
 
+/// How long one long poll of a wait may be held while the batch runs, for `display`.
+pub fn refresh(display: &Display) -> Duration {
+    if display.terminal() {
+        REFRESH_TERMINAL
+    } else {
+        REFRESH_LOG
+    }
+}
+
 /// Shows a progress bar on stderr until the batch is finished or cancelled. Each status request
 /// is a long poll the server answers the moment the batch ends, so the wait ends with the batch,
 /// not at the next poll.
 pub async fn wait(api: &ApiClient, id: BatchId) -> anyhow::Result<BatchStatus> {
     let mut display = Display::default();
-    let refresh = if display.terminal() {
-        REFRESH_TERMINAL
-    } else {
-        REFRESH_LOG
-    };
+    // Even the first request is a long poll: a batch that ends within it costs one request,
+    // and the progress shows after one refresh at the latest.
+    let wait = refresh(&display);
     let mut errors = 0u32;
-    // The first request answers at once, so that progress shows from the start.
-    let mut wait = Duration::ZERO;
     loop {
         let asked = Instant::now();
         let status = match api.wait_batch_status(id, wait, None).await {
@@ -211,10 +216,9 @@ pub async fn wait(api: &ApiClient, id: BatchId) -> anyhow::Result<BatchStatus> {
         }
         // A server that answers a running batch early (shutting down, or one without the long
         // poll) must not be asked again at once.
-        if wait > Duration::ZERO && asked.elapsed() < wait / 2 {
+        if asked.elapsed() < wait / 2 {
             tokio::time::sleep(wait - asked.elapsed()).await;
         }
-        wait = refresh;
     }
 }
 
@@ -228,14 +232,12 @@ pub fn ended_with_failures(status: &BatchStatus) -> Option<BatchEndedWithFailure
     })
 }
 
-/// Downloads the results to `output` (format from its extension) or stdout.
-pub async fn write_results(
-    api: &ApiClient,
-    id: BatchId,
+/// The format of the results written to `output` (from its extension) or to stdout.
+pub fn output_format(
     output: Option<&Path>,
     stdout_format: Option<ResultsFormat>,
-) -> anyhow::Result<()> {
-    let format = match output {
+) -> anyhow::Result<ResultsFormat> {
+    Ok(match output {
         Some(path) => match path.extension().and_then(|e| e.to_str()) {
             Some("csv") => ResultsFormat::Csv,
             Some("jsonl" | "json" | "ndjson") => ResultsFormat::Jsonl,
@@ -245,7 +247,17 @@ pub async fn write_results(
             ),
         },
         None => stdout_format.unwrap_or(ResultsFormat::Jsonl),
-    };
+    })
+}
+
+/// Downloads the results to `output` (format from its extension) or stdout.
+pub async fn write_results(
+    api: &ApiClient,
+    id: BatchId,
+    output: Option<&Path>,
+    stdout_format: Option<ResultsFormat>,
+) -> anyhow::Result<()> {
+    let format = output_format(output, stdout_format)?;
     // Streamed to its destination: a batch's results may be larger than memory.
     let context = || format!("cannot download the results of batch {id}");
     match output {

@@ -18,6 +18,7 @@ pub mod publish;
 pub mod run;
 pub mod sign;
 pub mod submit;
+pub mod submit_collect;
 pub mod submit_lines;
 pub mod tokens;
 

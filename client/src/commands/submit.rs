@@ -4,7 +4,7 @@ use std::io::Read as _;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use musketeer_protocol::{Replication, SubmitBatchRequest};
+use musketeer_protocol::{Replication, ResultsFormat, SubmitBatchRequest};
 
 use crate::cli::SubmitArgs;
 
@@ -64,7 +64,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         priority: args.priority,
         label: args.label.clone(),
     };
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = super::connection::runtime()?;
     runtime.block_on(async {
         let response = match api.submit(&request).await {
             Ok(response) => response,
@@ -90,18 +90,44 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         let id = response.batch_id;
+        let output = args.output.as_deref();
         let status = if args.stream {
-            stream_to(&api, id, args.output.as_deref()).await?
+            stream_to(&api, id, output).await?
         } else {
-            let status = super::batch::wait(&api, id).await?;
-            super::batch::write_results(&api, id, args.output.as_deref(), None).await?;
-            status
+            wait_and_write(&api, id, response.n_units, output).await?
         };
         match super::batch::ended_with_failures(&status) {
             Some(failures) => Err(failures.into()),
             None => Ok(()),
         }
     })
+}
+
+/// Waits for batch `id` of `n_units` units, then writes its results to `output` or stdout. A
+/// small batch written as JSON lines is collected while waiting (no download request after it).
+async fn wait_and_write(
+    api: &crate::api_client::ApiClient,
+    id: musketeer_protocol::BatchId,
+    n_units: u64,
+    output: Option<&Path>,
+) -> anyhow::Result<musketeer_protocol::BatchStatus> {
+    use super::submit_collect::{MAX_COLLECTED_UNITS, Waited};
+    // A name that says no format is refused before the wait, not after it.
+    let format = super::batch::output_format(output, None)?;
+    let ended = if format == ResultsFormat::Jsonl && n_units <= MAX_COLLECTED_UNITS {
+        match super::submit_collect::wait_collecting(api, id).await? {
+            Waited::Collected { status, lines } => {
+                super::submit_collect::write_lines(&lines, output)?;
+                return Ok(status);
+            }
+            Waited::Ended(status) => status,
+            Waited::TooLarge => super::batch::wait(api, id).await?,
+        }
+    } else {
+        super::batch::wait(api, id).await?
+    };
+    super::batch::write_results(api, id, output, None).await?;
+    Ok(ended)
 }
 
 /// `--stream`: rows to `output` (JSON lines) or stdout as units finish.
