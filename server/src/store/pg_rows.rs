@@ -47,7 +47,7 @@ impl PgStore {
     pub(super) fn visit_rows<E: From<StoreError>>(
         &self,
         table: Table,
-        visit: &mut dyn FnMut(&RowKey, &[u8]) -> Result<(), E>,
+        mut visit: impl FnMut(&RowKey, &[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let name = table.name();
         if table.text_keys() {
