@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use musketeer_server::store::rows::{Commit, RowKey, Table};
 use musketeer_server::store::{Store, StoreError, StoreLocation};
 use serde_json::{Value, json};
 
@@ -386,6 +387,68 @@ fn damaged_exports_create_nothing_in_postgres_and_a_store_there_is_never_overwri
     let again = dir.path().join("again.jsonl");
     export(&at_pg(&url), &again);
     assert_eq!(std::fs::read_to_string(&again).unwrap(), join(&lines));
+}
+
+/// `table`'s keys in the order the store visits them.
+fn keys_of(store: &Store, table: Table) -> Vec<RowKey> {
+    let mut keys = Vec::new();
+    store
+        .visit_rows::<StoreError>(table, |key, _| {
+            keys.push(key.clone());
+            Ok(())
+        })
+        .unwrap();
+    keys
+}
+
+#[test]
+fn postgres_visits_rows_in_redb_key_order_whatever_the_database_collation() {
+    let cluster = PgCluster::start();
+    // ICU's English collation sorts "a" before "B"; redb, bytewise, "B" (0x42) before "a".
+    let url = cluster.database_with(&[
+        "--template=template0",
+        "--locale-provider=icu",
+        "--icu-locale=en",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let stores = [
+        Store::create_empty(&dir.path().join("rows.redb")).unwrap(),
+        Store::create_empty_postgres(&url).unwrap(),
+    ];
+    for store in &stores {
+        let apps = [("a@1", b"a"), ("B@1", b"b")]
+            .map(|(key, row)| (RowKey::Text(key.into()), row.to_vec()));
+        store
+            .write_rows(Table::Apps, &apps, Commit::Deferred)
+            .unwrap();
+        let batches =
+            [(10, b"ten".to_vec()), (2, b"two".to_vec())].map(|(id, row)| (RowKey::Id(id), row));
+        store
+            .write_rows(Table::Batches, &batches, Commit::Durable)
+            .unwrap();
+        assert_eq!(
+            keys_of(store, Table::Apps),
+            [RowKey::Text("B@1".into()), RowKey::Text("a@1".into())]
+        );
+        assert_eq!(
+            keys_of(store, Table::Batches),
+            [RowKey::Id(2), RowKey::Id(10)]
+        );
+        // A key of the wrong kind fails the chunk before any row of it is written.
+        let mixed = [
+            (RowKey::Id(1), b"one".to_vec()),
+            (RowKey::Text("x".into()), b"x".to_vec()),
+        ];
+        let refused = store.write_rows(Table::Units, &mixed, Commit::Durable);
+        assert!(
+            matches!(
+                &refused,
+                Err(StoreError::WrongKeyKind { table: "units", .. })
+            ),
+            "{refused:?}"
+        );
+        assert!(keys_of(store, Table::Units).is_empty());
+    }
 }
 
 #[test]
