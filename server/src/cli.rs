@@ -60,9 +60,9 @@ pub enum Command {
 /// `export` flags.
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
-    /// Directory of the store.
-    #[arg(long, env = "MUSKETEER_DATA_DIR")]
-    pub data_dir: PathBuf,
+    /// The store to export.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// A new file to write, or `-` for standard output (the default).
     #[arg(long)]
     pub output: Option<String>,
@@ -71,9 +71,9 @@ pub struct ExportArgs {
 /// `import` flags.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
-    /// Directory for the new store (which must not hold one).
-    #[arg(long, env = "MUSKETEER_DATA_DIR")]
-    pub data_dir: PathBuf,
+    /// Where the new store goes: a directory or a PostgreSQL database, holding no store.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The file `export` wrote, or `-` for standard input.
     #[arg(long)]
     pub input: String,

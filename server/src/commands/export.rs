@@ -100,10 +100,11 @@ impl<W: std::io::Write> std::io::Write for Hashing<W> {
 }
 
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
-    let dir = args.data_dir.display();
+    let location = args.store.location()?;
+    let dir = &location;
     // Before the output is created, so that a store in use leaves no empty file behind.
-    let (store, schema_version) = Store::open_unmigrated(&args.data_dir)
-        .with_context(|| format!("opening the store in {dir} (export needs the server stopped)"))?;
+    let (store, schema_version) = Store::open_unmigrated_at(&location)
+        .with_context(|| format!("opening the store {dir} (export needs the server stopped)"))?;
     let counts = match args.output.as_deref() {
         None | Some("-") => {
             let stdout = std::io::stdout().lock();

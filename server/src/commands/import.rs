@@ -2,7 +2,9 @@
 //! table and key order, base64) and rows go to a store file under a temporary name in the
 //! target directory, in chunks; only when the trailer's counts and sha256 match is the last
 //! chunk made durable and the file renamed to the store's name. A failure removes the file (and
-//! the directory, if import made it), so `serve` never meets a partial store.
+//! the directory, if import made it), so `serve` never meets a partial store. Into PostgreSQL
+//! (`--store`), the schema and every row go into one transaction that only a checked trailer
+//! commits, under the lock a server holds.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -12,7 +14,7 @@ use std::path::Path;
 use anyhow::{Context as _, bail, ensure};
 use base64::Engine as _;
 use musketeer_server::store::rows::{self, Commit, RowKey, Table};
-use musketeer_server::store::{DB_FILE, SCHEMA_VERSION, Store, StoreError};
+use musketeer_server::store::{DB_FILE, SCHEMA_VERSION, Store, StoreError, StoreLocation};
 use sha2::{Digest as _, Sha256};
 
 use super::export::{FORMAT, FORMAT_VERSION, Header, RowLine, TRAILER_START, TrailerLine, summary};
@@ -23,50 +25,20 @@ use crate::cli::ImportArgs;
 const CHUNK_ROWS: usize = 20_000;
 
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
-    let target = args.data_dir.join(DB_FILE);
-    if args.data_dir.is_file() {
-        return Err(StoreError::NotADirectory(args.data_dir.clone()).into());
-    }
-    if target.exists() {
-        bail!(
-            "{} already exists; import makes a new store and never overwrites one: give an \
-             empty --data-dir",
-            target.display()
-        );
-    }
-    let input: Box<dyn BufRead> = if args.input == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        let file = File::open(&args.input).with_context(|| {
+    let location = args.store.location()?;
+    let input = open_input(&args.input)?;
+    let (schema, counts) = match &location {
+        StoreLocation::DataDir(dir) => import_into_dir(input, dir, &args.input)?,
+        StoreLocation::Postgres(url) => import_into_postgres(input, url).with_context(|| {
             format!(
-                "cannot read {} (the file `musketeer-server export` wrote)",
+                "importing {} into {location} (nothing was created)",
                 args.input
             )
-        })?;
-        Box::new(BufReader::with_capacity(1 << 20, file))
-    };
-    let made_dir = !args.data_dir.exists();
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-    let imported = import_into(input, &args.data_dir, &target);
-    let (schema, counts) = match imported {
-        Ok(done) => done,
-        Err(error) => {
-            if made_dir {
-                // Only if empty: nothing of import's is left in it (the temp file is gone).
-                let _ = std::fs::remove_dir(&args.data_dir);
-            }
-            return Err(error.context(format!(
-                "importing {} into {} (nothing was created)",
-                args.input,
-                args.data_dir.display()
-            )));
-        }
+        })?,
     };
     let total: u64 = counts.values().sum();
     println!(
-        "Imported {total} rows into {}: {}",
-        args.data_dir.display(),
+        "Imported {total} rows into {location}: {}",
         summary(&counts)
     );
     if schema < SCHEMA_VERSION {
@@ -76,6 +48,73 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The export to read: a file, or standard input for `-`.
+fn open_input(input: &str) -> anyhow::Result<Box<dyn BufRead>> {
+    if input == "-" {
+        return Ok(Box::new(std::io::stdin().lock()));
+    }
+    let file = File::open(input).with_context(|| {
+        format!("cannot read {input} (the file `musketeer-server export` wrote)")
+    })?;
+    Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
+}
+
+/// Import into a new store file in `data_dir`; the schema version and the rows per table.
+fn import_into_dir(
+    input: Box<dyn BufRead>,
+    data_dir: &Path,
+    input_name: &str,
+) -> anyhow::Result<(u64, BTreeMap<String, u64>)> {
+    let target = data_dir.join(DB_FILE);
+    if data_dir.is_file() {
+        return Err(StoreError::NotADirectory(data_dir.to_owned()).into());
+    }
+    if target.exists() {
+        bail!(
+            "{} already exists; import makes a new store and never overwrites one: give an \
+             empty --data-dir",
+            target.display()
+        );
+    }
+    let made_dir = !data_dir.exists();
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    import_into(input, data_dir, &target)
+        .inspect_err(|_| {
+            if made_dir {
+                // Only if empty: nothing of import's is left in it (the temp file is gone).
+                let _ = std::fs::remove_dir(data_dir);
+            }
+        })
+        .with_context(|| {
+            format!(
+                "importing {input_name} into {} (nothing was created)",
+                data_dir.display()
+            )
+        })
+}
+
+/// Import into the PostgreSQL database at `url`, which must hold no musketeer store: the
+/// schema and every row in one transaction, committed only once the trailer checks out
+/// (dropping the store before that rolls it all back).
+fn import_into_postgres(
+    input: impl BufRead,
+    url: &str,
+) -> anyhow::Result<(u64, BTreeMap<String, u64>)> {
+    let store = Store::create_empty_postgres(url)?;
+    let mut reader = Reader::new(input);
+    let schema = reader.header()?;
+    // `serve` migrates older rows in a redb file only.
+    ensure!(
+        schema == SCHEMA_VERSION,
+        "the export has rows of schema {schema}; a PostgreSQL store starts at schema \
+         {SCHEMA_VERSION}: import it into a --data-dir first, run `musketeer-server migrate \
+         --data-dir ...` there, and export that"
+    );
+    let counts = reader.rows(&store, schema)?;
+    Ok((schema, counts))
 }
 
 /// Reads the stream into a temporary store file in `dir` and renames it to `target`; the

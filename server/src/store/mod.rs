@@ -10,6 +10,7 @@ mod codec;
 pub mod done_per_minute_row;
 mod migrate;
 mod pg;
+mod pg_rows;
 pub mod rows;
 pub mod unit_row;
 #[cfg(test)]
@@ -198,6 +199,16 @@ pub enum StoreError {
         table: &'static str,
         /// The key.
         key: u64,
+    },
+    /// The PostgreSQL store lacks SQL migrations this binary knows (a copy reads it as is).
+    #[error(
+        "the PostgreSQL store {database} lacks {missing}: run `musketeer-server migrate --store ...` first"
+    )]
+    PostgresNotMigrated {
+        /// The database (URL without password).
+        database: String,
+        /// The first migration it lacks.
+        missing: String,
     },
     /// The operation exists for the embedded store only.
     #[error("{0}")]

@@ -11,12 +11,13 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator as _;
-use postgres::{Client, Config, NoTls, Transaction};
+use postgres::{Client, Config, GenericClient, NoTls, Row, Transaction};
 
 use super::writer::{Commit, Write};
 use super::{LoadedRows, SCHEMA_KEY, SCHEMA_VERSION, StoreError};
@@ -31,14 +32,14 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 const SCAN_CHUNK: usize = 512;
 
 /// A versioned step of the SQL schema; `init` applies all, `migrate` and `serve` the new ones.
-struct SqlMigration {
+pub(super) struct SqlMigration {
     version: i32,
     name: &'static str,
     sql: &'static str,
 }
 
 /// The SQL schema, oldest first. Append only: a database records the versions it has applied.
-const SQL_MIGRATIONS: &[SqlMigration] = &[SqlMigration {
+pub(super) const SQL_MIGRATIONS: &[SqlMigration] = &[SqlMigration {
     version: 1,
     name: "the seven row tables (key -> bytea), as in the redb store",
     sql: "CREATE TABLE meta (key text PRIMARY KEY, value bytea NOT NULL);
@@ -51,7 +52,7 @@ const SQL_MIGRATIONS: &[SqlMigration] = &[SqlMigration {
 }];
 
 /// The table recording which [`SQL_MIGRATIONS`] a database has.
-const MIGRATIONS_TABLE: &str = "CREATE TABLE musketeer_migrations (
+pub(super) const MIGRATIONS_TABLE: &str = "CREATE TABLE musketeer_migrations (
     version integer PRIMARY KEY,
     name text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now())";
@@ -69,6 +70,8 @@ pub(super) struct PgStore {
     name: String,
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// Whether a copy's transaction (see `pg_rows`) is open on the session's connection.
+    pub(super) copy_open: AtomicBool,
 }
 
 impl PgStore {
@@ -78,7 +81,7 @@ impl PgStore {
     }
 
     /// Connect to `url` and take the database's lock.
-    fn connect(url: &str) -> Result<PgStore, StoreError> {
+    pub(super) fn connect(url: &str) -> Result<PgStore, StoreError> {
         let config: Config = url
             .parse()
             .map_err(|error| StoreError::PostgresUrl { error })?;
@@ -116,6 +119,7 @@ impl PgStore {
             name,
             jobs: Some(jobs),
             thread: Some(thread),
+            copy_open: AtomicBool::new(false),
         })
     }
 
@@ -145,27 +149,30 @@ impl PgStore {
     pub(super) fn open(url: &str) -> Result<(PgStore, Vec<String>), StoreError> {
         let store = PgStore::connect(url)?;
         let applied = store.migrate(true)?;
-        let name = store.name.clone();
-        let row_schema = store.call(|client| {
+        match store.row_schema()? {
+            // Every PostgreSQL store was created at the current row schema or a later one.
+            SCHEMA_VERSION => Ok((store, applied)),
+            found => Err(StoreError::NewerDatabase {
+                database: store.name.clone(),
+                found: format!("row schema {found}"),
+            }),
+        }
+    }
+
+    /// The schema version of the rows (meta `schema_version`).
+    pub(super) fn row_schema(&self) -> Result<u64, StoreError> {
+        let row_schema = self.call(|client| {
             let row = client.query_opt("SELECT value FROM meta WHERE key = $1", &[&SCHEMA_KEY])?;
             Ok(row.map(|row| row.try_get::<_, Vec<u8>>(0)).transpose()?)
         })?;
-        match row_schema
+        row_schema
             .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
             .map(u64::from_le_bytes)
-        {
-            // Every PostgreSQL store was created at the current row schema or a later one.
-            Some(SCHEMA_VERSION) => Ok((store, applied)),
-            Some(found) => Err(StoreError::NewerDatabase {
-                database: name,
-                found: format!("row schema {found}"),
-            }),
-            None => Err(StoreError::Corrupt {
+            .ok_or_else(|| StoreError::Corrupt {
                 table: "meta",
                 key: SCHEMA_KEY.into(),
                 error: serde::de::Error::custom("missing or not 8 bytes"),
-            }),
-        }
+            })
     }
 
     /// The SQL migrations the database lacks, applied if `apply` (each in its own transaction,
@@ -214,7 +221,7 @@ impl PgStore {
     }
 
     /// Run `job` on the session's connection and wait for its answer.
-    fn call<R: Send + 'static>(
+    pub(super) fn call<R: Send + 'static>(
         &self,
         job: impl FnOnce(&mut Client) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
@@ -308,15 +315,34 @@ impl PgStore {
         let sql = format!(
             "SELECT key, value FROM units WHERE key >= $1 AND key < $2 ORDER BY key {order}"
         );
-        type Chunk = Result<Vec<(i64, Vec<u8>)>, StoreError>;
-        let (chunks, received) = mpsc::sync_channel::<Chunk>(4);
+        self.stream(
+            sql,
+            vec![start, end],
+            |row| Ok((row.try_get::<_, i64>(0)?, row.try_get::<_, Vec<u8>>(1)?)),
+            // Stored keys are never negative: writes convert them from u64.
+            &mut |(key, row): (i64, Vec<u8>)| visit(key.unsigned_abs(), &row),
+        )
+    }
+
+    /// Run the query `sql` (bigint parameters) on the session's connection and hand each row,
+    /// as `decode` makes it, to `visit` until it returns false. One query, so one snapshot;
+    /// rows stream from the session thread in chunks, so memory does not grow with the table.
+    pub(super) fn stream<T: Send + 'static, E: From<StoreError>>(
+        &self,
+        sql: String,
+        params: Vec<i64>,
+        decode: fn(&Row) -> Result<T, StoreError>,
+        visit: &mut dyn FnMut(T) -> Result<bool, E>,
+    ) -> Result<(), E> {
+        type Chunk<T> = Result<Vec<T>, StoreError>;
+        let (chunks, received) = mpsc::sync_channel::<Chunk<T>>(4);
         let jobs = self.jobs.as_ref().ok_or(StoreError::PostgresGone)?;
         jobs.send(Box::new(move |client| {
             let streamed = (|| -> Result<(), StoreError> {
-                let mut rows = client.query_raw(&sql, [start, end])?;
+                let mut rows = client.query_raw(&sql, params)?;
                 let mut chunk = Vec::with_capacity(SCAN_CHUNK);
                 while let Some(row) = rows.next()? {
-                    chunk.push((row.try_get(0)?, row.try_get(1)?));
+                    chunk.push(decode(&row)?);
                     if chunk.len() == SCAN_CHUNK
                         && chunks.send(Ok(std::mem::take(&mut chunk))).is_err()
                     {
@@ -335,9 +361,8 @@ impl PgStore {
         }))
         .map_err(|_| StoreError::PostgresGone)?;
         for chunk in received {
-            for (key, row) in chunk? {
-                // Stored keys are never negative: writes convert them from u64.
-                if !visit(key.unsigned_abs(), &row)? {
+            for item in chunk? {
+                if !visit(item)? {
                     return Ok(());
                 }
             }
@@ -348,6 +373,14 @@ impl PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
+        // A copy that never made its durable commit is thrown away before the lock is released.
+        if self.copy_open.load(Ordering::Relaxed)
+            && let Some(jobs) = &self.jobs
+        {
+            let _ = jobs.send(Box::new(|client| {
+                let _ = client.batch_execute("ROLLBACK");
+            }));
+        }
         // Closing the queue ends the session thread, which releases the lock; waiting for it
         // lets the next opener (a restart in the same process) find the lock free.
         drop(self.jobs.take());
@@ -409,7 +442,7 @@ fn lock(mut client: Client, name: &str) -> Result<Client, StoreError> {
 }
 
 /// The highest SQL migration applied, or None if the database was never initialised.
-fn applied_version(client: &mut Client) -> Result<Option<i32>, StoreError> {
+pub(super) fn applied_version(client: &mut Client) -> Result<Option<i32>, StoreError> {
     let row = client.query_one(
         "SELECT to_regclass('musketeer_migrations') IS NOT NULL",
         &[],
@@ -424,7 +457,10 @@ fn applied_version(client: &mut Client) -> Result<Option<i32>, StoreError> {
     Ok(Some(row.try_get(0)?))
 }
 
-fn apply(txn: &mut Transaction<'_>, migration: &SqlMigration) -> Result<(), StoreError> {
+pub(super) fn apply(
+    txn: &mut impl GenericClient,
+    migration: &SqlMigration,
+) -> Result<(), StoreError> {
     txn.batch_execute(migration.sql)?;
     txn.execute(
         "INSERT INTO musketeer_migrations (version, name) VALUES ($1, $2)",
@@ -459,8 +495,8 @@ impl Pending<'_> {
     }
 }
 
-fn upsert_id(
-    txn: &mut Transaction<'_>,
+pub(super) fn upsert_id(
+    txn: &mut impl GenericClient,
     table: &str,
     rows: &mut BTreeMap<i64, &[u8]>,
 ) -> Result<(), StoreError> {
@@ -476,8 +512,8 @@ fn upsert_id(
     Ok(())
 }
 
-fn upsert_text(
-    txn: &mut Transaction<'_>,
+pub(super) fn upsert_text(
+    txn: &mut impl GenericClient,
     table: &str,
     rows: &mut BTreeMap<&str, &[u8]>,
 ) -> Result<(), StoreError> {
@@ -494,7 +530,7 @@ fn upsert_text(
 }
 
 /// A u64 key as PostgreSQL's bigint.
-fn id_key(table: &'static str, key: u64) -> Result<i64, StoreError> {
+pub(super) fn id_key(table: &'static str, key: u64) -> Result<i64, StoreError> {
     i64::try_from(key).map_err(|_| StoreError::KeyOutOfRange { table, key })
 }
 

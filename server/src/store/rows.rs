@@ -1,7 +1,8 @@
 //! The row view of the store: every table as (key, row bytes), the same whatever engine holds
 //! them, for tools that copy a store whole (`export` and `import`). A backend provides two
 //! operations: [`Store::visit_rows`] (a table's rows in key order) and [`Store::write_rows`] (a
-//! chunk of raw rows in one transaction). The row bytes are the backend-neutral encodings of
+//! chunk of raw rows in one transaction; on PostgreSQL, every chunk of a copy in one transaction
+//! that the durable chunk commits: see `pg_rows`). The row bytes are the backend-neutral encodings of
 //! the other modules (JSON, [`super::unit_row`]); nothing here decodes them.
 
 use std::path::Path;
@@ -10,7 +11,8 @@ use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    APPS, BATCHES, HOSTS, META, MODULES, RedbResult, Store, StoreError, TOKENS, UNITS, open_error,
+    APPS, BATCHES, Backend, HOSTS, META, MODULES, RedbResult, Store, StoreError, StoreLocation,
+    TOKENS, UNITS, open_error, pg::PgStore,
 };
 
 /// The store's tables.
@@ -107,6 +109,41 @@ impl Store {
         Ok((Store::redb(db), schema))
     }
 
+    /// Open the existing store at `location` as it is, without migrating its rows; returns its
+    /// schema version. A PostgreSQL store must have every SQL migration this binary knows.
+    pub fn open_unmigrated_at(location: &StoreLocation) -> Result<(Store, u64), StoreError> {
+        match location {
+            StoreLocation::DataDir(dir) => Store::open_unmigrated(dir),
+            StoreLocation::Postgres(url) => {
+                let store = PgStore::open_unmigrated(url)?;
+                // Refuses an uninitialised database and one a newer server set up.
+                let missing = store.migrate(false)?;
+                if let Some(first) = missing.first() {
+                    return Err(StoreError::PostgresNotMigrated {
+                        database: store.name().to_owned(),
+                        missing: first.clone(),
+                    });
+                }
+                let schema = store.row_schema()?;
+                Ok((
+                    Store {
+                        backend: Backend::Postgres(std::sync::Arc::new(store)),
+                    },
+                    schema,
+                ))
+            }
+        }
+    }
+
+    /// Create the tables of a PostgreSQL store at `url` (a database that holds no musketeer
+    /// store) in a transaction left open: rows written by [`Store::write_rows`] join it, and the
+    /// first [`Commit::Durable`] makes the store exist. Dropped before that, it leaves nothing.
+    pub fn create_empty_postgres(url: &str) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Backend::Postgres(std::sync::Arc::new(PgStore::create_empty(url)?)),
+        })
+    }
+
     /// Create a store file at `path` (which must not hold one) with every table and no row, to
     /// be filled by [`Store::write_rows`].
     pub fn create_empty(path: &Path) -> Result<Store, StoreError> {
@@ -136,7 +173,11 @@ impl Store {
         table: Table,
         mut visit: impl FnMut(&RowKey, &[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
-        let txn = self.redb_rows()?.begin_read().db()?;
+        let db = match &self.backend {
+            Backend::Redb(db) => db,
+            Backend::Postgres(pg) => return pg.visit_rows(table, &mut visit),
+        };
+        let txn = db.begin_read().db()?;
         if table.text_keys() {
             for entry in txn.open_table(text_table(table)).db()?.iter().db()? {
                 let (key, row) = entry.db()?;
@@ -159,7 +200,11 @@ impl Store {
         rows: &[(RowKey, Vec<u8>)],
         commit: Commit,
     ) -> Result<(), StoreError> {
-        let mut txn = self.redb_rows()?.begin_write().db()?;
+        let db = match &self.backend {
+            Backend::Redb(db) => db,
+            Backend::Postgres(pg) => return pg.write_rows(table, rows, commit),
+        };
+        let mut txn = db.begin_write().db()?;
         if commit == Commit::Deferred {
             txn.set_durability(Durability::None).db()?;
         }
@@ -187,19 +232,6 @@ impl Store {
             }
         }
         txn.commit().db()
-    }
-}
-
-impl Store {
-    /// The redb database behind the row view.
-    fn redb_rows(&self) -> Result<&redb::Database, StoreError> {
-        match &self.backend {
-            super::Backend::Redb(db) => Ok(db),
-            super::Backend::Postgres(_) => Err(StoreError::NotOnPostgres(
-                "export and import read and write an embedded (redb) store; for a PostgreSQL \
-                 store use pg_dump and pg_restore",
-            )),
-        }
     }
 }
 

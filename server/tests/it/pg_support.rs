@@ -140,6 +140,11 @@ impl PgCluster {
 
     /// A new empty database, as a `--store` URL.
     pub fn database(&self) -> String {
+        self.database_with(&[])
+    }
+
+    /// A new empty database made with more `createdb` options (a collation, say).
+    pub fn database_with(&self, options: &[&str]) -> String {
         static NEXT: AtomicU32 = AtomicU32::new(1);
         let name = format!("musketeer_{}", NEXT.fetch_add(1, Ordering::SeqCst));
         let output = Command::new(self.bin.join("createdb"))
@@ -151,6 +156,7 @@ impl PgCluster {
                 "-U",
                 "postgres",
             ])
+            .args(options)
             .arg(&name)
             .output()
             .expect("run createdb");
