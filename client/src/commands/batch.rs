@@ -192,24 +192,14 @@ pub async fn wait(api: &ApiClient, id: BatchId) -> anyhow::Result<BatchStatus> {
     // Even the first request is a long poll: a batch that ends within it costs one request,
     // and the progress shows after one refresh at the latest.
     let wait = refresh(&display);
-    let mut errors = 0u32;
     loop {
-        let asked = Instant::now();
-        let status = match api.wait_batch_status(id, wait, None).await {
-            Ok(status) => {
-                errors = 0;
-                status
-            }
-            Err(error) if error.is_retryable() && errors < MAX_RETRIES => {
-                // The server may be restarting; keep waiting a while.
-                errors += 1;
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-            Err(error) => {
-                return Err(error).with_context(|| format!("cannot read batch {id}"));
-            }
-        };
+        let mut asked = Instant::now();
+        let status = retrying(|| {
+            asked = Instant::now();
+            api.wait_batch_status(id, wait, None)
+        })
+        .await
+        .with_context(|| format!("cannot read batch {id}"))?;
         display.show(&status);
         if status.state != BatchState::Running {
             return Ok(status);
@@ -218,6 +208,25 @@ pub async fn wait(api: &ApiClient, id: BatchId) -> anyhow::Result<BatchStatus> {
         // poll) must not be asked again at once.
         if asked.elapsed() < wait / 2 {
             tokio::time::sleep(wait - asked.elapsed()).await;
+        }
+    }
+}
+
+/// `request`, made again after [`RETRY`] while it fails in a way that may pass (the server
+/// restarting), at most [`MAX_RETRIES`] times in a row.
+pub async fn retrying<T, F, Fut>(mut request: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let mut errors = 0u32;
+    loop {
+        match request().await {
+            Err(error) if error.is_retryable() && errors < MAX_RETRIES => {
+                errors += 1;
+                tokio::time::sleep(RETRY).await;
+            }
+            answer => return answer,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use musketeer_protocol::{BatchId, BatchStatus, ResultsPageQuery, UnitId};
 
-use super::batch::{MAX_RETRIES, RETRY};
+use super::batch::retrying;
 use super::progress::Display;
 use crate::api_client::ApiClient;
 
@@ -27,25 +27,12 @@ pub async fn stream_results(
     // are skipped by their unit id.
     let mut written: HashSet<UnitId> = HashSet::new();
     let mut cursor = ResultsPageQuery::START.to_owned();
-    let mut errors = 0u32;
     // The first page answers at once, so that progress shows from the start.
     let mut wait = Duration::ZERO;
     loop {
-        let page = match api.results_page(id, &cursor, wait).await {
-            Ok(page) => {
-                errors = 0;
-                page
-            }
-            Err(error) if error.is_retryable() && errors < MAX_RETRIES => {
-                errors += 1;
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-            Err(error) => {
-                return Err(error)
-                    .with_context(|| format!("cannot read the results of batch {id}"));
-            }
-        };
+        let page = retrying(|| api.results_page(id, &cursor, wait))
+            .await
+            .with_context(|| format!("cannot read the results of batch {id}"))?;
         for row in &page.rows {
             if written.insert(row.unit_id) {
                 serde_json::to_writer(&mut *out, row).context("cannot write a result")?;

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 use musketeer_protocol::{BatchId, BatchStatus, ResultsPageQuery, UnitId};
 
-use super::batch::{MAX_RETRIES, RETRY};
+use super::batch::retrying;
 use super::progress::Display;
 use crate::api_client::ApiClient;
 
@@ -48,22 +48,10 @@ pub async fn wait_collecting(api: &ApiClient, id: BatchId) -> anyhow::Result<Wai
     let mut lines: BTreeMap<UnitId, String> = BTreeMap::new();
     let mut bytes = 0usize;
     let mut cursor = ResultsPageQuery::START.to_owned();
-    let mut errors = 0u32;
     loop {
-        let page = match api.results_page(id, &cursor, wait).await {
-            Ok(page) => {
-                errors = 0;
-                page
-            }
-            Err(error) if error.is_retryable() && errors < MAX_RETRIES => {
-                errors += 1;
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-            Err(error) => {
-                return Err(error).with_context(|| format!("cannot read batch {id}"));
-            }
-        };
+        let page = retrying(|| api.results_page(id, &cursor, wait))
+            .await
+            .with_context(|| format!("cannot read batch {id}"))?;
         for row in &page.rows {
             let mut line = serde_json::to_string(row).context("cannot encode a result row")?;
             line.push('\n');
