@@ -6,6 +6,17 @@ pub(crate) fn server() -> Command {
     Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
 }
 
+/// Runs `command`; its output, and its stdout then stderr as one text (for messages).
+pub(crate) fn run(command: &mut Command) -> (Output, String) {
+    let output = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output, text)
+}
+
 pub(crate) fn text(output: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use musketeer_server::store::rows::{Commit, RowKey, Table};
@@ -27,18 +27,7 @@ fn at_pg(url: &str) -> [&OsStr; 2] {
 
 /// `musketeer-server ARGS FILE` on the store `store` names (`at_dir` or `at_pg`).
 fn server(args: &[&str], store: &[&OsStr], file: &Path) -> (Output, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
-        .args(args)
-        .arg(file)
-        .args(store)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output, text)
+    crate::cli::run(crate::cli::server().args(args).arg(file).args(store))
 }
 
 /// `export` of the store `store` names to `file`, asserting success.
@@ -473,12 +462,11 @@ fn an_export_of_an_older_schema_imports_as_it_is_and_migrates_when_opened() {
         text.contains("schema 2") && text.contains("when it first opens"),
         "{text}"
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
-        .args(["migrate", "--dry-run", "--data-dir"])
-        .arg(&moved)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
+    let (output, text) = crate::cli::run(
+        crate::cli::server()
+            .args(["migrate", "--dry-run", "--data-dir"])
+            .arg(&moved),
+    );
     assert!(
         output.status.success() && text.contains("from schema 2 to 3"),
         "{text}"

@@ -3,7 +3,7 @@
 //! half-run batch.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -27,18 +27,7 @@ fn primes_output(input: &Value) -> Value {
 }
 
 fn server(args: &[&str], data: &Path) -> (Output, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output, text)
+    crate::cli::run(crate::cli::server().args(args).arg("--data-dir").arg(data))
 }
 
 /// A copy of the fixture store in a new data dir; (temp dir, data dir, tokens.json).
