@@ -74,6 +74,9 @@ pub enum NotReady {
     /// The store's writer thread is gone, so nothing can be made durable.
     #[error("the store writer has stopped; restart the server")]
     WriterStopped,
+    /// Another server became the active one on the PostgreSQL store; this one is stopping.
+    #[error("another server became the active one on this database; this one is stopping")]
+    Superseded,
     /// The last commit failed (e.g. a full disk) and the state is being reloaded from the store.
     #[error(
         "the last store commit failed; writes are refused until the state is reloaded (check disk space and the log)"
@@ -339,6 +342,13 @@ impl AppState {
         if !self.writer.has_failed() {
             return Ok(());
         }
+        if self.writer.is_superseded() {
+            // The store is another server's state now: reloading it would serve that server's
+            // changes from a process that can commit none.
+            return Err(StoreError::Superseded(
+                self.store.database_name().unwrap_or_default(),
+            ));
+        }
         let (mut stored_world, stored_tokens, stored_project) = rebuild(&self.store)?;
         stored_world.set_policy(*world.policy());
         *world = stored_world;
@@ -360,6 +370,9 @@ impl AppState {
     pub fn readiness(&self) -> Result<(), NotReady> {
         if *self.shutdown.borrow() {
             return Err(NotReady::ShuttingDown);
+        }
+        if self.writer.is_superseded() {
+            return Err(NotReady::Superseded);
         }
         if !self.writer.is_running() {
             return Err(NotReady::WriterStopped);

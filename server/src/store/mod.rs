@@ -10,6 +10,7 @@ mod codec;
 pub mod done_per_minute_row;
 mod migrate;
 mod pg;
+mod pg_active;
 mod pg_rows;
 pub mod rows;
 pub mod unit_row;
@@ -31,6 +32,7 @@ use crate::domain::lifecycle::Unit;
 use crate::domain::tokens::TokenRecord;
 use crate::domain::world::{AppVersion, Batch, Host, NextIds};
 pub use archive::UnitArchive;
+pub use pg_active::ActiveRow;
 pub use migrate::{MigrationReport, SCHEMA_VERSION};
 pub use writer::{UnitRows, Write, Writer};
 
@@ -168,6 +170,12 @@ pub enum StoreError {
     /// The thread that holds the PostgreSQL session stopped.
     #[error("the connection to the PostgreSQL store was lost; restart the server")]
     PostgresGone,
+    /// Another server became the active one on this database: this one may commit nothing more.
+    #[error(
+        "another musketeer-server became the active one on the PostgreSQL store {0}; this one \
+         stops (nothing more is committed)"
+    )]
+    Superseded(String),
     /// Another server (or CLI command) holds the database's lock.
     #[error(
         "the PostgreSQL store {0} is in use by another musketeer-server (one server per database); \
@@ -213,6 +221,9 @@ pub enum StoreError {
     /// The operation exists for the embedded store only.
     #[error("{0}")]
     NotOnPostgres(&'static str),
+    /// The operation exists for the PostgreSQL store only.
+    #[error("{0}")]
+    PostgresOnly(&'static str),
     /// A thread of the store could not be started.
     #[error("cannot start a store thread: {error}")]
     Thread {
@@ -360,16 +371,61 @@ impl Store {
     pub fn open_at(location: &StoreLocation) -> Result<Store, StoreError> {
         match location {
             StoreLocation::DataDir(dir) => Store::open(dir),
-            StoreLocation::Postgres(url) => {
-                let (store, applied) = pg::PgStore::open(url)?;
-                if !applied.is_empty() {
-                    tracing::info!(database = store.name(), ?applied, "migrated the store");
-                }
-                Ok(Store {
-                    backend: Backend::Postgres(Arc::new(store)),
-                })
-            }
+            StoreLocation::Postgres(url) => Store::open_postgres(url, pg::LockMode::Patient),
         }
+    }
+
+    /// Open the PostgreSQL store at `url` if no other server holds its lock (`serve`); None if
+    /// one does (this server is then a standby).
+    pub fn open_postgres_if_free(url: &str) -> Result<Option<Store>, StoreError> {
+        match Store::open_postgres(url, pg::LockMode::Once) {
+            Ok(store) => Ok(Some(store)),
+            Err(StoreError::DatabaseInUse(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Open the PostgreSQL store at `url`, waiting as long as it takes for the server that
+    /// holds its lock to go (a standby). Blocking.
+    pub fn open_postgres_waiting(url: &str) -> Result<Store, StoreError> {
+        Store::open_postgres(url, pg::LockMode::Wait)
+    }
+
+    fn open_postgres(url: &str, mode: pg::LockMode) -> Result<Store, StoreError> {
+        let (store, applied) = pg::PgStore::open(url, mode)?;
+        if !applied.is_empty() {
+            tracing::info!(database = store.name(), ?applied, "migrated the store");
+        }
+        Ok(Store {
+            backend: Backend::Postgres(Arc::new(store)),
+        })
+    }
+
+    /// Make this server the active one of those on its PostgreSQL database: bump the epoch and
+    /// record where standbys forward to and the secret they show; from then on a commit fails
+    /// with [`StoreError::Superseded`] once another server has claimed it. Blocking; returns
+    /// the epoch.
+    pub fn claim_active(&self, url: String, secret: String) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Postgres(pg) => pg.claim_active(url, secret),
+            Backend::Redb(_) => Err(StoreError::PostgresOnly(
+                "several servers share a PostgreSQL store only; the embedded store has one",
+            )),
+        }
+    }
+
+    /// The PostgreSQL database, as messages name it (no password); None for the embedded store.
+    pub fn database_name(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(pg.name().to_owned()),
+            Backend::Redb(_) => None,
+        }
+    }
+
+    /// The active server of the PostgreSQL database at `url`, on a connection of its own;
+    /// None while none has claimed it. Blocking.
+    pub fn read_active(url: &str) -> Result<Option<ActiveRow>, StoreError> {
+        pg_active::read_active(url)
     }
 
     /// The SQL migrations a PostgreSQL store at `url` lacks, applied unless `dry_run`; for

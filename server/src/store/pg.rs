@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,8 +22,8 @@ use postgres::{Client, Config, GenericClient, NoTls, Row, Transaction};
 use super::writer::{Commit, Write};
 use super::{LoadedRows, SCHEMA_KEY, SCHEMA_VERSION, StoreError};
 
-/// The key of the advisory lock one server holds on its database ("musketer" in ASCII).
-const LOCK_KEY: i64 = 0x6d75_736b_6574_6572;
+/// The key of the advisory lock the active server holds on its database ("musketer" in ASCII).
+pub(super) const LOCK_KEY: i64 = 0x6d75_736b_6574_6572;
 
 /// How long opening waits for the lock a just-killed server's connection may still hold.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
@@ -39,17 +39,29 @@ pub(super) struct SqlMigration {
 }
 
 /// The SQL schema, oldest first. Append only: a database records the versions it has applied.
-pub(super) const SQL_MIGRATIONS: &[SqlMigration] = &[SqlMigration {
-    version: 1,
-    name: "the seven row tables (key -> bytea), as in the redb store",
-    sql: "CREATE TABLE meta (key text PRIMARY KEY, value bytea NOT NULL);
+pub(super) const SQL_MIGRATIONS: &[SqlMigration] = &[
+    SqlMigration {
+        version: 1,
+        name: "the seven row tables (key -> bytea), as in the redb store",
+        sql: "CREATE TABLE meta (key text PRIMARY KEY, value bytea NOT NULL);
           CREATE TABLE tokens (key bigint PRIMARY KEY, value bytea NOT NULL);
           CREATE TABLE hosts (key bigint PRIMARY KEY, value bytea NOT NULL);
           CREATE TABLE apps (key text PRIMARY KEY, value bytea NOT NULL);
           CREATE TABLE modules (key text PRIMARY KEY, value bytea NOT NULL);
           CREATE TABLE batches (key bigint PRIMARY KEY, value bytea NOT NULL);
           CREATE TABLE units (key bigint PRIMARY KEY, value bytea NOT NULL);",
-}];
+    },
+    SqlMigration {
+        version: 2,
+        name: "the active server of several on one database (epoch, address, forwarding secret)",
+        sql: "CREATE TABLE musketeer_active (
+            id smallint PRIMARY KEY CHECK (id = 1),
+            epoch bigint NOT NULL,
+            url text NOT NULL,
+            secret text NOT NULL,
+            since timestamptz NOT NULL);",
+    },
+];
 
 /// The table recording which [`SQL_MIGRATIONS`] a database has.
 pub(super) const MIGRATIONS_TABLE: &str = "CREATE TABLE musketeer_migrations (
@@ -58,6 +70,17 @@ pub(super) const MIGRATIONS_TABLE: &str = "CREATE TABLE musketeer_migrations (
     applied_at timestamptz NOT NULL DEFAULT now())";
 
 type Job = Box<dyn FnOnce(&mut Client) + Send>;
+
+/// How opening takes the database's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LockMode {
+    /// Try for a moment (a server killed just now may still hold it), then say it is in use.
+    Patient,
+    /// Try once: a `serve` that finds it taken becomes a standby.
+    Once,
+    /// Wait as long as it takes: a standby waiting to take over.
+    Wait,
+}
 
 /// Takes a unit row (key, bytes) of a scan; returns whether to go on.
 pub(super) type RowVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<bool, StoreError> + 'a;
@@ -72,6 +95,9 @@ pub(super) struct PgStore {
     thread: Option<JoinHandle<()>>,
     /// Whether a copy's transaction (see `pg_rows`) is open on the session's connection.
     pub(super) copy_open: AtomicBool,
+    /// The epoch this server claimed as the active one (see `pg_active`); once set, every
+    /// commit of the writer first checks that it is still the current one.
+    pub(super) epoch: Arc<OnceLock<i64>>,
 }
 
 impl PgStore {
@@ -82,6 +108,11 @@ impl PgStore {
 
     /// Connect to `url` and take the database's lock.
     pub(super) fn connect(url: &str) -> Result<PgStore, StoreError> {
+        PgStore::connect_locking(url, LockMode::Patient)
+    }
+
+    /// Connect to `url` and take the database's lock as `mode` says (blocking).
+    pub(super) fn connect_locking(url: &str, mode: LockMode) -> Result<PgStore, StoreError> {
         let config: Config = url
             .parse()
             .map_err(|error| StoreError::PostgresUrl { error })?;
@@ -94,7 +125,7 @@ impl PgStore {
             .name("store-pg-session".into())
             .spawn(move || {
                 let mut client = match connect(&session_config, &session_name)
-                    .and_then(|client| lock(client, &session_name))
+                    .and_then(|client| lock(client, &session_name, mode))
                 {
                     Ok(client) => {
                         let _ = ready.send(Ok(()));
@@ -120,6 +151,7 @@ impl PgStore {
             jobs: Some(jobs),
             thread: Some(thread),
             copy_open: AtomicBool::new(false),
+            epoch: Arc::new(OnceLock::new()),
         })
     }
 
@@ -146,8 +178,8 @@ impl PgStore {
 
     /// Open an initialised database, applying the SQL migrations it lacks (`migrate` and `serve`
     /// do; the names of those applied are returned).
-    pub(super) fn open(url: &str) -> Result<(PgStore, Vec<String>), StoreError> {
-        let store = PgStore::connect(url)?;
+    pub(super) fn open(url: &str, mode: LockMode) -> Result<(PgStore, Vec<String>), StoreError> {
+        let store = PgStore::connect_locking(url, mode)?;
         let applied = store.migrate(true)?;
         match store.row_schema()? {
             // Every PostgreSQL store was created at the current row schema or a later one.
@@ -217,6 +249,7 @@ impl PgStore {
             config: self.config.clone(),
             name: self.name.clone(),
             client: None,
+            epoch: self.epoch.clone(),
         }
     }
 
@@ -396,6 +429,8 @@ pub(super) struct PgWriter {
     config: Config,
     name: String,
     client: Option<Client>,
+    /// The epoch claimed as the active server, if one was (`serve`; CLI commands claim none).
+    epoch: Arc<OnceLock<i64>>,
 }
 
 impl Commit for PgWriter {
@@ -405,6 +440,17 @@ impl Commit for PgWriter {
             slot => slot.insert(connect(&self.config, &self.name)?),
         };
         let mut txn = client.transaction()?;
+        if let Some(epoch) = self.epoch.get() {
+            // Fencing: the share lock on the row makes a new active's epoch bump wait for this
+            // commit, and a bump already made means another server is active: commit nothing.
+            let current = txn.query_opt(
+                "SELECT 1 FROM musketeer_active WHERE id = 1 AND epoch = $1 FOR SHARE",
+                &[epoch],
+            )?;
+            if current.is_none() {
+                return Err(StoreError::Superseded(self.name.clone()));
+            }
+        }
         write_rows(&mut txn, writes)?;
         txn.commit()?;
         Ok(())
@@ -427,8 +473,15 @@ fn connect(config: &Config, name: &str) -> Result<Client, StoreError> {
 /// Take the database's lock on this session, or say that another one has it. A server killed
 /// a moment ago holds it until PostgreSQL notices the closed connection, so a restart waits a
 /// little for it.
-fn lock(mut client: Client, name: &str) -> Result<Client, StoreError> {
-    let deadline = Instant::now() + LOCK_WAIT;
+fn lock(mut client: Client, name: &str, mode: LockMode) -> Result<Client, StoreError> {
+    if mode == LockMode::Wait {
+        client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])?;
+        return Ok(client);
+    }
+    let deadline = match mode {
+        LockMode::Patient => Instant::now() + LOCK_WAIT,
+        LockMode::Once | LockMode::Wait => Instant::now(),
+    };
     loop {
         let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])?;
         if row.try_get::<_, bool>(0)? {

@@ -110,6 +110,9 @@ struct Health {
     /// A commit failed: every later one is refused until [`Writer::resume`], so that nothing
     /// is acknowledged on top of changes the disk does not have.
     failed: AtomicBool,
+    /// Another server became the active one on the database (see `pg_active`): commits stay
+    /// refused for good, and the server stops.
+    superseded: AtomicBool,
     /// Commits to fail on purpose (tests of storage faults).
     injected_failures: AtomicU32,
     /// The ticket of the last request submitted; locked while a request is numbered and queued,
@@ -191,6 +194,12 @@ impl Writer {
         self.health.failed.load(Ordering::SeqCst)
     }
 
+    /// Whether another server became the active one on the database: nothing more is
+    /// committed, and no reload helps (the state is that server's now).
+    pub fn is_superseded(&self) -> bool {
+        self.health.superseded.load(Ordering::SeqCst)
+    }
+
     /// Whether the writer thread is alive (it stops on [`Writer::close`] or if it panicked).
     pub fn is_running(&self) -> bool {
         self.thread
@@ -259,10 +268,15 @@ fn run(target: &mut impl Commit, rx: &mpsc::Receiver<Message>, health: &Health) 
                 target.commit(&writes)
             };
             committed.map_err(|e| {
-                // Memory is now ahead of the disk; refuse everything until the server state
-                // is reloaded from the disk, so that nothing is acknowledged (or shown) that a
-                // restart would not show.
-                tracing::error!(error = %e, "commit failed; reloading the state from the store");
+                if matches!(e, StoreError::Superseded(_)) {
+                    tracing::error!(error = %e, "superseded: refusing every commit from now on");
+                    health.superseded.store(true, Ordering::SeqCst);
+                } else {
+                    // Memory is now ahead of the disk; refuse everything until the server
+                    // state is reloaded from the disk, so that nothing is acknowledged (or
+                    // shown) that a restart would not show.
+                    tracing::error!(error = %e, "commit failed; reloading the state from the store");
+                }
                 health.failed.store(true, Ordering::SeqCst);
             })
         };
