@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 pub struct HealthStatus {
     /// Always `"ok"` in a 200 answer.
     pub status: String,
+    /// Which of several servers on one PostgreSQL database answered: `"active"` (it holds the
+    /// state) or `"standby"` (it forwards every request to the active one). Absent on a server
+    /// with the embedded store, which runs alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 impl HealthStatus {
@@ -16,6 +21,15 @@ impl HealthStatus {
     pub fn ok() -> Self {
         Self {
             status: "ok".into(),
+            instance: None,
+        }
+    }
+
+    /// The passing answer of a server that is `instance` (`"active"` or `"standby"`).
+    pub fn ok_as(instance: &str) -> Self {
+        Self {
+            instance: Some(instance.into()),
+            ..Self::ok()
         }
     }
 }

@@ -192,8 +192,31 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "MUSKETEER_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// With --store (several servers on one database): the URL at which the other servers
+    /// reach this one, e.g. http://10.0.0.5:8080 (default: http(s)://the --listen address,
+    /// which must then not be 0.0.0.0 or ::).
+    #[arg(long, env = "MUSKETEER_ADVERTISE_URL", value_parser = parse_advertise_url)]
+    pub advertise_url: Option<String>,
     #[command(flatten)]
     pub reputation: ReputationArgs,
+}
+
+/// `--advertise-url` is an http(s) base URL without a path, so that request paths append to it.
+fn parse_advertise_url(text: &str) -> Result<String, String> {
+    let trimmed = text.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"));
+    match rest {
+        Some(authority) if !authority.is_empty() && !authority.contains('/') => {
+            Ok(trimmed.to_owned())
+        }
+        _ => Err(
+            "--advertise-url takes the base URL the other servers reach this one at, such as \
+             http://10.0.0.5:8080 (http or https, no path)"
+                .into(),
+        ),
+    }
 }
 
 /// Placement and reputation settings of `serve` (docs/operator.md, "Reputation and bans").

@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod cluster;
 pub mod dashboard;
 pub mod domain;
 pub mod sim;
@@ -78,12 +79,7 @@ async fn serve_until<Served: Future<Output = std::io::Result<()>>>(
     shutdown: impl Future<Output = ()> + Send + 'static,
     serve: impl FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>) -> Served,
 ) -> std::io::Result<()> {
-    let expiry = tokio::spawn(expire_leases(state.clone()));
-    let retention = state
-        .options
-        .retain_finished_ms
-        .map(|retain_ms| tokio::spawn(retain_finished(state.clone(), retain_ms)));
-    let sampler = tokio::spawn(dashboard::sample_status(state.clone()));
+    let sweeps = Sweeps::start(&state);
     let graceful = {
         let state = state.clone();
         Box::pin(async move {
@@ -93,19 +89,43 @@ async fn serve_until<Served: Future<Output = std::io::Result<()>>>(
         })
     };
     let served = serve(graceful).await;
-    // Awaited after the abort: an aborted task drops its state (and with it the store) only when
-    // its worker next polls it, and whoever opens the store after us must find it closed.
-    for sweep in [Some(expiry), retention, Some(sampler)]
-        .into_iter()
-        .flatten()
-    {
-        sweep.abort();
-        let _ = sweep.await;
-    }
-    let closing = state.clone();
-    // Joining the writer blocks until its queue is durable.
-    let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+    sweeps.stop().await;
+    close(state).await;
     served
+}
+
+/// Make every queued write of `state` durable and stop its writer (on shutdown).
+pub(crate) async fn close(state: AppState) {
+    // Joining the writer blocks until its queue is durable.
+    let _ = tokio::task::spawn_blocking(move || state.close()).await;
+}
+
+/// The background tasks of a serving state: lease expiry, retention, the status sampler.
+pub(crate) struct Sweeps(Vec<tokio::task::JoinHandle<()>>);
+
+impl Sweeps {
+    /// Start the sweeps of `state`.
+    pub(crate) fn start(state: &AppState) -> Sweeps {
+        let mut tasks = vec![
+            tokio::spawn(expire_leases(state.clone())),
+            tokio::spawn(dashboard::sample_status(state.clone())),
+        ];
+        if let Some(retain_ms) = state.options.retain_finished_ms {
+            tasks.push(tokio::spawn(retain_finished(state.clone(), retain_ms)));
+        }
+        Sweeps(tasks)
+    }
+
+    /// Stop them; returns once each has dropped its state.
+    pub(crate) async fn stop(self) {
+        // Awaited after the abort: an aborted task drops its state (and with it the store) only
+        // when its worker next polls it, and whoever opens the store after us must find it
+        // closed.
+        for sweep in self.0 {
+            sweep.abort();
+            let _ = sweep.await;
+        }
+    }
 }
 
 async fn expire_leases(state: AppState) {

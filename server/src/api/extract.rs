@@ -26,19 +26,27 @@ pub struct PathParam<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct QueryParam<T>(pub T);
 
-/// The peer address, when the server knows it (absent in in-process tests).
+/// The peer address, when the server knows it (absent in in-process tests): the address a
+/// standby forwarded the request for ([`ForwardedClient`]), else the connection's.
 pub struct ClientIp(pub Option<IpAddr>);
+
+/// The client address a standby passed on with a request it forwarded to the active server
+/// (see [`crate::cluster`]); put in the request's extensions only after the standby's secret
+/// was checked, so a header a client sets itself never gets here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardedClient(pub IpAddr);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
+        let forwarded = parts.extensions.get::<ForwardedClient>().map(|f| f.0);
+        Ok(ClientIp(forwarded.or_else(|| {
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+                .map(|c| c.0.ip())
+        })))
     }
 }
 

@@ -1,4 +1,5 @@
 use anyhow::Context as _;
+use musketeer_server::cluster::{self, ClusterOptions, Node, Stopped};
 use musketeer_server::domain::placement::NetworkRule;
 use musketeer_server::domain::reputation::Policy;
 use musketeer_server::state::{AppState, ServeOptions};
@@ -21,7 +22,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let location = args.store.location()?;
-    let store = Store::open_at(&location)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if let StoreLocation::Postgres(_) = location
+        && args.advertise_url.is_none()
+        && args.listen.ip().is_unspecified()
+    {
+        anyhow::bail!(
+            "--listen {} takes every address, so the other servers on this PostgreSQL store \
+             cannot tell which one reaches this server: give --advertise-url {scheme}://ADDRESS:{} \
+             (or MUSKETEER_ADVERTISE_URL), or listen on one address",
+            args.listen,
+            args.listen.port()
+        );
+    }
     let options = ServeOptions {
         invite_code: args.invite_code.filter(|c| !c.is_empty()),
         public_dashboard: args.public_dashboard,
@@ -48,7 +61,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         ..ServeOptions::default()
     };
-    let state = AppState::load(store, options).context("loading the store")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| {
@@ -61,17 +73,50 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("reading the listening address")?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(%addr, scheme, "serving");
-    // Tests and scripts read this line to find the port when listening on port 0.
+    let StoreLocation::Postgres(store_url) = location else {
+        let state =
+            AppState::load(Store::open_at(&location)?, options).context("loading the store")?;
+        tracing::info!(%addr, scheme, "serving");
+        // Tests and scripts read this line to find the port when listening on port 0.
+        println!("musketeer-server listening on {scheme}://{addr}");
+        match tls {
+            Some(tls) => musketeer_server::run_tls(listener, tls, state, shutdown_signal()).await,
+            None => musketeer_server::run(listener, state, shutdown_signal()).await,
+        }
+        .context("serving")?;
+        tracing::info!("stopped");
+        return Ok(());
+    };
+    // The address known only now if --listen gave port 0.
+    let advertise_url = args
+        .advertise_url
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
+    let node = Node::start(ClusterOptions {
+        store_url,
+        advertise_url,
+        serve: options,
+    })
+    .await
+    .context("joining the servers on the PostgreSQL store")?;
+    let role = node.role().as_str();
+    tracing::info!(%addr, scheme, role, "serving");
+    // The same line as a lone server's (scripts read the address from its end); /healthz
+    // says the role.
     println!("musketeer-server listening on {scheme}://{addr}");
-    match tls {
-        Some(tls) => musketeer_server::run_tls(listener, tls, state, shutdown_signal()).await,
-        None => musketeer_server::run(listener, state, shutdown_signal()).await,
+    match cluster::run(listener, tls, node, shutdown_signal())
+        .await
+        .context("serving")?
+    {
+        Stopped::Superseded => anyhow::bail!(
+            "another musketeer-server became the active one on this PostgreSQL store (this \
+             one's connection holding the lock was lost); this one stopped without committing \
+             anything more: start it again to join as a standby"
+        ),
+        _ => {
+            tracing::info!("stopped");
+            Ok(())
+        }
     }
-    .context("serving")?;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -32,8 +32,8 @@ use crate::domain::lifecycle::Unit;
 use crate::domain::tokens::TokenRecord;
 use crate::domain::world::{AppVersion, Batch, Host, NextIds};
 pub use archive::UnitArchive;
-pub use pg_active::ActiveRow;
 pub use migrate::{MigrationReport, SCHEMA_VERSION};
+pub use pg_active::ActiveRow;
 pub use writer::{UnitRows, Write, Writer};
 
 /// The store file inside the data directory.

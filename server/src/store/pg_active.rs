@@ -56,10 +56,7 @@ pub(super) fn read_active(url: &str) -> Result<Option<ActiveRow>, StoreError> {
                 database: display_name(&config),
                 error,
             })?;
-    let exists = client.query_one(
-        "SELECT to_regclass('musketeer_active') IS NOT NULL",
-        &[],
-    )?;
+    let exists = client.query_one("SELECT to_regclass('musketeer_active') IS NOT NULL", &[])?;
     if !exists.try_get::<_, bool>(0)? {
         return Ok(None);
     }
