@@ -11,6 +11,7 @@ mod auth;
 mod bad_input;
 mod batch_wait;
 mod cli;
+mod cluster;
 mod dashboard;
 mod dashboard_views;
 mod delete;

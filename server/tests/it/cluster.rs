@@ -1,0 +1,380 @@
+//! Several `musketeer-server` processes on one PostgreSQL database (decision 0008): the second
+//! is a standby that forwards every request to the active one, the API answers the same through
+//! either, the registration limit is one for both, a standby takes over when the active one is
+//! killed (keeping every acknowledged result), an active whose lock is lost stops acknowledging
+//! (fencing), and only the current forwarding secret makes a forwarded client address trusted.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::durability::wait_for;
+use crate::pg_support::PgCluster;
+use crate::support::{Project, base64_encode, http_json, platform};
+
+/// How long a standby may take to notice the active one died and load the state.
+const TAKEOVER: Duration = Duration::from_secs(60);
+
+/// A `serve --store` process; SIGKILLed and reaped on drop, pass or fail.
+struct Instance {
+    child: Child,
+    url: String,
+    /// Its standard error (the log), kept for the messages the tests look for.
+    log: PathBuf,
+}
+
+impl Instance {
+    fn start(store: &str, log_dir: &std::path::Path, name: &str, flags: &[&str]) -> Instance {
+        let log = log_dir.join(format!("{name}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", store])
+            .args(flags)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut instance = Instance {
+            child,
+            url: String::new(),
+            log,
+        };
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server printed its address");
+        instance.url = line.rsplit(' ').next().unwrap().to_owned();
+        instance
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// What `/healthz` says the server is, or None if it does not answer.
+async fn role(http: &reqwest::Client, url: &str) -> Option<String> {
+    let answer = http.get(format!("{url}/healthz")).send().await.ok()?;
+    let body: Value = answer.json().await.ok()?;
+    body["instance"].as_str().map(str::to_owned)
+}
+
+async fn wait_for_role(http: &reqwest::Client, url: &str, wanted: &str, deadline: Duration) {
+    wait_for(&format!("{url} to be {wanted}"), deadline, async || {
+        role(http, url).await.as_deref() == Some(wanted)
+    })
+    .await;
+}
+
+async fn register(http: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut request = http
+        .post(format!("{url}/api/v1/hosts/register"))
+        .json(&json!({"name": "h", "platform": platform()}));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    http_json(request, None).await
+}
+
+fn token(answer: &(u16, Value)) -> String {
+    assert_eq!(answer.0, 201, "{}", answer.1);
+    answer.1["host_token"].as_str().unwrap().to_owned()
+}
+
+/// `sql` run on the database at `store`, on a thread of its own (the sync PostgreSQL client
+/// must not block a thread that drives async tasks); the first column of each row, as text.
+fn query(store: &str, sql: &'static str) -> Vec<String> {
+    let store = store.to_owned();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&store, postgres::NoTls).unwrap();
+        let rows = client.query(sql, &[]).unwrap();
+        rows.iter().map(|row| row.get::<_, String>(0)).collect()
+    })
+    .join()
+    .unwrap()
+}
+
+/// The forwarding secret of the active server, as its standbys read it.
+fn forwarding_secret(store: &str) -> String {
+    query(store, "SELECT secret FROM musketeer_active WHERE id = 1").remove(0)
+}
+
+/// Fetch up to `slots` assignments as `host` through `url` and report them all; the result ids
+/// acknowledged.
+async fn work_round(http: &reqwest::Client, url: &str, host: &str, slots: u32) -> Vec<String> {
+    let (status, fetched) = http_json(
+        http.post(format!("{url}/api/v1/work/fetch"))
+            .json(&json!({"free_slots": slots, "platform": platform()})),
+        Some(host),
+    )
+    .await;
+    assert_eq!(status, 200, "{fetched}");
+    let results: Vec<Value> = fetched["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| json!({"result_id": a["result_id"], "outcome": {"status": "success",
+            "output": base64_encode(a["input"].to_string().as_bytes()), "fuel_consumed": 1, "wall_ms": 1}}))
+        .collect();
+    if results.is_empty() {
+        return Vec::new();
+    }
+    let (status, body) = http_json(
+        http.post(format!("{url}/api/v1/work/report"))
+            .json(&json!({"results": results})),
+        Some(host),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["acks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ack| {
+            assert_eq!(ack["status"], "accepted", "{body}");
+            ack["result_id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+async fn get(http: &reqwest::Client, url: &str, path: &str, token: &str) -> (u16, Value) {
+    http_json(http.get(format!("{url}{path}")), Some(token)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_forwards_alike_shares_the_limits_and_takes_over_when_the_active_dies() {
+    let cluster = PgCluster::start();
+    let store = cluster.database();
+    let project = Project::on_postgres(store.clone());
+    let logs = tempfile::tempdir().unwrap();
+    let flags = ["--register-per-minute", "4"];
+    let mut active = Instance::start(&store, logs.path(), "a", &flags);
+    let http = http();
+    wait_for_role(&http, &active.url, "active", Duration::from_secs(30)).await;
+    let standby = Instance::start(&store, logs.path(), "b", &flags);
+    assert_eq!(role(&http, &standby.url).await.as_deref(), Some("standby"));
+    let ready: Value = http
+        .get(format!("{}/readyz", standby.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready, json!({"status": "ok", "instance": "standby"}));
+
+    // Publish through the active server, submit through the standby.
+    let (status, body) = http_json(
+        http.post(format!("{}/api/v1/apps", active.url))
+            .json(&project.publish_body("demo", "1.0.0", b"module")),
+        Some(&project.publisher),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let inputs: Vec<u64> = (0..6).collect();
+    let (status, body) = http_json(
+        http.post(format!("{}/api/v1/batches", standby.url))
+            .json(&json!({"app": "demo", "inputs": inputs, "replication": {"delay_bound_ms": 3000}})),
+        Some(&project.researcher),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let batch = body["batch_id"].as_u64().unwrap();
+
+    // One registration limit for both: 4 a minute from this address, whichever server it hits.
+    let through_active = token(&register(&http, &active.url, &[]).await);
+    let through_standby = token(&register(&http, &standby.url, &[]).await);
+    token(&register(&http, &active.url, &[]).await);
+    token(&register(&http, &standby.url, &[]).await);
+    let limited = register(&http, &standby.url, &[]).await;
+    assert_eq!(limited.0, 429, "{}", limited.1);
+    assert_eq!(register(&http, &active.url, &[]).await.0, 429);
+    // A forwarded address is trusted with the current secret only (a client's own
+    // X-Forwarded-For, or a forged secret, change nothing).
+    for forged in [
+        vec![("x-forwarded-for", "203.0.113.7")],
+        vec![
+            ("x-musketeer-forwarded-for", "203.0.113.7"),
+            ("x-musketeer-forward-secret", "mkf_guessed"),
+        ],
+    ] {
+        let answer = register(&http, &active.url, &forged).await;
+        assert_eq!(answer.0, 429, "{forged:?} was trusted: {}", answer.1);
+        let answer = register(&http, &standby.url, &forged).await;
+        assert_eq!(answer.0, 429, "{forged:?} was trusted: {}", answer.1);
+    }
+    let secret = forwarding_secret(&store);
+    token(
+        &register(
+            &http,
+            &active.url,
+            &[
+                ("x-musketeer-forwarded-for", "203.0.113.7"),
+                ("x-musketeer-forward-secret", &secret),
+            ],
+        )
+        .await,
+    );
+
+    // Half the work reported through each server.
+    let mut acked = work_round(&http, &active.url, &through_active, 2).await;
+    assert_eq!(acked.len(), 2);
+    acked.extend(work_round(&http, &standby.url, &through_standby, 2).await);
+    assert_eq!(acked.len(), 4, "{acked:?}");
+    for path in [
+        format!("/api/v1/batches/{batch}"),
+        "/api/v1/stats".to_owned(),
+        "/api/v1/status".to_owned(),
+        format!("/api/v1/batches/{batch}/units"),
+    ] {
+        let direct = get(&http, &active.url, &path, &project.admin).await;
+        let forwarded = get(&http, &standby.url, &path, &project.admin).await;
+        assert_eq!(direct.0, 200, "{path}: {}", direct.1);
+        if path == "/api/v1/status" {
+            // Its clock moves between the two reads; the counters must not.
+            assert_eq!(direct.1["apps"], forwarded.1["apps"], "{path}");
+            let counters = |status: &Value| -> Vec<Value> {
+                let hosts = status["hosts"].as_array().cloned().unwrap_or_default();
+                hosts
+                    .into_iter()
+                    .map(|mut host| {
+                        host["window_ms"].take();
+                        host
+                    })
+                    .collect()
+            };
+            assert_eq!(counters(&direct.1), counters(&forwarded.1), "{path}");
+        } else {
+            assert_eq!(direct, forwarded, "{path}");
+        }
+    }
+    // A bad request gets the same 4xx JSON through either.
+    for (path, body) in [
+        ("/api/v1/batches", "{not json"),
+        ("/api/v1/batches", r#"{"app": "nope", "inputs": [1]}"#),
+    ] {
+        let send = async |url: &str| {
+            http_json(
+                http.post(format!("{url}{path}"))
+                    .header("content-type", "application/json")
+                    .body(body),
+                Some(&project.researcher),
+            )
+            .await
+        };
+        let direct = send(&active.url).await;
+        assert!((400..500).contains(&direct.0), "{}", direct.1);
+        assert_eq!(direct, send(&standby.url).await, "{body}");
+    }
+    let unknown = get(&http, &standby.url, "/api/v1/nowhere", &project.admin).await;
+    assert_eq!(unknown, get(&http, &active.url, "/api/v1/nowhere", &project.admin).await);
+
+    // kill -9 of the active one: the standby takes over with every acknowledged result, and
+    // meanwhile answers 503 with Retry-After (never a hang or a 500).
+    active.kill();
+    let during = http
+        .get(format!("{}/api/v1/stats", standby.url))
+        .bearer_auth(&project.admin)
+        .send()
+        .await
+        .unwrap();
+    if during.status() != 200 {
+        assert_eq!(during.status(), 503);
+        assert_eq!(during.headers()["retry-after"], "1");
+        let body: Value = during.json().await.unwrap();
+        assert_eq!(body["error"], "unavailable", "{body}");
+    }
+    wait_for_role(&http, &standby.url, "active", TAKEOVER).await;
+    acked.extend(work_round(&http, &standby.url, &through_active, 8).await);
+    let (status, text) = (
+        200,
+        http.get(format!("{}/api/v1/batches/{batch}/results", standby.url))
+            .bearer_auth(&project.researcher)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, 200);
+    let done: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|row| row["state"] == "done")
+        .collect();
+    assert_eq!(done.len(), inputs.len(), "every unit done once: {text}");
+    assert_eq!(acked.len(), inputs.len(), "{acked:?}");
+}
+
+/// Fencing: an active server whose lock session is terminated while a standby takes over
+/// commits nothing more (its requests get 503) and stops, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_server_that_lost_its_lock_stops_acknowledging() {
+    let cluster = PgCluster::start();
+    let store = cluster.database();
+    let project = Project::on_postgres(store.clone());
+    let logs = tempfile::tempdir().unwrap();
+    let http = http();
+    let mut old = Instance::start(&store, logs.path(), "old", &[]);
+    wait_for_role(&http, &old.url, "active", Duration::from_secs(30)).await;
+    let new = Instance::start(&store, logs.path(), "new", &[]);
+    assert_eq!(role(&http, &new.url).await.as_deref(), Some("standby"));
+    token(&register(&http, &old.url, &[]).await);
+
+    let terminated = query(
+        &store,
+        "SELECT pg_terminate_backend(pid)::text FROM pg_locks \
+         WHERE locktype = 'advisory' AND granted",
+    );
+    assert_eq!(terminated.len(), 1, "one session holds the lock");
+    wait_for_role(&http, &new.url, "active", TAKEOVER).await;
+
+    // The old one still runs and answers, but cannot commit: no acknowledgement.
+    let refused = register(&http, &old.url, &[]).await;
+    assert_eq!(refused.0, 503, "{}", refused.1);
+    assert_eq!(refused.1["error"], "unavailable", "{}", refused.1);
+    wait_for("the superseded server to stop", Duration::from_secs(30), async || {
+        old.child.try_wait().unwrap().is_some()
+    })
+    .await;
+    let status = old.child.wait().unwrap();
+    assert!(!status.success(), "{status}");
+    let log = old.log();
+    assert!(
+        log.contains("another musketeer-server became the active one"),
+        "{log}"
+    );
+    let (status, hosts) = get(&http, &new.url, "/api/v1/hosts", &project.admin).await;
+    assert_eq!(status, 200, "{hosts}");
+    let count = hosts["hosts"].as_array().map_or(0, Vec::len);
+    assert_eq!(count, 1, "only the host registered before the takeover: {hosts}");
+    old.kill();
+}
