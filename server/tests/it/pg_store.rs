@@ -219,8 +219,9 @@ async fn results(api: &Api, project: &Project, batch: u64) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
-/// Every store command takes `--store`; exactly one of it and `--data-dir`; a second server or
-/// a CLI command on a served database is refused with the reason.
+/// Every store command takes `--store`; exactly one of it and `--data-dir`; a CLI command on a
+/// served database is refused with the reason (a second server joins as a standby: see
+/// `cluster`), and so is a server on every address without `--advertise-url`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_commands_take_store_urls_and_refuse_a_second_server() {
     use crate::cli::{init_store, server, text};
@@ -256,10 +257,7 @@ async fn the_commands_take_store_urls_and_refuse_a_second_server() {
     assert!(said.contains("Not needed for a PostgreSQL store"), "{said}");
 
     let serving = ServerProcess::start_on(&["--store".as_ref(), url.as_ref()], &[]);
-    for second in [
-        &["serve", "--listen", "127.0.0.1:0"][..],
-        &["token", "revoke", "2"],
-    ] {
+    for second in [&["token", "revoke", "2"][..]] {
         let (code, said) = run(&[second, &store[..]].concat());
         assert_eq!(code, Some(1), "{second:?}: {said}");
         assert!(
@@ -271,6 +269,9 @@ async fn the_commands_take_store_urls_and_refuse_a_second_server() {
             "no password shown: {said}"
         );
     }
+    let (code, said) = run(&[&["serve", "--listen", "0.0.0.0:0"], &store[..]].concat());
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("give --advertise-url"), "{said}");
     // The online backup copies redb files; a PostgreSQL store is backed up with pg_dump.
     let backup = reqwest::Client::new()
         .get(format!("{}/api/v1/admin/backup", serving.url))
@@ -295,6 +296,10 @@ async fn the_commands_take_store_urls_and_refuse_a_second_server() {
             "cannot be used with",
         ),
         (vec!["serve", "--store", data], "takes a PostgreSQL URL"),
+        (
+            vec!["serve", "--store", &url, "--advertise-url", "10.0.0.5:8080"],
+            "--advertise-url takes the base URL",
+        ),
         (vec!["serve"], "--data-dir <DATA_DIR>|--store <STORE_URL>"),
     ] {
         let output = server()
