@@ -200,8 +200,9 @@ async fn a_standby_forwards_alike_shares_the_limits_and_takes_over_when_the_acti
     assert_eq!(status, 201, "{body}");
     let inputs: Vec<u64> = (0..6).collect();
     let (status, body) = http_json(
-        http.post(format!("{}/api/v1/batches", standby.url))
-            .json(&json!({"app": "demo", "inputs": inputs, "replication": {"delay_bound_ms": 3000}})),
+        http.post(format!("{}/api/v1/batches", standby.url)).json(
+            &json!({"app": "demo", "inputs": inputs, "replication": {"delay_bound_ms": 3000}}),
+        ),
         Some(&project.researcher),
     )
     .await;
@@ -294,7 +295,10 @@ async fn a_standby_forwards_alike_shares_the_limits_and_takes_over_when_the_acti
         assert_eq!(direct, send(&standby.url).await, "{body}");
     }
     let unknown = get(&http, &standby.url, "/api/v1/nowhere", &project.admin).await;
-    assert_eq!(unknown, get(&http, &active.url, "/api/v1/nowhere", &project.admin).await);
+    assert_eq!(
+        unknown,
+        get(&http, &active.url, "/api/v1/nowhere", &project.admin).await
+    );
 
     // kill -9 of the active one: the standby takes over with every acknowledged result, and
     // meanwhile answers 503 with Retry-After (never a hang or a 500).
@@ -361,9 +365,11 @@ async fn an_active_server_that_lost_its_lock_stops_acknowledging() {
     let refused = register(&http, &old.url, &[]).await;
     assert_eq!(refused.0, 503, "{}", refused.1);
     assert_eq!(refused.1["error"], "unavailable", "{}", refused.1);
-    wait_for("the superseded server to stop", Duration::from_secs(30), async || {
-        old.child.try_wait().unwrap().is_some()
-    })
+    wait_for(
+        "the superseded server to stop",
+        Duration::from_secs(30),
+        async || old.child.try_wait().unwrap().is_some(),
+    )
     .await;
     let status = old.child.wait().unwrap();
     assert!(!status.success(), "{status}");
@@ -375,6 +381,9 @@ async fn an_active_server_that_lost_its_lock_stops_acknowledging() {
     let (status, hosts) = get(&http, &new.url, "/api/v1/hosts", &project.admin).await;
     assert_eq!(status, 200, "{hosts}");
     let count = hosts["hosts"].as_array().map_or(0, Vec::len);
-    assert_eq!(count, 1, "only the host registered before the takeover: {hosts}");
+    assert_eq!(
+        count, 1,
+        "only the host registered before the takeover: {hosts}"
+    );
     old.kill();
 }
