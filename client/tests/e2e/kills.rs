@@ -28,7 +28,7 @@ fn sleepers(project: &Project, secs: u64, n: usize, deadline_ms: u64) -> BatchId
         .batch_id
 }
 
-fn assert_complete(rows: &[ResultRow], secs: u64, n: usize) {
+pub(crate) fn assert_complete(rows: &[ResultRow], secs: u64, n: usize) {
     assert_eq!(rows.len(), n, "one row per unit");
     let ids: BTreeSet<_> = rows.iter().map(|r| r.unit_id).collect();
     assert_eq!(ids.len(), n, "no duplicate rows");

@@ -4,6 +4,7 @@
 
 mod browser;
 mod cli_habits;
+mod cluster;
 mod collusion;
 mod control;
 mod cross_arch;

@@ -19,10 +19,12 @@ use musketeer_protocol::{
     SubmitBatchResponse, UnitDetail, UnitId,
 };
 
+mod balancer;
 mod primes;
 mod proxy;
 mod raw_host;
 
+pub use balancer::Balancer;
 pub use primes::{assert_primes_right, primes_quorum_batch};
 pub use proxy::Proxy;
 pub use raw_host::{Attack, RawHost};
@@ -372,6 +374,12 @@ impl Project {
         self.join_program(&[musketeer().into()], name, slots, extra)
     }
 
+    /// A `musketeer join` client of this project reaching it at `url` (another server of the
+    /// project's database, or a load balancer in front of them).
+    pub fn join_at(&self, url: &str, name: &str, slots: u32) -> Proc {
+        self.join_program_at(&[musketeer().into()], url, name, slots, &[])
+    }
+
     /// A `musketeer join` client started as `program` (the client binary, possibly behind an
     /// emulator such as `qemu-arm -L SYSROOT`).
     pub fn join_program(
@@ -381,19 +389,23 @@ impl Project {
         slots: u32,
         extra: &[&str],
     ) -> Proc {
+        self.join_program_at(program, &self.url, name, slots, extra)
+    }
+
+    fn join_program_at(
+        &self,
+        program: &[std::ffi::OsString],
+        url: &str,
+        name: &str,
+        slots: u32,
+        extra: &[&str],
+    ) -> Proc {
         let (program, prefix_args) = program.split_first().expect("a program to run");
         let data = self.client_dir(name);
         let mut command = Command::new(program);
         command
             .args(prefix_args)
-            .args([
-                "join",
-                &self.url,
-                "--name",
-                name,
-                "--slots",
-                &slots.to_string(),
-            ])
+            .args(["join", url, "--name", name, "--slots", &slots.to_string()])
             .args(["--data-dir", path(&data), "--log-format", "json"])
             .args(["--poll-wait-ms", "2000", "--max-backoff-ms", "1000"])
             .args(extra)
