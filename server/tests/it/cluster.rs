@@ -4,23 +4,22 @@
 //! killed (keeping every acknowledged result), an active whose lock is lost stops acknowledging
 //! (fencing), and only the current forwarding secret makes a forwarded client address trusted.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::durability::wait_for;
+use crate::durability::{ServerProcess, wait_for};
 use crate::pg_support::PgCluster;
-use crate::support::{Project, base64_encode, http_json, platform};
+use crate::support::{Project, http_json, http_volunteer_round, platform};
 
 /// How long a standby may take to notice the active one died and load the state.
 const TAKEOVER: Duration = Duration::from_secs(60);
 
-/// A `serve --store` process; SIGKILLed and reaped on drop, pass or fail.
+/// A `serve --store` process (SIGKILLed and reaped on drop, pass or fail) and its log.
 struct Instance {
-    child: Child,
+    process: ServerProcess,
     url: String,
     /// Its standard error (the log), kept for the messages the tests look for.
     log: PathBuf,
@@ -29,46 +28,22 @@ struct Instance {
 impl Instance {
     fn start(store: &str, log_dir: &std::path::Path, name: &str, flags: &[&str]) -> Instance {
         let log = log_dir.join(format!("{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_musketeer-server"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--store", store])
             .args(flags)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut instance = Instance {
-            child,
-            url: String::new(),
+            .stderr(std::fs::File::create(&log).unwrap());
+        let process = ServerProcess::spawn(command);
+        Instance {
+            url: process.url.clone(),
+            process,
             log,
-        };
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server printed its address");
-        instance.url = line.rsplit(' ').next().unwrap().to_owned();
-        instance
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        }
     }
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -126,42 +101,24 @@ fn forwarding_secret(store: &str) -> String {
     query(store, "SELECT secret FROM musketeer_active WHERE id = 1").remove(0)
 }
 
-/// Fetch up to `slots` assignments as `host` through `url` and report them all; the result ids
-/// acknowledged.
-async fn work_round(http: &reqwest::Client, url: &str, host: &str, slots: u32) -> Vec<String> {
-    let (status, fetched) = http_json(
-        http.post(format!("{url}/api/v1/work/fetch"))
-            .json(&json!({"free_slots": slots, "platform": platform()})),
-        Some(host),
-    )
-    .await;
-    assert_eq!(status, 200, "{fetched}");
-    let results: Vec<Value> = fetched["assignments"]
-        .as_array()
+/// The batch's results as the researcher downloads them through `url`: unit id -> row.
+async fn results(http: &reqwest::Client, url: &str, token: &str, batch: u64) -> Vec<Value> {
+    let text = http
+        .get(format!("{url}/api/v1/batches/{batch}/results"))
+        .bearer_auth(token)
+        .send()
+        .await
         .unwrap()
-        .iter()
-        .map(|a| json!({"result_id": a["result_id"], "outcome": {"status": "success",
-            "output": base64_encode(a["input"].to_string().as_bytes()), "fuel_consumed": 1, "wall_ms": 1}}))
-        .collect();
-    if results.is_empty() {
-        return Vec::new();
-    }
-    let (status, body) = http_json(
-        http.post(format!("{url}/api/v1/work/report"))
-            .json(&json!({"results": results})),
-        Some(host),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["acks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|ack| {
-            assert_eq!(ack["status"], "accepted", "{body}");
-            ack["result_id"].as_str().unwrap().to_owned()
-        })
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap())
         .collect()
+}
+
+fn done(rows: &[Value]) -> Vec<&Value> {
+    rows.iter().filter(|row| row["state"] == "done").collect()
 }
 
 async fn get(http: &reqwest::Client, url: &str, path: &str, token: &str) -> (u16, Value) {
@@ -180,15 +137,8 @@ async fn a_standby_forwards_alike_shares_the_limits_and_takes_over_when_the_acti
     wait_for_role(&http, &active.url, "active", Duration::from_secs(30)).await;
     let standby = Instance::start(&store, logs.path(), "b", &flags);
     assert_eq!(role(&http, &standby.url).await.as_deref(), Some("standby"));
-    let ready: Value = http
-        .get(format!("{}/readyz", standby.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(ready, json!({"status": "ok", "instance": "standby"}));
+    let ready = http_json(http.get(format!("{}/readyz", standby.url)), None).await;
+    assert_eq!(ready, (200, json!({"status": "ok", "instance": "standby"})));
 
     // Publish through the active server, submit through the standby.
     let (status, body) = http_json(
@@ -244,11 +194,12 @@ async fn a_standby_forwards_alike_shares_the_limits_and_takes_over_when_the_acti
         .await,
     );
 
-    // Half the work reported through each server.
-    let mut acked = work_round(&http, &active.url, &through_active, 2).await;
-    assert_eq!(acked.len(), 2);
-    acked.extend(work_round(&http, &standby.url, &through_standby, 2).await);
-    assert_eq!(acked.len(), 4, "{acked:?}");
+    // Work reported through each server (two replicas per round).
+    let echo = |input: &Value| input.clone();
+    http_volunteer_round(&http, &active.url, &through_active, echo).await;
+    http_volunteer_round(&http, &standby.url, &through_standby, echo).await;
+    let acknowledged = results(&http, &standby.url, &project.researcher, batch).await;
+    assert_eq!(done(&acknowledged).len(), 4, "{acknowledged:?}");
     for path in [
         format!("/api/v1/batches/{batch}"),
         "/api/v1/stats".to_owned(),
@@ -302,7 +253,7 @@ async fn a_standby_forwards_alike_shares_the_limits_and_takes_over_when_the_acti
 
     // kill -9 of the active one: the standby takes over with every acknowledged result, and
     // meanwhile answers 503 with Retry-After (never a hang or a 500).
-    active.kill();
+    active.process.kill();
     let during = http
         .get(format!("{}/api/v1/stats", standby.url))
         .bearer_auth(&project.admin)
@@ -316,26 +267,18 @@ async fn a_standby_forwards_alike_shares_the_limits_and_takes_over_when_the_acti
         assert_eq!(body["error"], "unavailable", "{body}");
     }
     wait_for_role(&http, &standby.url, "active", TAKEOVER).await;
-    acked.extend(work_round(&http, &standby.url, &through_active, 8).await);
-    let (status, text) = (
-        200,
-        http.get(format!("{}/api/v1/batches/{batch}/results", standby.url))
-            .bearer_auth(&project.researcher)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
-    assert_eq!(status, 200);
-    let done: Vec<Value> = text
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|row| row["state"] == "done")
+    let kept = results(&http, &standby.url, &project.researcher, batch).await;
+    for row in done(&acknowledged) {
+        assert!(kept.contains(row), "acknowledged result lost: {row}");
+    }
+    http_volunteer_round(&http, &standby.url, &through_active, echo).await;
+    let finished = results(&http, &standby.url, &project.researcher, batch).await;
+    assert_eq!(done(&finished).len(), inputs.len(), "{finished:?}");
+    let units: std::collections::BTreeSet<u64> = finished
+        .iter()
+        .filter_map(|row| row["unit_id"].as_u64())
         .collect();
-    assert_eq!(done.len(), inputs.len(), "every unit done once: {text}");
-    assert_eq!(acked.len(), inputs.len(), "{acked:?}");
+    assert_eq!(units.len(), inputs.len(), "each unit once: {finished:?}");
 }
 
 /// Fencing: an active server whose lock session is terminated while a standby takes over
@@ -368,10 +311,10 @@ async fn an_active_server_that_lost_its_lock_stops_acknowledging() {
     wait_for(
         "the superseded server to stop",
         Duration::from_secs(30),
-        async || old.child.try_wait().unwrap().is_some(),
+        async || old.process.exited().is_some(),
     )
     .await;
-    let status = old.child.wait().unwrap();
+    let status = old.process.exited().unwrap();
     assert!(!status.success(), "{status}");
     let log = old.log();
     assert!(
@@ -385,5 +328,4 @@ async fn an_active_server_that_lost_its_lock_stops_acknowledging() {
         count, 1,
         "only the host registered before the takeover: {hosts}"
     );
-    old.kill();
 }

@@ -31,7 +31,8 @@ impl ServerProcess {
 
     /// Serve the store that `store` names (`--data-dir DIR` or `--store URL`).
     pub(crate) fn start_on(store: &[&OsStr], flags: &[&str]) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_musketeer-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_musketeer-server"));
+        command
             .args([
                 "serve",
                 "--listen",
@@ -41,10 +42,13 @@ impl ServerProcess {
             ])
             .args(store)
             .args(flags)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        Self::spawn(command)
+    }
+
+    /// Run `command` (a `serve` on 127.0.0.1 port 0) and read the address it prints.
+    pub(crate) fn spawn(mut command: Command) -> ServerProcess {
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -66,6 +70,11 @@ impl ServerProcess {
             "{line}"
         );
         process
+    }
+
+    /// Its exit status, if it has exited.
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
     }
 
     /// SIGKILL: no shutdown code runs.
