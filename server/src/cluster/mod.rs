@@ -244,6 +244,9 @@ async fn dispatch(State(node): State<Node>, mut request: Request) -> Response {
             Ok(()) => Json(HealthStatus::ok_as(Role::Active.as_str())).into_response(),
             Err(reason) => unavailable(reason.to_string()),
         },
+        (Mode::Standby, (_, true)) if node.is_shutting_down() => {
+            unavailable(crate::state::NotReady::ShuttingDown.to_string())
+        }
         (Mode::Standby, (_, true)) => match node.0.forwarder.active_is_ready().await {
             Ok(()) => Json(HealthStatus::ok_as(Role::Standby.as_str())).into_response(),
             Err(reason) => unavailable(reason),

@@ -325,3 +325,39 @@ async fn an_active_server_that_lost_its_lock_stops_acknowledging() {
         "only the host registered before the takeover: {hosts}"
     );
 }
+
+/// SIGTERM of a standby just stops it; SIGTERM of the active server hands over at once to a
+/// standby (the lock is released on the way out), which then holds what the first one had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_standby_or_the_active_server_is_graceful() {
+    let cluster = PgCluster::start();
+    let store = cluster.database();
+    let project = Project::on_postgres(store.clone());
+    let logs = tempfile::tempdir().unwrap();
+    let http = http();
+    let mut first = Instance::start(&store, logs.path(), "first", &[]);
+    wait_for_role(&http, &first.url, "active", Duration::from_secs(30)).await;
+    let mut leaving = Instance::start(&store, logs.path(), "leaving", &[]);
+    token(&register(&http, &leaving.url, &[]).await);
+    leaving.process.terminate();
+    wait_for("the standby to stop", Duration::from_secs(30), async || {
+        leaving.process.exited().is_some()
+    })
+    .await;
+    assert!(leaving.process.exited().unwrap().success());
+
+    let second = Instance::start(&store, logs.path(), "second", &[]);
+    assert_eq!(role(&http, &second.url).await.as_deref(), Some("standby"));
+    first.process.terminate();
+    wait_for(
+        "the active server to stop",
+        Duration::from_secs(30),
+        async || first.process.exited().is_some(),
+    )
+    .await;
+    assert!(first.process.exited().unwrap().success(), "{}", first.log());
+    wait_for_role(&http, &second.url, "active", TAKEOVER).await;
+    let (status, hosts) = get(&http, &second.url, "/api/v1/hosts", &project.admin).await;
+    assert_eq!(status, 200, "{hosts}");
+    assert_eq!(hosts["hosts"].as_array().map_or(0, Vec::len), 1, "{hosts}");
+}
