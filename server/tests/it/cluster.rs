@@ -226,6 +226,20 @@ async fn a_standby_forwards_alike_shares_the_limits_and_takes_over_when_the_acti
         assert_eq!(direct.0, 200, "{path}: {}", direct.1);
         assert_eq!(steady(direct), steady(forwarded), "{path}");
     }
+    // What the hop costs (printed, not asserted: a shared 2-core box is too noisy for that).
+    for url in [&active.url, &standby.url] {
+        let mut took = Vec::new();
+        for _ in 0..50 {
+            let started = std::time::Instant::now();
+            get(&http, url, "/api/v1/stats", &project.admin).await;
+            took.push(started.elapsed());
+        }
+        took.sort();
+        eprintln!(
+            "GET /api/v1/stats via {url}: median {:?}",
+            took[took.len() / 2]
+        );
+    }
     // A bad request gets the same 4xx JSON through either.
     for (path, body) in [
         ("/api/v1/batches", "{not json"),
@@ -265,7 +279,9 @@ async fn a_standby_forwards_alike_shares_the_limits_and_takes_over_when_the_acti
         let body: Value = during.json().await.unwrap();
         assert_eq!(body["error"], "unavailable", "{body}");
     }
+    let killed = std::time::Instant::now();
     wait_for_role(&http, &standby.url, "active", TAKEOVER).await;
+    eprintln!("takeover after kill -9: {:?}", killed.elapsed());
     let kept = results(&http, &standby.url, &project.researcher, batch).await;
     for row in done(&acknowledged) {
         let unit = row["unit_id"].as_u64().unwrap();
