@@ -17,6 +17,11 @@ pub(super) const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-musketee
 /// The active server's current forwarding secret, shown by a standby with [`FORWARDED_FOR`].
 pub(super) const FORWARD_SECRET: HeaderName = HeaderName::from_static("x-musketeer-forward-secret");
 
+/// The active server's epoch, on its answers to forwarded requests: a standby that sees another
+/// epoch than the row it read reads the row again (the active server was replaced at the same
+/// address, with a new secret).
+pub(super) const ACTIVE_EPOCH: HeaderName = HeaderName::from_static("x-musketeer-active-epoch");
+
 /// A fresh forwarding secret (256 random bits).
 pub(super) fn new_secret() -> String {
     crate::domain::tokens::generate("mkf_")
@@ -43,16 +48,19 @@ pub(super) fn add_forwarded_client(headers: &mut HeaderMap, client: Option<IpAdd
 /// On the active server: take the forwarding headers off `request` and, if they show the
 /// current `secret`, record the client address they name for [`crate::api::extract::ClientIp`]
 /// (rate limits, network-distinct placement). Without the secret they are dropped unread.
-pub(super) fn take_forwarded_client(request: &mut Request, secret: &str) {
+/// Returns whether the request came through a standby (it showed a secret, current or not).
+pub(super) fn take_forwarded_client(request: &mut Request, secret: &str) -> bool {
     let headers = request.headers_mut();
     let claimed = headers.remove(FORWARDED_FOR);
-    let shown = headers.remove(FORWARD_SECRET);
-    let (Some(claimed), Some(shown)) = (claimed, shown) else {
-        return;
+    let Some(shown) = headers.remove(FORWARD_SECRET) else {
+        return false;
+    };
+    let Some(claimed) = claimed else {
+        return true;
     };
     if !bool::from(shown.as_bytes().ct_eq(secret.as_bytes())) {
         tracing::debug!("a forwarded client address without the current secret: ignored");
-        return;
+        return true;
     }
     if let Some(client) = claimed
         .to_str()
@@ -61,6 +69,7 @@ pub(super) fn take_forwarded_client(request: &mut Request, secret: &str) {
     {
         request.extensions_mut().insert(ForwardedClient(client));
     }
+    true
 }
 
 #[cfg(test)]
@@ -90,7 +99,7 @@ mod tests {
         ];
         for (shown, trusted) in cases {
             let mut request = request(&[(&FORWARDED_FOR, "203.0.113.7"), (&FORWARD_SECRET, shown)]);
-            take_forwarded_client(&mut request, &secret);
+            assert!(take_forwarded_client(&mut request, &secret));
             assert_eq!(
                 request.extensions().get::<ForwardedClient>().map(|f| f.0),
                 trusted,
@@ -103,7 +112,11 @@ mod tests {
             (&FORWARDED_FOR, "not an address"),
             (&FORWARD_SECRET, &secret),
         ]);
-        take_forwarded_client(&mut unparsable, &secret);
+        assert!(take_forwarded_client(&mut unparsable, &secret));
+        let mut direct = request(&[(&FORWARDED_FOR, "203.0.113.7")]);
+        assert!(!take_forwarded_client(&mut direct, &secret));
+        assert!(direct.extensions().get::<ForwardedClient>().is_none());
+        assert!(direct.headers().get(&FORWARDED_FOR).is_none());
         assert!(unparsable.extensions().get::<ForwardedClient>().is_none());
     }
 

@@ -13,7 +13,7 @@ use axum::http::header::{self, HeaderMap, HeaderName};
 use axum::response::Response;
 use musketeer_protocol::paths;
 
-use super::active_row::add_forwarded_client;
+use super::active_row::{ACTIVE_EPOCH, add_forwarded_client};
 use super::{ClusterError, takeover, unavailable};
 use crate::store::{ActiveRow, Store};
 
@@ -113,7 +113,12 @@ impl Forwarder {
         }
         match outgoing.send().await {
             Ok(answer) => {
-                let (status, headers) = (answer.status(), end_to_end(answer.headers()));
+                let (status, mut headers) = (answer.status(), end_to_end(answer.headers()));
+                let epoch = headers.remove(ACTIVE_EPOCH);
+                if epoch.is_some_and(|epoch| epoch != target.epoch.to_string().as_str()) {
+                    // Another server answers at that address now, with another secret.
+                    self.forget(target.epoch).await;
+                }
                 let mut response = Response::new(Body::from_stream(answer.bytes_stream()));
                 *response.status_mut() = status;
                 *response.headers_mut() = headers;
@@ -176,6 +181,42 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    /// A standby that meets another epoch than the row it read (the active server was replaced
+    /// at the same address) reads the row again before the next request, and strips the
+    /// header; the same epoch keeps the row.
+    #[tokio::test]
+    async fn another_epoch_in_an_answer_makes_the_standby_read_the_row_again() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().fallback(|request: Request| async move {
+            let epoch = request.uri().query().unwrap_or("1").to_owned();
+            ([(super::ACTIVE_EPOCH, epoch)], "answer")
+        });
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let forwarder = Forwarder::new("postgres://nobody@127.0.0.1:1/none", "http://me").unwrap();
+        for (query, kept) in [("1", true), ("2", false)] {
+            let row = ActiveRow {
+                epoch: 1,
+                url: url.clone(),
+                secret: "mkf_s".into(),
+            };
+            *forwarder.active.lock().await = Some(row);
+            let request = Request::builder()
+                .uri(format!("/anything?{query}"))
+                .body(Body::empty())
+                .unwrap();
+            let response = forwarder.forward(request).await;
+            assert_eq!(response.status(), 200);
+            assert!(response.headers().get(super::ACTIVE_EPOCH).is_none());
+            assert_eq!(
+                forwarder.active.lock().await.is_some(),
+                kept,
+                "epoch {query}"
+            );
+        }
+        server.abort();
+    }
 
     #[test]
     fn hop_by_hop_headers_and_those_connection_names_stay_behind() {

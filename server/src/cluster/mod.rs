@@ -100,6 +100,8 @@ struct Active {
     app: Router,
     /// The secret this server's standbys show with the client address they forward.
     secret: Arc<str>,
+    /// The epoch it claimed.
+    epoch: u64,
 }
 
 /// A server of a cluster; cheap to clone.
@@ -255,11 +257,14 @@ async fn dispatch(State(node): State<Node>, mut request: Request) -> Response {
             "this server is taking over as the active one (loading the state); retry in a moment",
         ),
         (Mode::Active(active), _) => {
-            active_row::take_forwarded_client(&mut request, &active.secret);
-            match active.app.oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
+            let forwarded = active_row::take_forwarded_client(&mut request, &active.secret);
+            let Ok(mut response) = active.app.oneshot(request).await;
+            if forwarded {
+                response
+                    .headers_mut()
+                    .insert(active_row::ACTIVE_EPOCH, HeaderValue::from(active.epoch));
             }
+            response
         }
         (Mode::Standby, _) => node.0.forwarder.forward(request).await,
     }

@@ -55,6 +55,7 @@ pub(super) async fn become_active(node: &Node, store: Store) -> Result<(), Clust
         state,
         app,
         secret: secret.into(),
+        epoch,
     }));
     Ok(())
 }

@@ -375,22 +375,6 @@ impl Store {
         }
     }
 
-    /// Open the PostgreSQL store at `url` if no other server holds its lock (`serve`); None if
-    /// one does (this server is then a standby).
-    pub fn open_postgres_if_free(url: &str) -> Result<Option<Store>, StoreError> {
-        match Store::open_postgres(url, pg::LockMode::Once) {
-            Ok(store) => Ok(Some(store)),
-            Err(StoreError::DatabaseInUse(_)) => Ok(None),
-            Err(error) => Err(error),
-        }
-    }
-
-    /// Open the PostgreSQL store at `url`, waiting as long as it takes for the server that
-    /// holds its lock to go (a standby). Blocking.
-    pub fn open_postgres_waiting(url: &str) -> Result<Store, StoreError> {
-        Store::open_postgres(url, pg::LockMode::Wait)
-    }
-
     fn open_postgres(url: &str, mode: pg::LockMode) -> Result<Store, StoreError> {
         let (store, applied) = pg::PgStore::open(url, mode)?;
         if !applied.is_empty() {
@@ -399,33 +383,6 @@ impl Store {
         Ok(Store {
             backend: Backend::Postgres(Arc::new(store)),
         })
-    }
-
-    /// Make this server the active one of those on its PostgreSQL database: bump the epoch and
-    /// record where standbys forward to and the secret they show; from then on a commit fails
-    /// with [`StoreError::Superseded`] once another server has claimed it. Blocking; returns
-    /// the epoch.
-    pub fn claim_active(&self, url: String, secret: String) -> Result<u64, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pg) => pg.claim_active(url, secret),
-            Backend::Redb(_) => Err(StoreError::PostgresOnly(
-                "several servers share a PostgreSQL store only; the embedded store has one",
-            )),
-        }
-    }
-
-    /// The PostgreSQL database, as messages name it (no password); None for the embedded store.
-    pub fn database_name(&self) -> Option<String> {
-        match &self.backend {
-            Backend::Postgres(pg) => Some(pg.name().to_owned()),
-            Backend::Redb(_) => None,
-        }
-    }
-
-    /// The active server of the PostgreSQL database at `url`, on a connection of its own;
-    /// None while none has claimed it. Blocking.
-    pub fn read_active(url: &str) -> Result<Option<ActiveRow>, StoreError> {
-        pg_active::read_active(url)
     }
 
     /// The SQL migrations a PostgreSQL store at `url` lacks, applied unless `dry_run`; for

@@ -1,8 +1,9 @@
 //! The PostgreSQL store (`--store postgres://...`): the seven tables of the redb file as
 //! PostgreSQL tables, key -> bytea holding the same row bytes, so that the domain, the row codecs
-//! and a (table, key, bytes) view of the rows are shared by both stores. One server per
+//! and a (table, key, bytes) view of the rows are shared by both stores. One active server per
 //! database: a session-level advisory lock, held by the connection that serves the reads, makes
-//! a second one fail as a second opener of a redb file does.
+//! a CLI command fail as a second opener of a redb file does, and a second `serve` a standby
+//! (`pg_active`, `crate::cluster`).
 //!
 //! The sync `postgres` client drives a small tokio runtime of its own and panics if called on a
 //! thread that drives async tasks (the server's handlers read the archive there), so every
@@ -14,19 +15,17 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, Config, GenericClient, NoTls, Row, Transaction};
 
+pub(super) use super::pg_active::LockMode;
+use super::pg_active::lock;
 use super::writer::{Commit, Write};
 use super::{LoadedRows, SCHEMA_KEY, SCHEMA_VERSION, StoreError};
 
 /// The key of the advisory lock the active server holds on its database ("musketer" in ASCII).
 pub(super) const LOCK_KEY: i64 = 0x6d75_736b_6574_6572;
-
-/// How long opening waits for the lock a just-killed server's connection may still hold.
-const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// Rows a scan hands from the session thread to the reader at a time.
 const SCAN_CHUNK: usize = 512;
@@ -70,17 +69,6 @@ pub(super) const MIGRATIONS_TABLE: &str = "CREATE TABLE musketeer_migrations (
     applied_at timestamptz NOT NULL DEFAULT now())";
 
 type Job = Box<dyn FnOnce(&mut Client) + Send>;
-
-/// How opening takes the database's lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum LockMode {
-    /// Try for a moment (a server killed just now may still hold it), then say it is in use.
-    Patient,
-    /// Try once: a `serve` that finds it taken becomes a standby.
-    Once,
-    /// Wait as long as it takes: a standby waiting to take over.
-    Wait,
-}
 
 /// Takes a unit row (key, bytes) of a scan; returns whether to go on.
 pub(super) type RowVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<bool, StoreError> + 'a;
@@ -468,30 +456,6 @@ fn connect(config: &Config, name: &str) -> Result<Client, StoreError> {
         })?;
     client.batch_execute("SET synchronous_commit = on")?;
     Ok(client)
-}
-
-/// Take the database's lock on this session, or say that another one has it. A server killed
-/// a moment ago holds it until PostgreSQL notices the closed connection, so a restart waits a
-/// little for it.
-fn lock(mut client: Client, name: &str, mode: LockMode) -> Result<Client, StoreError> {
-    if mode == LockMode::Wait {
-        client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])?;
-        return Ok(client);
-    }
-    let deadline = match mode {
-        LockMode::Patient => Instant::now() + LOCK_WAIT,
-        LockMode::Once | LockMode::Wait => Instant::now(),
-    };
-    loop {
-        let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])?;
-        if row.try_get::<_, bool>(0)? {
-            return Ok(client);
-        }
-        if Instant::now() >= deadline {
-            return Err(StoreError::DatabaseInUse(name.to_owned()));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The highest SQL migration applied, or None if the database was never initialised.

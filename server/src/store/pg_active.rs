@@ -3,10 +3,15 @@
 //! trust the client addresses they pass on. The server holding the database's lock claims it;
 //! standbys read it (docs/decisions/0008-postgresql-store.md).
 
-use postgres::Config;
+use std::time::{Duration, Instant};
 
-use super::StoreError;
-use super::pg::{PgStore, display_name};
+use postgres::{Client, Config};
+
+use super::pg::{LOCK_KEY, PgStore, display_name};
+use super::{Backend, Store, StoreError};
+
+/// How long opening waits for the lock a just-killed server's connection may still hold.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// The active server, as the row says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +22,86 @@ pub struct ActiveRow {
     pub url: String,
     /// The secret standbys show with the client address they forward.
     pub secret: String,
+}
+
+/// How opening takes the database's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LockMode {
+    /// Try for a moment (a server killed just now may still hold it), then say it is in use.
+    Patient,
+    /// Try once: a `serve` that finds it taken becomes a standby.
+    Once,
+    /// Wait as long as it takes: a standby waiting to take over.
+    Wait,
+}
+
+/// Take the database's lock on this session as `mode` says, or say that another one has it. A
+/// server killed a moment ago holds it until PostgreSQL notices the closed connection, so CLI
+/// commands wait a little for it.
+pub(super) fn lock(mut client: Client, name: &str, mode: LockMode) -> Result<Client, StoreError> {
+    if mode == LockMode::Wait {
+        client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])?;
+        return Ok(client);
+    }
+    let deadline = match mode {
+        LockMode::Patient => Instant::now() + LOCK_WAIT,
+        LockMode::Once | LockMode::Wait => Instant::now(),
+    };
+    loop {
+        let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])?;
+        if row.try_get::<_, bool>(0)? {
+            return Ok(client);
+        }
+        if Instant::now() >= deadline {
+            return Err(StoreError::DatabaseInUse(name.to_owned()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Store {
+    /// Open the PostgreSQL store at `url` if no other server holds its lock (`serve`); None if
+    /// one does (this server is then a standby).
+    pub fn open_postgres_if_free(url: &str) -> Result<Option<Store>, StoreError> {
+        match Store::open_postgres(url, LockMode::Once) {
+            Ok(store) => Ok(Some(store)),
+            Err(StoreError::DatabaseInUse(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Open the PostgreSQL store at `url`, waiting as long as it takes for the server that
+    /// holds its lock to go (a standby). Blocking.
+    pub fn open_postgres_waiting(url: &str) -> Result<Store, StoreError> {
+        Store::open_postgres(url, LockMode::Wait)
+    }
+
+    /// Make this server the active one of those on its PostgreSQL database: bump the epoch and
+    /// record where standbys forward to and the secret they show; from then on a commit fails
+    /// with [`StoreError::Superseded`] once another server has claimed it. Blocking; returns
+    /// the epoch.
+    pub fn claim_active(&self, url: String, secret: String) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Postgres(pg) => pg.claim_active(url, secret),
+            Backend::Redb(_) => Err(StoreError::PostgresOnly(
+                "several servers share a PostgreSQL store only; the embedded store has one",
+            )),
+        }
+    }
+
+    /// The PostgreSQL database, as messages name it (no password); None for the embedded store.
+    pub fn database_name(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(pg.name().to_owned()),
+            Backend::Redb(_) => None,
+        }
+    }
+
+    /// The active server of the PostgreSQL database at `url`, on a connection of its own;
+    /// None while none has claimed it. Blocking.
+    pub fn read_active(url: &str) -> Result<Option<ActiveRow>, StoreError> {
+        read_active(url)
+    }
 }
 
 impl PgStore {
