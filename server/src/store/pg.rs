@@ -447,7 +447,7 @@ impl Commit for PgWriter {
 
 /// Connect, with every commit waiting for PostgreSQL's durable commit (whatever the server's
 /// default says): a result is acknowledged only once a crash of PostgreSQL would keep it.
-fn connect(config: &Config, name: &str) -> Result<Client, StoreError> {
+pub(super) fn connect(config: &Config, name: &str) -> Result<Client, StoreError> {
     let mut client = config
         .connect(NoTls)
         .map_err(|error| StoreError::PostgresConnect {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, Config};
 
-use super::pg::{LOCK_KEY, PgStore, display_name};
+use super::pg::{LOCK_KEY, PgStore, connect, display_name};
 use super::{Backend, Store, StoreError};
 
 /// How long opening waits for the lock a just-killed server's connection may still hold.
@@ -134,13 +134,7 @@ pub(super) fn read_active(url: &str) -> Result<Option<ActiveRow>, StoreError> {
     let config: Config = url
         .parse()
         .map_err(|error| StoreError::PostgresUrl { error })?;
-    let mut client =
-        config
-            .connect(postgres::NoTls)
-            .map_err(|error| StoreError::PostgresConnect {
-                database: display_name(&config),
-                error,
-            })?;
+    let mut client = connect(&config, &display_name(&config))?;
     let exists = client.query_one("SELECT to_regclass('musketeer_active') IS NOT NULL", &[])?;
     if !exists.try_get::<_, bool>(0)? {
         return Ok(None);

@@ -48,6 +48,46 @@ impl Instance {
     }
 }
 
+/// A throwaway PostgreSQL with a project's store, where the tests start instances. Declared
+/// before the instances, so that they are killed before PostgreSQL stops.
+struct Setup {
+    _cluster: PgCluster,
+    store: String,
+    project: Project,
+    logs: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let cluster = PgCluster::start();
+        let store = cluster.database();
+        Setup {
+            project: Project::on_postgres(store.clone()),
+            store,
+            _cluster: cluster,
+            logs: tempfile::tempdir().unwrap(),
+            http: http(),
+        }
+    }
+
+    /// Start an instance and wait until it is `role`.
+    async fn instance(&self, name: &str, flags: &[&str], role: &str) -> Instance {
+        let instance = Instance::start(&self.store, self.logs.path(), name, flags);
+        wait_for_role(&self.http, &instance.url, role, Duration::from_secs(30)).await;
+        instance
+    }
+}
+
+/// Wait for `instance` to exit by itself; its exit status.
+async fn exit_of(instance: &mut Instance) -> std::process::ExitStatus {
+    wait_for("the server to stop", Duration::from_secs(30), async || {
+        instance.process.exited().is_some()
+    })
+    .await;
+    instance.process.exited().unwrap()
+}
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -142,16 +182,11 @@ async fn get(http: &reqwest::Client, url: &str, path: &str, token: &str) -> (u16
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_forwards_alike_shares_the_limits_and_takes_over_when_the_active_dies() {
-    let cluster = PgCluster::start();
-    let store = cluster.database();
-    let project = Project::on_postgres(store.clone());
-    let logs = tempfile::tempdir().unwrap();
+    let setup = Setup::new();
+    let (project, http) = (&setup.project, setup.http.clone());
     let flags = ["--register-per-minute", "4"];
-    let mut active = Instance::start(&store, logs.path(), "a", &flags);
-    let http = http();
-    wait_for_role(&http, &active.url, "active", Duration::from_secs(30)).await;
-    let standby = Instance::start(&store, logs.path(), "b", &flags);
-    assert_eq!(role(&http, &standby.url).await.as_deref(), Some("standby"));
+    let mut active = setup.instance("a", &flags, "active").await;
+    let standby = setup.instance("b", &flags, "standby").await;
     let ready = http_json(http.get(format!("{}/readyz", standby.url)), None).await;
     assert_eq!(ready, (200, json!({"status": "ok", "instance": "standby"})));
 
@@ -196,7 +231,7 @@ async fn a_standby_forwards_alike_shares_the_limits_and_takes_over_when_the_acti
         let answer = register(&http, &standby.url, &forged).await;
         assert_eq!(answer.0, 429, "{forged:?} was trusted: {}", answer.1);
     }
-    let secret = forwarding_secret(&store);
+    let secret = forwarding_secret(&setup.store);
     token(
         &register(
             &http,
@@ -297,43 +332,32 @@ async fn a_standby_forwards_alike_shares_the_limits_and_takes_over_when_the_acti
 /// commits nothing more (its requests get 503) and stops, saying why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_active_server_that_lost_its_lock_stops_acknowledging() {
-    let cluster = PgCluster::start();
-    let store = cluster.database();
-    let project = Project::on_postgres(store.clone());
-    let logs = tempfile::tempdir().unwrap();
-    let http = http();
-    let mut old = Instance::start(&store, logs.path(), "old", &[]);
-    wait_for_role(&http, &old.url, "active", Duration::from_secs(30)).await;
-    let new = Instance::start(&store, logs.path(), "new", &[]);
-    assert_eq!(role(&http, &new.url).await.as_deref(), Some("standby"));
-    token(&register(&http, &old.url, &[]).await);
+    let setup = Setup::new();
+    let (store, project, http) = (&setup.store, &setup.project, &setup.http);
+    let mut old = setup.instance("old", &[], "active").await;
+    let new = setup.instance("new", &[], "standby").await;
+    token(&register(http, &old.url, &[]).await);
 
     let terminated = query(
-        &store,
+        store,
         "SELECT pg_terminate_backend(pid)::text FROM pg_locks \
          WHERE locktype = 'advisory' AND granted",
     );
     assert_eq!(terminated.len(), 1, "one session holds the lock");
-    wait_for_role(&http, &new.url, "active", TAKEOVER).await;
+    wait_for_role(http, &new.url, "active", TAKEOVER).await;
 
     // The old one still runs and answers, but cannot commit: no acknowledgement.
-    let refused = register(&http, &old.url, &[]).await;
+    let refused = register(http, &old.url, &[]).await;
     assert_eq!(refused.0, 503, "{}", refused.1);
     assert_eq!(refused.1["error"], "unavailable", "{}", refused.1);
-    wait_for(
-        "the superseded server to stop",
-        Duration::from_secs(30),
-        async || old.process.exited().is_some(),
-    )
-    .await;
-    let status = old.process.exited().unwrap();
+    let status = exit_of(&mut old).await;
     assert!(!status.success(), "{status}");
     let log = old.log();
     assert!(
         log.contains("another musketeer-server became the active one"),
         "{log}"
     );
-    let (status, hosts) = get(&http, &new.url, "/api/v1/hosts", &project.admin).await;
+    let (status, hosts) = get(http, &new.url, "/api/v1/hosts", &project.admin).await;
     assert_eq!(status, 200, "{hosts}");
     let count = hosts["hosts"].as_array().map_or(0, Vec::len);
     assert_eq!(
@@ -346,34 +370,19 @@ async fn an_active_server_that_lost_its_lock_stops_acknowledging() {
 /// standby (the lock is released on the way out), which then holds what the first one had.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_a_standby_or_the_active_server_is_graceful() {
-    let cluster = PgCluster::start();
-    let store = cluster.database();
-    let project = Project::on_postgres(store.clone());
-    let logs = tempfile::tempdir().unwrap();
-    let http = http();
-    let mut first = Instance::start(&store, logs.path(), "first", &[]);
-    wait_for_role(&http, &first.url, "active", Duration::from_secs(30)).await;
-    let mut leaving = Instance::start(&store, logs.path(), "leaving", &[]);
-    token(&register(&http, &leaving.url, &[]).await);
+    let setup = Setup::new();
+    let http = &setup.http;
+    let mut first = setup.instance("first", &[], "active").await;
+    let mut leaving = setup.instance("leaving", &[], "standby").await;
+    token(&register(http, &leaving.url, &[]).await);
     leaving.process.terminate();
-    wait_for("the standby to stop", Duration::from_secs(30), async || {
-        leaving.process.exited().is_some()
-    })
-    .await;
-    assert!(leaving.process.exited().unwrap().success());
+    assert!(exit_of(&mut leaving).await.success(), "{}", leaving.log());
 
-    let second = Instance::start(&store, logs.path(), "second", &[]);
-    assert_eq!(role(&http, &second.url).await.as_deref(), Some("standby"));
+    let second = setup.instance("second", &[], "standby").await;
     first.process.terminate();
-    wait_for(
-        "the active server to stop",
-        Duration::from_secs(30),
-        async || first.process.exited().is_some(),
-    )
-    .await;
-    assert!(first.process.exited().unwrap().success(), "{}", first.log());
-    wait_for_role(&http, &second.url, "active", TAKEOVER).await;
-    let (status, hosts) = get(&http, &second.url, "/api/v1/hosts", &project.admin).await;
+    assert!(exit_of(&mut first).await.success(), "{}", first.log());
+    wait_for_role(http, &second.url, "active", TAKEOVER).await;
+    let (status, hosts) = get(http, &second.url, "/api/v1/hosts", &setup.project.admin).await;
     assert_eq!(status, 200, "{hosts}");
     assert_eq!(hosts["hosts"].as_array().map_or(0, Vec::len), 1, "{hosts}");
 }
