@@ -1,13 +1,17 @@
-//! The process-wide PostgreSQL cluster of `MUSKETEER_TEST_STORE=postgres`
-//! ([`PgCluster::shared`]) lives in a static, which never drops: it must still go with the test
-//! process, whether that exits (all passed, or some failed) or is killed.
+//! The PostgreSQL pass of the suite (`MUSKETEER_TEST_STORE=postgres`): projects on a database
+//! each of one process-wide cluster ([`PgCluster::shared`]), which lives in a static, never
+//! drops, and must still go with the test process, whether that exits (all passed, or some
+//! failed) or is killed.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use musketeer_server::store::{Store, StoreLocation};
+
 use crate::pg_support::PgCluster;
+use crate::support::{Project, testing_on_postgres};
 
 /// Set in a probe: this test then starts the shared cluster, prints where it is and waits.
 const PROBE_VAR: &str = "MUSKETEER_PG_SHARED_PROBE";
@@ -93,4 +97,34 @@ fn is_running(pid: u32) -> bool {
         stat.rsplit_once(") ")
             .is_some_and(|(_, rest)| !rest.starts_with('Z'))
     })
+}
+
+/// `Project::new` follows `MUSKETEER_TEST_STORE`, so that the PostgreSQL pass is one.
+#[test]
+fn projects_are_on_the_store_the_suite_runs_on() {
+    let project = Project::new();
+    let on_postgres = matches!(project.location, StoreLocation::Postgres(_));
+    assert_eq!(on_postgres, testing_on_postgres(), "{:?}", project.location);
+    // The redb-file tests' projects stay on redb in either pass.
+    assert!(matches!(
+        Project::on_redb().location,
+        StoreLocation::DataDir(_)
+    ));
+}
+
+/// Each project on the shared cluster has a database of its own, which goes with the project
+/// even while a store still has it open.
+#[test]
+fn a_project_on_the_shared_cluster_has_its_own_database_dropped_with_it() {
+    let first = Project::on_shared_postgres();
+    let second = Project::on_shared_postgres();
+    assert_ne!(first.location, second.location);
+    let location = first.location.clone();
+    let still_open = first.store();
+    drop(first);
+    let error = Store::open_at(&location).unwrap_err().to_string();
+    assert!(error.contains("does not exist"), "{error}");
+    drop(still_open);
+    // The other one is untouched.
+    assert_eq!(second.store().load().unwrap().tokens.len(), 3);
 }

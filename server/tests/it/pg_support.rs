@@ -16,11 +16,17 @@ use std::time::{Duration, Instant};
 /// How long PostgreSQL may take to accept connections after it starts (a busy 2-core box).
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Connections a cluster of one test takes; [`PgCluster::shared`] serves every parallel test of
-/// the process, each with a store's few connections, so it takes more.
-const MAX_CONNECTIONS: u32 = 50;
+/// The settings of a cluster of one test: durable as production (the tests that kill servers
+/// and measure throughput use these).
+const SETTINGS: &[&str] = &["fsync=on", "max_connections=50"];
+
+/// The settings of [`PgCluster::shared`], which serves every parallel test of the process (each
+/// store takes a few connections). No fsync: every commit still waits for PostgreSQL to write
+/// its WAL (synchronous_commit), so what a killed server acknowledged survives as it would with
+/// fsync; only an OS crash could lose it, which no test makes; each of the suite's hundreds
+/// of commits would wait for the disk.
 #[allow(dead_code)] // As the shared cluster's functions below.
-const SHARED_MAX_CONNECTIONS: u32 = 300;
+const SHARED_SETTINGS: &[&str] = &["fsync=off", "max_connections=300"];
 
 /// The watchdog, `sh -c WATCHDOG sh <postmaster pid> <directory>`: it waits for EOF on its stdin
 /// (the pipe's writing end closes with the test process, however that ends), then stops
@@ -97,10 +103,11 @@ fn free_port() -> u16 {
 impl PgCluster {
     /// initdb and start a cluster; returns once it accepts connections.
     pub fn start() -> PgCluster {
-        PgCluster::start_with(MAX_CONNECTIONS)
+        PgCluster::start_with(SETTINGS)
     }
 
-    fn start_with(max_connections: u32) -> PgCluster {
+    /// initdb and start a cluster with `settings` (`name=value`, as `postgres -c` takes them).
+    fn start_with(settings: &[&str]) -> PgCluster {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("musketeer-pg-")
@@ -134,9 +141,13 @@ impl PgCluster {
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string()])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=on"])
-            .args(["-c", "synchronous_commit=on"])
-            .args(["-c", &format!("max_connections={max_connections}")])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "synchronous_commit=on",
+            ])
+            .args(settings.iter().flat_map(|setting| ["-c", setting]))
             .arg("-k")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -235,7 +246,7 @@ impl PgCluster {
     /// removes its directory when the process exits, pass, fail or kill.
     pub fn shared() -> &'static PgCluster {
         static SHARED: OnceLock<PgCluster> = OnceLock::new();
-        SHARED.get_or_init(|| PgCluster::start_with(SHARED_MAX_CONNECTIONS))
+        SHARED.get_or_init(|| PgCluster::start_with(SHARED_SETTINGS))
     }
 
     /// Drop the database that `url` (from [`PgCluster::database`]) names, ending its sessions

@@ -48,14 +48,17 @@ impl Project {
     /// A project on the store the suite runs on ([`TEST_STORE_VAR`]).
     pub fn new() -> Project {
         if testing_on_postgres() {
-            let url = PgCluster::shared().database();
-            let mut project =
-                Project::at(tempfile::tempdir().unwrap(), StoreLocation::Postgres(url));
-            project.in_shared_cluster = true;
-            project
+            Project::on_shared_postgres()
         } else {
             Project::on_redb()
         }
+    }
+
+    /// A project on a new database of the process's [`PgCluster::shared`], dropped with it.
+    pub fn on_shared_postgres() -> Project {
+        let mut project = Project::on_postgres(PgCluster::shared().database());
+        project.in_shared_cluster = true;
+        project
     }
 
     /// A project on a redb file in `dir`, whichever store the suite runs on: for tests of the
