@@ -1,5 +1,5 @@
 //! A throwaway PostgreSQL cluster for tests: `initdb` in a temporary directory, `postgres` on a
-//! free loopback port (fsync on), stopped when the guard drops, pass or fail. PostgreSQL refuses
+//! free loopback port (fsync on, but for the shared one below), stopped when the guard drops, pass or fail. PostgreSQL refuses
 //! to run as root, so as root (CI, this machine) it runs as the `postgres` user via `setpriv`.
 //! Only PostgreSQL's own programs are used, so the client's e2e suite can include this file too.
 //!
@@ -21,10 +21,10 @@ const READY_DEADLINE: Duration = Duration::from_secs(60);
 const SETTINGS: &[&str] = &["fsync=on", "max_connections=50"];
 
 /// The settings of [`PgCluster::shared`], which serves every parallel test of the process (each
-/// store takes a few connections). No fsync: every commit still waits for PostgreSQL to write
-/// its WAL (synchronous_commit), so what a killed server acknowledged survives as it would with
-/// fsync; only an OS crash could lose it, which no test makes; each of the suite's hundreds
-/// of commits would wait for the disk.
+/// store takes a few connections). Without fsync none of the pass's hundreds of commits waits
+/// for the disk; each still waits for PostgreSQL to write its WAL (synchronous_commit), so what
+/// a killed server acknowledged survives as with fsync: only an OS crash, which no test makes,
+/// could lose it.
 #[allow(dead_code)] // As the shared cluster's functions below.
 const SHARED_SETTINGS: &[&str] = &["fsync=off", "max_connections=300"];
 
