@@ -1,6 +1,7 @@
 //! A throwaway PostgreSQL cluster for tests: `initdb` in a temporary directory, `postgres` on a
-//! free loopback port (fsync on, but for the shared one below), stopped when the guard drops, pass or fail. PostgreSQL refuses
-//! to run as root, so as root (CI, this machine) it runs as the `postgres` user via `setpriv`.
+//! free loopback port (fsync on, but for the shared one below), stopped when the guard drops,
+//! pass or fail. PostgreSQL refuses to run as root, so as root (CI, this machine) it runs as the
+//! `postgres` user via `setpriv`.
 //! Only PostgreSQL's own programs are used, so the client's e2e suite can include this file too.
 //!
 //! A watchdog (a shell reading a pipe only this process writes) stops each cluster and removes
