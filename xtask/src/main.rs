@@ -1,7 +1,8 @@
 //! Developer workflows, run as `cargo xtask <command>`:
 //!
 //! - `cargo xtask test`: format check, clippy, and every test of the workspace and of the task
-//!   modules, the cross-architecture proof included (what CI runs).
+//!   modules, the cross-architecture proof included, and the server's `it` suite a second time
+//!   on PostgreSQL (what CI runs).
 //! - `cargo xtask cross`: only the cross-architecture proof (ARM clients under qemu-user).
 //! - `cargo xtask demo [--python|--js]`: the local demo (see README); `--python` runs the Python
 //!   crawler, `--js` the JavaScript one.
@@ -72,10 +73,20 @@ pub fn root() -> PathBuf {
 
 /// Runs a cargo command in the repo root, failing with the command line if it fails.
 pub fn cargo(args: &[&str]) -> Result<(), String> {
+    cargo_with_env(&[], args)
+}
+
+/// [`cargo`] with environment variables set (`NAME`, value).
+pub fn cargo_with_env(env: &[(&str, &str)], args: &[&str]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("$ cargo {}", args.join(" "));
+    let shown: Vec<String> = env
+        .iter()
+        .map(|(name, value)| format!("{name}={value} "))
+        .collect();
+    eprintln!("$ {}cargo {}", shown.concat(), args.join(" "));
     let status = Command::new(&cargo)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(root())
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -129,13 +140,34 @@ fn test() -> Result<(), String> {
     // Unit tests of the tasks' plain logic, natively; the modules themselves are exercised
     // through the sandbox by the workspace tests below.
     cargo(&["test", "--manifest-path", tasks, "--workspace"])?;
-    cargo(&["test", "--workspace"])?;
+    // The server's `it` suite runs on redb here (whatever the caller's environment says), then
+    // once more on PostgreSQL (check_system_packages made sure it is installed).
+    cargo_with_env(&[(TEST_STORE_VAR, "redb")], &["test", "--workspace"])?;
+    postgres_pass()?;
     cross::run(&[])?;
     // `cargo test --workspace` above built both debug binaries (their integration tests run
     // them) and the task modules; another build here could only rebuild crates with other
     // features.
     api_fuzz::run_fuzz(false)?;
     python_tests(false)
+}
+
+/// Picks the store of the server's `it` suite (server/tests/it/support.rs).
+const TEST_STORE_VAR: &str = "MUSKETEER_TEST_STORE";
+
+/// The server's `it` suite again, every test project on a database of a throwaway PostgreSQL
+/// cluster (the tests of the redb file itself stay on redb); says how long it took.
+fn postgres_pass() -> Result<(), String> {
+    let started = std::time::Instant::now();
+    cargo_with_env(
+        &[(TEST_STORE_VAR, "postgres")],
+        &["test", "-p", "musketeer-server", "--test", "it"],
+    )?;
+    eprintln!(
+        "the server's it suite on PostgreSQL took {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// The Python client (python/): in a venv under target/, installs it with its test extras, then

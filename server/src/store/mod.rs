@@ -147,7 +147,8 @@ pub enum StoreError {
     },
     /// `--store` is not a PostgreSQL connection URL.
     #[error(
-        "--store is not a PostgreSQL URL such as postgres://musketeer@127.0.0.1:5432/musketeer: {error}"
+        "--store is not a PostgreSQL URL such as postgres://musketeer@127.0.0.1:5432/musketeer: {}",
+        postgres_reason(.error)
     )]
     PostgresUrl {
         /// Why it does not parse.
@@ -155,8 +156,9 @@ pub enum StoreError {
     },
     /// PostgreSQL cannot be reached or refused the login.
     #[error(
-        "cannot connect to the PostgreSQL store {database}: {error}; check that PostgreSQL runs \
-         there and that the user, password and database in --store are right"
+        "cannot connect to the PostgreSQL store {database}: {}; check that PostgreSQL runs \
+         there and that the user, password and database in --store are right",
+        postgres_reason(.error)
     )]
     PostgresConnect {
         /// The database (URL without password).
@@ -165,7 +167,7 @@ pub enum StoreError {
         error: postgres::Error,
     },
     /// A PostgreSQL statement failed.
-    #[error("PostgreSQL error: {0}")]
+    #[error("PostgreSQL error: {}", postgres_reason(.0))]
     Postgres(#[from] postgres::Error),
     /// The thread that holds the PostgreSQL session stopped.
     #[error("the connection to the PostgreSQL store was lost; restart the server")]
@@ -230,6 +232,16 @@ pub enum StoreError {
         /// The OS error.
         error: std::io::Error,
     },
+}
+
+/// A PostgreSQL error with its cause: the client's own text names only the kind ("db error",
+/// "error connecting to server"), and what went wrong (the database that does not exist, the
+/// refused password, the refused connection) is in the cause.
+fn postgres_reason(error: &postgres::Error) -> String {
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
 }
 
 /// Converts any of redb's error types with `?`.

@@ -5,7 +5,6 @@ use axum::http::{Method, StatusCode};
 use musketeer_protocol::{BatchId, UnitId};
 use musketeer_server::domain::world::NextIds;
 use musketeer_server::state::ServeOptions;
-use musketeer_server::store::Store;
 use serde_json::{Value, json};
 
 use crate::support::{Api, Project, assert_error};
@@ -162,8 +161,8 @@ async fn a_deleted_batch_stays_gone_after_a_restart_and_its_ids_are_not_reused()
     state.close();
     drop((api, state));
 
-    // The rows are gone from the file, and the ids they had are remembered.
-    let store = Store::open(project.path()).unwrap();
+    // The rows are gone from the store, and the ids they had are remembered.
+    let store = project.store();
     let loaded = store.load().unwrap();
     let stored_units = store.units().unwrap();
     drop(store);
@@ -209,7 +208,7 @@ async fn a_deleted_batch_stays_gone_after_a_restart_and_its_ids_are_not_reused()
 
 #[tokio::test]
 async fn compacting_after_a_deletion_gives_the_space_back_and_keeps_the_rest() {
-    let project = Project::new();
+    let project = Project::on_redb();
     let state = project.state(ServeOptions::default());
     let api = Api::serving(&state);
     api.publish(&project, "demo", "1.0.0", b"m").await;
@@ -250,7 +249,7 @@ async fn compacting_after_a_deletion_gives_the_space_back_and_keeps_the_rest() {
         "{before} bytes before compaction, {after} after"
     );
     // What was not deleted is all there.
-    let store = Store::open(project.path()).unwrap();
+    let store = project.store();
     let loaded = store.load().unwrap();
     let stored_units = store.units().unwrap();
     assert_eq!(loaded.batches.len(), 1);

@@ -20,6 +20,7 @@ mod every_route;
 mod export_import;
 mod openapi;
 mod ops;
+mod pg_shared;
 mod pg_store;
 mod pg_support;
 mod raw_inputs;

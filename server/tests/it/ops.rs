@@ -173,7 +173,7 @@ async fn admins_list_tokens_without_secrets_and_revocation_is_immediate_and_dura
 
 #[tokio::test]
 async fn an_online_backup_restores_the_same_batches_and_nothing_later() {
-    let project = Project::new();
+    let project = Project::on_redb();
     let state = project.state(ServeOptions::default());
     let api = Api::serving(&state);
     api.publish(&project, "echo", "1.0.0", b"\0asm-echo").await;
@@ -347,7 +347,7 @@ async fn finished_batches_go_after_their_retention_and_credit_stays() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_under_load_restores_to_a_server_that_finishes_the_batch() {
     const UNITS: u64 = 120;
-    let project = Project::new();
+    let project = Project::on_redb();
     let state = project.state(ServeOptions::default());
     let server = serve(state.clone()).await;
     let api = Api::serving(&state);

@@ -1,24 +1,65 @@
 //! A throwaway PostgreSQL cluster for tests: `initdb` in a temporary directory, `postgres` on a
-//! free loopback port (fsync on), stopped when the guard drops, pass or fail. PostgreSQL refuses
-//! to run as root, so as root (CI, this machine) it runs as the `postgres` user via `setpriv`.
+//! free loopback port (fsync on, but for the shared one below), stopped when the guard drops,
+//! pass or fail. PostgreSQL refuses to run as root, so as root (CI, this machine) it runs as the
+//! `postgres` user via `setpriv`.
 //! Only PostgreSQL's own programs are used, so the client's e2e suite can include this file too.
+//!
+//! A watchdog (a shell reading a pipe only this process writes) stops each cluster and removes
+//! its directory when the test process ends without dropping it: the process-wide
+//! [`PgCluster::shared`] one, which lives in a static, or any after a SIGKILL.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long PostgreSQL may take to accept connections after it starts (a busy 2-core box).
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 
+/// The settings of a cluster of one test: durable as production (the tests that kill servers
+/// and measure throughput use these).
+const SETTINGS: &[&str] = &["fsync=on", "max_connections=50"];
+
+/// The settings of [`PgCluster::shared`], which serves every parallel test of the process (each
+/// store takes a few connections). Without fsync none of the pass's hundreds of commits waits
+/// for the disk; each still waits for PostgreSQL to write its WAL (synchronous_commit), so what
+/// a killed server acknowledged survives as with fsync: only an OS crash, which no test makes,
+/// could lose it.
+#[allow(dead_code)] // As the shared cluster's functions below.
+const SHARED_SETTINGS: &[&str] = &["fsync=off", "max_connections=300"];
+
+/// The watchdog, `sh -c WATCHDOG sh <postmaster pid> <directory>`: it waits for EOF on its stdin
+/// (the pipe's writing end closes with the test process, however that ends), then stops
+/// PostgreSQL at once (SIGQUIT also ends the backends), waits up to 20 s for it to go (SIGKILL
+/// after that) and removes the directory. A zombie counts as gone: whoever adopts the orphaned
+/// postmaster may never reap it (a container's init). The watchdog ignores the terminal's
+/// signals, which reach the whole process group, so that a Ctrl-C of the tests still leaves it
+/// to clean up.
+const WATCHDOG: &str = r#"trap '' INT HUP TERM
+while read -r _; do :; done
+kill -QUIT "$1" 2>/dev/null
+tries=0
+while [ "$tries" -lt 200 ]; do
+    case "$(cat "/proc/$1/stat" 2>/dev/null)" in
+        "" | *") Z "*) break ;;
+    esac
+    sleep 0.1
+    tries=$((tries + 1))
+done
+[ "$tries" -lt 200 ] || kill -KILL "$1" 2>/dev/null
+rm -rf "$2""#;
+
 /// A running cluster; SIGQUIT (PostgreSQL's immediate stop) and reaped on drop.
 pub struct PgCluster {
     bin: PathBuf,
     port: u16,
     child: Child,
+    /// Runs [`WATCHDOG`]; its stdin is the pipe whose end tells it the test process is gone.
+    watchdog: Child,
     /// Holds the data directory and the socket; removed after the server stops (fields drop
     /// after [`Drop::drop`] ran).
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// The directory of PostgreSQL's server programs, or a panic saying what to install.
@@ -63,6 +104,11 @@ fn free_port() -> u16 {
 impl PgCluster {
     /// initdb and start a cluster; returns once it accepts connections.
     pub fn start() -> PgCluster {
+        PgCluster::start_with(SETTINGS)
+    }
+
+    /// initdb and start a cluster with `settings` (`name=value`, as `postgres -c` takes them).
+    fn start_with(settings: &[&str]) -> PgCluster {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("musketeer-pg-")
@@ -96,19 +142,41 @@ impl PgCluster {
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string()])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=on"])
-            .args(["-c", "synchronous_commit=on", "-c", "max_connections=50"])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "synchronous_commit=on",
+            ])
+            .args(settings.iter().flat_map(|setting| ["-c", setting]))
             .arg("-k")
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start postgres");
+        let watchdog = Command::new("sh")
+            .args(["-c", WATCHDOG, "sh", &child.id().to_string()])
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let watchdog = match watchdog {
+            Ok(watchdog) => watchdog,
+            Err(error) => {
+                let mut child = child;
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("start the PostgreSQL watchdog (sh): {error}");
+            }
+        };
         let mut cluster = PgCluster {
             bin,
             port,
             child,
-            _dir: dir,
+            watchdog,
+            dir,
         };
         cluster.wait_ready();
         cluster
@@ -170,8 +238,48 @@ impl PgCluster {
     }
 }
 
+/// What the server's `it` suite uses to run on PostgreSQL (`MUSKETEER_TEST_STORE=postgres`); the
+/// client's e2e suite and the throughput bench include this file without using it.
+#[allow(dead_code)]
+impl PgCluster {
+    /// The test process's cluster, started on first use and shared by its tests (each takes a
+    /// database of its own). It lives in a static, which never drops: the watchdog stops it and
+    /// removes its directory when the process exits, pass, fail or kill.
+    pub fn shared() -> &'static PgCluster {
+        static SHARED: OnceLock<PgCluster> = OnceLock::new();
+        SHARED.get_or_init(|| PgCluster::start_with(SHARED_SETTINGS))
+    }
+
+    /// Drop the database that `url` (from [`PgCluster::database`]) names, ending its sessions
+    /// (a store a test left open, say); best effort, as it runs when a test's fixtures drop.
+    pub fn drop_database(&self, url: &str) {
+        let Some(name) = url.rsplit('/').next() else {
+            return;
+        };
+        let _ = Command::new(self.bin.join("dropdb"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "postgres", "--force", "--if-exists", name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// The process id of the postmaster (to check that it is gone).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The directory holding the data directory and the socket.
+    pub fn directory(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
 impl Drop for PgCluster {
     fn drop(&mut self) {
+        // The watchdog first, so that it never signals a pid reaped below (and maybe reused).
+        let _ = self.watchdog.kill();
+        let _ = self.watchdog.wait();
         // SIGQUIT: the immediate stop, which also ends the backends (SIGKILL of the postmaster
         // would leave them running).
         let _ = Command::new("kill")

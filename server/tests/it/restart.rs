@@ -5,7 +5,7 @@ use musketeer_protocol::{Replication, TokenId};
 use musketeer_server::domain::lifecycle::{Params, Reported};
 use musketeer_server::domain::world::NewBatch;
 use musketeer_server::state::{AppState, ServeOptions};
-use musketeer_server::store::{Store, Write};
+use musketeer_server::store::Write;
 use serde_json::json;
 
 use crate::support::{Project, demo_app, platform};
@@ -80,8 +80,8 @@ async fn the_throughput_chart_survives_a_restart_and_a_corrupt_history_is_not_fa
 
     // A history row that does not decode: the server starts, with an empty chart and every
     // counter intact.
-    Store::open(project.path())
-        .unwrap()
+    project
+        .store()
         .write_now(vec![Write::Meta("done_per_minute".into(), vec![1, 0xff])])
         .unwrap();
     let damaged = project.state(ServeOptions::default());

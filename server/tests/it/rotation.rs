@@ -3,7 +3,6 @@
 use axum::http::StatusCode;
 use musketeer_protocol::paths;
 use musketeer_server::state::ServeOptions;
-use musketeer_server::store::Store;
 use musketeer_signing_keys::{RotationStatement, SecretKey};
 use serde_json::Value;
 
@@ -105,7 +104,7 @@ async fn an_admin_rotates_the_key_of_a_running_server_durably() {
     state.close();
     drop(api);
     drop(state);
-    let stored = Store::open(project.path()).unwrap().load().unwrap().project;
+    let stored = project.store().load().unwrap().project;
     assert!(stored.trust.contains(&new.public_key().key_id()));
     assert!(!stored.trust.contains(&project.key.public_key().key_id()));
     assert_eq!(stored.rotations, vec![statement]);

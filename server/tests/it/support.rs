@@ -13,11 +13,31 @@ use musketeer_signing_keys::{Limits, Manifest, SecretKey, TrustStore};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
+use crate::pg_support::PgCluster;
+
+/// The environment variable that picks the store of [`Project::new`]: `postgres` runs the suite
+/// on PostgreSQL (a database per project in the process's [`PgCluster::shared`]); unset or
+/// `redb`, on a redb file in the project's directory.
+pub const TEST_STORE_VAR: &str = "MUSKETEER_TEST_STORE";
+
+/// Whether [`TEST_STORE_VAR`] asks for PostgreSQL; a value it does not know is a panic that says
+/// which ones it knows, so that a typo never runs the redb pass twice.
+pub fn testing_on_postgres() -> bool {
+    match std::env::var(TEST_STORE_VAR) {
+        Ok(store) if store == "postgres" => true,
+        Ok(store) if store == "redb" || store.is_empty() => false,
+        Err(std::env::VarError::NotPresent) => false,
+        other => panic!("{TEST_STORE_VAR}={other:?}: expected `postgres` or `redb`"),
+    }
+}
+
 /// A project with a trusted key and one token per role.
 pub struct Project {
     pub dir: tempfile::TempDir,
     /// Where the store is: `dir`, or a PostgreSQL database.
     pub location: StoreLocation,
+    /// Whether the store is a database of [`PgCluster::shared`], dropped with the project.
+    in_shared_cluster: bool,
     pub key: SecretKey,
     pub admin: String,
     pub researcher: String,
@@ -25,7 +45,25 @@ pub struct Project {
 }
 
 impl Project {
+    /// A project on the store the suite runs on ([`TEST_STORE_VAR`]).
     pub fn new() -> Project {
+        if testing_on_postgres() {
+            Project::on_shared_postgres()
+        } else {
+            Project::on_redb()
+        }
+    }
+
+    /// A project on a new database of the process's [`PgCluster::shared`], dropped with it.
+    pub fn on_shared_postgres() -> Project {
+        let mut project = Project::on_postgres(PgCluster::shared().database());
+        project.in_shared_cluster = true;
+        project
+    }
+
+    /// A project on a redb file in `dir`, whichever store the suite runs on: for tests of the
+    /// file itself (its size, compaction, the backup API, opening it by path).
+    pub fn on_redb() -> Project {
         let dir = tempfile::tempdir().unwrap();
         let location = StoreLocation::DataDir(dir.path().to_owned());
         Project::at(dir, location)
@@ -70,6 +108,7 @@ impl Project {
         Project {
             dir,
             location,
+            in_shared_cluster: false,
             key,
             admin,
             researcher,
@@ -77,18 +116,32 @@ impl Project {
         }
     }
 
+    /// The project's directory: its redb store's, for a project [`Project::on_redb`].
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
+    /// The store opened directly (no server may have it open).
+    pub fn store(&self) -> Store {
+        Store::open_at(&self.location).unwrap()
+    }
+
     /// Load the store into a state with the given options.
     pub fn state(&self, options: ServeOptions) -> AppState {
-        AppState::load(Store::open_at(&self.location).unwrap(), options).unwrap()
+        AppState::load(self.store(), options).unwrap()
     }
 
     /// A publish request body for `app` at `version` with module `module`.
     pub fn publish_body(&self, app: &str, version: &str, module: &[u8]) -> Value {
         publish_body(&self.key, app, version, module)
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        if let (true, StoreLocation::Postgres(url)) = (self.in_shared_cluster, &self.location) {
+            PgCluster::shared().drop_database(url);
+        }
     }
 }
 
