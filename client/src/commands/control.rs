@@ -123,8 +123,13 @@ fn render_project(project: &ProjectStatus) -> String {
             .progress
             .map(|p| format!(", {:.0}% done", p * 100.0))
             .unwrap_or_default();
+        let preparing = if unit.preparing {
+            ", preparing its module"
+        } else {
+            ""
+        };
         text.push_str(&format!(
-            "  running: unit {} ({}) for {} s{progress}\n",
+            "  running: unit {} ({}) for {} s{progress}{preparing}\n",
             unit.unit_id, unit.app, unit.elapsed_s
         ));
     }

@@ -8,6 +8,7 @@ use musketeer_signing_keys::SignedManifest;
 use tokio::sync::mpsc;
 
 use super::modules::ModuleError;
+use super::status::RunningGuard;
 use super::work::{Shared, lock};
 use crate::sandbox::{RunError, RunOptions};
 
@@ -38,7 +39,15 @@ pub async fn run_slot(
         serde_json::json!({"slot": slot, "result_id": result_id, "unit_id": unit_id, "app": assignment.app, "version": assignment.version.to_string()}),
         format!("slot {slot}: running unit {unit_id} ({app})"),
     );
-    let outcome = execute(&shared, assignment).await;
+    // On the board from the moment the volunteer hears "started", so that `status` shows the
+    // unit while its module is fetched and compiled too.
+    let on_board = shared
+        .config
+        .gate
+        .board()
+        .start(unit_id.to_string(), app.clone());
+    let outcome = execute(&shared, assignment, &on_board).await;
+    drop(on_board);
     let (event, text, fields) = match &outcome {
         Outcome::Success {
             fuel_consumed,
@@ -80,7 +89,7 @@ pub async fn run_slot(
 }
 
 /// Verifies, prepares and runs one assignment.
-async fn execute(shared: &Shared, assignment: Assignment) -> Outcome {
+async fn execute(shared: &Shared, assignment: Assignment, on_board: &RunningGuard) -> Outcome {
     let refuse = |message: String| Outcome::Error {
         kind: ErrorKind::RefusedModule,
         message,
@@ -183,12 +192,8 @@ async fn execute(shared: &Shared, assignment: Assignment) -> Outcome {
             };
         }
     };
-    // Preferences hook: the gate pauses the task at fuel yields; the board shows it running.
-    let on_board = shared
-        .config
-        .gate
-        .board()
-        .start(assignment.unit_id.to_string(), format!("{app} {version}"));
+    // Preferences hook: the gate pauses the task at fuel yields.
+    on_board.task_begins();
     let options = RunOptions {
         // Replicas of one unit must see the same clocks and randomness: seed with the unit id.
         run_id: assignment.unit_id.to_string(),

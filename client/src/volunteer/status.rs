@@ -44,6 +44,8 @@ struct RunningUnit {
     app: String,
     started: Instant,
     progress: Option<f64>,
+    /// Still fetching, verifying or compiling its module: the task itself has not begun.
+    preparing: bool,
 }
 
 /// A running unit as `musketeer status` shows it.
@@ -57,6 +59,9 @@ pub struct RunningView {
     pub elapsed_s: u64,
     /// The fraction done, if the task reports it.
     pub progress: Option<f64>,
+    /// Still fetching, verifying or compiling its module (the task itself has not begun).
+    #[serde(default)]
+    pub preparing: bool,
 }
 
 impl StatusBoard {
@@ -64,7 +69,8 @@ impl StatusBoard {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Shows `unit_id` of `app` as running until the guard is dropped.
+    /// Shows `unit_id` of `app` as running (preparing its module until
+    /// [`RunningGuard::task_begins`]) until the guard is dropped.
     pub fn start(&self, unit_id: String, app: String) -> RunningGuard {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         self.lock().running.insert(
@@ -74,6 +80,7 @@ impl StatusBoard {
                 app,
                 started: Instant::now(),
                 progress: None,
+                preparing: true,
             },
         );
         RunningGuard {
@@ -97,6 +104,7 @@ impl StatusBoard {
                 app: unit.app.clone(),
                 elapsed_s: unit.started.elapsed().as_secs(),
                 progress: unit.progress,
+                preparing: unit.preparing,
             })
             .collect()
     }
@@ -124,6 +132,13 @@ pub struct RunningGuard {
 }
 
 impl RunningGuard {
+    /// The module is ready and the task itself begins.
+    pub fn task_begins(&self) {
+        if let Some(unit) = self.board.lock().running.get_mut(&self.key) {
+            unit.preparing = false;
+        }
+    }
+
     /// Records the task's progress reports on the board.
     pub fn progress_sink(&self) -> ProgressSink {
         let (board, key) = (self.board.clone(), self.key);

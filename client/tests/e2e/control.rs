@@ -127,6 +127,18 @@ fn publish_spinner(project: &Project) {
     );
 }
 
+/// Waits until `status` shows a running unit whose task has begun (its module is ready).
+fn wait_task_begins(data: &Path) {
+    wait_for("a task to begin", || {
+        status_json(data)["projects"]
+            .as_array()?
+            .iter()
+            .flat_map(|project| project["running"].as_array().cloned().unwrap_or_default())
+            .any(|unit| unit["preparing"] == false)
+            .then_some(())
+    });
+}
+
 fn status_json(data: &Path) -> serde_json::Value {
     let out = musketeer_ok(&["status", "--data-dir", path(data), "--json"], &[]);
     serde_json::from_str(&out).expect("status is JSON")
@@ -150,6 +162,8 @@ fn on_battery_running_work_pauses_and_continues_on_mains() {
     crate::support::wait_idle(&client);
     project.submit_json("spinner", vec![serde_json::json!({"mode": "loop"})]);
     wait_event(&client, "started", 1);
+    // Its module fetched and compiled, so that the CPU time below is the task's own.
+    wait_task_begins(&project.client_dir("athos"));
     wait_cpu_grows(client.pid(), 50);
 
     // Unplugged: the running task stops where it is, and the volunteer hears why.
