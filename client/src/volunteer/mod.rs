@@ -141,6 +141,16 @@ pub async fn join(
     config: JoinConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), JoinError> {
+    let result = join_and_run(config, shutdown).await;
+    // Event lines gathered for a pipe or a file are all out before the process goes.
+    events::flush();
+    result
+}
+
+async fn join_and_run(
+    config: JoinConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), JoinError> {
     let events = Events::new(config.log_format, &config.name);
     let dir = ClientDir::open(&config.data_dir, Some(&config.server))?;
     let stop = StopSignal::new(shutdown);

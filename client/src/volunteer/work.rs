@@ -293,6 +293,7 @@ impl Worker {
                         serde_json::json!({"running": running.len(), "buffered": buffer.len()}),
                         format!("stopping: no new work; {} buffered assignment(s) handed back; {} running task(s) get {} s to finish", buffer.len(), running.len(), shared.config.shutdown_grace.as_secs()),
                     );
+                    super::events::flush();
                     stop_deadline = Some(tokio::time::Instant::now() + shared.config.shutdown_grace);
                 }
                 () = tokio::time::sleep_until(stop_deadline.unwrap_or_else(tokio::time::Instant::now)), if stopping => {
@@ -349,7 +350,11 @@ impl Worker {
             None => Vec::new(),
         };
         let carries_results = !results.is_empty();
-        if !carries_results {
+        if carries_results {
+            // Their `finished` lines first: whoever sees the server count a result has seen its
+            // event.
+            super::events::flush();
+        } else {
             // A fetch without results may wait long on the server: reports must not wait for it.
             sending = None;
         }
