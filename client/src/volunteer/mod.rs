@@ -165,6 +165,8 @@ async fn join_and_run(
                 .map(|kib| crate::net::bandwidth::Bandwidth::new(kib.saturating_mul(1024))),
             ..Default::default()
         },
+        // Every slot's task from a pool reserved once, not mapped and unmapped per task.
+        pooled_tasks: Some(u32::try_from(config.slots).unwrap_or(u32::MAX)),
         ..SandboxConfig::default()
     })
     .map_err(|e| JoinError::Sandbox(e.to_string()))?;
