@@ -7,7 +7,7 @@
 # long poll). Builds alternate which goes first; RUNS runs each; medians are printed. Each run
 # also counts the server's requests to /work/fetch and /work/report (its debug request log) and
 # the fdatasync/fsync calls of the server and of the volunteer (perf stat on syscall
-# tracepoints), per unit.
+# tracepoints), and the CPU time (user + system, /proc) of the server and the volunteer, per unit.
 #
 # Usage: scripts/bench-volunteer.sh BEFORE_DIR [RUNS] [UNITS] [SLOTS]
 #   e.g. scripts/bench-volunteer.sh ../main/target/release 3 10000 4
@@ -35,7 +35,11 @@ source "$ROOT/scripts/bench-lib.sh"
 python3 -c "import json; print(json.dumps({'app': 'noop', 'inputs': [{'n': i} for i in range($UNITS)]}))" \
     >"$WORK/batch.json"
 
-# One run of one build: prints "units_per_s requests_per_unit server_syncs_per_unit client_syncs_per_unit".
+# CPU time (user + system, all threads) of process $1 so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# One run of one build: prints "units_per_s requests_per_unit server_syncs_per_unit
+# client_syncs_per_unit cpu_ms_per_unit".
 run_once() {
     local dir="$1" run="$WORK/run" client="$1/musketeer" server="$1/musketeer-server"
     rm -rf "$run" && mkdir -p "$run"
@@ -70,6 +74,8 @@ run_once() {
     sleep 0.5 # perf attaches
     local before_requests start end
     before_requests=$(grep -cE 'path=/api/v1/work/(fetch|report)' "$run/server.log" || true)
+    local cpu_before cpu_after
+    cpu_before=$(($(cpu_ticks "$server_pid") + $(cpu_ticks "$client_pid")))
     start=$(date +%s%N)
     local batch
     batch=$(curl -sf -H "Authorization: Bearer $researcher" -H 'Content-Type: application/json' \
@@ -80,6 +86,7 @@ run_once() {
         [[ "$(jq -r .state "$run/status.json")" == finished ]] && break
     done
     end=$(date +%s%N)
+    cpu_after=$(($(cpu_ticks "$server_pid") + $(cpu_ticks "$client_pid")))
     kill -INT "$perf_server" "$perf_client"
     wait "$perf_server" "$perf_client" 2>/dev/null || true
     local requests syncs_server syncs_client
@@ -89,7 +96,8 @@ run_once() {
     kill "$client_pid" "$server_pid"
     wait "$client_pid" "$server_pid" 2>/dev/null || true
     awk -v n="$UNITS" -v ns="$((end - start))" -v r="$requests" -v ss="$syncs_server" \
-        -v sc="$syncs_client" 'BEGIN {printf "%.0f %.3f %.3f %.3f\n", n / (ns / 1e9), r / n, ss / n, sc / n}'
+        -v sc="$syncs_client" -v cpu="$((cpu_after - cpu_before))" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN {printf "%.0f %.3f %.3f %.3f %.4f\n", n / (ns / 1e9), r / n, ss / n, sc / n, cpu * 1000 / hz / n}'
 }
 
 : >"$WORK/before.txt"
@@ -99,7 +107,7 @@ for run in $(seq "$RUNS"); do
     for which in "${order[@]}"; do
         if [[ $which == before ]]; then dir="$BEFORE_DIR"; else dir="$AFTER_DIR"; fi
         line="$(run_once "$dir")"
-        echo "run $run $which: $line (units/s, requests/unit, server syncs/unit, client syncs/unit)"
+        echo "run $run $which: $line (units/s, requests/unit, server syncs/unit, client syncs/unit, CPU ms/unit)"
         echo "$line" >>"$WORK/$which.txt"
     done
 done
@@ -107,9 +115,10 @@ done
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 summary() {
     local file="$1"
-    printf '%-7s units/s %6s  requests/unit %6s  server syncs/unit %6s  client syncs/unit %6s\n' \
+    printf '%-7s units/s %6s  requests/unit %6s  server syncs/unit %6s  client syncs/unit %6s  CPU ms/unit %7s\n' \
         "$2" "$(cut -d' ' -f1 "$file" | median)" "$(cut -d' ' -f2 "$file" | median)" \
-        "$(cut -d' ' -f3 "$file" | median)" "$(cut -d' ' -f4 "$file" | median)"
+        "$(cut -d' ' -f3 "$file" | median)" "$(cut -d' ' -f4 "$file" | median)" \
+        "$(cut -d' ' -f5 "$file" | median)"
 }
 echo "medians of $RUNS runs, $UNITS no-op units, 1 volunteer with $SLOTS slots:"
 summary "$WORK/before.txt" before

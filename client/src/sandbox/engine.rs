@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, PoolingAllocationConfig};
+
+use super::limiter::{MAX_INSTANCES, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
 
 /// How often the epoch advances; wall-clock deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -24,8 +26,52 @@ pub enum Backend {
 /// pinned here: NaN canonicalisation, deterministic relaxed SIMD, no threads (the feature is
 /// not even compiled in), no copy-on-write
 /// memory init (it changes the fuel spent while instantiating).
-pub fn build_engine(backend: Backend, max_wasm_stack: usize) -> wasmtime::Result<Engine> {
-    Engine::new(&engine_config(backend, max_wasm_stack)?)
+///
+/// With `pooled_tasks`, memories, tables, instances and fiber stacks come from a pool reserved
+/// once for that many tasks at a time (see [`pooling_config`]) instead of being mapped and
+/// unmapped for every task.
+pub fn build_engine(
+    backend: Backend,
+    max_wasm_stack: usize,
+    pooled_tasks: Option<u32>,
+) -> wasmtime::Result<Engine> {
+    let mut config = engine_config(backend, max_wasm_stack)?;
+    if let Some(tasks) = pooled_tasks {
+        config.allocation_strategy(pooling_config(tasks));
+    }
+    Engine::new(&config)
+}
+
+/// Cap of one instance's metadata in the pool (wasmtime's default is 1 MiB).
+const MAX_INSTANCE_METADATA: usize = 64 * 1024 * 1024;
+
+/// Whether this host can use [`pooling_config`]: 32-bit hosts have too little address space to
+/// reserve a pool of 4 GiB memories.
+pub const POOLING_SUPPORTED: bool = cfg!(target_pointer_width = "64");
+
+/// A pool for `tasks` tasks at a time. Every per-task count and size is one above the store
+/// limits of [`super::limiter`], so that a task over a limit is stopped by the limiter (and its
+/// error names the limit) before the pool could run out; the memory budget itself stays the
+/// limiter's. Each memory slot reserves wasmtime's default 4 GiB (the largest budget a manifest
+/// may set) plus guards, so the pool is address space, not memory: about 37 GiB per task. A
+/// freed memory is zeroed (madvise) before its slot is reused, as a fresh one would be.
+fn pooling_config(tasks: u32) -> PoolingAllocationConfig {
+    let tasks = tasks.max(1);
+    let per_task = |limit: usize| u32::try_from(limit + 1).unwrap_or(u32::MAX);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(tasks)
+        .total_stacks(tasks)
+        .total_core_instances(tasks.saturating_mul(per_task(MAX_INSTANCES)))
+        .total_memories(tasks.saturating_mul(per_task(MAX_MEMORIES)))
+        .total_tables(tasks.saturating_mul(per_task(MAX_TABLES)))
+        .max_memories_per_module(per_task(MAX_MEMORIES))
+        .max_tables_per_module(per_task(MAX_TABLES))
+        .table_elements(MAX_TABLE_ELEMENTS + 1)
+        // Only checked, never reserved (instance metadata is allocated at its real size): a big
+        // interpreter component (Python, JavaScript) must not be refused for it.
+        .max_core_instance_size(MAX_INSTANCE_METADATA)
+        .max_component_instance_size(MAX_INSTANCE_METADATA);
+    pool
 }
 
 /// The configuration [`build_engine`] uses. Public (but hidden) only so that the sandbox

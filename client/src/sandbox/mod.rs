@@ -55,6 +55,11 @@ pub struct SandboxConfig {
     pub stdio_cap: usize,
     /// Maximum wasm call-stack size in bytes.
     pub max_wasm_stack: usize,
+    /// Run at most this many tasks at a time from a pool of memories, tables, instances and
+    /// stacks reserved once (wasmtime's pooling allocator; 64-bit hosts only), instead of
+    /// mapping and unmapping them for every task. Runs beyond it wait for a free place.
+    /// `None`: no pool, no cap.
+    pub pooled_tasks: Option<u32>,
 }
 
 impl Default for SandboxConfig {
@@ -65,6 +70,7 @@ impl Default for SandboxConfig {
             http: HttpConfig::default(),
             stdio_cap: 64 * 1024,
             max_wasm_stack: 512 * 1024,
+            pooled_tasks: None,
         }
     }
 }
@@ -135,14 +141,15 @@ pub struct Sandbox {
     cache: Option<cache::CodeCache>,
     fetcher: HttpFetcher,
     config: SandboxConfig,
+    /// One permit per place in the pool, when the engine has one.
+    pool_places: Option<tokio::sync::Semaphore>,
     _ticker: EpochTicker,
 }
 
 impl Sandbox {
     /// Builds the engine and starts its epoch ticker.
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
-        let engine = engine::build_engine(config.backend, config.max_wasm_stack)
-            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let (engine, pool_places) = build_engine(&config)?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
@@ -164,8 +171,14 @@ impl Sandbox {
             cache,
             fetcher,
             config,
+            pool_places,
             _ticker: ticker,
         })
+    }
+
+    /// Whether tasks run from a pool reserved once (see [`SandboxConfig::pooled_tasks`]).
+    pub fn is_pooled(&self) -> bool {
+        self.pool_places.is_some()
     }
 
     /// `cranelift` or `pulley`.
@@ -222,6 +235,17 @@ impl Sandbox {
         input: &[u8],
         options: RunOptions,
     ) -> Result<RunOutput, RunError> {
+        // A place in the pool first (never closed, so this only waits), held until the store
+        // has given its instance back; the wait is not the task's wall time.
+        let _place = match &self.pool_places {
+            Some(places) => Some(
+                places
+                    .acquire()
+                    .await
+                    .map_err(|e| RunError::Internal(e.to_string()))?,
+            ),
+            None => None,
+        };
         let limits = &task.manifest.limits;
         let memory_bytes = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);
         let (state, captured) = HostState::new(HostSetup {
@@ -324,6 +348,28 @@ impl Sandbox {
             memory_bytes: store.data().limiter.used_bytes(),
         })
     }
+}
+
+/// The engine, pooled as `config` asks when this host can (with one permit per place), else on
+/// demand. A pool that cannot be reserved (e.g. address space capped with `ulimit -v`) is not
+/// fatal: tasks then map their memories per run, as without one.
+fn build_engine(
+    config: &SandboxConfig,
+) -> Result<(Engine, Option<tokio::sync::Semaphore>), SandboxError> {
+    if let Some(tasks) = config.pooled_tasks.filter(|_| engine::POOLING_SUPPORTED) {
+        match engine::build_engine(config.backend, config.max_wasm_stack, Some(tasks)) {
+            Ok(engine) => {
+                let places = tokio::sync::Semaphore::new(tasks.max(1) as usize);
+                return Ok((engine, Some(places)));
+            }
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "cannot reserve the task pool; tasks map their memory per run")
+            }
+        }
+    }
+    let engine = engine::build_engine(config.backend, config.max_wasm_stack, None)
+        .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+    Ok((engine, None))
 }
 
 /// The first line of a wasmtime error with its causes, e.g. a compile or link error.

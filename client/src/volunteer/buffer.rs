@@ -6,18 +6,23 @@
 //! every slot, at most [`max_buffered`] assignments, and never more than can start well before
 //! the assignments' deadlines (a replica that expires here cannot come back to this host: the
 //! server gives a unit to each host once). Until a task has finished nothing is buffered. A
-//! top-up fetch is due once it is down to half of its target.
+//! top-up fetch is due at a low-water mark: half of the target, or more when the slots would use
+//! up more than that while two fetches make their round trip (a fetch is answered only after the
+//! server's durable commit, so short tasks would otherwise empty the buffer and wait for it).
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use musketeer_protocol::{Assignment, ResultId};
 
-/// The most assignments buffered for `slots` slots: two rounds plus a margin for short tasks,
-/// and never more than one fetch answer holds.
-pub fn max_buffered(slots: usize) -> usize {
-    (2 * slots + 16).min(musketeer_protocol::limits::MAX_ASSIGNMENTS_PER_FETCH as usize)
+/// The most assignments buffered: one fetch answer's worth, so that short tasks keep the slots
+/// busy while the next fetch makes its round trip.
+pub fn max_buffered() -> usize {
+    musketeer_protocol::limits::MAX_ASSIGNMENTS_PER_FETCH as usize
 }
+
+/// Fetch round trips the low-water mark covers: the top-up's own and one spare for a slow one.
+const ROUND_TRIPS_COVERED: f64 = 2.0;
 
 /// Weight of the newest duration in the running average.
 const NEWEST_WEIGHT: f64 = 0.2;
@@ -31,6 +36,8 @@ pub struct WorkBuffer {
     slots: usize,
     /// Running average of a task's wall time, once one finished.
     average: Option<Duration>,
+    /// Running average of a fetch's round trip while fetches find work.
+    fetch_round_trip: Option<Duration>,
     /// The shortest time to its deadline of the last assignments received.
     lease: Option<Duration>,
 }
@@ -42,6 +49,7 @@ impl WorkBuffer {
             seconds,
             slots: slots.max(1),
             average: None,
+            fetch_round_trip: None,
             lease: None,
         }
     }
@@ -58,13 +66,29 @@ impl WorkBuffer {
             per_slot = per_slot.min((lease / 2).saturating_sub(average));
         }
         let tasks_per_slot = per_slot.as_secs_f64() / average.as_secs_f64().max(1e-6);
-        ((tasks_per_slot * self.slots as f64).floor() as usize).min(max_buffered(self.slots))
+        ((tasks_per_slot * self.slots as f64).floor() as usize).min(max_buffered())
+    }
+
+    /// The level at or below which a top-up fetch is due: half of the target, or what the slots
+    /// run during [`ROUND_TRIPS_COVERED`] fetch round trips if that is more; at most the target.
+    pub fn low_water(&self) -> usize {
+        let target = self.target();
+        let (Some(average), Some(round_trip)) = (self.average, self.fetch_round_trip) else {
+            return target / 2;
+        };
+        let used_meanwhile = ROUND_TRIPS_COVERED * round_trip.as_secs_f64()
+            / average.as_secs_f64().max(1e-6)
+            * self.slots as f64;
+        (used_meanwhile.ceil() as usize).clamp(target / 2, target)
     }
 
     /// Whether the buffer is low enough for a top-up fetch.
     pub fn wants_top_up(&self) -> bool {
-        let target = self.target();
-        target > 0 && self.queue.len() <= target / 2
+        self.top_up_due(self.queue.len())
+    }
+
+    fn top_up_due(&self, buffered: usize) -> bool {
+        self.target() > 0 && buffered <= self.low_water()
     }
 
     /// Room left below the target.
@@ -75,6 +99,14 @@ impl WorkBuffer {
     /// Records how long a task ran.
     pub fn observe(&mut self, took: Duration) {
         self.average = Some(match self.average {
+            None => took,
+            Some(average) => average.mul_f64(1.0 - NEWEST_WEIGHT) + took.mul_f64(NEWEST_WEIGHT),
+        });
+    }
+
+    /// Records how long a fetch that found work took, from request to answer.
+    pub fn observe_fetch(&mut self, took: Duration) {
+        self.fetch_round_trip = Some(match self.fetch_round_trip {
             None => took,
             Some(average) => average.mul_f64(1.0 - NEWEST_WEIGHT) + took.mul_f64(NEWEST_WEIGHT),
         });
@@ -140,7 +172,7 @@ mod tests {
         for _ in 0..50 {
             buffer.observe(Duration::from_millis(1));
         }
-        assert_eq!(buffer.target(), max_buffered(4));
+        assert_eq!(buffer.target(), max_buffered());
         for _ in 0..50 {
             buffer.observe(Duration::from_secs(600));
         }
@@ -171,8 +203,34 @@ mod tests {
     }
 
     #[test]
-    fn the_cap_stays_within_one_fetch_answer() {
-        assert_eq!(max_buffered(4), 24);
-        assert_eq!(max_buffered(1000), 64);
+    fn the_cap_is_one_fetch_answer() {
+        assert_eq!(
+            max_buffered(),
+            musketeer_protocol::limits::MAX_ASSIGNMENTS_PER_FETCH as usize
+        );
+    }
+
+    #[test]
+    fn slow_fetches_raise_the_low_water_mark() {
+        let mut buffer = WorkBuffer::new(Duration::from_secs(60), 4);
+        buffer.observe(Duration::from_millis(1));
+        assert_eq!(buffer.target(), 64);
+        // No fetch timed yet: top up at half.
+        assert_eq!(buffer.low_water(), 32);
+        // Fast fetches: the slots use up less than half meanwhile.
+        buffer.observe_fetch(Duration::from_micros(500));
+        assert_eq!(buffer.low_water(), 32);
+        // 5 ms fetches of 1 ms tasks on 4 slots: 20 used per round trip, 40 over two.
+        for _ in 0..50 {
+            buffer.observe_fetch(Duration::from_millis(5));
+        }
+        assert_eq!(buffer.low_water(), 40);
+        assert!(!buffer.top_up_due(41), "above the mark");
+        assert!(buffer.top_up_due(40), "at the mark");
+        // Very slow fetches: at most the target.
+        for _ in 0..50 {
+            buffer.observe_fetch(Duration::from_secs(1));
+        }
+        assert_eq!(buffer.low_water(), 64);
     }
 }

@@ -141,6 +141,16 @@ pub async fn join(
     config: JoinConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), JoinError> {
+    let result = join_and_run(config, shutdown).await;
+    // Event lines gathered for a pipe or a file are all out before the process goes.
+    events::flush();
+    result
+}
+
+async fn join_and_run(
+    config: JoinConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), JoinError> {
     let events = Events::new(config.log_format, &config.name);
     let dir = ClientDir::open(&config.data_dir, Some(&config.server))?;
     let stop = StopSignal::new(shutdown);
@@ -155,6 +165,8 @@ pub async fn join(
                 .map(|kib| crate::net::bandwidth::Bandwidth::new(kib.saturating_mul(1024))),
             ..Default::default()
         },
+        // Every slot's task from a pool reserved once, not mapped and unmapped per task.
+        pooled_tasks: Some(u32::try_from(config.slots).unwrap_or(u32::MAX)),
         ..SandboxConfig::default()
     })
     .map_err(|e| JoinError::Sandbox(e.to_string()))?;

@@ -100,6 +100,8 @@ pub async fn report_once(shared: &Shared) -> Result<(Vec<ResultId>, usize), ApiE
     if results.is_empty() {
         return Ok((Vec::new(), 0));
     }
+    // Their `finished` lines first: whoever sees the server count a result has seen its event.
+    super::events::flush();
     let in_flight = lock(&shared.in_flight).iter().copied().collect();
     let response = shared
         .api

@@ -65,10 +65,18 @@ pub(super) struct Shared {
     pub(super) config: JoinConfig,
 }
 
-/// A fetch's answer, and whether its request carried results.
-/// A fetch under way: its answer, whether it carried results, and how many assignments it asked for.
-type FetchFuture =
-    Pin<Box<dyn Future<Output = Result<(FetchAnswer, bool, usize), ApiError>> + Send>>;
+/// A fetch under way: its answer and what the worker learns from its request.
+type FetchFuture = Pin<Box<dyn Future<Output = Result<(FetchAnswer, FetchSent), ApiError>> + Send>>;
+
+/// What a fetch's request was, beside its answer.
+struct FetchSent {
+    /// It carried spooled results.
+    carried_results: bool,
+    /// Assignments it asked for.
+    asked_for: usize,
+    /// From request to answer.
+    took: Duration,
+}
 
 /// What runs, by result: its slot and how to abort it.
 type Running = HashMap<ResultId, (usize, AbortHandle)>;
@@ -201,9 +209,9 @@ impl Worker {
                 result = async { fetch.as_mut().expect("guarded").await }, if fetch.is_some() => {
                     fetch = None;
                     match result {
-                        Ok((response, sent_results, asked_for)) => {
+                        Ok((response, FetchSent { carried_results, asked_for, took })) => {
                             backoff.reset();
-                            if sent_results && response.acks.is_empty() {
+                            if carried_results && response.acks.is_empty() {
                                 // An older server ignored them: report them the old way.
                                 server_takes_results = false;
                                 shared.spooled.notify_one();
@@ -221,6 +229,11 @@ impl Worker {
                                 last_refusal = response.refusal.clone();
                             }
                             last_found_work = !response.assignments.is_empty();
+                            if last_found_work {
+                                // A fetch that finds none may long-poll: only these time the
+                                // round trip the buffer must cover.
+                                buffer.observe_fetch(took);
+                            }
                             work_flows = response.assignments.len()
                                 >= asked_for.clamp(1, MAX_ASSIGNMENTS_PER_FETCH as usize);
                             let now = now_ms();
@@ -240,7 +253,7 @@ impl Worker {
                             for assignment in response.assignments {
                                 waiting_announced = false;
                                 match assignment {
-                                    Ok(assignment) if buffer.len() < free_slots + max_buffered(slots) => {
+                                    Ok(assignment) if buffer.len() < free_slots + max_buffered() => {
                                         lock(&shared.in_flight).insert(assignment.result_id);
                                         buffer.push(assignment);
                                     }
@@ -293,6 +306,7 @@ impl Worker {
                         serde_json::json!({"running": running.len(), "buffered": buffer.len()}),
                         format!("stopping: no new work; {} buffered assignment(s) handed back; {} running task(s) get {} s to finish", buffer.len(), running.len(), shared.config.shutdown_grace.as_secs()),
                     );
+                    super::events::flush();
                     stop_deadline = Some(tokio::time::Instant::now() + shared.config.shutdown_grace);
                 }
                 () = tokio::time::sleep_until(stop_deadline.unwrap_or_else(tokio::time::Instant::now)), if stopping => {
@@ -349,7 +363,11 @@ impl Worker {
             None => Vec::new(),
         };
         let carries_results = !results.is_empty();
-        if !carries_results {
+        if carries_results {
+            // Their `finished` lines first: whoever sees the server count a result has seen its
+            // event.
+            super::events::flush();
+        } else {
             // A fetch without results may wait long on the server: reports must not wait for it.
             sending = None;
         }
@@ -366,10 +384,19 @@ impl Worker {
         };
         let api = shared.api.clone();
         Box::pin(async move {
+            let sent_at = std::time::Instant::now();
             let answer = api.fetch(&request).await;
+            let took = sent_at.elapsed();
             // Only now may another request carry results.
             drop(sending);
-            answer.map(|answer| (answer, carries_results, asked_for))
+            answer.map(|answer| {
+                let sent = FetchSent {
+                    carried_results: carries_results,
+                    asked_for,
+                    took,
+                };
+                (answer, sent)
+            })
         })
     }
 }

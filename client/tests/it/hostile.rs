@@ -35,6 +35,7 @@ fn sandbox_with_http(http: HttpConfig) -> Sandbox {
     Sandbox::new(SandboxConfig {
         http,
         cache_dir: Some(crate::support::shared_cache_dir()),
+        pooled_tasks: Some(2),
         ..SandboxConfig::default()
     })
     .expect("sandbox")

@@ -10,6 +10,7 @@ mod js_task;
 mod network_reads;
 mod pausing;
 mod peak_rss;
+mod pooling;
 mod python_random;
 mod python_task;
 mod stock_day;

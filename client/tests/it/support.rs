@@ -96,11 +96,12 @@ pub fn run_args<'a>(module: &'a str, input: &'a str) -> Vec<&'a str> {
     ]
 }
 
-/// A sandbox with the default settings, sharing one compiled-code cache per test process so
-/// each module is compiled once, not once per test.
+/// A sandbox with the volunteer's settings (tasks from a pool, here of two places), sharing one
+/// compiled-code cache per test process so each module is compiled once, not once per test.
 pub fn sandbox() -> Sandbox {
     Sandbox::new(SandboxConfig {
         cache_dir: Some(shared_cache_dir()),
+        pooled_tasks: Some(2),
         ..SandboxConfig::default()
     })
     .expect("sandbox")
