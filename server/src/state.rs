@@ -319,6 +319,23 @@ impl AppState {
         Pending::queued(done, self, changes_progress)
     }
 
+    /// How many commits failed so far: read before a read-only request runs, for
+    /// [`AppState::settle_reads`].
+    pub fn commit_failures(&self) -> u64 {
+        self.writer.failures()
+    }
+
+    /// Wait until everything queued so far is durable, so that an answer built from memory
+    /// shows nothing a crash could take back (other requests' changes are in memory before
+    /// their commit ends). A commit that failed since `failures` makes it an error: the answer
+    /// may show a change that was refused.
+    pub async fn settle_reads(&self, failures: u64) -> Result<(), ApiError> {
+        self.writer
+            .settle(failures)
+            .await
+            .map_err(|()| ApiError::from(StoreError::WriterStopped))
+    }
+
     /// Queue rows that are not part of the world (tokens, project settings).
     pub fn persist_rows(&self, writes: Vec<Write>) -> Pending {
         Pending::queued(self.writer.submit(writes), self, false)

@@ -73,7 +73,8 @@ fn the_batch_finishes_through_the_standby_when_the_active_server_is_killed() {
         .env("MUSKETEER_TOKEN", &project.researcher)
         .env("MUSKETEER_LOG", "warn");
     let mut watch = Proc::spawn(command, "batch status --wait");
-    wait_for("some units to be done", || {
+    // Reads show only what is durable, so what the researcher saw before the kill must stay.
+    let before = wait_for("some units to be done", || {
         standby
             .status(&project.researcher, batch)
             .ok()
@@ -83,9 +84,15 @@ fn the_batch_finishes_through_the_standby_when_the_active_server_is_killed() {
     wait_for("the standby to take over", || {
         (instance(&standby).as_deref() == Some("active")).then_some(())
     });
-    // The counts read just before the kill may include reports whose commit the kill cut short
-    // (never acknowledged, so the volunteers send them again): that nothing acknowledged is
-    // lost shows in the complete results below, each unit exactly once.
+    let after = wait_for("the new active server to answer", || {
+        standby.status(&project.researcher, batch).ok()
+    });
+    assert!(
+        after.counts.done >= before.counts.done,
+        "acknowledged results lost: {} done before the kill, {} after",
+        before.counts.done,
+        after.counts.done
+    );
     standby.wait_finished(&project.researcher, batch);
     assert_complete(&standby.results(&project.researcher, batch), 1, n);
     let exit = watch.wait_exit();

@@ -95,8 +95,33 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT));
     crate::dashboard::metrics::instrument(router)
+        .layer(middleware::from_fn_with_state(state.clone(), durable_reads))
         .layer(middleware::from_fn(trace))
         .with_state(state)
+}
+
+/// Reads (GET, HEAD) answer only with what is durable: memory holds other requests' changes
+/// from the moment they are made, before their commit ends, so a read waits for the commits
+/// queued when it was answered (one group commit at most), and a commit refused meanwhile
+/// turns it into a 503. What a researcher or the dashboard once saw is then never taken back by
+/// a crash. Writes already answer after their own commit; the probes do not wait.
+async fn durable_reads(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method();
+    let path = request.uri().path();
+    let is_read = method == axum::http::Method::GET || method == axum::http::Method::HEAD;
+    if !is_read || path == paths::HEALTHZ || path == paths::READYZ {
+        return next.run(request).await;
+    }
+    let failures = state.commit_failures();
+    let response = next.run(request).await;
+    match state.settle_reads(failures).await {
+        Ok(()) => response,
+        Err(error) => error.into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use redb::Database;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::{APPS, BATCHES, HOSTS, META, MODULES, RedbResult, StoreError, TOKENS, UNITS};
 
@@ -125,11 +125,22 @@ struct Health {
 /// Most requests merged into one transaction; bounds the latency of the first one.
 const MAX_GROUP: usize = 4096;
 
+/// Where the writer thread stands, for readers waiting until what they saw is durable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// The ticket of the last request committed or refused: every request up to it is done.
+    pub processed: u64,
+    /// How many group commits failed so far.
+    pub failures: u64,
+}
+
 /// Handle to the writer thread. Dropping every handle stops the thread after it drains.
 #[derive(Debug, Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Message>,
     health: Arc<Health>,
+    /// Follows the thread's [`Settled`]; closed when the thread ends.
+    settled: watch::Receiver<Settled>,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
@@ -138,13 +149,15 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Message>();
         let health = Arc::new(Health::default());
         let shared = health.clone();
+        let (settled_tx, settled) = watch::channel(Settled::default());
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(&mut target, &rx, &shared))
+            .spawn(move || run(&mut target, &rx, &shared, &settled_tx))
             .ok();
         Writer {
             tx,
             health,
+            settled,
             thread: Arc::new(std::sync::Mutex::new(thread)),
         }
     }
@@ -178,6 +191,32 @@ impl Writer {
     /// The ticket of the last committed request ([`Writer::submit_ticketed`]); 0 before any.
     pub fn committed(&self) -> u64 {
         self.health.committed.load(Ordering::SeqCst)
+    }
+
+    /// How many group commits failed so far (see [`Writer::settle`]).
+    pub fn failures(&self) -> u64 {
+        self.settled.borrow().failures
+    }
+
+    /// Wait until every request submitted so far is committed or refused; `Err` if a commit
+    /// failed since `failures` was read from [`Writer::failures`] (what a reader saw in between
+    /// may have been taken back), or if the writer thread is gone with requests undone.
+    pub async fn settle(&self, failures: u64) -> Result<(), ()> {
+        let ticket = *self
+            .health
+            .submitted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut settled = self.settled.clone();
+        let now = match settled.wait_for(|now| now.processed >= ticket).await {
+            Ok(now) => *now,
+            Err(_) => return Err(()),
+        };
+        if now.failures > failures {
+            Err(())
+        } else {
+            Ok(())
+        }
     }
 
     /// Block until everything queued so far is committed or refused.
@@ -228,7 +267,12 @@ impl Writer {
     }
 }
 
-fn run(target: &mut impl Commit, rx: &mpsc::Receiver<Message>, health: &Health) {
+fn run(
+    target: &mut impl Commit,
+    rx: &mpsc::Receiver<Message>,
+    health: &Health,
+    settled: &watch::Sender<Settled>,
+) {
     let mut stop = false;
     while !stop {
         let mut barrier = None;
@@ -285,6 +329,11 @@ fn run(target: &mut impl Commit, rx: &mpsc::Receiver<Message>, health: &Health) 
         {
             health.committed.fetch_max(last.ticket, Ordering::SeqCst);
         }
+        let last = group.last().map_or(0, |request| request.ticket);
+        settled.send_modify(|now| {
+            now.processed = now.processed.max(last);
+            now.failures += u64::from(result.is_err());
+        });
         for request in group {
             let _ = request.done.send(result);
         }
@@ -333,4 +382,56 @@ fn commit_refs(db: &Database, writes: &[&Write]) -> Result<(), StoreError> {
     // Durability::Immediate is redb's default: commit returns after fsync.
     txn.commit().db()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A store whose commits wait for the test to let each one through, with its verdict.
+    struct Gated(mpsc::Receiver<Result<(), StoreError>>);
+
+    impl Commit for Gated {
+        fn commit(&mut self, _: &[&Write]) -> Result<(), StoreError> {
+            self.0.recv().unwrap_or(Err(StoreError::WriterStopped))
+        }
+    }
+
+    fn row() -> Vec<Write> {
+        vec![Write::Meta("k".into(), b"v".to_vec())]
+    }
+
+    #[tokio::test]
+    async fn readers_settle_only_once_what_was_queued_before_them_is_durable() {
+        let (verdicts, gate) = mpsc::channel();
+        let writer = Writer::start(Gated(gate));
+        // Nothing queued: nothing to wait for.
+        assert_eq!(writer.settle(writer.failures()).await, Ok(()));
+
+        let failures = writer.failures();
+        let done = writer.submit(row());
+        let reader = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.settle(failures).await }
+        });
+        // Held while the commit is under way (a reader answering now could show a change a
+        // crash would take back).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!reader.is_finished());
+        verdicts.send(Ok(())).expect("writer alive");
+        assert_eq!(reader.await.expect("no panic"), Ok(()));
+        assert_eq!(done.await.expect("answered"), Ok(()));
+
+        // A refused commit makes the waiting reader fail: what it saw was taken back.
+        let failures = writer.failures();
+        let refused = writer.submit(row());
+        verdicts
+            .send(Err(StoreError::Injected))
+            .expect("writer alive");
+        assert_eq!(writer.settle(failures).await, Err(()));
+        assert_eq!(refused.await.expect("answered"), Err(()));
+        drop(verdicts);
+        writer.close();
+    }
 }
