@@ -58,8 +58,9 @@ struct Outcome {
     units_per_s: f64,
     fetch: Latencies,
     report: Latencies,
-    /// With two servers: the same through the standby only (each request takes one more hop).
-    via_standby: Option<(Latencies, Latencies)>,
+    /// With two servers: fetch and report latencies of the hosts on the active one, then of
+    /// those on the standby (each of their requests takes one more hop).
+    by_server: Option<[(Latencies, Latencies); 2]>,
 }
 
 /// Request latency percentiles, in milliseconds.
@@ -125,7 +126,7 @@ fn main() {
          alternating), median run shown"
     );
     println!(
-        "| units per request | store | units | units/s (median) | vs {} | fetch p50 / p99 | report p50 / p99 | via the standby: fetch p50 / p99, report p50 / p99 |",
+        "| units per request | store | units | units/s (median) | vs {} | fetch p50 / p99 | report p50 / p99 | p50 via the active / via the standby: fetch, report |",
         kinds[0].label()
     );
     println!("|---|---|---|---|---|---|---|---|");
@@ -156,14 +157,14 @@ fn main() {
             outcomes.sort_by(|a, b| a.units_per_s.total_cmp(&b.units_per_s));
             let m = &outcomes[outcomes.len() / 2];
             let first = *first_median.get_or_insert(m.units_per_s);
-            let via_standby = m.via_standby.map_or("-".to_owned(), |(fetch, report)| {
+            let by_server = m.by_server.map_or("-".to_owned(), |[active, standby]| {
                 format!(
                     "{:.2} / {:.2} ms, {:.2} / {:.2} ms",
-                    fetch.p50_ms, fetch.p99_ms, report.p50_ms, report.p99_ms
+                    active.0.p50_ms, standby.0.p50_ms, active.1.p50_ms, standby.1.p50_ms
                 )
             });
             println!(
-                "| {per_request} | {} | {units} | {:.0} | {:.2}x | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {via_standby} |",
+                "| {per_request} | {} | {units} | {:.0} | {:.2}x | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {by_server} |",
                 kind.label(),
                 m.units_per_s,
                 m.units_per_s / first,
@@ -372,15 +373,12 @@ async fn drive(config: &Config, urls: &[String], admin: &str, key: &SecretKey) -
             ))
         })
         .collect();
-    let (mut fetch, mut report) = (Vec::new(), Vec::new());
-    // With two servers, the hosts on the second one (the standby) separately too.
-    let (mut standby_fetch, mut standby_report) = (Vec::new(), Vec::new());
+    // Fetch and report latencies of the hosts on each server.
+    let mut by_url: Vec<(Vec<Duration>, Vec<Duration>)> =
+        urls.iter().map(|_| Default::default()).collect();
     for (i, task) in tasks.into_iter().enumerate() {
         let (f, r) = task.await.expect("host task");
-        if i % urls.len() == 1 {
-            standby_fetch.extend_from_slice(&f);
-            standby_report.extend_from_slice(&r);
-        }
+        let (fetch, report) = &mut by_url[i % urls.len()];
         fetch.extend(f);
         report.extend(r);
     }
@@ -390,16 +388,26 @@ async fn drive(config: &Config, urls: &[String], admin: &str, key: &SecretKey) -
         config.units,
         "every unit reported"
     );
+    let mut server_latencies = by_url
+        .iter_mut()
+        .map(|(fetch, report)| (Latencies::of(fetch), Latencies::of(report)));
+    let by_server = match (server_latencies.next(), server_latencies.next()) {
+        (Some(active), Some(standby)) => Some([active, standby]),
+        _ => None,
+    };
+    let (mut fetch, mut report): (Vec<Duration>, Vec<Duration>) =
+        by_url
+            .into_iter()
+            .fold(Default::default(), |(mut fetch, mut report), (f, r)| {
+                fetch.extend(f);
+                report.extend(r);
+                (fetch, report)
+            });
     Outcome {
         units_per_s: config.units as f64 / elapsed.as_secs_f64(),
         fetch: Latencies::of(&mut fetch),
         report: Latencies::of(&mut report),
-        via_standby: (urls.len() > 1).then(|| {
-            (
-                Latencies::of(&mut standby_fetch),
-                Latencies::of(&mut standby_report),
-            )
-        }),
+        by_server,
     }
 }
 
