@@ -2,7 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use musketeer_protocol::{BatchId, Replication, ResultRow, SubmitBatchRequest, UnitState};
+use musketeer_protocol::{
+    BatchId, BatchStatus, Replication, ResultRow, SubmitBatchRequest, UnitState,
+};
 use musketeer_task_artifacts::HOSTILE;
 
 use crate::support::{Project, wait_for, wait_idle};
@@ -26,6 +28,17 @@ fn sleepers(project: &Project, secs: u64, n: usize, deadline_ms: u64) -> BatchId
         .http()
         .submit(&project.researcher, &request)
         .batch_id
+}
+
+/// Reads show only durable state, so nothing a researcher saw done before a kill may be missing
+/// after it.
+pub(crate) fn assert_nothing_seen_is_lost(before: &BatchStatus, after: &BatchStatus) {
+    assert!(
+        after.counts.done >= before.counts.done,
+        "acknowledged results lost: {} done before the kill, {} after",
+        before.counts.done,
+        after.counts.done
+    );
 }
 
 pub(crate) fn assert_complete(rows: &[ResultRow], secs: u64, n: usize) {
@@ -115,12 +128,7 @@ fn killed_server_restarts_and_the_batch_completes_on(mut project: Project) {
     let after = wait_for("the restarted server to answer", || {
         http.status(&project.researcher, batch).ok()
     });
-    assert!(
-        after.counts.done >= before.counts.done,
-        "acknowledged results lost: {} done before the kill, {} after",
-        before.counts.done,
-        after.counts.done
-    );
+    assert_nothing_seen_is_lost(&before, &after);
     http.wait_finished(&project.researcher, batch);
     assert_complete(&http.results(&project.researcher, batch), 1, n);
     assert!(
