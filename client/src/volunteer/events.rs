@@ -1,15 +1,17 @@
 //! What the volunteer sees: one human-readable line per event, or one JSON object per line.
 //!
-//! On a terminal every line is written at once. Otherwise (a pipe, a log file) lines are
-//! gathered and written together at most [`FLUSH_DELAY`] later: two flushed writes per unit
-//! through a contended stdout lock cost a busy volunteer more CPU than its no-op tasks. Nothing
+//! On a terminal every line is written at once. Otherwise (a pipe, a log file) a line that comes
+//! after a quiet spell of [`FLUSH_DELAY`] is still written at once, so a watcher of a calm
+//! volunteer sees each event as it happens; the lines that follow it closely are gathered and
+//! written together at most [`FLUSH_DELAY`] later: two flushed writes per unit through a
+//! contended stdout lock cost a busy volunteer more CPU than its no-op tasks. Nothing
 //! is lost to the delay on a graceful stop: the lines are written before a request carries
 //! results (so whoever sees the server count a result has seen its event), when a stop is
 //! asked for, and before `join` returns.
 
 use std::io::{IsTerminal as _, Write};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use musketeer_protocol::guest_text;
 
@@ -85,7 +87,7 @@ pub fn flush() {
 static STDOUT: LazyLock<Arc<LineSink<std::io::Stdout>>> = LazyLock::new(|| {
     let stdout = std::io::stdout();
     let gather = !stdout.is_terminal();
-    LineSink::new(stdout, gather)
+    LineSink::new(stdout, gather, FLUSH_DELAY)
 });
 
 /// Lines to a writer, each written at once or gathered and written by a flusher thread.
@@ -95,6 +97,8 @@ struct LineSink<W: Write + Send + 'static> {
     /// Wakes the flusher when the first line of a batch arrives.
     wake: Condvar,
     gather: bool,
+    /// [`FLUSH_DELAY`] outside tests.
+    delay: Duration,
 }
 
 #[derive(Default)]
@@ -102,27 +106,41 @@ struct Pending {
     bytes: Vec<u8>,
     /// The flusher thread runs (started with the first gathered line).
     flusher: bool,
+    /// When lines were last written; `None` before the first.
+    last_write: Option<Instant>,
 }
 
 impl<W: Write + Send + 'static> LineSink<W> {
-    fn new(out: W, gather: bool) -> Arc<Self> {
+    fn new(out: W, gather: bool, delay: Duration) -> Arc<Self> {
         Arc::new(Self {
             out: Mutex::new(out),
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
             gather,
+            delay,
         })
+    }
+
+    /// No line was written for a delay: the next one need not wait for company.
+    fn quiet(&self, pending: &Pending) -> bool {
+        pending
+            .last_write
+            .is_none_or(|written| written.elapsed() >= self.delay)
     }
 
     fn write_line(self: &Arc<Self>, line: &str) {
         let mut pending = lock(&self.pending);
         pending.bytes.extend_from_slice(line.as_bytes());
         pending.bytes.push(b'\n');
-        if !self.gather || pending.bytes.len() >= MAX_PENDING {
+        let first_of_batch = pending.bytes.len() == line.len() + 1;
+        if !self.gather
+            || pending.bytes.len() >= MAX_PENDING
+            || (first_of_batch && self.quiet(&pending))
+        {
             self.write_out(pending);
             return;
         }
-        if pending.bytes.len() == line.len() + 1 {
+        if first_of_batch {
             // First line of a batch: the flusher writes it within FLUSH_DELAY.
             if !pending.flusher {
                 let sink = Arc::clone(self);
@@ -150,6 +168,7 @@ impl<W: Write + Send + 'static> LineSink<W> {
             return;
         }
         let bytes = std::mem::take(&mut pending.bytes);
+        pending.last_write = Some(Instant::now());
         let mut out = lock(&self.out);
         drop(pending);
         // A closed stdout must not stop the volunteer's work.
@@ -164,7 +183,7 @@ impl<W: Write + Send + 'static> LineSink<W> {
                 pending = self.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
             }
             drop(pending);
-            std::thread::sleep(FLUSH_DELAY);
+            std::thread::sleep(self.delay);
             self.flush();
         }
     }
@@ -226,38 +245,44 @@ mod tests {
     }
 
     #[test]
-    fn gathered_lines_are_written_together_in_order_on_flush() {
+    fn the_first_line_after_a_quiet_spell_is_written_at_once_and_the_next_ones_together() {
         let writes = Writes::default();
-        let sink = LineSink::new(writes.clone(), true);
+        // A long delay: nothing but the quiet spell and the flush writes in this test.
+        let sink = LineSink::new(writes.clone(), true, Duration::from_secs(600));
+        sink.write_line("first");
+        assert_eq!(writes.calls(), vec![b"first\n".to_vec()]);
         for i in 0..100 {
             sink.write_line(&format!("line {i}"));
         }
+        assert_eq!(writes.calls().len(), 1, "lines right after a write wait");
         sink.flush();
         let calls = writes.calls();
-        // One write for all of them (the flusher thread may have taken an earlier part).
-        assert!(calls.len() <= 2, "{} writes for 100 lines", calls.len());
-        let all: Vec<u8> = calls.concat();
+        assert_eq!(calls.len(), 2, "one write for the 100 gathered lines");
         let expected: String = (0..100).map(|i| format!("line {i}\n")).collect();
-        assert_eq!(String::from_utf8(all).unwrap(), expected);
+        assert_eq!(String::from_utf8(calls[1].clone()).unwrap(), expected);
     }
 
     #[test]
     fn gathered_lines_are_written_within_the_delay_without_a_flush() {
         let writes = Writes::default();
-        let sink = LineSink::new(writes.clone(), true);
-        sink.write_line("alone");
+        let sink = LineSink::new(writes.clone(), true, FLUSH_DELAY);
+        sink.write_line("first");
+        sink.write_line("second");
         let deadline = Instant::now() + FLUSH_DELAY + Duration::from_secs(10);
-        while writes.calls().is_empty() {
-            assert!(Instant::now() < deadline, "the line was never written");
+        while writes.calls().concat() != b"first\nsecond\n" {
+            assert!(
+                Instant::now() < deadline,
+                "the lines were never written: {:?}",
+                writes.calls()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(writes.calls().concat(), b"alone\n");
     }
 
     #[test]
     fn on_a_terminal_every_line_is_written_at_once() {
         let writes = Writes::default();
-        let sink = LineSink::new(writes.clone(), false);
+        let sink = LineSink::new(writes.clone(), false, FLUSH_DELAY);
         sink.write_line("one");
         sink.write_line("two");
         assert_eq!(writes.calls(), vec![b"one\n".to_vec(), b"two\n".to_vec()]);

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use musketeer_protocol::{BatchId, UnitState};
-use musketeer_task_artifacts::PRIMES;
+use musketeer_task_artifacts::{HOSTILE, PRIMES};
 
 use crate::support::{Proc, Project, musketeer, musketeer_ok, path, wait_for};
 
@@ -204,10 +204,15 @@ fn projects_are_listed_and_detached_and_unreported_results_need_force() {
     assert!(!aramis_dir.exists());
 
     // A first unit brings the module in, so that the next one can run without the server.
-    let warm_up = submit_primes(&athos, 1);
+    athos.publish(HOSTILE, "sleeper", "1.0.0", &[]);
+    let warm_up = athos.submit_json("sleeper", vec![serde_json::json!({"mode": "ok"})]);
     athos.http().wait_finished(&athos.researcher, warm_up);
-    // A result finished while its server is away stays unreported...
-    let batch = submit_primes(&athos, 1);
+    // A result finished while its server is away stays unreported. The unit sleeps for long
+    // enough that the server is gone before it can report, whatever the machine's load.
+    let batch = athos.submit_json(
+        "sleeper",
+        vec![serde_json::json!({"mode": "sleep", "secs": 3})],
+    );
     wait_for("the unit to start", || {
         (running.stdout.events("started").len() >= 2).then_some(())
     });
