@@ -5,8 +5,8 @@
 //! workers with Redis as broker and result backend) and musketeer on the same shape (a fresh
 //! server, volunteers with the same number of slots in total). Each side measures: N no-op
 //! units from submit until every result is in the researcher's hands, sequential one-unit round
-//! trips on the idle cluster (musketeer: through `musketeer submit --wait` and through the HTTP
-//! API), and CPU per unit of the system (server + volunteers; redis + workers) and of the
+//! trips on the idle cluster (musketeer: through `musketeer submit --wait`, through the HTTP
+//! API and through the Python client's Celery-style `apply_async(x).get()`), and CPU per unit of the system (server + volunteers; redis + workers) and of the
 //! client that submitted. Prints the medians over the runs and their ratios, and writes every
 //! figure to target/bench-peer/.
 //!
@@ -111,6 +111,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .join(crate::WASM_TARGET)
             .join("release")
             .join("musketeer_task_noop.wasm"),
+        python: python_client(),
     };
 
     let mut musketeer_runs = Vec::new();
@@ -149,6 +150,34 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let saved = save(&options, &musketeer_runs, &celery_runs, &report)?;
     crate::demo::step(&format!("Every figure: {}", saved.display()));
     Ok(())
+}
+
+/// The Python of target/python-venv with musketeer's Python client installed from python/
+/// (as `cargo xtask python` sets it up), or None, said why, to skip the Python client's row.
+fn python_client() -> Option<PathBuf> {
+    let venv = root().join("target").join("python-venv");
+    let python = venv.join("bin").join("python");
+    let installed = (python.exists()
+        || std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success()))
+        && std::process::Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .arg(root().join("python"))
+            .status()
+            .is_ok_and(|s| s.success());
+    if installed {
+        Some(python)
+    } else {
+        eprintln!(
+            "==> the Python client's round trips are skipped: it could not be installed into {} \
+             (Python 3.11+ with venv and pip is needed)",
+            venv.display()
+        );
+        None
+    }
 }
 
 /// Nearest-rank percentile (as the Celery driver computes it), in milliseconds.
@@ -203,6 +232,21 @@ impl Report {
                 name: "round trip p99, CLI / .get() (ms)",
                 musketeer: m(|r| r.cli_p99_ms),
                 celery: c(|r| r.round_trip_p99_ms),
+            },
+            Row {
+                name: "round trip p50, Python / .get() (ms)",
+                musketeer: m(|r| r.python_p50_ms),
+                celery: c(|r| r.round_trip_p50_ms),
+            },
+            Row {
+                name: "round trip p99, Python / .get() (ms)",
+                musketeer: m(|r| r.python_p99_ms),
+                celery: c(|r| r.round_trip_p99_ms),
+            },
+            Row {
+                name: "CLI start + exit alone p50 (ms)",
+                musketeer: m(|r| r.start_p50_ms),
+                celery: f64::NAN,
             },
             Row {
                 name: "round trip p50, API / .get() (ms)",
@@ -311,6 +355,8 @@ fn save(
         "musketeer_runs": musketeer.iter().map(|r| serde_json::json!({
             "units_per_s": r.units_per_s,
             "cli_p50_ms": r.cli_p50_ms, "cli_p99_ms": r.cli_p99_ms,
+            "start_p50_ms": r.start_p50_ms,
+            "python_p50_ms": finite(r.python_p50_ms), "python_p99_ms": finite(r.python_p99_ms),
             "api_p50_ms": r.api_p50_ms, "api_p99_ms": r.api_p99_ms,
             "system_cpu_ms_per_unit": r.system_cpu_ms_per_unit,
             "client_cpu_ms_per_unit": r.client_cpu_ms_per_unit,

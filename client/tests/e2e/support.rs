@@ -19,6 +19,7 @@ use musketeer_protocol::{
     SubmitBatchResponse, UnitDetail, UnitId,
 };
 
+mod background;
 mod balancer;
 mod primes;
 mod proxy;

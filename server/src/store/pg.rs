@@ -458,13 +458,15 @@ pub(super) fn connect(config: &Config, name: &str) -> Result<Client, StoreError>
     Ok(client)
 }
 
+/// Whether the table `name` exists in the connection's search path.
+pub(super) fn table_exists(client: &mut Client, name: &str) -> Result<bool, StoreError> {
+    let row = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])?;
+    Ok(row.try_get::<_, bool>(0)?)
+}
+
 /// The highest SQL migration applied, or None if the database was never initialised.
 pub(super) fn applied_version(client: &mut Client) -> Result<Option<i32>, StoreError> {
-    let row = client.query_one(
-        "SELECT to_regclass('musketeer_migrations') IS NOT NULL",
-        &[],
-    )?;
-    if !row.try_get::<_, bool>(0)? {
+    if !table_exists(client, "musketeer_migrations")? {
         return Ok(None);
     }
     let row = client.query_one(

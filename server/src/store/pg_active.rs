@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, Config};
 
-use super::pg::{LOCK_KEY, PgStore, connect, display_name};
+use super::pg::{LOCK_KEY, PgStore, connect, display_name, table_exists};
 use super::{Backend, Store, StoreError};
 
 /// How long opening waits for the lock a just-killed server's connection may still hold.
@@ -135,8 +135,7 @@ pub(super) fn read_active(url: &str) -> Result<Option<ActiveRow>, StoreError> {
         .parse()
         .map_err(|error| StoreError::PostgresUrl { error })?;
     let mut client = connect(&config, &display_name(&config))?;
-    let exists = client.query_one("SELECT to_regclass('musketeer_active') IS NOT NULL", &[])?;
-    if !exists.try_get::<_, bool>(0)? {
+    if !table_exists(&mut client, "musketeer_active")? {
         return Ok(None);
     }
     let row = client.query_opt(

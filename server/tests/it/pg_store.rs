@@ -311,3 +311,93 @@ async fn the_commands_take_store_urls_and_refuse_a_second_server() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// Every read waits for the commits queued before it: while a report's commit is held up in
+/// the database, a status read that would show its result does not answer, and once the commit
+/// is durable the read shows it. (A crash in between would otherwise take back a result some
+/// reader had already seen.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_waits_until_the_commit_it_could_show_is_durable() {
+    let cluster = PgCluster::start();
+    let database = cluster.database();
+    let project = Project::on_postgres(database.clone());
+    let state = project.state(ServeOptions {
+        register_per_minute: 1000,
+        ..ServeOptions::default()
+    });
+    let api = Api::serving(&state);
+    api.publish(&project, "demo", "1.0.0", b"module-bytes")
+        .await;
+    let batch = api
+        .submit(&project.researcher, "demo", json!([1]), json!({}))
+        .await;
+    let host = api.register("a").await;
+    let assignment = api.fetch(&host, 1).await.remove(0);
+    let status_path = format!("/api/v1/batches/{batch}");
+
+    // Writes to `units` wait on this lock; reads of it do not.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (locked, is_locked) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let database = database.clone();
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&database, postgres::NoTls).unwrap();
+            let mut transaction = client.transaction().unwrap();
+            transaction
+                .batch_execute("LOCK TABLE units IN EXCLUSIVE MODE")
+                .unwrap();
+            locked.send(()).unwrap();
+            let _ = released.recv();
+            transaction.commit().unwrap();
+        })
+    };
+    is_locked.recv().unwrap();
+
+    let output = serde_json::to_vec(&json!({"echo": 1})).unwrap();
+    let report = api.report_success(&host, &assignment["result_id"], &output);
+    tokio::pin!(report);
+    let commit_waits = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while waiting_on_locks(&database) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the report's commit never reached the lock"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::select! {
+        ack = &mut report => panic!("a report was acknowledged ({ack}) before its commit"),
+        () = commit_waits => {}
+    }
+
+    let read = api.get(&status_path, Some(&project.researcher));
+    tokio::pin!(read);
+    tokio::select! {
+        answer = &mut read => {
+            panic!("a read answered while a commit it may show was not durable: {answer:?}")
+        }
+        () = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
+    }
+    release.send(()).unwrap();
+    let (code, status) = read.await;
+    assert_eq!(code, StatusCode::OK, "{status}");
+    assert_eq!(status["counts"]["done"], 1, "{status}");
+    assert_eq!(report.await, "accepted");
+    holder.join().unwrap();
+    state.close();
+}
+
+/// How many sessions of the database at `url` wait for a lock.
+fn waiting_on_locks(url: &str) -> i64 {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let row = client
+            .query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[])
+            .unwrap();
+        row.get::<_, i64>(0)
+    })
+    .join()
+    .unwrap()
+}

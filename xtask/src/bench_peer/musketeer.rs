@@ -1,7 +1,8 @@
 //! The musketeer side: a fresh local cluster (server with its durable store in a temp dir on
 //! 127.0.0.1, volunteers joined with `musketeer join`), the no-op task signed and published, then
 //! the same three measurements as the Celery driver: N units end to end, sequential one-unit
-//! round trips through the CLI, and the same through the HTTP API on one kept-alive connection.
+//! round trips through the CLI, and the same through the HTTP API on one kept-alive connection;
+//! besides, the CLI process's own start and exit (`--version`), the floor under its round trip.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -15,6 +16,8 @@ pub struct Tools {
     pub musketeer: PathBuf,
     pub server: PathBuf,
     pub noop: PathBuf,
+    /// The Python of a venv where musketeer's Python client is installed; None skips its row.
+    pub python: Option<PathBuf>,
 }
 
 /// What one run measured.
@@ -23,6 +26,11 @@ pub struct MusketeerRun {
     pub units_per_s: f64,
     pub cli_p50_ms: f64,
     pub cli_p99_ms: f64,
+    /// `musketeer --version`: the start and exit of the CLI process alone, no request.
+    pub start_p50_ms: f64,
+    /// `apply_async(x).get()` of the Python client in one warm process (NaN when skipped).
+    pub python_p50_ms: f64,
+    pub python_p99_ms: f64,
     pub api_p50_ms: f64,
     pub api_p99_ms: f64,
     /// Server + volunteers during the N-unit batch, per unit (ms).
@@ -151,6 +159,21 @@ fn measure(
         }
     }
 
+    eprintln!("    musketeer | {round_trips} starts and exits of the CLI alone (--version)");
+    let mut start = Vec::with_capacity(round_trips);
+    for _ in 0..round_trips {
+        let started = Instant::now();
+        let status = Command::new(&tools.musketeer)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run musketeer --version: {e}"))?;
+        start.push(started.elapsed());
+        if !status.success() {
+            return Err(format!("`musketeer --version` failed ({status})"));
+        }
+    }
+
     eprintln!("    musketeer | {round_trips} round trips of one unit through the HTTP API");
     let mut connection = http::Connection::open(&cluster.url, &cluster.researcher)?;
     let mut api = Vec::with_capacity(round_trips);
@@ -160,15 +183,56 @@ fn measure(
         api.push(started.elapsed());
     }
 
+    let mut python = match &tools.python {
+        Some(python) => {
+            eprintln!("    musketeer | {round_trips} round trips through the Python client");
+            python_round_trips(python, cluster, round_trips)?
+        }
+        None => Vec::new(),
+    };
+
     Ok(MusketeerRun {
         units_per_s,
         cli_p50_ms: percentile_ms(&mut cli, 50.0),
         cli_p99_ms: percentile_ms(&mut cli, 99.0),
+        start_p50_ms: percentile_ms(&mut start, 50.0),
+        python_p50_ms: percentile_ms(&mut python, 50.0),
+        python_p99_ms: percentile_ms(&mut python, 99.0),
         api_p50_ms: percentile_ms(&mut api, 50.0),
         api_p99_ms: percentile_ms(&mut api, 99.0),
         system_cpu_ms_per_unit: per_unit(system_ticks),
         client_cpu_ms_per_unit: per_unit(client_ticks),
     })
+}
+
+/// `python_rtt.py` run by `python` against the cluster: its round trip times.
+fn python_round_trips(
+    python: &Path,
+    cluster: &Cluster,
+    round_trips: usize,
+) -> Result<Vec<Duration>, String> {
+    let out = Command::new(python)
+        .args(["-c", include_str!("python_rtt.py")])
+        .args([&cluster.url, &cluster.researcher, &round_trips.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the Python client's round trips failed ({})",
+            out.status
+        ));
+    }
+    let times: Vec<f64> = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "the Python client's round trips printed no list of times ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })?;
+    Ok(times
+        .into_iter()
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        .collect())
 }
 
 /// Waits for `child` to exit, killing it when `limit` passes first.

@@ -7,28 +7,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 
+use super::background::Background;
+
 /// The balancer; `url` is what clients are given.
 pub struct Balancer {
     pub url: String,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
+    _runtime: Background,
 }
 
 impl Balancer {
     /// Spreads connections over `backends` (`host:port` each), in turn.
     pub fn start(backends: Vec<String>) -> Balancer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("balancer runtime");
+        let runtime = Background::start("balancer");
         let listener = runtime
             .block_on(TcpListener::bind("127.0.0.1:0"))
             .expect("bind the balancer");
@@ -53,7 +43,7 @@ impl Balancer {
         });
         Balancer {
             url: format!("http://{addr}"),
-            runtime: Some(runtime),
+            _runtime: runtime,
         }
     }
 }

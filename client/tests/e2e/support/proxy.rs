@@ -10,6 +10,8 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::background::Background;
+
 /// Rewrites a successful answer: (path and query of the request, answer body) -> new body.
 pub type Rewrite = Arc<dyn Fn(&str, Bytes) -> Bytes + Send + Sync>;
 
@@ -28,15 +30,7 @@ struct Shared {
 pub struct Proxy {
     pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
+    _runtime: Background,
 }
 
 impl Proxy {
@@ -47,11 +41,7 @@ impl Proxy {
 
     /// Forwards every request to `upstream`, recording it; successful answers pass `rewrite`.
     pub fn rewriting(upstream: &str, rewrite: Rewrite) -> Proxy {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("proxy runtime");
+        let runtime = Background::start("proxy");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let shared = Shared {
             upstream: upstream.to_owned(),
@@ -70,7 +60,7 @@ impl Proxy {
         Proxy {
             url: format!("http://{addr}"),
             seen,
-            runtime: Some(runtime),
+            _runtime: runtime,
         }
     }
 
