@@ -164,7 +164,13 @@ fn python_client() -> Option<PathBuf> {
             .status()
             .is_ok_and(|s| s.success()))
         && std::process::Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .arg(root().join("python"))
             .status()
             .is_ok_and(|s| s.success());
