@@ -22,18 +22,46 @@ from musketeer.batch import rows_to_records
 from musketeer.progress import ProgressBar, SlidingRate, progress_line
 
 
+def status_json(
+    done: int, total: int, *, state: str = "running", hosts_able: int | None = None
+) -> dict[str, object]:
+    return {
+        "id": 3, "app": "stock-day", "version": "1.0.0", "label": None, "state": state,
+        "created_ms": 0, "first_unit": 1, "progress": done / total, "priority": 0,
+        "counts": {"queued": total - done, "running": 0, "done": done, "failed": 0,
+                   "cancelled": 0},
+        "replication": {"min_quorum": 1}, "hosts_able": hosts_able,
+    }  # fmt: skip
+
+
 def status(
     done: int, total: int, *, state: str = "running", hosts_able: int | None = None
 ) -> BatchStatus:
-    return BatchStatus.from_json(
-        {
-            "id": 3, "app": "stock-day", "version": "1.0.0", "label": None, "state": state,
-            "created_ms": 0, "first_unit": 1, "progress": done / total, "priority": 0,
-            "counts": {"queued": total - done, "running": 0, "done": done, "failed": 0,
-                       "cancelled": 0},
-            "replication": {"min_quorum": 1}, "hosts_able": hosts_able,
-        }
-    )  # fmt: skip
+    return BatchStatus.from_json(status_json(done, total, state=state, hosts_able=hosts_able))
+
+
+def test_wait_is_a_long_poll_that_ends_with_the_batch() -> None:
+    asked: list[str | None] = []
+    answers = [status_json(0, 1), status_json(1, 1, state="finished")]
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params.get("wait_ms"))
+        return httpx.Response(200, json=answers[min(len(asked), len(answers)) - 1])
+
+    client = Client("http://musketeer.test", "mku_x", transport=httpx.MockTransport(serve))
+    # Each read asks the server to hold it until the batch ends, for at most poll_interval.
+    final = client.batch(3).wait(progress=False, poll_interval=0.2)
+    assert final.state == "finished"
+    assert asked == ["200", "200"]
+    # A batch over at the first answer costs one request.
+    asked.clear()
+    answers.pop(0)
+    assert client.batch(3).wait(progress=False, poll_interval=30).state == "finished"
+    assert asked == ["30000"]
+    # A plain status read does not wait.
+    asked.clear()
+    client.batch(3).status()
+    assert asked == [None]
 
 
 def test_rate_counts_only_the_recent_window() -> None:

@@ -18,9 +18,9 @@ def test_wait_keeps_waiting_while_the_server_restarts(local_cluster: Cluster) ->
     unreachable: list[MusketeerError] = []
     read_status = client.batch_status
 
-    def recording_status(batch_id: int) -> BatchStatus:
+    def recording_status(batch_id: int, *, wait: float | None = None) -> BatchStatus:
         try:
-            return read_status(batch_id)
+            return read_status(batch_id, wait=wait)
         except ServerUnreachable as error:
             unreachable.append(error)
             raise

@@ -67,16 +67,17 @@ class Batch:
         units = f", n_units={self.n_units}" if self.n_units is not None else ""
         return f"Batch(id={self.id}{units})"
 
-    def status(self) -> BatchStatus:
-        """The batch's state and unit counts now."""
-        return self.client.batch_status(self.id)
+    def status(self, *, wait: float | None = None) -> BatchStatus:
+        """The batch's state and unit counts now; with ``wait`` (seconds), as soon as the batch
+        ends or when ``wait`` has passed (a long poll on the server, at most 30 s)."""
+        return self.client.batch_status(self.id, wait=wait)
 
     def wait(
         self,
         *,
         progress: bool = True,
         timeout: float | None = None,
-        poll_interval: float = 0.5,
+        poll_interval: float = 1.0,
     ) -> BatchStatus:
         """Waits until every unit is done or failed, or the batch is cancelled.
 
@@ -85,7 +86,9 @@ class Batch:
                 last 30 s) on stderr.
             timeout: give up after this many seconds with :class:`TimeoutError` (default: wait
                 as long as it takes).
-            poll_interval: seconds between two status reads.
+            poll_interval: the longest one status read waits on the server (seconds). The
+                server answers the moment the batch ends, so this is only how often the
+                progress bar refreshes, not how late the wait ends.
 
         A server that stops answering for a while (a restart) is waited for up to a minute.
         """
@@ -94,8 +97,11 @@ class Batch:
         unreachable_since: float | None = None
         while True:
             now = time.monotonic()
+            wait = poll_interval
+            if timeout is not None:
+                wait = max(0.0, min(wait, started + timeout - now))
             try:
-                status = self.status()
+                status = self.status(wait=wait)
                 unreachable_since = None
             except MusketeerError as error:
                 if not _retryable(error):
@@ -104,18 +110,20 @@ class Batch:
                 if now - unreachable_since > UNREACHABLE_GRACE_SECONDS:
                     raise
                 status = None
+            answered = time.monotonic()
             if status is not None:
                 if bar is not None:
-                    bar.update(status, now)
+                    bar.update(status, answered)
                 if status.is_over:
                     return status
-            if timeout is not None and now - started >= timeout:
+            if timeout is not None and answered - started >= timeout:
                 shown = progress_line(status, None) if status is not None else "no answer"
                 raise TimeoutError(f"batch {self.id} is not over after {timeout:g} s: {shown}")
-            pause = poll_interval
-            if timeout is not None:
-                pause = max(0.0, min(pause, started + timeout - now))
-            time.sleep(pause)
+            # An answer well before the wait with the batch still running: no long poll (a
+            # server that was unreachable, or one older than long polls). Pause for the rest.
+            early = wait - (answered - now)
+            if early > 0.05:
+                time.sleep(early)
 
     def results(self) -> Iterator[ResultRow]:
         """The units' outcomes in input order, streamed from the server.

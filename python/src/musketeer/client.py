@@ -190,9 +190,17 @@ class Client:
             raise UnexpectedAnswer("invalid_answer", "the batch list has no 'batches'")
         return [BatchStatus.from_json(item) for item in items]
 
-    def batch_status(self, batch_id: int) -> BatchStatus:
-        """``GET /batches/{id}``."""
-        return BatchStatus.from_json(self._request("GET", f"/batches/{int(batch_id)}"))
+    def batch_status(self, batch_id: int, *, wait: float | None = None) -> BatchStatus:
+        """``GET /batches/{id}``; with ``wait`` (seconds), a long poll: the server answers when
+        the batch ends or ``wait`` passes (at most 30 s), whichever comes first."""
+        path = f"/batches/{int(batch_id)}"
+        if not wait or wait <= 0:
+            return BatchStatus.from_json(self._request("GET", path))
+        wait_ms = max(1, int(wait * 1000))
+        return BatchStatus.from_json(
+            # The request may take the whole wait: its timeout runs on top of it.
+            self._request("GET", path, params={"wait_ms": wait_ms}, timeout=self._timeout + wait)
+        )
 
     def cancel_batch(self, batch_id: int) -> BatchStatus:
         """``POST /batches/{id}/cancel``."""
@@ -218,12 +226,27 @@ class Client:
 
     # --- HTTP -----------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, content: bytes | None = None) -> Any:
-        """One request (``content``: a JSON body); its decoded JSON answer, or the server's
-        refusal as an exception."""
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """One request (``content``: a JSON body; ``timeout``: seconds instead of the client's);
+        its decoded JSON answer, or the server's refusal as an exception."""
         headers = {"Content-Type": "application/json"} if content is not None else None
         with self._transport_errors():
-            response = self._http.request(method, path, content=content, headers=headers)
+            response = self._http.request(
+                method,
+                path,
+                content=content,
+                headers=headers,
+                params=params,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
         if response.is_error:
             raise _refusal(response)
         return _decode(response.text, f"the answer to {method} {path}")
