@@ -7,7 +7,7 @@ use anyhow::Context;
 use crate::cli::AdminCommand;
 
 pub fn admin(command: AdminCommand) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = super::connection::runtime()?;
     runtime.block_on(async {
         match command {
             AdminCommand::Backup { server, out } => {

@@ -6,7 +6,7 @@ use musketeer_protocol::{AppList, AppVersionInfo, paths, quantity};
 use crate::cli::AppsCommand;
 
 pub fn apps(command: AppsCommand) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = super::connection::runtime()?;
     runtime.block_on(async {
         match command {
             AppsCommand::List { server, json } => {

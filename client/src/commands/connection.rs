@@ -24,9 +24,10 @@ pub fn default_config_file() -> Option<PathBuf> {
     Some(super::user_dir("XDG_CONFIG_HOME", ".config")?.join("config.json"))
 }
 
-/// The runtime of a researcher or author command: one thread. Such a command makes a few
-/// requests one after another, so worker threads would only add their start-up and a
-/// cross-thread wake-up to every answer (about a millisecond of a short `submit --wait`).
+/// The runtime of a researcher, author or admin command (and of `projects`): one thread. Such
+/// a command makes a few requests one after another, so worker threads would only add their
+/// start-up and a cross-thread wake-up to every answer (about a millisecond of a short
+/// `submit --wait`).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

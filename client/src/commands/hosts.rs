@@ -6,7 +6,7 @@ use musketeer_protocol::{HostId, HostSummary, credits_text};
 use crate::cli::HostsCommand;
 
 pub fn hosts(command: HostsCommand) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = super::connection::runtime()?;
     runtime.block_on(async {
         match command {
             HostsCommand::List { server, json } => {

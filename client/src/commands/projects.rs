@@ -59,7 +59,7 @@ pub fn projects(args: &ProjectsArgs) -> anyhow::Result<()> {
 
 /// The attached projects as their folders tell, with the credit asked of each server.
 fn offline_statuses(attached: &[AttachedProject]) -> anyhow::Result<Vec<ProjectStatus>> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let runtime = super::connection::runtime()?;
     let mut listed = Vec::new();
     for project in attached {
         let host = project.data.host()?;

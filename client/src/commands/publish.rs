@@ -22,7 +22,7 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
         signed_manifest,
         module: Base64Bytes(module),
     };
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = super::connection::runtime()?;
     let response = runtime
         .block_on(api.publish(&request))
         .context("publishing failed")?;

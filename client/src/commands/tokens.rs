@@ -6,7 +6,7 @@ use musketeer_protocol::{TokenId, TokenInfo};
 use crate::cli::TokensCommand;
 
 pub fn tokens(command: TokensCommand) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = super::connection::runtime()?;
     runtime.block_on(async {
         match command {
             TokensCommand::List { server, json } => {
