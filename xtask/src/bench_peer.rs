@@ -155,34 +155,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// The Python of target/python-venv with musketeer's Python client installed from python/
 /// (as `cargo xtask python` sets it up), or None, said why, to skip the Python client's row.
 fn python_client() -> Option<PathBuf> {
-    let venv = root().join("target").join("python-venv");
-    let python = venv.join("bin").join("python");
-    let installed = (python.exists()
-        || std::process::Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success()))
-        && std::process::Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg(root().join("python"))
-            .status()
-            .is_ok_and(|s| s.success());
-    if installed {
-        Some(python)
-    } else {
-        eprintln!(
-            "==> the Python client's round trips are skipped: it could not be installed into {} \
-             (Python 3.11+ with venv and pip is needed)",
-            venv.display()
-        );
-        None
+    match crate::python_client_venv("python3", "") {
+        Ok(bin) => Some(bin.join("python")),
+        Err(error) => {
+            eprintln!(
+                "==> the Python client's round trips are skipped (Python 3.11+ with venv and pip \
+                 is needed): {error}"
+            );
+            None
+        }
     }
 }
 

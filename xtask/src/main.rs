@@ -184,23 +184,11 @@ fn python_tests(build_binaries: bool) -> Result<(), String> {
              (Debian: apt-get install python3 python3-venv) or point PYTHON at it"
         )
     })?;
-    if !venv.join("bin").join("python").exists() {
-        run(Command::new(&python).args(["-m", "venv"]).arg(&venv))?;
-    }
-    let bin = venv.join("bin");
     if build_binaries {
         cargo(&["build", "-p", "musketeer-client", "-p", "musketeer-server"])?;
         cargo(&["build", "-p", "musketeer-task-artifacts"])?;
     }
-    run(Command::new(bin.join("python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .arg(format!("{}[test]", root.join("python").display())))?;
+    let bin = python_client_venv(&python, "[test]")?;
     let package = root.join("python");
     run(Command::new(bin.join("ruff"))
         .args(["check", "src", "tests"])
@@ -226,6 +214,27 @@ fn python_tests(build_binaries: bool) -> Result<(), String> {
             debug.join(format!("musketeer-server{exe}")),
         )
         .current_dir(&package))
+}
+
+/// target/python-venv (made with `python` if missing) with the Python client installed from
+/// python/ with `extras` (e.g. "[test]", or ""): the venv's bin directory.
+pub(crate) fn python_client_venv(python: &str, extras: &str) -> Result<PathBuf, String> {
+    let root = root();
+    let venv = root.join("target").join("python-venv");
+    if !venv.join("bin").join("python").exists() {
+        run(Command::new(python).args(["-m", "venv"]).arg(&venv))?;
+    }
+    let bin = venv.join("bin");
+    run(Command::new(bin.join("python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .arg(format!("{}{extras}", root.join("python").display())))?;
+    Ok(bin)
 }
 
 /// Runs a command, saying which first; fails with the command line if it fails.

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use musketeer_protocol::{BatchId, Replication, Role, TokenId, UnitId};
 use musketeer_server::domain::lifecycle::{Params, Unit};
 use musketeer_server::domain::tokens::TokenRecord;
-use musketeer_server::state::ServeOptions;
+use musketeer_server::state::{AppState, ServeOptions};
 use musketeer_server::store::{
     ProjectConfig, Store, StoreError, StoreLocation, UnitArchive as _, UnitRows, Write, encode,
 };
@@ -148,12 +148,9 @@ fn one_server_per_database_and_init_never_overwrites() {
     );
 }
 
-/// Publish, submit, fetch, report, validate (quorum 2) and read results on a PostgreSQL store,
-/// then the same after a restart that loads everything back from it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_flows_run_on_postgres_and_survive_a_restart() {
-    let cluster = PgCluster::start();
-    let project = Project::on_postgres(cluster.database());
+/// A project on the PostgreSQL database at `url`, served in process, with `demo` published.
+async fn serving_demo(url: String) -> (Project, AppState, Api) {
+    let project = Project::on_postgres(url);
     let state = project.state(ServeOptions {
         register_per_minute: 1000,
         ..ServeOptions::default()
@@ -161,6 +158,15 @@ async fn api_flows_run_on_postgres_and_survive_a_restart() {
     let api = Api::serving(&state);
     api.publish(&project, "demo", "1.0.0", b"module-bytes")
         .await;
+    (project, state, api)
+}
+
+/// Publish, submit, fetch, report, validate (quorum 2) and read results on a PostgreSQL store,
+/// then the same after a restart that loads everything back from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_flows_run_on_postgres_and_survive_a_restart() {
+    let cluster = PgCluster::start();
+    let (project, state, api) = serving_demo(cluster.database()).await;
     let batch = api
         .submit(
             &project.researcher,
@@ -320,14 +326,7 @@ async fn the_commands_take_store_urls_and_refuse_a_second_server() {
 async fn a_read_waits_until_the_commit_it_could_show_is_durable() {
     let cluster = PgCluster::start();
     let database = cluster.database();
-    let project = Project::on_postgres(database.clone());
-    let state = project.state(ServeOptions {
-        register_per_minute: 1000,
-        ..ServeOptions::default()
-    });
-    let api = Api::serving(&state);
-    api.publish(&project, "demo", "1.0.0", b"module-bytes")
-        .await;
+    let (project, state, api) = serving_demo(database.clone()).await;
     let batch = api
         .submit(&project.researcher, "demo", json!([1]), json!({}))
         .await;
